@@ -1,0 +1,50 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WEB_BIND ?= 127.0.0.1:8000
+
+.PHONY: run test lint bench clean system-deps
+
+$(VENV)/.base-installed: requirements/base.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.base-installed requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+system-deps:
+	./scripts/system-deps
+
+run: export DEBUG ?= 1
+run: export WEB_BIND := $(WEB_BIND)
+run: $(VENV)/.base-installed system-deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_data
+	@echo
+	@echo "Starting web, worker and beat. Open http://$(WEB_BIND)/ (admin: http://$(WEB_BIND)/admin/)."
+	@echo
+	$(VENV)/bin/honcho start
+
+# Tests run on their own VAR_DIR, so a `make run` beside them keeps its broker and files.
+test: export VAR_DIR := $(CURDIR)/var/test
+test: export DEBUG ?= 1
+test: $(VENV)/.dev-installed system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: export VAR_DIR := $(CURDIR)/var/bench
+bench: export DEBUG ?= 1
+bench: $(VENV)/.dev-installed
+	@for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,13 @@
+from accounts.models import Company, User
+
+
+def company_users(*, company: Company):
+    return User.objects.filter(company=company).order_by("username")
+
+
+def company_summary(*, company: Company) -> dict:
+    """Figures for the portal's home page."""
+    return {
+        "users": User.objects.filter(company=company, is_active=True).count(),
+        "webhook": bool(company.webhook_url),
+    }
