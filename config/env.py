@@ -94,13 +94,14 @@ def env_broker(name, default_dir):
     """REDIS_URL, or kombu's filesystem transport under default_dir when unset."""
     raw = os.environ.get(name)
     if not raw:
-        for sub in ("in", "processed"):
+        for sub in ("in", "processed", "control"):
             (default_dir / sub).mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(default_dir / "in"),
             "data_folder_out": str(default_dir / "in"),
             "processed_folder": str(default_dir / "processed"),
             "store_processed": False,
+            "control_folder": str(default_dir / "control"),
         }
         return "filesystem://", options
     parts = urlsplit(raw)
