@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WEB_BIND ?= 127.0.0.1:8000
+# The Procfile names gunicorn and celery: they come from the venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test lint bench clean system-deps
 
