@@ -16,7 +16,9 @@ urlpatterns = [
     ),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("portal/", include("accounts.urls")),
+    path("portal/<slug:company_slug>/telephony/", include("telephony.urls")),
     path("api/", include("accounts.api.urls")),
+    path("api/telephony/", include("telephony.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     path(
         "api/docs/",

@@ -1,0 +1,100 @@
+from django import forms
+from django.contrib import admin
+from import_export.admin import ExportMixin
+
+from telephony.models import CallRecord, DialRoute, PbxServer, PushToken, WebhookDelivery
+from telephony.resources import CallRecordResource
+from telephony.selectors import pbx_server_is_up
+
+
+class DialRouteInline(admin.TabularInline):
+    model = DialRoute
+    extra = 1
+
+
+class PbxServerForm(forms.ModelForm):
+    class Meta:
+        model = PbxServer
+        fields = [
+            "name",
+            "enabled",
+            "outbound_caller_id",
+            "time_zone",
+            "ami_host",
+            "ami_port",
+            "ami_username",
+            "ami_secret",
+            "agi_bind_host",
+            "agi_bind_port",
+        ]
+        # The secret is written, never shown back.
+        widgets = {"ami_secret": forms.PasswordInput(render_value=True)}
+
+
+@admin.register(PbxServer)
+class PbxServerAdmin(admin.ModelAdmin):
+    form = PbxServerForm
+    list_display = ["name", "ami_address", "ami_username", "enabled", "health", "last_event_at", "last_error"]
+    list_filter = ["enabled", "state"]
+    readonly_fields = ["state", "state_changed_at", "last_event_at", "last_error"]
+    inlines = [DialRouteInline]
+    fieldsets = [
+        (None, {"fields": ["name", "enabled", "outbound_caller_id", "time_zone"]}),
+        ("AMI", {"fields": ["ami_host", "ami_port", "ami_username", "ami_secret"]}),
+        ("FastAGI", {"fields": ["agi_bind_host", "agi_bind_port"]}),
+        ("Health (reported by the pbx process)", {"fields": readonly_fields}),
+    ]
+
+    @admin.display(description="AMI")
+    def ami_address(self, obj):
+        return f"{obj.ami_host}:{obj.ami_port}"
+
+    @admin.display(description="up", boolean=True)
+    def health(self, obj):
+        return pbx_server_is_up(obj)
+
+
+@admin.register(CallRecord)
+class CallRecordAdmin(ExportMixin, admin.ModelAdmin):
+    resource_classes = [CallRecordResource]
+    list_display = [
+        "started_at",
+        "company",
+        "app",
+        "direction",
+        "caller",
+        "callee",
+        "disposition",
+        "duration",
+        "billsec",
+        "hangup_cause",
+    ]
+    list_filter = ["disposition", "direction", "app", "company", "source"]
+    list_select_related = ["company"]
+    search_fields = ["uniqueid", "linkedid", "caller", "callee", "app_ref", "channel"]
+    date_hierarchy = "started_at"
+    raw_id_fields = ["parent", "company", "server"]
+    readonly_fields = [f.name for f in CallRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # records come from the PBX only
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "company", "event", "status", "attempts", "last_status_code", "last_error"]
+    list_filter = ["status", "event", "company"]
+    list_select_related = ["company"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+
+@admin.register(PushToken)
+class PushTokenAdmin(admin.ModelAdmin):
+    list_display = ["company", "short_key", "active", "created_at"]
+    list_filter = ["active"]
+    readonly_fields = ["key", "created_at"]
+
+    @admin.display(description="key")
+    def short_key(self, obj):
+        return f"{obj.key[:6]}…"

@@ -1,0 +1,198 @@
+"""FastAGI: scripts the apps register, served by the pbx process.
+
+    from telephony.agi import agi_script
+
+    @agi_script("callcard")
+    async def callcard(call: AgiCall): ...
+
+A call to `AGI(agi://host:port/callcard)` runs the handler; the connection is
+closed when the handler returns or the channel hangs up, because Asterisk
+keeps the channel (and its call record) running until the AGI server closes.
+Commands go through panoramisk's fast_agi.Request; the connection handling is
+ours because panoramisk's spins forever on a client that disconnects before
+its agi_* block is complete.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+
+from panoramisk.fast_agi import Request
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT = 10
+MAX_HEADER_BYTES = 16384
+
+_scripts: dict = {}
+
+
+def agi_script(name: str):
+    def register(handler):
+        if not asyncio.iscoroutinefunction(handler):
+            # panoramisk 1.4 wraps sync routes with asyncio.coroutine, gone in Python 3.11.
+            raise TypeError(f"AGI script {name!r}: {handler!r} must be an async function")
+        if name in _scripts and _scripts[name] is not handler:
+            raise ValueError(f"AGI script {name!r} is registered twice")
+        _scripts[name] = handler
+        return handler
+
+    return register
+
+
+def registered_scripts() -> dict:
+    return dict(_scripts)
+
+
+class AgiHangup(Exception):
+    """The channel hung up: no command but GET VARIABLE works any more."""
+
+
+@dataclasses.dataclass
+class AgiResult:
+    code: int
+    result: str
+    data: str
+    line: str
+
+    @property
+    def value(self) -> int:
+        try:
+            return int(self.result)
+        except ValueError:
+            return 0
+
+
+_RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>\S*)(?: \(?(?P<data>.*?)\)?)?)?")
+
+
+class AgiCall:
+    """One FastAGI session: the agi_* headers and the commands of the AGI protocol."""
+
+    def __init__(self, request: Request, server=None):
+        self.request = request
+        self.headers = request.headers
+        self.server = server
+        self.hungup = False
+
+    @property
+    def uniqueid(self) -> str:
+        return self.headers.get("agi_uniqueid", "")
+
+    @property
+    def channel(self) -> str:
+        return self.headers.get("agi_channel", "")
+
+    def arg(self, n: int, default: str = "") -> str:
+        return self.headers.get(f"agi_arg_{n}", default)
+
+    async def command(self, command: str) -> AgiResult:
+        if self.hungup and not command.upper().startswith(("GET VARIABLE", "GET FULL VARIABLE")):
+            raise AgiHangup(command)
+        self.request.writer.write(f"{command}\n".encode())
+        await self.request.writer.drain()
+        line = await self._line()
+        if line == "HANGUP":
+            # Asterisk announces a hang-up on its own line; the command's answer follows.
+            self.hungup = True
+            line = await self._line()
+        match = _RESULT.match(line)
+        if not match:
+            raise AgiHangup(f"{command}: unexpected answer {line!r}")
+        result = AgiResult(int(match["code"]), match["result"] or "", match["data"] or "", line)
+        if result.code == 511:
+            self.hungup = True
+            raise AgiHangup(command)
+        if result.code != 200:
+            log.warning("AGI %s on %s: %s", command, self.channel, line)
+        elif result.result == "-1" and not command.upper().startswith("EXEC"):
+            self.hungup = True
+        return result
+
+    async def _line(self) -> str:
+        raw = await self.request.reader.readline()
+        if not raw:
+            self.hungup = True
+            raise AgiHangup("the PBX closed the AGI connection")
+        return raw.decode(errors="replace").rstrip("\r\n")
+
+    # The commands the flows use, with Asterisk's argument quoting.
+    async def answer(self):
+        return await self.command("ANSWER")
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> AgiResult:
+        return await self.command(f'STREAM FILE {name} "{escape_digits}"')
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        result = await self.command(f"GET DATA {prompt} {timeout_ms} {max_digits}")
+        if self.hungup:
+            raise AgiHangup("GET DATA")
+        return result.result
+
+    async def get_variable(self, name: str) -> str | None:
+        result = await self.command(f"GET VARIABLE {name}")
+        return result.data if result.result == "1" else None
+
+    async def set_variable(self, name: str, value: str):
+        escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return await self.command(f'SET VARIABLE {name} "{escaped}"')
+
+    async def say_digits(self, digits: str, escape_digits: str = ""):
+        return await self.command(f'SAY DIGITS {digits} "{escape_digits}"')
+
+    async def exec(self, application: str, *args: str) -> AgiResult:
+        joined = ",".join(args)
+        return await self.command(f'EXEC {application} "{joined}"' if args else f"EXEC {application}")
+
+    async def hangup(self):
+        result = await self.command("HANGUP")
+        self.hungup = True
+        return result
+
+
+async def read_agi_headers(reader: asyncio.StreamReader) -> dict | None:
+    try:
+        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), HEADER_TIMEOUT)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+        return None
+    headers = {}
+    for line in block.decode(errors="replace").splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            headers[key] = value
+    return headers
+
+
+def make_agi_handler(server=None, scripts: dict | None = None):
+    """The asyncio.start_server callback for one PBX server's FastAGI port."""
+    table = scripts if scripts is not None else _scripts
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        peer = writer.get_extra_info("peername")
+        try:
+            headers = await read_agi_headers(reader)
+            if headers is None:
+                log.warning("FastAGI %s: client left before sending its agi_* block", peer)
+                return
+            script = headers.get("agi_network_script", "").split("?")[0].strip("/")
+            handler = table.get(script)
+            if handler is None:
+                log.error("FastAGI %s: no script %r (channel %s)", peer, script, headers.get("agi_channel"))
+                return
+            call = AgiCall(Request(app=None, headers=headers, reader=reader, writer=writer), server)
+            try:
+                await handler(call)
+            except AgiHangup:
+                log.info("FastAGI %s: %s hung up during %s", peer, call.channel, script)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                log.warning("FastAGI %s: connection lost during %s", peer, script)
+            except Exception:
+                log.exception("FastAGI script %s failed on %s", script, call.channel)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    return handle

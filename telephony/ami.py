@@ -1,0 +1,267 @@
+"""One AMI session to one Asterisk, on top of panoramisk's Manager.
+
+What panoramisk leaves to us, and this class adds:
+- reconnect with exponential backoff after a drop *or a failed login*, logged;
+- actions are never re-sent after a reconnect (panoramisk would replay an
+  Originate that got no answer, ringing someone twice); their callers get
+  `AmiConnectionLost` instead;
+- the result of an Async Originate ([Response, OriginateResponse]) turned into
+  an `OriginateOutcome`.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from panoramisk import Manager
+from panoramisk.actions import Action
+
+log = logging.getLogger(__name__)
+
+
+class AmiError(Exception):
+    """Asterisk answered an action with an error."""
+
+    def __init__(self, action, response):
+        self.action = action
+        self.response = response
+        super().__init__(f"{action}: {response.get('Message', 'error')}")
+
+
+class AmiConnectionLost(Exception):
+    """The AMI session is down: the action was not (or not surely) carried out."""
+
+
+class _Nothing:
+    """panoramisk's forgetable_actions: we forget every action on a drop."""
+
+    def __contains__(self, item):
+        return True
+
+
+# OriginateResponse Reason (Asterisk's AST_CONTROL_* outcome of the dial).
+OUTCOME_BY_REASON = {4: "answered", 3: "no_answer", 5: "busy", 8: "congestion", 0: "failed", 1: "failed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OriginateOutcome:
+    uniqueid: str
+    reason: int
+    outcome: str  # answered, no_answer, busy, congestion, failed
+    channel: str
+
+    @classmethod
+    def from_event(cls, event) -> "OriginateOutcome":
+        try:
+            reason = int(event.get("Reason", 0))
+        except ValueError:
+            reason = 0
+        return cls(
+            uniqueid=event.get("Uniqueid", ""),
+            reason=reason,
+            outcome=OUTCOME_BY_REASON.get(reason, "failed"),
+            channel=event.get("Channel", ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AmiEndpoint:
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str = dataclasses.field(repr=False)
+
+
+class AmiClient:
+    """A persistent, self-healing AMI session. Create and use it inside one event loop."""
+
+    def __init__(
+        self,
+        endpoint: AmiEndpoint,
+        *,
+        on_event: Callable | None = None,
+        on_state: Callable | None = None,
+        events: bool | None = None,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        ping_interval: float = 20.0,
+    ):
+        self.endpoint = endpoint
+        self.on_event = on_event
+        self.on_state = on_state
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.ping_interval = ping_interval
+        self.connected = asyncio.Event()
+        self.last_event_at: float | None = None
+        self._backoff = backoff_min
+        self._closing = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Future] = set()
+        self._loop = asyncio.get_running_loop()
+        self.manager = Manager(
+            loop=self._loop,
+            host=endpoint.host,
+            port=endpoint.port,
+            username=endpoint.username,
+            secret=endpoint.secret,
+            events="on" if (on_event if events is None else events) else "off",
+            ping_delay=ping_interval,
+            ping_interval=ping_interval,
+            forgetable_actions=_Nothing(),
+            on_login=self._logged_in,
+            on_disconnect=self._disconnected,
+        )
+        # panoramisk schedules its own reconnects; ours back off and retry failed logins too.
+        self.manager.connection_lost = self._connection_lost
+        self.manager.connection_made = self._connection_made
+        self.manager.login = self._login_answered
+        if on_event:
+            self.manager.register_event("*", self._dispatch)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self):
+        self._set_state("connecting", "")
+        self.manager.connect()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self):
+        self._closing = True
+        if self._retry:
+            self._retry.cancel()
+        self.manager.close()
+        self._fail_pending("the AMI session was closed")
+        self.connected.clear()
+
+    def _connection_made(self, future):
+        try:
+            future.result()
+        except OSError as exc:
+            self._schedule_reconnect(f"cannot connect: {exc}")
+            return
+        Manager.connection_made(self.manager, future)
+
+    def _login_answered(self, future):
+        try:
+            authenticated = Manager.login(self.manager, future)
+        except Exception as exc:  # the future itself failed: the connection went away
+            authenticated, reason = False, str(exc) or type(exc).__name__
+        else:
+            reason = future.result().get("Message", "login refused")
+        if not authenticated:
+            log.error("AMI %s: login as %r refused: %s", self.endpoint.name, self.endpoint.username, reason)
+            self.manager.close()
+            self._schedule_reconnect(f"login refused: {reason}")
+        return authenticated
+
+    def _logged_in(self, manager):
+        self._backoff = self.backoff_min
+        self.connected.set()
+        log.info("AMI %s: connected to %s:%s", self.endpoint.name, self.endpoint.host, self.endpoint.port)
+        self._set_state("connected", "")
+
+    def _disconnected(self, manager, exc):
+        pass  # handled in _connection_lost, which panoramisk calls first
+
+    def _connection_lost(self, exc):
+        self.manager._connected = False
+        if self.manager.pinger:
+            self.manager.pinger.cancel()
+            self.manager.pinger = None
+        self._fail_pending("the AMI connection was lost")
+        if self.connected.is_set():
+            self.connected.clear()
+        if not self._closing:
+            self._schedule_reconnect(f"connection lost: {exc}" if exc else "connection closed by the PBX")
+
+    def _schedule_reconnect(self, why: str):
+        self.connected.clear()
+        if self._closing:
+            return
+        delay = self._backoff * random.uniform(0.8, 1.2)
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+        log.warning("AMI %s: %s; reconnecting in %.1f s", self.endpoint.name, why, delay)
+        self._set_state("down", why)
+        if self._retry:
+            self._retry.cancel()
+        self._retry = self._loop.call_later(delay, self._reconnect)
+
+    def _reconnect(self):
+        self._retry = None
+        if not self._closing:
+            self._set_state("connecting", "")
+            self.manager.connect()
+
+    def _set_state(self, state: str, error: str):
+        if self.on_state:
+            self.on_state(self, state, error)
+
+    def _fail_pending(self, why: str):
+        for future in list(self._pending):
+            if not future.done():
+                future.set_exception(AmiConnectionLost(why))
+        self._pending.clear()
+
+    # -- events ----------------------------------------------------------------
+
+    def _dispatch(self, manager, event):
+        self.last_event_at = time.time()
+        self.on_event(self, event)
+
+    # -- actions ---------------------------------------------------------------
+
+    async def send(self, action: dict, *, timeout: float = 10.0):
+        """Send one action and return its response (a list for actions answered by several frames)."""
+        if not self.connected.is_set():
+            raise AmiConnectionLost(f"AMI {self.endpoint.name} is not connected")
+        if not isinstance(action, Action):
+            action = Action(action)
+        future = self.manager.send_action(action, as_list=action.as_list)
+        self._pending.add(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise AmiConnectionLost(f"AMI {self.endpoint.name}: no answer to {action['Action']}") from None
+        finally:
+            self._pending.discard(future)
+
+    async def send_checked(self, action: dict, *, timeout: float = 10.0):
+        response = await self.send(action, timeout=timeout)
+        first = response[0] if isinstance(response, list) else response
+        if first.get("Response") not in ("Success", "Follows", "Goodbye"):
+            raise AmiError(action["Action"], first)
+        return response
+
+    async def originate_queued(self, action: dict, *, timeout: float = 10.0):
+        """Originate (always Async) and return once Asterisk has queued it; the outcome comes as an event."""
+        action = Action({**action, "Action": "Originate", "Async": "true"}, as_list=False)
+        response = await self.send(action, timeout=timeout)
+        if response.get("Response") != "Success":
+            raise AmiError("Originate", response)
+        return response
+
+    async def originate(self, action: dict, *, outcome_timeout: float) -> OriginateOutcome:
+        """Originate (always Async) and wait for its OriginateResponse (needs a session with events on)."""
+        action = {**action, "Action": "Originate", "Async": "true"}
+        response = await self.send(action, timeout=outcome_timeout)
+        frames = response if isinstance(response, list) else [response]
+        if frames[0].get("Response") != "Success":
+            raise AmiError("Originate", frames[0])
+        for frame in frames[1:]:
+            if frame.get("Event") == "OriginateResponse":
+                # panoramisk hands our own OriginateResponse to us alone, not to the event handlers.
+                if self.on_event:
+                    self.on_event(self, frame)
+                return OriginateOutcome.from_event(frame)
+        raise AmiConnectionLost("Originate queued but no OriginateResponse arrived")

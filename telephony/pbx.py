@@ -1,0 +1,157 @@
+"""The pbx process: one asyncio loop holding an AMI session per enabled PBX
+server, folding call events into call records, feeding the event bus and
+serving FastAGI. Run by `python manage.py pbx`.
+"""
+
+import asyncio
+import logging
+import signal
+import time
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from telephony import services
+from telephony.agi import make_agi_handler
+from telephony.ami import AmiClient, AmiConnectionLost, AmiEndpoint, AmiError
+from telephony.bus import EventBus, bus
+from telephony.selectors import HEARTBEAT_SECONDS, pbx_servers_enabled
+
+log = logging.getLogger(__name__)
+
+FOLD_BATCH = 1000
+
+
+def _db(function):
+    """A sync service in a worker thread, with the connection hygiene of a long-running process."""
+
+    def run(**kwargs):
+        close_old_connections()
+        try:
+            return function(**kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=True)
+
+
+class ServerLink:
+    """Everything the process runs for one PBX server."""
+
+    def __init__(self, server, event_bus: EventBus):
+        self.server = server
+        self.bus = event_bus
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.client: AmiClient | None = None
+        self.agi_server: asyncio.AbstractServer | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.state = "unknown"
+        self.error = ""
+        self.folded = 0
+
+    async def start(self):
+        self.client = AmiClient(
+            AmiEndpoint(
+                self.server.name,
+                self.server.ami_host,
+                self.server.ami_port,
+                self.server.ami_username,
+                self.server.ami_secret,
+            ),
+            on_event=self._on_event,
+            on_state=self._on_state,
+        )
+        self.client.start()
+        self.agi_server = await asyncio.start_server(
+            make_agi_handler(self.server), self.server.agi_bind_host, self.server.agi_bind_port
+        )
+        log.info(
+            "FastAGI for %s on %s:%s", self.server.name, self.server.agi_bind_host, self.server.agi_bind_port
+        )
+        self.tasks = [asyncio.create_task(self._fold_loop()), asyncio.create_task(self._heartbeat())]
+
+    async def stop(self):
+        if self.client:
+            self.client.close()
+        if self.agi_server:
+            self.agi_server.close()
+        await self.events.join()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await _db(services.pbx_server_state_set)(
+            server_id=self.server.pk, state="down", error="the pbx process stopped"
+        )
+
+    def _on_event(self, client, message):
+        event = dict(message)
+        event["_received"] = time.time()
+        if event.get("Event") in services.FOLDED_EVENTS:
+            self.events.put_nowait(event)
+        if self.bus.handlers_for(event):
+            asyncio.create_task(self.bus.publish(self.server, event))
+
+    def _on_state(self, client, state, error):
+        self.state, self.error = state, error
+        asyncio.create_task(self._state_changed(state, error))
+
+    async def _state_changed(self, state, error):
+        await _db(services.pbx_server_state_set)(server_id=self.server.pk, state=state, error=error)
+        if state == "connected":
+            await self._reconcile()
+
+    async def _reconcile(self):
+        """Calls that ended while we were away are closed, not forgotten."""
+        try:
+            frames = await self.client.send_checked({"Action": "CoreShowChannels"}, timeout=10)
+        except (AmiError, AmiConnectionLost) as exc:
+            log.warning("AMI %s: cannot list channels to reconcile: %s", self.server.name, exc)
+            return
+        live = {f.get("Uniqueid") for f in frames if f.get("Event") == "CoreShowChannel"}
+        await self.events.join()  # what arrived before the list is folded first
+        await _db(services.call_records_reconcile)(server_id=self.server.pk, live_uniqueids=live)
+
+    async def _fold_loop(self):
+        fold = _db(services.call_events_fold)
+        while True:
+            batch = [await self.events.get()]
+            while len(batch) < FOLD_BATCH and not self.events.empty():
+                batch.append(self.events.get_nowait())
+            try:
+                await fold(server_id=self.server.pk, events=batch, time_zone=self.server.time_zone)
+                self.folded += len(batch)
+            except Exception:
+                log.exception("AMI %s: folding %d events failed", self.server.name, len(batch))
+            finally:
+                for _ in batch:
+                    self.events.task_done()
+
+    async def _heartbeat(self):
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if self.state == "connected":
+                await _db(services.pbx_server_state_set)(
+                    server_id=self.server.pk, state="connected", last_event_at=self.client.last_event_at
+                )
+
+
+class PbxProcess:
+    def __init__(self, event_bus: EventBus = bus):
+        self.bus = event_bus
+        self.links: list[ServerLink] = []
+        self.stopping = asyncio.Event()
+
+    async def run(self, servers=None):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        servers = servers if servers is not None else await _db(pbx_servers_enabled)()
+        if not servers:
+            log.warning("no enabled PBX server: add one in the admin; waiting for SIGTERM")
+        for server in servers:
+            link = ServerLink(server, self.bus)
+            await link.start()
+            self.links.append(link)
+        await self.stopping.wait()
+        log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
+        await asyncio.gather(*(link.stop() for link in self.links))

@@ -1,0 +1,584 @@
+"""Writes of the telephony layer: PBX health, call records, pushed events, webhooks.
+
+These are sync functions, one transaction each; the asyncio `pbx` process calls
+them through sync_to_async (STYLE.md 7).
+"""
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+import zoneinfo
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Company
+from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+Disposition = CallRecord.Disposition
+
+# The events a call record is folded from; everything else is left to the bus.
+FOLDED_EVENTS = frozenset(
+    {"Newchannel", "Newstate", "DialBegin", "DialEnd", "Hangup", "OriginateResponse", "Cdr"}
+)
+
+# A leg answered at any time stays ANSWERED, whatever a forked Cdr says later.
+_RANK = {
+    Disposition.PENDING: 0,
+    Disposition.FAILED: 1,
+    Disposition.NO_ANSWER: 2,
+    Disposition.BUSY: 3,
+    Disposition.ANSWERED: 4,
+}
+_DIAL_STATUS = {
+    "ANSWER": Disposition.ANSWERED,
+    "BUSY": Disposition.BUSY,
+    "NOANSWER": Disposition.NO_ANSWER,
+    "CANCEL": Disposition.NO_ANSWER,
+    "CONGESTION": Disposition.FAILED,
+    "CHANUNAVAIL": Disposition.FAILED,
+}
+_ORIGINATE_REASON = {
+    4: Disposition.ANSWERED,
+    5: Disposition.BUSY,
+    3: Disposition.NO_ANSWER,
+    8: Disposition.FAILED,
+    0: Disposition.FAILED,
+    1: Disposition.FAILED,
+}
+_CDR_DISPOSITION = {
+    "ANSWERED": Disposition.ANSWERED,
+    "BUSY": Disposition.BUSY,
+    "NO ANSWER": Disposition.NO_ANSWER,
+    "FAILED": Disposition.FAILED,
+    "CONGESTION": Disposition.FAILED,
+}
+_UNKNOWN = {"", "<unknown>"}
+
+
+class OriginateAlreadyClaimed(Exception):
+    """This ChannelId was dialed already: sending it again could ring a person twice."""
+
+
+def ami_source(server: PbxServer | int) -> str:
+    return f"ami:{server if isinstance(server, int) else server.pk}"
+
+
+# -- PBX health ---------------------------------------------------------------
+
+
+def pbx_server_state_set(*, server_id: int, state: str, error: str = "", last_event_at: float | None = None):
+    """Record a server's connection state as the pbx process sees it."""
+    now = timezone.now()
+    fields = {"state": state, "state_changed_at": now, "last_error": error[:300]}
+    if last_event_at is not None:
+        fields["last_event_at"] = dt.datetime.fromtimestamp(last_event_at, dt.UTC)
+    PbxServer.objects.filter(pk=server_id).update(**fields)
+
+
+def pbx_server_touch(*, server_id: int, last_event_at: float):
+    PbxServer.objects.filter(pk=server_id).update(
+        last_event_at=dt.datetime.fromtimestamp(last_event_at, dt.UTC)
+    )
+
+
+# -- call records ---------------------------------------------------------------
+
+
+def call_record_claim(
+    *,
+    server: PbxServer,
+    uniqueid: str,
+    company: Company | None,
+    app: str,
+    app_ref: str = "",
+    caller: str = "",
+    callee: str = "",
+    direction: str = CallRecord.Direction.OUTBOUND,
+) -> CallRecord:
+    """Reserve the record of a call about to be originated with ChannelId `uniqueid`.
+
+    The unique (source, uniqueid) constraint makes this the guard against ringing
+    anybody twice: a second claim of the same ChannelId raises OriginateAlreadyClaimed.
+    """
+    try:
+        with transaction.atomic():
+            return CallRecord.objects.create(
+                source=ami_source(server),
+                server=server,
+                uniqueid=uniqueid,
+                linkedid=uniqueid,
+                company=company,
+                app=app,
+                app_ref=app_ref,
+                caller=caller,
+                callee=callee,
+                direction=direction,
+                started_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise OriginateAlreadyClaimed(uniqueid) from None
+
+
+def call_record_adopt(
+    *,
+    server_id: int,
+    uniqueid: str,
+    company_id: int | None,
+    app: str,
+    app_ref: str = "",
+    direction: str = CallRecord.Direction.INBOUND,
+) -> CallRecord:
+    """Tag a call the PBX started (an inbound call reaching a flow) with its company and flow."""
+    record, _ = CallRecord.objects.get_or_create(
+        source=ami_source(server_id),
+        uniqueid=uniqueid,
+        defaults={"server_id": server_id, "linkedid": uniqueid, "started_at": timezone.now()},
+    )
+    CallRecord.objects.filter(pk=record.pk).update(
+        company_id=company_id, app=app, app_ref=app_ref, direction=direction
+    )
+    record.refresh_from_db()
+    return record
+
+
+def _event_time(event: dict) -> dt.datetime:
+    # With `timestampevents = yes` (the contract's manager.conf) every event carries
+    # the PBX's own clock; the pbx process stamps the others on receipt.
+    stamp = event.get("Timestamp") or event.get("_received")
+    return dt.datetime.fromtimestamp(float(stamp), dt.UTC)
+
+
+def _cdr_time(value: str, tz: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def _is_internal(channel: str) -> bool:
+    # The ;2 half of a Local pair is Asterisk plumbing: the leg is its ;1 half.
+    return channel.startswith("Local/") and channel.endswith(";2")
+
+
+def _leg_of(event: dict) -> tuple[str, str] | None:
+    """(uniqueid, channel) of the leg an event is about, or None when it is about no leg we keep."""
+    name = event.get("Event")
+    if name in ("DialBegin", "DialEnd"):
+        uniqueid, channel = event.get("DestUniqueid", ""), event.get("DestChannel", "")
+    elif name == "Cdr":
+        uniqueid, channel = event.get("UniqueID", ""), event.get("Channel", "")
+    else:
+        uniqueid, channel = event.get("Uniqueid", ""), event.get("Channel", "")
+    if not uniqueid or _is_internal(channel):
+        return None
+    return uniqueid, channel
+
+
+def _earliest(current, candidate):
+    return candidate if current is None or (candidate is not None and candidate < current) else current
+
+
+def _latest(current, candidate):
+    return candidate if current is None or (candidate is not None and candidate > current) else current
+
+
+def _stronger(current: str, candidate: str) -> str:
+    return candidate if _RANK[candidate] > _RANK[current] else current
+
+
+def _fold(record: CallRecord, event: dict, tz: zoneinfo.ZoneInfo, parents: dict):
+    name = event["Event"]
+    when = _event_time(event)
+    if name == "Newchannel":
+        record.channel = event.get("Channel", record.channel)
+        record.linkedid = event.get("Linkedid") or record.linkedid
+        record.started_at = _earliest(record.started_at, when)
+        if not record.caller and event.get("CallerIDNum") not in _UNKNOWN:
+            record.caller = event["CallerIDNum"]
+        if not record.callee and event.get("Exten") not in _UNKNOWN:
+            record.callee = event["Exten"]
+    elif name == "Newstate":
+        if event.get("ChannelState") == "6":
+            record.answered_at = _earliest(record.answered_at, when)
+    elif name == "DialBegin":
+        record.channel = record.channel or event.get("DestChannel", "")
+        record.started_at = _earliest(record.started_at, when)
+        if not record.callee:
+            record.callee = (event.get("DialString") or "").split("@")[0].split("/")[-1]
+        parent_uid = event.get("Uniqueid")
+        if parent_uid and record.parent_id is None and parent_uid in parents:
+            record.parent_id = parents[parent_uid].pk
+    elif name == "DialEnd":
+        status = _DIAL_STATUS.get(event.get("DialStatus", ""))
+        if status:
+            record.disposition = _stronger(record.disposition, status)
+        if status == Disposition.ANSWERED:
+            record.answered_at = _earliest(record.answered_at, when)
+    elif name == "Hangup":
+        record.ended_at = _latest(record.ended_at, when)
+        with contextlib.suppress(ValueError):
+            record.hangup_cause = int(event.get("Cause", ""))
+        record.hangup_cause_text = event.get("Cause-txt", "")[:80]
+    elif name == "OriginateResponse":
+        try:
+            reason = int(event.get("Reason", "0"))
+        except ValueError:
+            reason = 0
+        outcome = _ORIGINATE_REASON.get(reason, Disposition.FAILED)
+        record.disposition = _stronger(record.disposition, outcome)
+        if outcome == Disposition.ANSWERED:
+            record.answered_at = _earliest(record.answered_at, when)
+        else:
+            record.ended_at = _latest(record.ended_at, when)
+    elif name == "Cdr":
+        record.started_at = _earliest(record.started_at, _cdr_time(event.get("StartTime", ""), tz))
+        record.answered_at = _earliest(record.answered_at, _cdr_time(event.get("AnswerTime", ""), tz))
+        record.ended_at = _latest(record.ended_at, _cdr_time(event.get("EndTime", ""), tz))
+        disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
+        if disposition:
+            record.disposition = _stronger(record.disposition, disposition)
+        if not record.caller and event.get("Source"):
+            record.caller = event["Source"]
+
+
+def _settle(record: CallRecord):
+    """Derived fields: durations in whole seconds (truncated, as Asterisk's CDRs), final disposition."""
+    if record.ended_at and record.started_at:
+        record.duration = max(0, int((record.ended_at - record.started_at).total_seconds()))
+    if record.ended_at and record.answered_at:
+        record.billsec = max(0, int((record.ended_at - record.answered_at).total_seconds()))
+    if record.answered_at:
+        record.disposition = Disposition.ANSWERED
+    elif record.ended_at and record.disposition == Disposition.PENDING:
+        record.disposition = {
+            17: Disposition.BUSY,
+            18: Disposition.NO_ANSWER,
+            19: Disposition.NO_ANSWER,
+            16: Disposition.NO_ANSWER,
+        }.get(record.hangup_cause, Disposition.FAILED)
+
+
+_FIELDS = [
+    "channel",
+    "linkedid",
+    "parent",
+    "company",
+    "app",
+    "app_ref",
+    "caller",
+    "callee",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration",
+    "billsec",
+    "disposition",
+    "hangup_cause",
+    "hangup_cause_text",
+    "updated_at",
+]
+
+
+@transaction.atomic
+def call_events_fold(*, server_id: int, events: list[dict], time_zone: str = "UTC") -> list[tuple[int, str]]:
+    """Fold a batch of AMI events into call records; returns (record id, "ringing"|"answer"|"hangup")
+    for each transition the batch made. Idempotent: the same events again change nothing."""
+    source = ami_source(server_id)
+    legs = []
+    for event in events:
+        if event.get("Event") in FOLDED_EVENTS:
+            leg = _leg_of(event)
+            if leg:
+                legs.append((leg[0], event))
+    if not legs:
+        return []
+    uniqueids = {uid for uid, _ in legs}
+    related = (
+        uniqueids
+        | {e.get("Uniqueid") for _, e in legs if e.get("Event") == "DialBegin"}
+        | {e.get("Linkedid") for _, e in legs if e.get("Linkedid")}
+    )
+    related.discard(None)
+    CallRecord.objects.bulk_create(
+        [CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid) for uid in uniqueids],
+        ignore_conflicts=True,
+    )
+    records = {
+        r.uniqueid: r
+        for r in CallRecord.objects.select_for_update().filter(source=source, uniqueid__in=related)
+    }
+    before = {uid: (r.started_at, r.answered_at, r.ended_at) for uid, r in records.items()}
+    tz = zoneinfo.ZoneInfo(time_zone)
+    now = timezone.now()
+    for uid, event in legs:
+        _fold(records[uid], event, tz, records)
+    transitions = []
+    changed = []
+    for uid in uniqueids:
+        record = records[uid]
+        _inherit(record, records)
+        _settle(record)
+        record.updated_at = now
+        changed.append(record)
+        started, answered, ended = before[uid]
+        if started is None and record.started_at:
+            transitions.append((record.pk, "ringing"))
+        if answered is None and record.answered_at:
+            transitions.append((record.pk, "answer"))
+        if ended is None and record.ended_at:
+            transitions.append((record.pk, "hangup"))
+    CallRecord.objects.bulk_update(changed, _FIELDS)
+    if transitions:
+        webhook_deliveries_create(record_transitions=transitions)
+    return transitions
+
+
+def _inherit(record: CallRecord, records: dict):
+    """A leg the dialplan created belongs to the flow and company of the call that dialed it."""
+    if record.company_id:
+        return
+    origin = None
+    if record.parent_id:
+        origin = next((r for r in records.values() if r.pk == record.parent_id), None)
+    if origin is None and record.linkedid and record.linkedid != record.uniqueid:
+        origin = records.get(record.linkedid)
+    if origin is not None and origin.pk != record.pk:
+        record.company_id, record.app, record.app_ref = origin.company_id, origin.app, origin.app_ref
+        record.parent_id = record.parent_id or origin.pk
+
+
+def call_records_reconcile(*, server_id: int, live_uniqueids: set[str]) -> list[int]:
+    """After a reconnect: records still open whose channel is no longer on the PBX ended while we were away.
+
+    They are closed at the time of reconciliation, with what is known; nothing is forgotten.
+    """
+    open_records = CallRecord.objects.filter(source=ami_source(server_id), ended_at__isnull=True)
+    closed = []
+    now = timezone.now()
+    for record in open_records.exclude(uniqueid__in=live_uniqueids):
+        with transaction.atomic():
+            locked = CallRecord.objects.select_for_update().get(pk=record.pk)
+            if locked.ended_at is not None:
+                continue
+            locked.ended_at = now
+            locked.hangup_cause_text = "ended while the PBX was unreachable"
+            _settle(locked)
+            locked.save()
+            webhook_deliveries_create(record_transitions=[(locked.pk, "hangup")])
+            closed.append(locked.pk)
+    if closed:
+        log.warning(
+            "AMI server %s: %d call(s) ended while disconnected, closed on reconcile", server_id, len(closed)
+        )
+    return closed
+
+
+# -- asterCC-style pushed events ------------------------------------------------
+
+PUSH_EVENTS = ("ringing", "answer", "hangup")
+PUSH_CALLTYPES = {
+    "dialout": CallRecord.Direction.OUTBOUND,
+    "inbound": CallRecord.Direction.INBOUND,
+    "dialin": CallRecord.Direction.INBOUND,
+}
+
+
+class PushEventError(ValueError):
+    """A pushed event that cannot be taken; the message says why."""
+
+
+def push_token_create(*, company: Company) -> PushToken:
+    return PushToken.objects.create(company=company)
+
+
+def push_event_ingest(*, company: Company, payload: dict) -> CallRecord:
+    """Fold one asterCC-style event (event, sessionid, eventTime, calltype, activenum) into its record."""
+    missing = [k for k in ("event", "sessionid", "eventTime") if not str(payload.get(k, "")).strip()]
+    if missing:
+        raise PushEventError(f"missing field(s): {', '.join(missing)}")
+    event = str(payload["event"]).lower()
+    if event not in PUSH_EVENTS:
+        raise PushEventError(f"event must be one of {', '.join(PUSH_EVENTS)}, not {payload['event']!r}")
+    calltype = str(payload.get("calltype", "dialout")).lower()
+    if calltype not in PUSH_CALLTYPES:
+        raise PushEventError(
+            f"calltype must be one of {', '.join(PUSH_CALLTYPES)}, not {payload['calltype']!r}"
+        )
+    when = _push_time(payload["eventTime"], company.tzinfo)
+    session = str(payload["sessionid"])[:150]
+    with transaction.atomic():
+        # Events may come out of order: an answer or hangup can arrive before its ringing.
+        record, _ = CallRecord.objects.select_for_update().get_or_create(
+            source=f"push:{company.pk}",
+            uniqueid=session,
+            defaults={
+                "company": company,
+                "linkedid": session,
+                "app": "push",
+                "direction": PUSH_CALLTYPES[calltype],
+            },
+        )
+        before = (record.started_at, record.answered_at, record.ended_at)
+        if event == "ringing":
+            record.started_at = _earliest(record.started_at, when)
+            record.callee = record.callee or str(payload.get("activenum", ""))[:80]
+            record.caller = record.caller or str(payload.get("callernum", payload.get("src", "")))[:80]
+        elif event == "answer":
+            record.answered_at = _earliest(record.answered_at, when)
+            record.started_at = _earliest(record.started_at, when)
+        else:
+            record.ended_at = _latest(record.ended_at, when)
+            record.started_at = _earliest(record.started_at, when)
+        if record.answered_at and record.ended_at and record.answered_at > record.ended_at:
+            raise PushEventError("answer time is after the hang-up time")
+        _settle(record)
+        record.save()
+        transitions = [
+            (record.pk, name)
+            for name, old, new in zip(
+                PUSH_EVENTS, before, (record.started_at, record.answered_at, record.ended_at), strict=True
+            )
+            if old is None and new is not None
+        ]
+        if transitions:
+            webhook_deliveries_create(record_transitions=transitions)
+    return record
+
+
+def _push_time(value, tz) -> dt.datetime:
+    text = str(value).strip()
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return dt.datetime.fromtimestamp(float(text), dt.UTC)
+        parsed = dt.datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise PushEventError(
+            f"eventTime {text!r} is neither epoch seconds nor 'YYYY-MM-DD HH:MM:SS'"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+# -- event push to the companies' webhooks --------------------------------------
+
+
+def call_event_payload(record: CallRecord, event: str) -> dict:
+    when = {"ringing": record.started_at, "answer": record.answered_at, "hangup": record.ended_at}[event]
+    return {
+        "event": event,
+        "sessionid": record.linkedid or record.uniqueid,
+        "uniqueid": record.uniqueid,
+        "eventTime": when.isoformat() if when else None,
+        "calltype": "dialout" if record.direction == CallRecord.Direction.OUTBOUND else "inbound",
+        "caller": record.caller,
+        "activenum": record.callee,
+        "app": record.app,
+        "reference": record.app_ref,
+        "disposition": record.disposition,
+        "duration": record.duration,
+        "billsec": record.billsec,
+        "hangupCause": record.hangup_cause,
+    }
+
+
+def webhook_deliveries_create(*, record_transitions: list[tuple[int, str]]):
+    """Queue one signed POST per call event for companies with a webhook URL, sent after commit."""
+    ids = {pk for pk, _ in record_transitions}
+    records = {
+        r.pk: r
+        for r in CallRecord.objects.filter(pk__in=ids, company__active=True)
+        .exclude(company__webhook_url="")
+        .select_related("company")
+    }
+    deliveries = [
+        WebhookDelivery(
+            company=records[pk].company,
+            event=event,
+            url=records[pk].company.webhook_url,
+            payload=call_event_payload(records[pk], event),
+        )
+        for pk, event in record_transitions
+        if pk in records
+    ]
+    if not deliveries:
+        return
+    created = WebhookDelivery.objects.bulk_create(deliveries)
+    from telephony.tasks import deliver_webhook  # tasks import this module
+
+    for delivery in created:
+        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_body(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+class WebhookTransientError(Exception):
+    """The receiver is unreachable or answered 429/5xx: worth another try later."""
+
+
+WEBHOOK_TIMEOUT = 10
+WEBHOOK_MAX_ATTEMPTS = 8
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """POST one delivery, signed with the company's secret. Raises WebhookTransientError when
+    another attempt may succeed; a 4xx answer (but 429) fails the delivery for good."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .select_related("company")
+            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return None
+        delivery.attempts += 1
+        delivery.save(update_fields=["attempts"])
+    body = webhook_body(delivery.payload)
+    request = urllib.request.Request(
+        delivery.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "callcenter-webhooks/1",
+            "X-Signature": webhook_signature(delivery.company.webhook_secret, body),
+            "X-Event": delivery.event,
+            "X-Delivery": str(delivery.pk),
+        },
+    )
+    status, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        error = f"unreachable: {getattr(exc, 'reason', exc)}"
+    delivery.last_status_code = status
+    delivery.last_error = error[:300]
+    transient = status is None or status == 429 or status >= 500
+    if status is not None and 200 <= status < 300:
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at = timezone.now()
+        delivery.last_error = ""
+    elif not transient or delivery.attempts >= WEBHOOK_MAX_ATTEMPTS:
+        delivery.status = WebhookDelivery.Status.FAILED
+    delivery.save(update_fields=["status", "delivered_at", "last_status_code", "last_error"])
+    if delivery.status == WebhookDelivery.Status.PENDING:
+        raise WebhookTransientError(error or f"HTTP {status}")
+    return delivery

@@ -1,0 +1,16 @@
+from celery import shared_task
+
+from telephony import services
+
+
+@shared_task(
+    name="telephony.deliver_webhook",
+    bind=True,
+    autoretry_for=(services.WebhookTransientError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=services.WEBHOOK_MAX_ATTEMPTS - 1,
+)
+def deliver_webhook(self, delivery_id: int):
+    services.webhook_delivery_attempt(delivery_id=delivery_id)
