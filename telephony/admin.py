@@ -19,7 +19,6 @@ class PbxServerForm(forms.ModelForm):
             "name",
             "enabled",
             "outbound_caller_id",
-            "time_zone",
             "ami_host",
             "ami_port",
             "ami_username",
@@ -27,8 +26,17 @@ class PbxServerForm(forms.ModelForm):
             "agi_bind_host",
             "agi_bind_port",
         ]
-        # The secret is written, never shown back.
-        widgets = {"ami_secret": forms.PasswordInput(render_value=True)}
+        # The secret is written, never shown back; left empty, it stays as it was.
+        widgets = {"ami_secret": forms.PasswordInput(render_value=False)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["ami_secret"].required = False
+            self.fields["ami_secret"].help_text = "Leave empty to keep the current secret."
+
+    def clean_ami_secret(self):
+        return self.cleaned_data["ami_secret"] or self.instance.ami_secret
 
 
 @admin.register(PbxServer)
@@ -39,7 +47,7 @@ class PbxServerAdmin(admin.ModelAdmin):
     readonly_fields = ["state", "state_changed_at", "last_event_at", "last_error"]
     inlines = [DialRouteInline]
     fieldsets = [
-        (None, {"fields": ["name", "enabled", "outbound_caller_id", "time_zone"]}),
+        (None, {"fields": ["name", "enabled", "outbound_caller_id"]}),
         ("AMI", {"fields": ["ami_host", "ami_port", "ami_username", "ami_secret"]}),
         ("FastAGI", {"fields": ["agi_bind_host", "agi_bind_port"]}),
         ("Health (reported by the pbx process)", {"fields": readonly_fields}),

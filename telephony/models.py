@@ -5,8 +5,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import validate_time_zone
-
 
 def validate_dial_template(value):
     """A dial-string template must name {number} and nothing else."""
@@ -35,9 +33,6 @@ class PbxServer(models.Model):
     agi_bind_host = models.CharField("FastAGI bind address", max_length=255, default="127.0.0.1")
     agi_bind_port = models.PositiveIntegerField("FastAGI port", default=4573)
     outbound_caller_id = models.CharField(max_length=80, blank=True, help_text='e.g. "Support" <5550000>')
-    time_zone = models.CharField(
-        max_length=64, default="UTC", validators=[validate_time_zone], help_text="the zone of its Cdr times"
-    )
     enabled = models.BooleanField(default=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.UNKNOWN, editable=False)

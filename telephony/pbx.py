@@ -118,7 +118,7 @@ class ServerLink:
             while len(batch) < FOLD_BATCH and not self.events.empty():
                 batch.append(self.events.get_nowait())
             try:
-                await fold(server_id=self.server.pk, events=batch, time_zone=self.server.time_zone)
+                await fold(server_id=self.server.pk, events=batch)
                 self.folded += len(batch)
             except Exception:
                 log.exception("AMI %s: folding %d events failed", self.server.name, len(batch))

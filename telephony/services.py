@@ -12,7 +12,6 @@ import json
 import logging
 import urllib.error
 import urllib.request
-import zoneinfo
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -156,15 +155,6 @@ def _event_time(event: dict) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(stamp), dt.UTC)
 
 
-def _cdr_time(value: str, tz: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
-    except ValueError:
-        return None
-
-
 def _is_internal(channel: str) -> bool:
     # The ;2 half of a Local pair is Asterisk plumbing: the leg is its ;1 half.
     return channel.startswith("Local/") and channel.endswith(";2")
@@ -196,7 +186,7 @@ def _stronger(current: str, candidate: str) -> str:
     return candidate if _RANK[candidate] > _RANK[current] else current
 
 
-def _fold(record: CallRecord, event: dict, tz: zoneinfo.ZoneInfo, parents: dict):
+def _fold(record: CallRecord, event: dict, parents: dict):
     name = event["Event"]
     when = _event_time(event)
     if name == "Newchannel":
@@ -205,7 +195,8 @@ def _fold(record: CallRecord, event: dict, tz: zoneinfo.ZoneInfo, parents: dict)
         record.started_at = _earliest(record.started_at, when)
         if not record.caller and event.get("CallerIDNum") not in _UNKNOWN:
             record.caller = event["CallerIDNum"]
-        if not record.callee and event.get("Exten") not in _UNKNOWN:
+        # A channel Dial creates starts in exten "s": its number comes with DialBegin.
+        if not record.callee and event.get("Exten") not in _UNKNOWN | {"s"}:
             record.callee = event["Exten"]
     elif name == "Newstate":
         if event.get("ChannelState") == "6":
@@ -213,8 +204,9 @@ def _fold(record: CallRecord, event: dict, tz: zoneinfo.ZoneInfo, parents: dict)
     elif name == "DialBegin":
         record.channel = record.channel or event.get("DestChannel", "")
         record.started_at = _earliest(record.started_at, when)
-        if not record.callee:
-            record.callee = (event.get("DialString") or "").split("@")[0].split("/")[-1]
+        dialed = (event.get("DialString") or "").split("@")[0].split("/")[-1]
+        if dialed and record.parent_id is None and event.get("Uniqueid"):
+            record.callee = dialed
         parent_uid = event.get("Uniqueid")
         if parent_uid and record.parent_id is None and parent_uid in parents:
             record.parent_id = parents[parent_uid].pk
@@ -241,9 +233,8 @@ def _fold(record: CallRecord, event: dict, tz: zoneinfo.ZoneInfo, parents: dict)
         else:
             record.ended_at = _latest(record.ended_at, when)
     elif name == "Cdr":
-        record.started_at = _earliest(record.started_at, _cdr_time(event.get("StartTime", ""), tz))
-        record.answered_at = _earliest(record.answered_at, _cdr_time(event.get("AnswerTime", ""), tz))
-        record.ended_at = _latest(record.ended_at, _cdr_time(event.get("EndTime", ""), tz))
+        # Only the outcome: a Cdr's times are whole seconds in the PBX's local zone, and a
+        # forked CDR splits one channel's time in two; the channel events time the leg.
         disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
         if disposition:
             record.disposition = _stronger(record.disposition, disposition)
@@ -290,7 +281,7 @@ _FIELDS = [
 
 
 @transaction.atomic
-def call_events_fold(*, server_id: int, events: list[dict], time_zone: str = "UTC") -> list[tuple[int, str]]:
+def call_events_fold(*, server_id: int, events: list[dict]) -> list[tuple[int, str]]:
     """Fold a batch of AMI events into call records; returns (record id, "ringing"|"answer"|"hangup")
     for each transition the batch made. Idempotent: the same events again change nothing."""
     source = ami_source(server_id)
@@ -318,10 +309,9 @@ def call_events_fold(*, server_id: int, events: list[dict], time_zone: str = "UT
         for r in CallRecord.objects.select_for_update().filter(source=source, uniqueid__in=related)
     }
     before = {uid: (r.started_at, r.answered_at, r.ended_at) for uid, r in records.items()}
-    tz = zoneinfo.ZoneInfo(time_zone)
     now = timezone.now()
     for uid, event in legs:
-        _fold(records[uid], event, tz, records)
+        _fold(records[uid], event, records)
     transitions = []
     changed = []
     for uid in uniqueids:

@@ -1,0 +1,29 @@
+import factory
+
+from telephony.models import DialRoute, PbxServer
+
+
+class PbxServerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PbxServer
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"pbx-{n}")
+    ami_host = "127.0.0.1"
+    ami_port = 5038
+    ami_username = "platform"
+    ami_secret = "platform-secret"
+    agi_bind_host = "127.0.0.1"
+    agi_bind_port = 4573
+    outbound_caller_id = '"Platform" <5550000>'
+    route = factory.RelatedFactory(
+        "tests.telephony.factories.DialRouteFactory", factory_related_name="server"
+    )
+
+
+class DialRouteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DialRoute
+
+    name = "default"
+    template = "Local/{number}@phones"

@@ -1,0 +1,183 @@
+"""Call records folded from the AMI events real Asterisk 22 sent (the reference traces)."""
+
+import random
+
+import pytest
+
+from telephony import services
+from telephony.models import CallRecord
+from tests.factories import CompanyFactory
+from tests.pbxsim.tracefile import AMI_IN, TRACES_DIR, parse_trace
+from tests.telephony.factories import PbxServerFactory
+
+pytestmark = pytest.mark.django_db
+
+EPOCH = 1_795_422_307.0
+
+
+def recorded_events(name):
+    trace = parse_trace(TRACES_DIR / f"{name}.ami")
+    events = []
+    for frame in trace.ami_frames(AMI_IN):
+        if frame.event:
+            event = dict(frame.headers)
+            event["_received"] = EPOCH + frame.time
+            events.append(event)
+    return events
+
+
+def fold(server, events, batch=7):
+    for start in range(0, len(events), batch):
+        services.call_events_fold(server_id=server.pk, events=events[start : start + batch])
+
+
+def snapshot(server):
+    return sorted(
+        CallRecord.objects.filter(server=server).values_list(
+            "uniqueid",
+            "parent__uniqueid",
+            "company_id",
+            "app",
+            "caller",
+            "callee",
+            "started_at",
+            "answered_at",
+            "ended_at",
+            "duration",
+            "billsec",
+            "disposition",
+            "hangup_cause",
+        )
+    )
+
+
+def claim(server, company, uniqueid="call-1-1", callee="5551010"):
+    return services.call_record_claim(
+        server=server,
+        uniqueid=uniqueid,
+        company=company,
+        app="click2call",
+        app_ref="request:7",
+        callee=callee,
+        caller="5550000",
+    )
+
+
+def test_click2call_with_busy_company_gives_two_legs():
+    server, company = PbxServerFactory(), CompanyFactory()
+    claim(server, company)
+    fold(server, recorded_events("click2call-company-busy"))
+
+    visitor = CallRecord.objects.get(uniqueid="call-1-1")
+    assert visitor.disposition == "ANSWERED"
+    assert visitor.answered_at is not None and visitor.ended_at is not None
+    assert (visitor.duration, visitor.billsec) == (2, 1)  # as Asterisk's own Cdr says
+    company_leg = CallRecord.objects.get(parent=visitor)
+    assert company_leg.callee == "5552002"
+    assert company_leg.disposition == "BUSY"
+    assert company_leg.billsec == 0
+    assert (company_leg.company, company_leg.app, company_leg.app_ref) == (company, "click2call", "request:7")
+    # The ;2 halves of Local channels are plumbing, not legs.
+    assert CallRecord.objects.count() == 2
+    assert not CallRecord.objects.filter(channel__endswith=";2").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["click2call-company-busy", "click2call-completed", "dial-time-limit-g", "originate-answer"]
+)
+def test_duplicated_and_reordered_events_change_nothing(name):
+    events = recorded_events(name)
+    in_order, shuffled = PbxServerFactory(), PbxServerFactory()
+    company = CompanyFactory()
+    claim(in_order, company)
+    claim(shuffled, company)
+    fold(in_order, events)
+
+    mixed = events + events[::3]
+    random.Random(7).shuffle(mixed)
+    fold(shuffled, mixed, batch=5)
+    fold(shuffled, events)  # and everything once more
+    assert snapshot(in_order) == snapshot(shuffled)
+
+
+def test_forked_cdr_does_not_count_twice():
+    """dial-time-limit-g: Asterisk sends two ANSWERED Cdr events for the caller's channel."""
+    server = PbxServerFactory()
+    events = recorded_events("dial-time-limit-g")
+    cdrs = [e for e in events if e["Event"] == "Cdr" and e["UniqueID"] == "call-1-1"]
+    assert len(cdrs) == 2
+    fold(server, events)
+    fold(server, cdrs)  # and the Cdr events once more
+    caller = CallRecord.objects.get(uniqueid="call-1-1")
+    assert caller.disposition == "ANSWERED"
+    # Asterisk split the channel's 6 s in two forks (6 s and 0 s); the leg lasted 6 s.
+    assert [int(c["Duration"]) for c in cdrs] == [6, 0]
+    assert caller.duration == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition", "cause"),
+    [
+        ("originate-busy", "BUSY", None),
+        ("originate-noanswer", "NO ANSWER", 19),
+        ("originate-congestion", "FAILED", None),
+        ("originate-answer", "ANSWERED", 16),
+    ],
+)
+def test_originate_outcomes(name, disposition, cause):
+    server = PbxServerFactory()
+    claim(server, CompanyFactory(), callee="5551001")
+    fold(server, recorded_events(name))
+    record = CallRecord.objects.get(uniqueid="call-1-1")
+    assert record.disposition == disposition
+    assert record.ended_at is not None
+    if cause is not None:
+        assert record.hangup_cause == cause
+
+
+def test_failed_originate_without_channel_events():
+    """originate-bad-channel: an unknown technology gives only an OriginateResponse (Reason 0)."""
+    server = PbxServerFactory()
+    claim(server, CompanyFactory(), callee="5551001")
+    fold(server, recorded_events("originate-bad-channel"))
+    record = CallRecord.objects.get(uniqueid="call-1-1")
+    assert (record.disposition, record.billsec) == ("FAILED", 0)
+    assert record.ended_at is not None
+
+
+def test_events_of_unknown_or_malformed_shape_are_ignored():
+    server = PbxServerFactory()
+    services.call_events_fold(
+        server_id=server.pk,
+        events=[
+            {"Event": "Hangup", "_received": EPOCH},  # no Uniqueid
+            {"Event": "FancyNewEvent", "Uniqueid": "x", "_received": EPOCH},
+            {
+                "Event": "Hangup",
+                "Uniqueid": "y",
+                "Channel": "PJSIP/a-1",
+                "Cause": "not-a-number",
+                "_received": EPOCH,
+            },
+        ],
+    )
+    record = CallRecord.objects.get()
+    assert (record.uniqueid, record.hangup_cause, record.disposition) == ("y", None, "FAILED")
+
+
+def test_claiming_a_channel_id_twice_is_refused():
+    server, company = PbxServerFactory(), CompanyFactory()
+    claim(server, company)
+    with pytest.raises(services.OriginateAlreadyClaimed):
+        claim(server, company)
+
+
+def test_reconcile_closes_calls_that_ended_while_away():
+    server, company = PbxServerFactory(), CompanyFactory()
+    gone, live = claim(server, company, "gone-1"), claim(server, company, "live-1")
+    closed = services.call_records_reconcile(server_id=server.pk, live_uniqueids={"live-1"})
+    assert closed == [gone.pk]
+    gone.refresh_from_db()
+    live.refresh_from_db()
+    assert gone.ended_at is not None and gone.disposition == "FAILED"
+    assert live.ended_at is None
