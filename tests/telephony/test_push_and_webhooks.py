@@ -1,0 +1,180 @@
+"""asterCC-style pushed events, and call events pushed to a company's webhook."""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.urls import reverse
+
+from telephony import services
+from telephony.models import CallRecord, WebhookDelivery
+from tests.factories import CompanyFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/telephony/events/"
+
+
+@pytest.fixture
+def token(company):
+    return services.push_token_create(company=company)
+
+
+def push(client, token, **payload):
+    return client.post(URL, payload, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+def test_ringing_answer_hangup_make_one_record(client, token):
+    base = {"source": "CALLEE", "sessionid": "s-1", "calltype": "dialout", "activenum": "5551001"}
+    assert push(client, token, event="ringing", eventTime="2026-11-23 10:00:00", **base).status_code == 202
+    assert push(client, token, event="answer", eventTime="2026-11-23 10:00:04", **base).status_code == 202
+    response = push(client, token, event="hangup", eventTime="2026-11-23 10:01:04", **base)
+    assert response.status_code == 202
+    record = CallRecord.objects.get()
+    assert (record.company, record.callee, record.disposition) == (token.company, "5551001", "ANSWERED")
+    assert (record.duration, record.billsec) == (64, 60)
+    assert response.json()["billsec"] == 60
+
+
+def test_duplicated_and_reordered_pushes_change_nothing(client, token):
+    base = {"sessionid": "s-2", "activenum": "5551001"}
+    push(client, token, event="hangup", eventTime="2026-11-23 10:01:00", **base)
+    push(client, token, event="answer", eventTime="2026-11-23 10:00:30", **base)
+    push(client, token, event="ringing", eventTime="2026-11-23 10:00:00", **base)
+    push(client, token, event="answer", eventTime="2026-11-23 10:00:30", **base)
+    push(client, token, event="hangup", eventTime="2026-11-23 10:01:00", **base)
+    record = CallRecord.objects.get()
+    assert (record.duration, record.billsec, record.callee) == (60, 30, "5551001")
+
+
+def test_sessions_of_two_companies_never_mix(client, token):
+    other = services.push_token_create(company=CompanyFactory())
+    push(client, token, event="ringing", sessionid="same", eventTime="1795422307")
+    push(client, other, event="ringing", sessionid="same", eventTime="1795422307")
+    assert CallRecord.objects.filter(uniqueid="same").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"event": "ringing", "eventTime": "2026-11-23 10:00:00"}, "sessionid"),
+        ({"event": "ring", "sessionid": "x", "eventTime": "2026-11-23 10:00:00"}, "event must be one of"),
+        ({"event": "answer", "sessionid": "x", "eventTime": "yesterday"}, "eventTime"),
+        ({"event": "answer", "sessionid": "x", "eventTime": "1795422307", "calltype": "fax"}, "calltype"),
+    ],
+)
+def test_bad_pushes_get_a_clear_400(client, token, payload, message):
+    response = push(client, token, **payload)
+    assert response.status_code == 400
+    assert message in json.dumps(response.json())
+    assert not CallRecord.objects.exists()
+
+
+def test_answer_after_hangup_is_refused(client, token):
+    push(client, token, event="hangup", sessionid="x", eventTime="2026-11-23 10:00:00")
+    response = push(client, token, event="answer", sessionid="x", eventTime="2026-11-23 10:05:00")
+    assert response.status_code == 400
+    assert CallRecord.objects.get().answered_at is None
+
+
+def test_unknown_or_revoked_token_is_401(client, token):
+    response = client.post(URL, {}, content_type="application/json", HTTP_AUTHORIZATION="Token nope")
+    assert response.status_code == 401
+    token.active = False
+    token.save()
+    assert push(client, token, event="ringing", sessionid="x", eventTime="1").status_code == 401
+    assert client.post(URL, {}, content_type="application/json").status_code == 401
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A company's webhook endpoint (a third party: the only thing faked)."""
+
+    answers: list[int] = []
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(Receiver.answers.pop(0) if Receiver.answers else 204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    Receiver.answers, Receiver.received = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_call_events_are_posted_signed(client, token, receiver, django_capture_on_commit_callbacks, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    company = token.company
+    company.webhook_url = receiver
+    company.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        push(
+            client, token, event="ringing", sessionid="s-9", eventTime="2026-11-23 10:00:00", activenum="555"
+        )
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.event) == ("delivered", 1, "ringing")
+    headers, body = Receiver.received[0]
+    expected = "sha256=" + hmac.new(company.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Signature"] == expected
+    assert json.loads(body)["activenum"] == "555"
+
+
+def test_failed_delivery_is_retried_then_given_up(receiver, company):
+    company.webhook_url = receiver
+    company.save()
+    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    services.webhook_deliveries_create(record_transitions=[(record.pk, "hangup")])
+    delivery = WebhookDelivery.objects.get()
+    Receiver.answers = [503] * services.WEBHOOK_MAX_ATTEMPTS
+    for _ in range(services.WEBHOOK_MAX_ATTEMPTS - 1):
+        with pytest.raises(services.WebhookTransientError):
+            services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
+        "failed",
+        services.WEBHOOK_MAX_ATTEMPTS,
+        503,
+    )
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more is sent
+
+
+def test_client_error_fails_at_once_and_unreachable_is_retried(receiver, company):
+    company.webhook_url = receiver
+    company.save()
+    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    services.webhook_deliveries_create(record_transitions=[(record.pk, "answer"), (record.pk, "hangup")])
+    first, second = WebhookDelivery.objects.order_by("id")
+    Receiver.answers = [410]
+    services.webhook_delivery_attempt(delivery_id=first.pk)
+    first.refresh_from_db()
+    assert (first.status, first.last_error) == ("failed", "HTTP 410 Gone")
+    WebhookDelivery.objects.filter(pk=second.pk).update(url="http://127.0.0.1:9/closed")
+    with pytest.raises(services.WebhookTransientError, match="unreachable"):
+        services.webhook_delivery_attempt(delivery_id=second.pk)
+
+
+def test_deliveries_page_shows_own_company_only(client, company_user, other_company_user):
+    from tests.tenancy import assert_other_company_gets_404
+
+    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company_user.company)
+    company_user.company.webhook_url = "http://127.0.0.1:9/x"
+    company_user.company.save()
+    services.webhook_deliveries_create(record_transitions=[(record.pk, "hangup")])
+    url = reverse("telephony:webhooks", args=[company_user.company.slug])
+    assert_other_company_gets_404(client, url, owner=company_user, outsider=other_company_user)
+    client.force_login(company_user)
+    assert b"hangup" in client.get(url).content
