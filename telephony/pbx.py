@@ -38,9 +38,10 @@ def _db(function):
 class ServerLink:
     """Everything the process runs for one PBX server."""
 
-    def __init__(self, server, event_bus: EventBus):
+    def __init__(self, server, event_bus: EventBus, agi_scripts: dict | None = None):
         self.server = server
         self.bus = event_bus
+        self.agi_scripts = agi_scripts
         self.events: asyncio.Queue = asyncio.Queue()
         self.client: AmiClient | None = None
         self.agi_server: asyncio.AbstractServer | None = None
@@ -136,22 +137,26 @@ class ServerLink:
 
 
 class PbxProcess:
-    def __init__(self, event_bus: EventBus = bus):
+    def __init__(self, event_bus: EventBus = bus, agi_scripts: dict | None = None):
         self.bus = event_bus
+        self.agi_scripts = agi_scripts
         self.links: list[ServerLink] = []
         self.stopping = asyncio.Event()
+        self.started = asyncio.Event()
 
-    async def run(self, servers=None):
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+    async def run(self, servers=None, *, install_signals=True):
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
         servers = servers if servers is not None else await _db(pbx_servers_enabled)()
         if not servers:
             log.warning("no enabled PBX server: add one in the admin; waiting for SIGTERM")
         for server in servers:
-            link = ServerLink(server, self.bus)
+            link = ServerLink(server, self.bus, self.agi_scripts)
             await link.start()
             self.links.append(link)
+        self.started.set()
         await self.stopping.wait()
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
         await asyncio.gather(*(link.stop() for link in self.links))

@@ -1,0 +1,140 @@
+"""Running the real pbx process against pbxsim inside a test.
+
+`pbx_process(servers)` runs telephony.pbx.PbxProcess on its own event loop in a
+thread; `TcpProxy` sits between it and the simulator so a test can make the PBX
+disappear and come back.
+"""
+
+import asyncio
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+from telephony.bus import EventBus
+from telephony.pbx import PbxProcess
+from tests.pbxsim.simulator import PHONES_DIALPLAN, free_port
+
+CONTRACT = Path(__file__).resolve().parents[2] / "telephony" / "asterisk" / "extensions_platform.conf"
+
+
+def contract_dialplans(tmp_path, agi_port):
+    """The shipped contract, the test phones, and the address of this test's FastAGI server."""
+    globals_file = tmp_path / "globals.conf"
+    globals_file.write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
+    return [CONTRACT, PHONES_DIALPLAN, globals_file]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class PbxProcessThread:
+    def __init__(self, servers, event_bus: EventBus, agi_scripts: dict | None):
+        self.servers = servers
+        self.process = PbxProcess(event_bus, agi_scripts)
+        self.loop = asyncio.new_event_loop()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="pbx-process", daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.process.run(self.servers, install_signals=False))
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.process.stopping.set)
+            self.thread.join(15)
+        if self.error:
+            raise self.error
+
+    def link(self, server):
+        return next(link for link in self.process.links if link.server.pk == server.pk)
+
+
+@contextlib.contextmanager
+def pbx_process(servers, event_bus=None, agi_scripts=None):
+    runner = PbxProcessThread(servers, event_bus or EventBus(), agi_scripts or {}).start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+class TcpProxy:
+    """127.0.0.1:<port> forwarded to a target; cut() drops every connection and refuses new ones."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.open = True
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _client(self, reader, writer):
+        if not self.open:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def start(self):
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def cut(self):
+        def drop():
+            self.open = False
+            for writer in self.writers:
+                writer.transport.abort()
+            self.writers.clear()
+
+        self.loop.call_soon_threadsafe(drop)
+
+    def restore(self):
+        self.loop.call_soon_threadsafe(setattr, self, "open", True)
+
+    def close(self):
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

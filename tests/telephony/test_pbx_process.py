@@ -1,0 +1,269 @@
+"""End to end: the real pbx process and facade, over TCP, against pbxsim running the shipped contract."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from telephony import services
+from telephony.agi import AgiCall
+from telephony.ami import AmiConnectionLost, AmiError
+from telephony.bus import EventBus
+from telephony.facade import PbxFacade
+from telephony.models import CallRecord, PbxServer
+from tests.factories import CompanyFactory
+from tests.pbxsim.simulator import free_port, running_pbxsim
+from tests.telephony.factories import PbxServerFactory
+from tests.telephony.pbxharness import TcpProxy, contract_dialplans, pbx_process, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MANAGER_USERS = Path(__file__).with_name("manager.conf")
+SCALE = 20
+
+
+@pytest.fixture
+def sim(tmp_path):
+    agi_port = free_port()
+    with running_pbxsim(
+        dialplans=contract_dialplans(tmp_path, agi_port), manager_users=MANAGER_USERS, time_scale=SCALE
+    ) as sim:
+        sim.agi_port = agi_port
+        yield sim
+
+
+@pytest.fixture
+def server(sim):
+    return PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
+
+
+@pytest.fixture
+def facade():
+    facade = PbxFacade()
+    yield facade
+    facade.close()
+
+
+def state_of(server):
+    return PbxServer.objects.get(pk=server.pk).state
+
+
+def finished(uniqueid):
+    return CallRecord.objects.filter(uniqueid=uniqueid, ended_at__isnull=False).first()
+
+
+def test_originated_call_is_recorded_from_its_events(server, facade):
+    company = CompanyFactory()
+    with pbx_process([server]):
+        wait_for(lambda: state_of(server) == "connected", what="the AMI login")
+        outcome = facade.originate(
+            server=server,
+            channel_id="t-answer",
+            number="5551001",
+            context="platform-hold",
+            company=company,
+            app="tests",
+            app_ref="case:1",
+            wait=True,
+        )
+        assert (outcome.outcome, outcome.reason, outcome.uniqueid) == ("answered", 4, "t-answer")
+        record = wait_for(lambda: finished("t-answer"), what="the call record to end")
+    # 5551001 rings 1 s, answers, hangs up 2 s later: PBX time, whatever the time scale.
+    assert (record.disposition, record.billsec, record.duration) == ("ANSWERED", 2, 3)
+    assert (record.company, record.app, record.app_ref, record.callee) == (
+        company,
+        "tests",
+        "case:1",
+        "5551001",
+    )
+    assert record.hangup_cause == 16
+    assert CallRecord.objects.count() == 1  # the ;2 half is no leg
+
+
+@pytest.mark.parametrize(
+    ("number", "outcome", "disposition"), [("5551002", "busy", "BUSY"), ("5551004", "congestion", "FAILED")]
+)
+def test_unanswered_outcomes(server, facade, number, outcome, disposition):
+    with pbx_process([server]):
+        wait_for(lambda: state_of(server) == "connected")
+        result = facade.originate(
+            server=server, channel_id=f"t-{number}", number=number, context="platform-hold", wait=True
+        )
+        assert result.outcome == outcome
+        record = wait_for(lambda: finished(f"t-{number}"))
+    assert (record.disposition, record.billsec) == (disposition, 0)
+
+
+def test_no_answer_after_the_originate_timeout(server, facade):
+    with pbx_process([server]):
+        wait_for(lambda: state_of(server) == "connected")
+        result = facade.originate(
+            server=server,
+            channel_id="t-noanswer",
+            number="5551003",
+            context="platform-hold",
+            timeout=10,
+            wait=True,
+        )
+        assert (result.outcome, result.reason) == ("no_answer", 3)
+        record = wait_for(lambda: finished("t-noanswer"))
+    assert (record.disposition, record.hangup_cause) == ("NO ANSWER", 19)
+
+
+def test_nobody_is_rung_twice_for_one_channel_id(server, facade):
+    facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
+    with pytest.raises(services.OriginateAlreadyClaimed):
+        facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
+    channels = facade._run(_core_show_channels(facade, server), 5)
+    assert [c for c in channels if c.get("Uniqueid") == "t-once"]
+    facade.hangup(
+        server=server, channel=next(c["Channel"] for c in channels if c.get("Uniqueid") == "t-once")
+    )
+
+
+async def _core_show_channels(facade, server):
+    client = await facade._client(server, events=False)
+    return await client.send_checked({"Action": "CoreShowChannels"})
+
+
+def test_actions_on_a_live_call(server, facade):
+    """Setvar/Getvar, Redirect, AbsoluteTimeout, MessageSend and Hangup through the facade."""
+    bus = EventBus()
+    held = []
+
+    async def on_hold(srv, event):
+        held.append(event)
+
+    bus.on_user_event("PlatformHold", on_hold)
+    with pbx_process([server], bus):
+        wait_for(lambda: state_of(server) == "connected")
+        facade.originate(
+            server=server,
+            channel_id="t-live",
+            number="5551005",
+            context="platform-hold",
+            variables={"PLATFORM_CALL": "case:7"},
+        )
+        event = wait_for(lambda: held and held[0], what="the PlatformHold UserEvent")
+        assert event["Call"] == "case:7"
+        channel = event["Channel"]
+        facade.set_variable(server=server, channel=channel, name="NOTE", value="vip")
+        assert facade.get_variable(server=server, channel=channel, name="NOTE") == "vip"
+        facade.send_message(server=server, to="pjsip:tech1", body="Ticket 42", sender="platform")
+        facade.absolute_timeout(server=server, channel=channel, seconds=1)
+        record = wait_for(lambda: finished("t-live"), what="the AbsoluteTimeout to end the call")
+        assert record.disposition == "ANSWERED"
+        with pytest.raises(AmiError, match="No such channel"):
+            facade.hangup(server=server, channel=channel)
+
+
+def test_bridge_two_held_parties(server, facade):
+    bus = EventBus()
+    held = {}
+
+    async def on_hold(srv, event):
+        held[event["Call"]] = event["Channel"]
+
+    bus.on_user_event("PlatformHold", on_hold)
+    with pbx_process([server], bus):
+        wait_for(lambda: state_of(server) == "connected")
+        for n in ("a", "b"):
+            facade.originate(
+                server=server,
+                channel_id=f"t-bridge-{n}",
+                number="5551005",
+                context="platform-hold",
+                variables={"PLATFORM_CALL": n},
+            )
+        wait_for(lambda: len(held) == 2)
+        facade.bridge(server=server, channel1=held["a"], channel2=held["b"])
+        facade.hangup(server=server, channel=held["a"])
+        wait_for(lambda: finished("t-bridge-a") and finished("t-bridge-b"), what="both legs to end")
+
+
+def test_pbx_that_disappears_mid_call_is_reconciled(sim, facade):
+    proxy = TcpProxy("127.0.0.1", sim.port).start()
+    server = PbxServerFactory(ami_port=proxy.port, agi_bind_port=sim.agi_port)
+    direct = PbxServerFactory(ami_port=sim.port, agi_bind_port=free_port())
+    try:
+        with pbx_process([server]) as runner:
+            wait_for(lambda: state_of(server) == "connected")
+            facade.originate(server=direct, channel_id="t-lost", number="5551001", context="platform-hold")
+            # The pbx process sees the call start...
+            wait_for(
+                lambda: (
+                    CallRecord.objects.filter(source=services.ami_source(server), uniqueid="t-lost")
+                    .exclude(channel="")
+                    .exists()
+                ),
+                what="the call to be seen",
+            )
+            proxy.cut()
+            wait_for(lambda: state_of(server) == "down", what="the drop to be noticed")
+            # ...which ends (3 s of PBX time) while it is cut off.
+            wait_for(lambda: finished("t-lost"), what="the direct record to end")
+            proxy.restore()
+            wait_for(lambda: state_of(server) == "connected", timeout=20, what="the reconnect")
+            record = wait_for(
+                lambda: CallRecord.objects.filter(
+                    source=services.ami_source(server), uniqueid="t-lost", ended_at__isnull=False
+                ).first(),
+                what="the reconcile",
+            )
+            assert runner.link(server).client.connected.is_set()
+        assert "unreachable" in record.hangup_cause_text
+    finally:
+        proxy.close()
+
+
+def test_wrong_secret_is_retried_with_backoff_and_reported(sim):
+    server = PbxServerFactory(ami_port=sim.port, ami_secret="wrong")
+    with pbx_process([server]):
+        record = wait_for(
+            lambda: PbxServer.objects.filter(pk=server.pk, last_error__contains="login refused").first(),
+            what="the refused login",
+            timeout=15,
+        )
+    assert record.state in ("down", "connecting")
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("pbx", "--check", stdout=out)
+    assert exit_status.value.code == 1
+    assert f"{server.name}: DOWN" in out.getvalue()
+    assert "login refused" in out.getvalue()
+
+
+def test_facade_reports_an_unreachable_pbx(db):
+    server = PbxServerFactory(ami_port=free_port())
+    facade = PbxFacade()
+    with pytest.raises(AmiConnectionLost):
+        facade.originate(server=server, channel_id="t-down", number="5551001", context="platform-hold")
+    record = CallRecord.objects.get(uniqueid="t-down")
+    assert record.disposition == "FAILED" and record.ended_at is not None
+    facade.close()
+
+
+def test_fastagi_script_runs_and_closes(server, facade):
+    """An inbound call in [platform-agi] reaches a registered script through FastAGI."""
+    seen = {}
+
+    async def echo_script(call: AgiCall):
+        await call.answer()
+        seen["digits"] = await call.get_data("beep", 3000, 4)
+        seen["script_var"] = await call.get_variable("PLATFORM_SCRIPT")
+        await call.set_variable("RESULT", "ok")
+
+    with pbx_process([server], agi_scripts={"echo": echo_script}):
+        wait_for(lambda: state_of(server) == "connected")
+        facade.originate(
+            server=server,
+            channel_id="t-agi",
+            channel="Local/5550100@platform-agi",
+            application="Wait",
+            data="5",
+            variables={"PLATFORM_SCRIPT": "echo"},
+        )
+        wait_for(lambda: "script_var" in seen, what="the AGI script")
+        wait_for(lambda: finished("t-agi"), what="the call to end after the script")
+    assert seen["script_var"] == "echo"
