@@ -27,9 +27,9 @@ run: $(VENV)/.base-installed system-deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_data
 	@echo
-	@echo "Starting web, worker and beat. Open http://$(WEB_BIND)/ (admin: http://$(WEB_BIND)/admin/)."
+	@echo "Starting web, worker, beat, pbx and the PBX simulator. Open http://$(WEB_BIND)/ (admin: http://$(WEB_BIND)/admin/)."
 	@echo
-	$(VENV)/bin/honcho start
+	$(VENV)/bin/honcho start -f Procfile.demo
 
 # Tests run on their own VAR_DIR, so a `make run` beside them keeps its broker and files.
 test: export VAR_DIR := $(CURDIR)/var/test

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Company, User
+from accounts.signals import demo_data_loading
 
 DEMO_COMPANY = {
     "slug": "demo",
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         company, _ = Company.objects.update_or_create(slug=DEMO_COMPANY["slug"], defaults=DEMO_COMPANY)
         staff = self._login(STAFF_LOGIN, is_staff=True, is_superuser=True, company=None)
         member = self._login(COMPANY_LOGIN, is_staff=False, is_superuser=False, company=company)
+        demo_data_loading.send(sender=self.__class__, company=company, write=self.stdout.write)
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self.stdout.write(f"  staff login (admin):      {staff.username} / {STAFF_LOGIN[1]}")
         self.stdout.write(
