@@ -48,7 +48,9 @@ class ServerLink:
         self.tasks: list[asyncio.Task] = []
         self.state = "unknown"
         self.error = ""
+        self.received = 0
         self.folded = 0
+        self.fold_seconds = 0.0
 
     async def start(self):
         self.client = AmiClient(
@@ -85,6 +87,7 @@ class ServerLink:
         )
 
     def _on_event(self, client, message):
+        self.received += 1
         event = dict(message)
         event["_received"] = time.time()
         if event.get("Event") in services.FOLDED_EVENTS:
@@ -118,9 +121,11 @@ class ServerLink:
             batch = [await self.events.get()]
             while len(batch) < FOLD_BATCH and not self.events.empty():
                 batch.append(self.events.get_nowait())
+            started = time.perf_counter()
             try:
                 await fold(server_id=self.server.pk, events=batch)
                 self.folded += len(batch)
+                self.fold_seconds += time.perf_counter() - started
             except Exception:
                 log.exception("AMI %s: folding %d events failed", self.server.name, len(batch))
             finally:

@@ -20,10 +20,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, check=False, **options):
         if check:
-            sys.exit(self.check())
+            sys.exit(self.report_health())
         asyncio.run(PbxProcess().run())
 
-    def check(self) -> int:
+    def report_health(self) -> int:
         servers = pbx_servers_enabled()
         if not servers:
             self.stderr.write("no enabled PBX server")
