@@ -1,0 +1,72 @@
+"""`manage.py pbxsim`: run the PBX simulator (see telephony/pbxsim) until SIGTERM/SIGINT."""
+
+import asyncio
+import logging
+
+from django.core.management.base import BaseCommand, CommandError
+
+from telephony.pbxsim.ami import load_manager_users
+from telephony.pbxsim.dialplan import DialplanError
+from telephony.pbxsim.server import build_pbx, default_settings, parse_listen, parse_routes, serve
+
+
+class Command(BaseCommand):
+    help = "Run the PBX simulator: an Asterisk-like AMI server running extensions.conf dialplans."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--listen", default="127.0.0.1:5038", help="HOST:PORT for AMI (port 0: any free port)"
+        )
+        parser.add_argument(
+            "--dialplan", action="append", required=True, help="extensions.conf file (repeatable)"
+        )
+        parser.add_argument("--manager-users", required=True, help="manager.conf-style users file")
+        parser.add_argument(
+            "--time-scale",
+            type=float,
+            default=1.0,
+            help="simulated seconds per real second (waits, rings, limits run N times faster)",
+        )
+        parser.add_argument("--sounds", help="directory of WAV prompts; their lengths set playback times")
+        parser.add_argument("--monitor-dir", default="var/pbxsim/monitor", help="where MixMonitor writes")
+        parser.add_argument(
+            "--messages-file", help="JSON-lines file MessageSend appends delivered messages to"
+        )
+        parser.add_argument(
+            "--route",
+            action="append",
+            default=[],
+            metavar="TECH=CONTEXT",
+            help="run calls to TECH/... in CONTEXT (default: PJSIP/SIP/IAX2 -> pbxsim-trunk)",
+        )
+        parser.add_argument(
+            "--message-technologies",
+            default="pjsip",
+            help="MessageSend technologies that deliver (comma list; empty: none, as on an "
+            "Asterisk without a SIP stack)",
+        )
+
+    def handle(self, *args, **options):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("pbxsim").setLevel(logging.INFO)
+        try:
+            host, port = parse_listen(options["listen"])
+            settings = default_settings(
+                time_scale=options["time_scale"],
+                sounds=options["sounds"],
+                monitor_dir=options["monitor_dir"],
+                messages_file=options["messages_file"],
+                routes=parse_routes(options["route"]),
+                message_technologies=options["message_technologies"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        try:
+            pbx = build_pbx(options["dialplan"], settings)
+            users = load_manager_users(options["manager_users"])
+        except (OSError, DialplanError) as exc:
+            raise CommandError(f"cannot load the configuration: {exc}") from exc
+        try:
+            asyncio.run(serve(host, port, pbx, users))
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {options['listen']}: {exc}") from exc

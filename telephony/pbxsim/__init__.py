@@ -1,0 +1,23 @@
+"""pbxsim: an asyncio stand-in for Asterisk 22, held to the traces in ../shared/asterisk.
+
+Modules: `ami` (AMI server, login, permissions, actions), `dialplan` (extensions.conf and the
+`${}`/`$[]` language), `functions` (dialplan functions), `channels` (channels, Local pairs,
+bridges, hang-up causes, CDRs), `apps` (dialplan applications, Dial), `agi` (FastAGI client),
+`core` (clock, identifiers, event bus, Originate, the dialplan runner), `server` (start/stop).
+
+Choices where Asterisk gives no single answer:
+
+- Time scale N: every wait, ring, limit, playback and Originate Timeout runs N times faster;
+  CDR times, ANSWEREDTIME and friends are on a simulated clock (start time + elapsed * N).
+- A wrong Login secret is answered after 1 real second (not scaled), as Asterisk's brake
+  against guessing; the connection closes right after.
+- Playback lengths come from WAV files in --sounds; without one, the stock prompts the
+  traces play keep their recorded lengths (hello-world 1.4 s, beep 0.43 s, ...), others 1 s.
+- Dial strings of other technologies (PJSIP/SIP/IAX2/DAHDI, or any --route TECH=CONTEXT) run
+  in a context, default `pbxsim-trunk`, with the dialled number as exten; the visible channel
+  is named like `PJSIP/carrier-00000001`. Without that context they fail as Asterisk does for
+  an unknown technology.
+- MessageSend delivers through the --message-technologies (default `pjsip`): logged and
+  appended as a JSON line to --messages-file. An empty list is the traces' Asterisk, which had
+  no SIP stack and answers `Message technology not found.`
+"""
