@@ -85,6 +85,10 @@ def env_database(name, default):
         raise EnvError(name, raw, "no database name")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
+        # A file, not SQLite's in-memory default: the pbx process's threads share the test
+        # database, and an in-memory shared cache locks whole tables instead of waiting.
+        name = Path(config["NAME"])
+        config["TEST"] = {"NAME": str(name.with_name(f"test-{name.name}"))}
         # Several processes (web, worker, beat, pbx) share one file under make run.
         # WAL lets readers and the one writer work at once; NORMAL syncs at checkpoints, not every commit.
         config["OPTIONS"] = {

@@ -65,7 +65,7 @@ class AgiResult:
             return 0
 
 
-_RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>\S*)(?: \(?(?P<data>.*?)\)?)?)?")
+_RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>\S*) ?(?P<rest>.*))?$")
 
 
 class AgiCall:
@@ -101,7 +101,10 @@ class AgiCall:
         match = _RESULT.match(line)
         if not match:
             raise AgiHangup(f"{command}: unexpected answer {line!r}")
-        result = AgiResult(int(match["code"]), match["result"] or "", match["data"] or "", line)
+        # The data after the result: "(value)" for GET VARIABLE, "endpos=3404" for STREAM FILE.
+        rest = match["rest"] or ""
+        data = rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+        result = AgiResult(int(match["code"]), match["result"] or "", data, line)
         if result.code == 511:
             self.hungup = True
             raise AgiHangup(command)

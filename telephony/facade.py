@@ -157,6 +157,7 @@ class PbxFacade:
             return self._run(send(), CONNECT_TIMEOUT + timeout + ACTION_TIMEOUT)
         except (AmiError, AmiConnectionLost) as exc:
             CallRecord.objects.filter(pk=record.pk, ended_at__isnull=True).update(
+                started_at=timezone.now(),
                 ended_at=timezone.now(),
                 disposition=CallRecord.Disposition.FAILED,
                 hangup_cause_text=str(exc)[:80],
@@ -196,6 +197,11 @@ class PbxFacade:
     def get_variable(self, *, server: PbxServer, channel: str, name: str) -> str:
         response = self._action(server, {"Action": "Getvar", "Channel": channel, "Variable": name})
         return response.get("Value", "")
+
+    def live_channels(self, *, server: PbxServer) -> list[dict]:
+        """The channels up on the PBX now (CoreShowChannels): name, Uniqueid, Linkedid, state, application."""
+        frames = self._action(server, {"Action": "CoreShowChannels"})
+        return [dict(f) for f in frames if f.get("Event") == "CoreShowChannel"]
 
     def send_message(self, *, server: PbxServer, to: str, body: str, sender: str = ""):
         action = {"Action": "MessageSend", "To": to, "Body": body}

@@ -66,7 +66,9 @@ class ServerLink:
         )
         self.client.start()
         self.agi_server = await asyncio.start_server(
-            make_agi_handler(self.server), self.server.agi_bind_host, self.server.agi_bind_port
+            make_agi_handler(self.server, self.agi_scripts),
+            self.server.agi_bind_host,
+            self.server.agi_bind_port,
         )
         log.info(
             "FastAGI for %s on %s:%s", self.server.name, self.server.agi_bind_host, self.server.agi_bind_port

@@ -120,7 +120,6 @@ def call_record_claim(
                 caller=caller,
                 callee=callee,
                 direction=direction,
-                started_at=timezone.now(),
             )
     except IntegrityError:
         raise OriginateAlreadyClaimed(uniqueid) from None
@@ -139,7 +138,7 @@ def call_record_adopt(
     record, _ = CallRecord.objects.get_or_create(
         source=ami_source(server_id),
         uniqueid=uniqueid,
-        defaults={"server_id": server_id, "linkedid": uniqueid, "started_at": timezone.now()},
+        defaults={"server_id": server_id, "linkedid": uniqueid},
     )
     CallRecord.objects.filter(pk=record.pk).update(
         company_id=company_id, app=app, app_ref=app_ref, direction=direction
@@ -227,6 +226,8 @@ def _fold(record: CallRecord, event: dict, parents: dict):
         except ValueError:
             reason = 0
         outcome = _ORIGINATE_REASON.get(reason, Disposition.FAILED)
+        # A failed Originate may have no channel event at all: it started when it was answered.
+        record.started_at = _earliest(record.started_at, when)
         record.disposition = _stronger(record.disposition, outcome)
         if outcome == Disposition.ANSWERED:
             record.answered_at = _earliest(record.answered_at, when)

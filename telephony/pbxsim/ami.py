@@ -68,6 +68,20 @@ def _classes(text: str) -> frozenset[str]:
     return ALL_CLASSES if "all" in items else frozenset(items & ALL_CLASSES)
 
 
+def load_manager_general(path: str | Path) -> dict[str, str]:
+    """The [general] options of a manager.conf-style file (e.g. timestampevents)."""
+    options: dict[str, str] = {}
+    section = ""
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line[1 : line.find("]")].strip().lower() if "]" in line else ""
+        elif section == "general" and "=" in line:
+            key, _, value = line.partition("=")
+            options[key.strip().lower()] = value.strip()
+    return options
+
+
 def load_manager_users(path: str | Path) -> dict[str, ManagerUser]:
     """Users of a manager.conf-style file: one section per user with secret/read/write."""
     users: dict[str, ManagerUser] = {}

@@ -64,6 +64,8 @@ class Settings:
     routes: dict[str, str] = field(default_factory=dict)
     message_technologies: frozenset[str] = frozenset({"pjsip"})
     agi_connect_timeout: float = 2.0
+    # manager.conf [general] timestampevents: each event carries the PBX clock (simulated time).
+    timestamp_events: bool = False
 
 
 class PBX:
@@ -111,7 +113,8 @@ class PBX:
     def emit(self, event: str, privilege: str, body: str) -> None:
         if not self.sessions:
             return
-        frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{body}\r\n".encode()
+        stamp = f"Timestamp: {self.now():.6f}\r\n" if self.settings.timestamp_events else ""
+        frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{stamp}{body}\r\n".encode()
         for session in tuple(self.sessions):
             session.deliver(privilege, frame)
 

@@ -18,8 +18,8 @@ EPOCH = 1_795_422_307.0
 def recorded_events(name):
     trace = parse_trace(TRACES_DIR / f"{name}.ami")
     events = []
-    for frame in trace.ami_frames(AMI_IN):
-        if frame.event:
+    for frame in trace.frames:
+        if frame.direction == AMI_IN and frame.event:
             event = dict(frame.headers)
             event["_received"] = EPOCH + frame.time
             events.append(event)

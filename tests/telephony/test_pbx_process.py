@@ -115,16 +115,9 @@ def test_nobody_is_rung_twice_for_one_channel_id(server, facade):
     facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
     with pytest.raises(services.OriginateAlreadyClaimed):
         facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
-    channels = facade._run(_core_show_channels(facade, server), 5)
-    assert [c for c in channels if c.get("Uniqueid") == "t-once"]
-    facade.hangup(
-        server=server, channel=next(c["Channel"] for c in channels if c.get("Uniqueid") == "t-once")
-    )
-
-
-async def _core_show_channels(facade, server):
-    client = await facade._client(server, events=False)
-    return await client.send_checked({"Action": "CoreShowChannels"})
+    channels = [c for c in facade.live_channels(server=server) if c["Uniqueid"] == "t-once"]
+    assert len(channels) == 1
+    facade.hangup(server=server, channel=channels[0]["Channel"])
 
 
 def test_actions_on_a_live_call(server, facade):
@@ -202,7 +195,10 @@ def test_pbx_that_disappears_mid_call_is_reconciled(sim, facade):
             proxy.cut()
             wait_for(lambda: state_of(server) == "down", what="the drop to be noticed")
             # ...which ends (3 s of PBX time) while it is cut off.
-            wait_for(lambda: finished("t-lost"), what="the direct record to end")
+            wait_for(
+                lambda: not [c for c in facade.live_channels(server=direct) if c["Uniqueid"] == "t-lost"],
+                what="the call to end on the PBX",
+            )
             proxy.restore()
             wait_for(lambda: state_of(server) == "connected", timeout=20, what="the reconnect")
             record = wait_for(
@@ -225,13 +221,13 @@ def test_wrong_secret_is_retried_with_backoff_and_reported(sim):
             what="the refused login",
             timeout=15,
         )
-    assert record.state in ("down", "connecting")
-    out = io.StringIO()
-    with pytest.raises(SystemExit) as exit_status:
-        call_command("pbx", "--check", stdout=out)
-    assert exit_status.value.code == 1
-    assert f"{server.name}: DOWN" in out.getvalue()
-    assert "login refused" in out.getvalue()
+        assert record.state in ("down", "connecting")
+        out = io.StringIO()
+        with pytest.raises(SystemExit) as exit_status:
+            call_command("pbx", "--check", stdout=out)
+        assert exit_status.value.code == 1
+        assert f"{server.name}: DOWN" in out.getvalue()
+        assert "login refused" in out.getvalue()
 
 
 def test_facade_reports_an_unreachable_pbx(db):

@@ -5,7 +5,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from telephony.pbxsim.ami import load_manager_users
+from telephony.pbxsim.ami import load_manager_general, load_manager_users
 from telephony.pbxsim.dialplan import DialplanError
 from telephony.pbxsim.server import build_pbx, default_settings, parse_listen, parse_routes, serve
 
@@ -64,6 +64,13 @@ class Command(BaseCommand):
         try:
             pbx = build_pbx(options["dialplan"], settings)
             users = load_manager_users(options["manager_users"])
+            general = load_manager_general(options["manager_users"])
+            settings.timestamp_events = general.get("timestampevents", "").lower() in {
+                "yes",
+                "true",
+                "on",
+                "1",
+            }
         except (OSError, DialplanError) as exc:
             raise CommandError(f"cannot load the configuration: {exc}") from exc
         try:
