@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tests.factories import CompanyFactory, UserFactory
@@ -32,24 +34,28 @@ def _fast_password_hasher(settings):
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
-    import os
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser).
 
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread
+    while it is open, which the asyncio tests of other modules cannot share.
+    """
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the
-    # tests make beside it are still plain sync calls.
+    # The ORM calls the browser tests make beside that loop are still plain sync calls.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            yield chromium
+            chromium.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
