@@ -15,15 +15,17 @@ retried task with the same ChannelId cannot ring anybody twice.
 import asyncio
 import os
 import threading
+import time
 
 from django.utils import timezone
 
 from telephony import services
 from telephony.ami import AmiClient, AmiConnectionLost, AmiEndpoint, AmiError, OriginateOutcome
-from telephony.models import CallRecord, PbxServer
+from telephony.models import CallRecord, DialRoute, PbxServer
 
 CONNECT_TIMEOUT = 5.0
 ACTION_TIMEOUT = 10.0
+ROUTE_CACHE_SECONDS = 5.0
 
 __all__ = ["AmiConnectionLost", "AmiError", "PbxFacade", "facade"]
 
@@ -34,6 +36,7 @@ class PbxFacade:
         self._pid = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[tuple[int, bool], AmiClient] = {}
+        self._routes: dict[tuple[int, str], tuple[DialRoute | None, float]] = {}
 
     # -- plumbing --------------------------------------------------------------
 
@@ -65,6 +68,15 @@ class PbxFacade:
         if not await client.wait_connected(CONNECT_TIMEOUT):
             raise AmiConnectionLost(f"AMI {server.name} is not reachable")
         return client
+
+    def _dial_string(self, server: PbxServer, number: str, route: str) -> str:
+        # Routes change rarely; a few seconds' cache saves a query on every call.
+        key = (server.pk, route)
+        cached, expires = self._routes.get(key, (None, 0.0))
+        if cached is None or time.monotonic() >= expires:
+            cached = DialRoute.objects.get(server=server, name=route)
+            self._routes[key] = (cached, time.monotonic() + ROUTE_CACHE_SECONDS)
+        return cached.dial_string(number)
 
     def _action(self, server: PbxServer, action: dict):
         async def send():
@@ -117,7 +129,7 @@ class PbxFacade:
         """
         if bool(context) == bool(application):
             raise ValueError("give either context (and exten, priority) or application")
-        dial = channel or server.dial_string(number, route)
+        dial = channel or self._dial_string(server, number, route)
         record = services.call_record_claim(
             server=server,
             uniqueid=channel_id,

@@ -51,10 +51,6 @@ class PbxServer(models.Model):
         # Never the secret, whatever ends up in a log line.
         return f"<PbxServer {self.name} {self.ami_host}:{self.ami_port}>"
 
-    def dial_string(self, number: str, route: str = "default") -> str:
-        template = self.routes.get(name=route).template
-        return template.format(number=number)
-
 
 class DialRoute(models.Model):
     """A server's way to numbers: `PJSIP/{number}@carrier` in production, `Local/{number}@phones` in tests."""
@@ -69,6 +65,9 @@ class DialRoute(models.Model):
 
     def __str__(self):
         return f"{self.server.name}/{self.name}: {self.template}"
+
+    def dial_string(self, number: str) -> str:
+        return self.template.format(number=number)
 
 
 class CallRecord(models.Model):

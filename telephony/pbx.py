@@ -9,7 +9,7 @@ import signal
 import time
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from telephony import services
 from telephony.agi import make_agi_handler
@@ -167,3 +167,4 @@ class PbxProcess:
         await self.stopping.wait()
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
         await asyncio.gather(*(link.stop() for link in self.links))
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
