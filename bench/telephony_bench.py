@@ -159,7 +159,7 @@ def database_url():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300, help="sequential originates per method")
-    parser.add_argument("--burst", type=int, default=200, help="calls at once for the folding rate")
+    parser.add_argument("--burst", type=int, default=600, help="calls at once for the folding rate")
     args = parser.parse_args()
 
     if connection.vendor == "sqlite":

@@ -20,6 +20,7 @@ from telephony.selectors import HEARTBEAT_SECONDS, pbx_servers_enabled
 log = logging.getLogger(__name__)
 
 FOLD_BATCH = 1000
+FOLD_GATHER_SECONDS = 0.01
 
 
 def _db(function):
@@ -121,6 +122,9 @@ class ServerLink:
         fold = _db(services.call_events_fold)
         while True:
             batch = [await self.events.get()]
+            # Gather what follows for a moment: one transaction per burst of events, not per event,
+            # keeps the database's write lock free for the web and worker processes.
+            await asyncio.sleep(FOLD_GATHER_SECONDS)
             while len(batch) < FOLD_BATCH and not self.events.empty():
                 batch.append(self.events.get_nowait())
             started = time.perf_counter()
