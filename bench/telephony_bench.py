@@ -35,7 +35,7 @@ from telephony import services  # noqa: E402
 from telephony.facade import PbxFacade  # noqa: E402
 from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
 from tests.pbxsim.simulator import free_port, running_pbxsim  # noqa: E402
-from tests.telephony.pbxharness import contract_dialplans, wait_for  # noqa: E402
+from tests.telephony.pbxharness import contract_dialplans, database_url, wait_for  # noqa: E402
 from tests.telephony.test_call_records import recorded_events  # noqa: E402
 
 MANAGER_USERS = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
@@ -144,16 +144,6 @@ def fold_capacity(server, copies=200, batch=100):
     for i in range(0, len(events), batch):
         services.call_events_fold(server_id=server.pk, events=events[i : i + batch])
     return len(events), time.perf_counter() - start
-
-
-def database_url():
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    return (
-        f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
 
 
 def main():

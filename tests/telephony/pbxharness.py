@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from django.db import connection
+
 from telephony.bus import EventBus
 from telephony.pbx import PbxProcess
 from tests.pbxsim.simulator import PHONES_DIALPLAN, free_port
@@ -23,6 +25,17 @@ def contract_dialplans(tmp_path, agi_port):
     globals_file = tmp_path / "globals.conf"
     globals_file.write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
     return [CONTRACT, PHONES_DIALPLAN, globals_file]
+
+
+def database_url():
+    """The URL of the database this process uses (the test database in a test), for a child process."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    return (
+        f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}:"
+        f"{settings['PORT'] or 5432}/{settings['NAME']}"
+    )
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="the condition"):

@@ -9,14 +9,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from telephony.agi import AgiCall, make_agi_handler
 from telephony.bus import EventBus
 from telephony.models import CallRecord, PbxServer
 from tests.pbxsim.simulator import free_port, running_pbxsim
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import contract_dialplans, pbx_process, wait_for
+from tests.telephony.pbxharness import contract_dialplans, database_url, pbx_process, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -147,16 +146,6 @@ def test_malformed_frames_and_unknown_events_from_the_pbx():
     assert (record.duration, record.disposition, record.callee) == (2, "NO ANSWER", "5551001")
 
 
-def _database_url():
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    return (
-        f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_pbx_command_runs_and_stops_cleanly_on_sigterm(tmp_path):
     agi_port = free_port()
@@ -168,7 +157,7 @@ def test_pbx_command_runs_and_stops_cleanly_on_sigterm(tmp_path):
         process = subprocess.Popen(
             [sys.executable, "manage.py", "pbx"],
             cwd=PROJECT_DIR,
-            env={**os.environ, "DEBUG": "1", "DATABASE_URL": _database_url()},
+            env={**os.environ, "DEBUG": "1", "DATABASE_URL": database_url()},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
