@@ -82,12 +82,6 @@ def pbx_server_state_set(*, server_id: int, state: str, error: str = "", last_ev
     PbxServer.objects.filter(pk=server_id).update(**fields)
 
 
-def pbx_server_touch(*, server_id: int, last_event_at: float):
-    PbxServer.objects.filter(pk=server_id).update(
-        last_event_at=dt.datetime.fromtimestamp(last_event_at, dt.UTC)
-    )
-
-
 # -- call records ---------------------------------------------------------------
 
 

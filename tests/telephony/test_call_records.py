@@ -181,3 +181,16 @@ def test_reconcile_closes_calls_that_ended_while_away():
     live.refresh_from_db()
     assert gone.ended_at is not None and gone.disposition == "FAILED"
     assert live.ended_at is None
+
+
+def test_an_adopted_inbound_call_gives_its_company_to_the_legs_it_dials():
+    """An AGI script tags the inbound channel; the agent leg its Dial creates follows."""
+    server, company = PbxServerFactory(), CompanyFactory()
+    services.call_record_adopt(
+        server_id=server.pk, uniqueid="call-1-1", company_id=company.pk, app="tickets", app_ref="line:3"
+    )
+    fold(server, recorded_events("click2call-completed"))
+    caller = CallRecord.objects.get(uniqueid="call-1-1")
+    assert (caller.direction, caller.app) == ("inbound", "tickets")
+    leg = CallRecord.objects.get(parent=caller)
+    assert (leg.company, leg.app, leg.app_ref) == (company, "tickets", "line:3")

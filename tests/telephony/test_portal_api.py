@@ -96,3 +96,15 @@ def test_admin_never_shows_the_ami_secret(client, staff_user):
     for url in ("/admin/telephony/pbxserver/", f"/admin/telephony/pbxserver/{server.pk}/change/"):
         assert b"s3cret-never-shown" not in client.get(url).content
     assert "s3cret" not in repr(server)
+
+
+def test_api_webhook_deliveries_are_the_company_own(client, company_user, other_company_user):
+    from telephony.models import WebhookDelivery
+
+    for user in (company_user, other_company_user):
+        WebhookDelivery.objects.create(
+            company=user.company, event="hangup", payload={"who": user.username}, url="http://127.0.0.1:9/x"
+        )
+    client.force_login(company_user)
+    listed = client.get("/api/telephony/webhook-deliveries/").json()["results"]
+    assert [d["payload"]["who"] for d in listed] == [company_user.username]
