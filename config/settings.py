@@ -141,7 +141,14 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Work that talks to Asterisk goes to the `pbx` queue, consumed by the worker next to the PBX.
 CELERY_TASK_ROUTES = {"pbx.*": {"queue": "pbx"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Installed into the database by beat at start; editable in the admin from then on.
+CELERY_BEAT_SCHEDULE = {
+    "requeue lost webhook deliveries": {"task": "telephony.requeue_webhooks", "schedule": 300.0},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Caller ID comes from anybody: exported cells must not run as spreadsheet formulas.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 
 LOGGING = {
     "version": 1,

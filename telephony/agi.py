@@ -24,7 +24,6 @@ from panoramisk.fast_agi import Request
 log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10
-MAX_HEADER_BYTES = 16384
 
 _scripts: dict = {}
 
@@ -40,10 +39,6 @@ def agi_script(name: str):
         return handler
 
     return register
-
-
-def registered_scripts() -> dict:
-    return dict(_scripts)
 
 
 class AgiHangup(Exception):
@@ -110,8 +105,6 @@ class AgiCall:
             raise AgiHangup(command)
         if result.code != 200:
             log.warning("AGI %s on %s: %s", command, self.channel, line)
-        elif result.result == "-1" and not command.upper().startswith("EXEC"):
-            self.hungup = True
         return result
 
     async def _line(self) -> str:
@@ -130,7 +123,8 @@ class AgiCall:
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
         result = await self.command(f"GET DATA {prompt} {timeout_ms} {max_digits}")
-        if self.hungup:
+        if result.result == "-1":  # the caller hung up while keying
+            self.hungup = True
             raise AgiHangup("GET DATA")
         return result.result
 

@@ -32,7 +32,14 @@ class AmiError(Exception):
 
 
 class AmiConnectionLost(Exception):
-    """The AMI session is down: the action was not (or not surely) carried out."""
+    """The session went down or Asterisk did not answer in time: the action may or may not have run."""
+
+
+class AmiNotConnected(AmiConnectionLost):
+    """The session is down: the action was not sent."""
+
+
+NEVER = 10**9  # seconds
 
 
 class _Nothing:
@@ -89,6 +96,7 @@ class AmiClient:
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
         ping_interval: float = 20.0,
+        login_timeout: float = 10.0,
     ):
         self.endpoint = endpoint
         self.on_event = on_event
@@ -96,6 +104,8 @@ class AmiClient:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.ping_interval = ping_interval
+        self.login_timeout = login_timeout
+        self._watchdog: asyncio.Task | None = None
         self.connected = asyncio.Event()
         self.last_event_at: float | None = None
         self._backoff = backoff_min
@@ -110,8 +120,9 @@ class AmiClient:
             username=endpoint.username,
             secret=endpoint.secret,
             events="on" if (on_event if events is None else events) else "off",
-            ping_delay=ping_interval,
-            ping_interval=ping_interval,
+            # panoramisk's pinger never checks for the Pong; our watchdog does.
+            ping_delay=NEVER,
+            ping_interval=NEVER,
             forgetable_actions=_Nothing(),
             on_login=self._logged_in,
             on_disconnect=self._disconnected,
@@ -128,6 +139,34 @@ class AmiClient:
     def start(self):
         self._set_state("connecting", "")
         self.manager.connect()
+        self._watchdog = self._loop.create_task(self._watch())
+
+    async def _watch(self):
+        """Drop a session that stopped answering (a PBX gone silent keeps TCP open for minutes),
+        and a login that never completes; the reconnect follows."""
+        while not self._closing:
+            waited = 0.0
+            while not self.connected.is_set() and not self._closing:
+                await asyncio.sleep(0.5)
+                waited += 0.5
+                if waited >= self.login_timeout and self._retry is None:
+                    self._abort("no login answer")
+                    waited = 0.0
+            await asyncio.sleep(self.ping_interval)
+            if not self.connected.is_set() or self._closing:
+                continue
+            try:
+                await self.send({"Action": "Ping"}, timeout=self.login_timeout)
+            except AmiConnectionLost:
+                self._abort("no answer to Ping")
+
+    def _abort(self, why: str):
+        log.warning("AMI %s: %s; dropping the connection", self.endpoint.name, why)
+        protocol = getattr(self.manager, "protocol", None)
+        if protocol is not None and getattr(protocol, "transport", None) is not None and not protocol.closed:
+            protocol.transport.abort()  # connection_lost follows, and with it the reconnect
+        else:
+            self._schedule_reconnect(why)
 
     async def wait_connected(self, timeout: float) -> bool:
         try:
@@ -140,6 +179,8 @@ class AmiClient:
         self._closing = True
         if self._retry:
             self._retry.cancel()
+        if self._watchdog:
+            self._watchdog.cancel()
         self.manager.close()
         self._fail_pending("the AMI session was closed")
         self.connected.clear()
@@ -223,8 +264,13 @@ class AmiClient:
 
     async def send(self, action: dict, *, timeout: float = 10.0):
         """Send one action and return its response (a list for actions answered by several frames)."""
+        for value in action.values():
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if "\r" in str(item) or "\n" in str(item):
+                    # One more line would be one more header, or a whole other action.
+                    raise ValueError(f"AMI {action.get('Action')}: a header value holds a line break")
         if not self.connected.is_set():
-            raise AmiConnectionLost(f"AMI {self.endpoint.name} is not connected")
+            raise AmiNotConnected(f"AMI {self.endpoint.name} is not connected")
         if not isinstance(action, Action):
             action = Action(action)
         future = self.manager.send_action(action, as_list=action.as_list)

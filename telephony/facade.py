@@ -13,19 +13,34 @@ retried task with the same ChannelId cannot ring anybody twice.
 """
 
 import asyncio
+import concurrent.futures
+import logging
 import os
+import re
 import threading
 import time
+import uuid
 
 from django.utils import timezone
+from panoramisk.utils import IdGenerator
 
 from telephony import services
-from telephony.ami import AmiClient, AmiConnectionLost, AmiEndpoint, AmiError, OriginateOutcome
+from telephony.ami import (
+    AmiClient,
+    AmiConnectionLost,
+    AmiEndpoint,
+    AmiError,
+    AmiNotConnected,
+    OriginateOutcome,
+)
 from telephony.models import CallRecord, DialRoute, PbxServer
 
 CONNECT_TIMEOUT = 5.0
 ACTION_TIMEOUT = 10.0
 ROUTE_CACHE_SECONDS = 5.0
+DIALABLE = re.compile(r"\+?[0-9*#]+")
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AmiConnectionLost", "AmiError", "PbxFacade", "facade"]
 
@@ -45,13 +60,19 @@ class PbxFacade:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._clients = {}
+                # panoramisk draws ActionIDs from one uuid set at import: a forked child needs its own.
+                IdGenerator.reset(uid=str(uuid.uuid4()))
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="pbx-facade", daemon=True).start()
         return self._loop
 
     def _run(self, coroutine, timeout: float):
         future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
-        return future.result(timeout + 1)
+        try:
+            return future.result(timeout + 1)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise AmiConnectionLost(f"no answer from the PBX within {timeout:.0f} s") from None
 
     async def _client(self, server: PbxServer, events: bool) -> AmiClient:
         key = (server.pk, events)
@@ -66,7 +87,7 @@ class PbxFacade:
             self._clients[key] = client
             client.start()
         if not await client.wait_connected(CONNECT_TIMEOUT):
-            raise AmiConnectionLost(f"AMI {server.name} is not reachable")
+            raise AmiNotConnected(f"AMI {server.name} is not reachable")
         return client
 
     def _dial_string(self, server: PbxServer, number: str, route: str) -> str:
@@ -74,7 +95,10 @@ class PbxFacade:
         key = (server.pk, route)
         cached, expires = self._routes.get(key, (None, 0.0))
         if cached is None or time.monotonic() >= expires:
-            cached = DialRoute.objects.get(server=server, name=route)
+            try:
+                cached = DialRoute.objects.get(server=server, name=route)
+            except DialRoute.DoesNotExist:
+                raise ValueError(f"PBX server {server.name} has no dial route {route!r}") from None
             self._routes[key] = (cached, time.monotonic() + ROUTE_CACHE_SECONDS)
         return cached.dial_string(number)
 
@@ -129,6 +153,8 @@ class PbxFacade:
         """
         if bool(context) == bool(application):
             raise ValueError("give either context (and exten, priority) or application")
+        if not channel and not DIALABLE.fullmatch(number):
+            raise ValueError(f"{number!r} is not a number to dial (digits, * and #, an optional leading +)")
         dial = channel or self._dial_string(server, number, route)
         record = services.call_record_claim(
             server=server,
@@ -137,7 +163,7 @@ class PbxFacade:
             app=app,
             app_ref=app_ref,
             caller=_caller_number(caller_id or server.outbound_caller_id),
-            callee=number or dial,
+            callee=(number or dial)[:80],
         )
         action = {
             "Channel": dial,
@@ -167,14 +193,27 @@ class PbxFacade:
 
         try:
             return self._run(send(), CONNECT_TIMEOUT + timeout + ACTION_TIMEOUT)
-        except (AmiError, AmiConnectionLost) as exc:
-            CallRecord.objects.filter(pk=record.pk, ended_at__isnull=True).update(
-                started_at=timezone.now(),
-                ended_at=timezone.now(),
-                disposition=CallRecord.Disposition.FAILED,
-                hangup_cause_text=str(exc)[:80],
-            )
+        except AmiConnectionLost as exc:
+            if not isinstance(exc, AmiNotConnected):
+                # Sent, but the answer was lost: the call may be ringing. The record stays open for
+                # the pbx process (its events, or the reconcile after a reconnect) to settle.
+                log.warning("Originate %s on %s: outcome unknown (%s)", channel_id, server.name, exc)
+                raise
+            self._originate_failed(record, exc)
             raise
+        except (AmiError, ValueError) as exc:
+            self._originate_failed(record, exc)
+            raise
+
+    def _originate_failed(self, record: CallRecord, exc: Exception):
+        """Asterisk surely did not take the call: the record ends here, FAILED."""
+        now = timezone.now()
+        CallRecord.objects.filter(pk=record.pk, ended_at__isnull=True).update(
+            started_at=now,
+            ended_at=now,
+            disposition=CallRecord.Disposition.FAILED,
+            hangup_cause_text=str(exc)[:80],
+        )
 
     def hangup(self, *, server: PbxServer, channel: str, cause: int = 16):
         return self._action(server, {"Action": "Hangup", "Channel": channel, "Cause": str(cause)})

@@ -121,10 +121,6 @@ class CallRecord(models.Model):
     def __str__(self):
         return f"{self.caller or '?'} -> {self.callee or '?'} ({self.disposition})"
 
-    @property
-    def is_finished(self):
-        return self.ended_at is not None
-
 
 class WebhookDelivery(models.Model):
     """One call event POSTed to a company's webhook, with its delivery history."""

@@ -9,7 +9,8 @@ import signal
 import time
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections
+from django.db import OperationalError, close_old_connections, connections
+from django.utils import timezone
 
 from telephony import services
 from telephony.agi import make_agi_handler
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 FOLD_BATCH = 1000
 FOLD_GATHER_SECONDS = 0.01
+FOLD_RETRIES = 5
 
 
 def _db(function):
@@ -44,6 +46,9 @@ class ServerLink:
         self.bus = event_bus
         self.agi_scripts = agi_scripts
         self.events: asyncio.Queue = asyncio.Queue()
+        # Bus handlers run one event after the other, in the order Asterisk sent them.
+        self.bus_events: asyncio.Queue = asyncio.Queue()
+        self.background: set[asyncio.Task] = set()
         self.client: AmiClient | None = None
         self.agi_server: asyncio.AbstractServer | None = None
         self.tasks: list[asyncio.Task] = []
@@ -74,7 +79,11 @@ class ServerLink:
         log.info(
             "FastAGI for %s on %s:%s", self.server.name, self.server.agi_bind_host, self.server.agi_bind_port
         )
-        self.tasks = [asyncio.create_task(self._fold_loop()), asyncio.create_task(self._heartbeat())]
+        self.tasks = [
+            asyncio.create_task(self._fold_loop()),
+            asyncio.create_task(self._bus_loop()),
+            asyncio.create_task(self._heartbeat()),
+        ]
 
     async def stop(self):
         if self.client:
@@ -82,6 +91,7 @@ class ServerLink:
         if self.agi_server:
             self.agi_server.close()
         await self.events.join()
+        await self.bus_events.join()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -96,19 +106,26 @@ class ServerLink:
         if event.get("Event") in services.FOLDED_EVENTS:
             self.events.put_nowait(event)
         if self.bus.handlers_for(event):
-            asyncio.create_task(self.bus.publish(self.server, event))
+            self.bus_events.put_nowait(event)
 
     def _on_state(self, client, state, error):
         self.state, self.error = state, error
-        asyncio.create_task(self._state_changed(state, error))
+        # Kept until done: the loop holds only weak references to tasks.
+        task = asyncio.create_task(self._state_changed(state, error))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def _state_changed(self, state, error):
-        await _db(services.pbx_server_state_set)(server_id=self.server.pk, state=state, error=error)
-        if state == "connected":
-            await self._reconcile()
+        try:
+            await _db(services.pbx_server_state_set)(server_id=self.server.pk, state=state, error=error)
+            if state == "connected":
+                await self._reconcile()
+        except Exception:
+            log.exception("AMI %s: recording the state %s failed", self.server.name, state)
 
     async def _reconcile(self):
         """Calls that ended while we were away are closed, not forgotten."""
+        listed_at = timezone.now()
         try:
             frames = await self.client.send_checked({"Action": "CoreShowChannels"}, timeout=10)
         except (AmiError, AmiConnectionLost) as exc:
@@ -116,7 +133,9 @@ class ServerLink:
             return
         live = {f.get("Uniqueid") for f in frames if f.get("Event") == "CoreShowChannel"}
         await self.events.join()  # what arrived before the list is folded first
-        await _db(services.call_records_reconcile)(server_id=self.server.pk, live_uniqueids=live)
+        await _db(services.call_records_reconcile)(
+            server_id=self.server.pk, live_uniqueids=live, listed_at=listed_at
+        )
 
     async def _fold_loop(self):
         fold = _db(services.call_events_fold)
@@ -129,22 +148,60 @@ class ServerLink:
                 batch.append(self.events.get_nowait())
             started = time.perf_counter()
             try:
-                await fold(server_id=self.server.pk, events=batch)
+                await self._fold(fold, batch)
                 self.folded += len(batch)
                 self.fold_seconds += time.perf_counter() - started
-            except Exception:
-                log.exception("AMI %s: folding %d events failed", self.server.name, len(batch))
             finally:
                 for _ in batch:
                     self.events.task_done()
 
+    async def _fold(self, fold, batch):
+        """Fold a batch; wait out a busy database; a batch that still fails is folded event by
+        event, so one event the database refuses costs that event only (logged), never its neighbours."""
+        for attempt in range(FOLD_RETRIES):
+            try:
+                await fold(server_id=self.server.pk, events=batch)
+                return
+            except OperationalError as exc:
+                log.warning(
+                    "AMI %s: database busy folding %d events (%s), retrying",
+                    self.server.name,
+                    len(batch),
+                    exc,
+                )
+                await asyncio.sleep(0.1 * 2**attempt)
+            except Exception:
+                break
+        for event in batch:
+            try:
+                await fold(server_id=self.server.pk, events=[event])
+            except Exception:
+                log.exception(
+                    "AMI %s: cannot fold %s of %s",
+                    self.server.name,
+                    event.get("Event"),
+                    event.get("Uniqueid") or event.get("DestUniqueid") or event.get("UniqueID"),
+                )
+
+    async def _bus_loop(self):
+        while True:
+            event = await self.bus_events.get()
+            try:
+                await self.bus.publish(self.server, event)
+            finally:
+                self.bus_events.task_done()
+
     async def _heartbeat(self):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            if self.state == "connected":
+            if self.state != "connected":
+                continue
+            try:
                 await _db(services.pbx_server_state_set)(
                     server_id=self.server.pk, state="connected", last_event_at=self.client.last_event_at
                 )
+            except Exception:
+                log.exception("AMI %s: heartbeat not recorded", self.server.name)
 
 
 class PbxProcess:

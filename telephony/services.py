@@ -144,8 +144,10 @@ def call_record_adopt(
 def _event_time(event: dict) -> dt.datetime:
     # With `timestampevents = yes` (the contract's manager.conf) every event carries
     # the PBX's own clock; the pbx process stamps the others on receipt.
-    stamp = event.get("Timestamp") or event.get("_received")
-    return dt.datetime.fromtimestamp(float(stamp), dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(float(event["Timestamp"]), dt.UTC)
+    except (KeyError, ValueError, OverflowError, OSError):
+        return dt.datetime.fromtimestamp(float(event["_received"]), dt.UTC)
 
 
 def _is_internal(channel: str) -> bool:
@@ -167,6 +169,11 @@ def _leg_of(event: dict) -> tuple[str, str] | None:
     return uniqueid, channel
 
 
+def _text(event: dict, name: str, size: int) -> str:
+    # Header values come from the PBX, caller ID from anybody: cut to the column, never fail on it.
+    return str(event.get(name, ""))[:size]
+
+
 def _earliest(current, candidate):
     return candidate if current is None or (candidate is not None and candidate < current) else current
 
@@ -183,23 +190,23 @@ def _fold(record: CallRecord, event: dict, parents: dict):
     name = event["Event"]
     when = _event_time(event)
     if name == "Newchannel":
-        record.channel = event.get("Channel", record.channel)
-        record.linkedid = event.get("Linkedid") or record.linkedid
+        record.channel = _text(event, "Channel", 200) or record.channel
+        record.linkedid = _text(event, "Linkedid", 150) or record.linkedid
         record.started_at = _earliest(record.started_at, when)
         if not record.caller and event.get("CallerIDNum") not in _UNKNOWN:
-            record.caller = event["CallerIDNum"]
+            record.caller = _text(event, "CallerIDNum", 80)
         # A channel Dial creates starts in exten "s": its number comes with DialBegin.
         if not record.callee and event.get("Exten") not in _UNKNOWN | {"s"}:
-            record.callee = event["Exten"]
+            record.callee = _text(event, "Exten", 80)
     elif name == "Newstate":
         if event.get("ChannelState") == "6":
             record.answered_at = _earliest(record.answered_at, when)
     elif name == "DialBegin":
-        record.channel = record.channel or event.get("DestChannel", "")
+        record.channel = record.channel or _text(event, "DestChannel", 200)
         record.started_at = _earliest(record.started_at, when)
         dialed = (event.get("DialString") or "").split("@")[0].split("/")[-1]
         if dialed and record.parent_id is None and event.get("Uniqueid"):
-            record.callee = dialed
+            record.callee = dialed[:80]
         parent_uid = event.get("Uniqueid")
         if parent_uid and record.parent_id is None and parent_uid in parents:
             record.parent_id = parents[parent_uid].pk
@@ -212,15 +219,17 @@ def _fold(record: CallRecord, event: dict, parents: dict):
     elif name == "Hangup":
         record.ended_at = _latest(record.ended_at, when)
         with contextlib.suppress(ValueError):
-            record.hangup_cause = int(event.get("Cause", ""))
-        record.hangup_cause_text = event.get("Cause-txt", "")[:80]
+            cause = int(event.get("Cause", ""))
+            if 0 <= cause <= 255:  # a Q.850 cause
+                record.hangup_cause = cause
+        record.hangup_cause_text = _text(event, "Cause-txt", 80)
     elif name == "OriginateResponse":
         try:
             reason = int(event.get("Reason", "0"))
         except ValueError:
             reason = 0
         outcome = _ORIGINATE_REASON.get(reason, Disposition.FAILED)
-        # A failed Originate may have no channel event at all: it started when it was answered.
+        # A failed Originate may have no channel event at all: then it is timed by its answer.
         record.started_at = _earliest(record.started_at, when)
         record.disposition = _stronger(record.disposition, outcome)
         if outcome == Disposition.ANSWERED:
@@ -234,7 +243,7 @@ def _fold(record: CallRecord, event: dict, parents: dict):
         if disposition:
             record.disposition = _stronger(record.disposition, disposition)
         if not record.caller and event.get("Source"):
-            record.caller = event["Source"]
+            record.caller = _text(event, "Source", 80)
 
 
 def _settle(record: CallRecord):
@@ -363,18 +372,21 @@ def _inherit(record: CallRecord, records: dict):
         record.parent_id = record.parent_id or origin.pk
 
 
-def call_records_reconcile(*, server_id: int, live_uniqueids: set[str]) -> list[int]:
+def call_records_reconcile(*, server_id: int, live_uniqueids: set[str], listed_at: dt.datetime) -> list[int]:
     """After a reconnect: records still open whose channel is no longer on the PBX ended while we were away.
 
-    They are closed at the time of reconciliation, with what is known; nothing is forgotten.
+    They are closed at the time of reconciliation, with what is known; nothing is forgotten. A record
+    touched since the channels were listed (a call being placed right now) is left alone.
     """
-    open_records = CallRecord.objects.filter(source=ami_source(server_id), ended_at__isnull=True)
+    open_records = CallRecord.objects.filter(
+        source=ami_source(server_id), ended_at__isnull=True, updated_at__lt=listed_at
+    )
     closed = []
     now = timezone.now()
     for record in open_records.exclude(uniqueid__in=live_uniqueids):
         with transaction.atomic():
             locked = CallRecord.objects.select_for_update().get(pk=record.pk)
-            if locked.ended_at is not None:
+            if locked.ended_at is not None or locked.updated_at >= listed_at:
                 continue
             locked.ended_at = now
             locked.hangup_cause_text = "ended while the PBX was unreachable"
@@ -438,7 +450,7 @@ def push_event_ingest(*, company: Company, payload: dict) -> CallRecord:
         if event == "ringing":
             record.started_at = _earliest(record.started_at, when)
             record.callee = record.callee or str(payload.get("activenum", ""))[:80]
-            record.caller = record.caller or str(payload.get("callernum", payload.get("src", "")))[:80]
+            record.caller = record.caller or str(payload.get("callernum", ""))[:80]
         elif event == "answer":
             record.answered_at = _earliest(record.answered_at, when)
             record.started_at = _earliest(record.started_at, when)
@@ -521,7 +533,8 @@ def webhook_deliveries_create(*, record_transitions: list[tuple[int, str]]):
     from telephony.tasks import deliver_webhook  # tasks import this module
 
     for delivery in created:
-        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+        # robust: a broker hiccup is logged and leaves the delivery pending for requeue_webhooks.
+        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
 
 
 def webhook_signature(secret: str, body: bytes) -> str:
@@ -588,3 +601,17 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     if delivery.status == WebhookDelivery.Status.PENDING:
         raise WebhookTransientError(error or f"HTTP {status}")
     return delivery
+
+
+WEBHOOK_LOST_AFTER = dt.timedelta(minutes=5)
+
+
+def webhook_deliveries_lost() -> list[int]:
+    """Deliveries never attempted for a while: their task was lost (the broker was down at enqueue)."""
+    return list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING,
+            attempts=0,
+            created_at__lt=timezone.now() - WEBHOOK_LOST_AFTER,
+        ).values_list("pk", flat=True)
+    )

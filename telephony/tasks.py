@@ -14,3 +14,9 @@ from telephony import services
 )
 def deliver_webhook(self, delivery_id: int):
     services.webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="telephony.requeue_webhooks")
+def requeue_webhooks():
+    for delivery_id in services.webhook_deliveries_lost():
+        deliver_webhook.delay(delivery_id)

@@ -1,6 +1,8 @@
+from django import forms
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from import_export.formats import base_formats
 
 from accounts.portal import company_view
 from telephony import selectors
@@ -10,23 +12,38 @@ from telephony.resources import CallRecordResource
 PAGE_SIZE = 50
 
 
-def _filtered_records(request):
+class CallFilterForm(forms.Form):
+    disposition = forms.ChoiceField(choices=[("", "all"), *CallRecord.Disposition.choices], required=False)
+    start = forms.DateField(required=False)
+    end = forms.DateField(required=False)
+
+
+def _filtered_records(request, form):
     records = selectors.call_records_for_company(company=request.company)
-    disposition = request.GET.get("disposition", "")
-    if disposition in CallRecord.Disposition.values:
-        records = records.filter(disposition=disposition)
-    if request.GET.get("from"):
-        records = records.filter(started_at__date__gte=request.GET["from"])
-    if request.GET.get("to"):
-        records = records.filter(started_at__date__lte=request.GET["to"])
+    if form.cleaned_data["disposition"]:
+        records = records.filter(disposition=form.cleaned_data["disposition"])
+    if form.cleaned_data["start"]:
+        records = records.filter(started_at__date__gte=form.cleaned_data["start"])
+    if form.cleaned_data["end"]:
+        records = records.filter(started_at__date__lte=form.cleaned_data["end"])
     return records
 
 
 @company_view
 def call_record_list(request):
-    records = _filtered_records(request)
+    form = CallFilterForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "telephony/call_record_list.html",
+            {"form": form, "page": [], "dispositions": CallRecord.Disposition.choices, "query": request.GET},
+            status=400,
+        )
+    records = _filtered_records(request, form)
     if request.GET.get("format") == "csv":
-        response = HttpResponse(CallRecordResource().export(records).csv, content_type="text/csv")
+        # Through the format, which escapes formulas (IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT).
+        body = base_formats.CSV().export_data(CallRecordResource().export(records))
+        response = HttpResponse(body, content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="calls-{request.company.slug}.csv"'
         return response
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -34,6 +51,7 @@ def call_record_list(request):
         request,
         "telephony/call_record_list.html",
         {
+            "form": form,
             "page": page,
             "dispositions": CallRecord.Disposition.choices,
             "query": request.GET,
@@ -44,7 +62,11 @@ def call_record_list(request):
 @company_view
 def call_record_detail(request, pk):
     record = get_object_or_404(selectors.call_records_for_company(company=request.company), pk=pk)
-    return render(request, "telephony/call_record_detail.html", {"record": record, "legs": record.legs.all()})
+    return render(
+        request,
+        "telephony/call_record_detail.html",
+        {"record": record, "legs": record.legs.filter(company=request.company)},
+    )
 
 
 @company_view

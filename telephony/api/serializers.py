@@ -47,9 +47,9 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 class PushedEventSerializer(serializers.Serializer):
     """An asterCC-style call event; the service checks the values."""
 
-    source = serializers.CharField(required=False, allow_blank=True, max_length=20)
     event = serializers.CharField(max_length=20)
     sessionid = serializers.CharField(max_length=150)
     eventTime = serializers.CharField(max_length=40)
     calltype = serializers.CharField(required=False, default="dialout", max_length=20)
     activenum = serializers.CharField(required=False, allow_blank=True, max_length=80)
+    callernum = serializers.CharField(required=False, allow_blank=True, max_length=80)

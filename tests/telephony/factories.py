@@ -1,6 +1,7 @@
 import factory
 
 from telephony.models import DialRoute, PbxServer
+from tests.pbxsim.simulator import free_port
 
 
 class PbxServerFactory(factory.django.DjangoModelFactory):
@@ -14,7 +15,7 @@ class PbxServerFactory(factory.django.DjangoModelFactory):
     ami_username = "platform"
     ami_secret = "platform-secret"
     agi_bind_host = "127.0.0.1"
-    agi_bind_port = 4573
+    agi_bind_port = factory.LazyFunction(free_port)
     outbound_caller_id = '"Platform" <5550000>'
     route = factory.RelatedFactory(
         "tests.telephony.factories.DialRouteFactory", factory_related_name="server"

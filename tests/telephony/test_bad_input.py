@@ -73,8 +73,8 @@ def test_agi_hangup_line_then_dead_channel():
 
     async def script(call: AgiCall):
         outcome["digits"] = (await call.command("GET DATA beep 3000 4")).result
-        outcome["hungup"] = call.hungup
         outcome["var"] = await call.get_variable("CALLERID(num)")
+        outcome["hungup"] = call.hungup  # told by the HANGUP line
         try:
             await call.stream_file("goodbye")
         except Exception as exc:

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from django.utils import timezone
 
 from telephony import services
 from telephony.models import CallRecord
@@ -175,8 +176,14 @@ def test_claiming_a_channel_id_twice_is_refused():
 def test_reconcile_closes_calls_that_ended_while_away():
     server, company = PbxServerFactory(), CompanyFactory()
     gone, live = claim(server, company, "gone-1"), claim(server, company, "live-1")
-    closed = services.call_records_reconcile(server_id=server.pk, live_uniqueids={"live-1"})
+    listed_at = timezone.now()
+    just_placed = claim(server, company, "new-1")  # claimed after the channels were listed
+    closed = services.call_records_reconcile(
+        server_id=server.pk, live_uniqueids={"live-1"}, listed_at=listed_at
+    )
     assert closed == [gone.pk]
+    just_placed.refresh_from_db()
+    assert just_placed.ended_at is None
     gone.refresh_from_db()
     live.refresh_from_db()
     assert gone.ended_at is not None and gone.disposition == "FAILED"

@@ -144,6 +144,8 @@ def test_actions_on_a_live_call(server, facade):
         facade.set_variable(server=server, channel=channel, name="NOTE", value="vip")
         assert facade.get_variable(server=server, channel=channel, name="NOTE") == "vip"
         facade.send_message(server=server, to="pjsip:tech1", body="Ticket 42", sender="platform")
+        with pytest.raises(ValueError, match="line break"):  # no smuggling a second action in
+            facade.send_message(server=server, to="pjsip:tech1", body="hi\r\n\r\nAction: Originate")
         facade.absolute_timeout(server=server, channel=channel, seconds=1)
         record = wait_for(lambda: finished("t-live"), what="the AbsoluteTimeout to end the call")
         assert record.disposition == "ANSWERED"
@@ -263,3 +265,13 @@ def test_fastagi_script_runs_and_closes(server, facade):
         wait_for(lambda: "script_var" in seen, what="the AGI script")
         wait_for(lambda: finished("t-agi"), what="the call to end after the script")
     assert seen["script_var"] == "echo"
+
+
+def test_a_number_that_is_no_number_is_refused_before_anything_is_claimed(server, facade):
+    with pytest.raises(ValueError, match="not a number"):
+        facade.originate(server=server, channel_id="t-bad", number="5551001@other", context="platform-hold")
+    with pytest.raises(ValueError, match="no dial route 'mobile'"):
+        facade.originate(
+            server=server, channel_id="t-bad", number="5551001", route="mobile", context="platform-hold"
+        )
+    assert not CallRecord.objects.filter(uniqueid="t-bad").exists()

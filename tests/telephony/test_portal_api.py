@@ -108,3 +108,30 @@ def test_api_webhook_deliveries_are_the_company_own(client, company_user, other_
     client.force_login(company_user)
     listed = client.get("/api/telephony/webhook-deliveries/").json()["results"]
     assert [d["payload"]["who"] for d in listed] == [company_user.username]
+
+
+def test_bad_date_filter_is_a_400_not_a_crash(client, company_user):
+    client.force_login(company_user)
+    url = reverse("telephony:calls", args=[company_user.company.slug])
+    response = client.get(url, {"start": "2024-02-30"})
+    assert response.status_code == 400
+    assert "Enter a valid date" in response.content.decode()
+    assert client.get(url, {"start": "2026-11-01", "end": "2026-11-30"}).status_code == 200
+
+
+def test_legs_of_another_company_stay_hidden(client, company_user, other_company_user):
+    mine = record(company_user.company, "mine")
+    leg = record(other_company_user.company, "their-leg", callee="5559999")
+    leg.parent = mine
+    leg.save()
+    client.force_login(company_user)
+    body = client.get(reverse("telephony:call", args=[company_user.company.slug, mine.pk])).content.decode()
+    assert "5559999" not in body
+
+
+def test_csv_export_escapes_formulas(client, company_user):
+    record(company_user.company, "f1", callee="=HYPERLINK(1)")
+    client.force_login(company_user)
+    url = reverse("telephony:calls", args=[company_user.company.slug])
+    body = client.get(url, {"format": "csv"}).content.decode()
+    assert ",=HYPERLINK" not in body

@@ -178,3 +178,19 @@ def test_deliveries_page_shows_own_company_only(client, company_user, other_comp
     assert_other_company_gets_404(client, url, owner=company_user, outsider=other_company_user)
     client.force_login(company_user)
     assert b"hangup" in client.get(url).content
+
+
+def test_deliveries_whose_task_was_lost_are_found_again(company):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    company.webhook_url = "http://127.0.0.1:9/x"
+    company.save()
+    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    services.webhook_deliveries_create(record_transitions=[(record.pk, "ringing"), (record.pk, "hangup")])
+    lost, fresh = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(minutes=6))
+    assert services.webhook_deliveries_lost() == [lost.pk]
+    WebhookDelivery.objects.filter(pk=lost.pk).update(attempts=1)  # in Celery's retry backoff: not lost
+    assert services.webhook_deliveries_lost() == []
