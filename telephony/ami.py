@@ -125,9 +125,9 @@ class AmiClient:
             ping_interval=NEVER,
             forgetable_actions=_Nothing(),
             on_login=self._logged_in,
-            on_disconnect=self._disconnected,
         )
-        # panoramisk schedules its own reconnects; ours back off and retry failed logins too.
+        # panoramisk schedules its own reconnects (and would call on_disconnect); ours back off
+        # and retry failed logins too.
         self.manager.connection_lost = self._connection_lost
         self.manager.connection_made = self._connection_made
         self.manager.login = self._login_answered
@@ -211,9 +211,6 @@ class AmiClient:
         self.connected.set()
         log.info("AMI %s: connected to %s:%s", self.endpoint.name, self.endpoint.host, self.endpoint.port)
         self._set_state("connected", "")
-
-    def _disconnected(self, manager, exc):
-        pass  # handled in _connection_lost, which panoramisk calls first
 
     def _connection_lost(self, exc):
         self.manager._connected = False

@@ -1,4 +1,4 @@
-"""pbxsim: an asyncio stand-in for Asterisk 22, held to the traces in ../shared/asterisk.
+"""pbxsim: an asyncio stand-in for Asterisk 22, held to its recorded traces (tests/pbxsim/traces).
 
 Modules: `ami` (AMI server, login, permissions, actions), `dialplan` (extensions.conf and the
 `${}`/`$[]` language), `functions` (dialplan functions), `channels` (channels, Local pairs,
