@@ -71,14 +71,28 @@ class ServerLink:
             on_state=self._on_state,
         )
         self.client.start()
-        self.agi_server = await asyncio.start_server(
-            make_agi_handler(self.server, self.agi_scripts),
-            self.server.agi_bind_host,
-            self.server.agi_bind_port,
-        )
-        log.info(
-            "FastAGI for %s on %s:%s", self.server.name, self.server.agi_bind_host, self.server.agi_bind_port
-        )
+        try:
+            self.agi_server = await asyncio.start_server(
+                make_agi_handler(self.server, self.agi_scripts),
+                self.server.agi_bind_host,
+                self.server.agi_bind_port,
+            )
+        except OSError as exc:
+            # AMI still works (call records, the facade's calls); the IVR scripts of this server do not.
+            log.error(
+                "FastAGI for %s cannot listen on %s:%s: %s",
+                self.server.name,
+                self.server.agi_bind_host,
+                self.server.agi_bind_port,
+                exc,
+            )
+        else:
+            log.info(
+                "FastAGI for %s on %s:%s",
+                self.server.name,
+                self.server.agi_bind_host,
+                self.server.agi_bind_port,
+            )
         self.tasks = [
             asyncio.create_task(self._fold_loop()),
             asyncio.create_task(self._bus_loop()),
@@ -210,7 +224,6 @@ class PbxProcess:
         self.agi_scripts = agi_scripts
         self.links: list[ServerLink] = []
         self.stopping = asyncio.Event()
-        self.started = asyncio.Event()
 
     async def run(self, servers=None, *, install_signals=True):
         if install_signals:
@@ -224,7 +237,6 @@ class PbxProcess:
             link = ServerLink(server, self.bus, self.agi_scripts)
             await link.start()
             self.links.append(link)
-        self.started.set()
         await self.stopping.wait()
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
         await asyncio.gather(*(link.stop() for link in self.links))

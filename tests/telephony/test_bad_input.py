@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -172,3 +173,17 @@ def test_pbx_command_runs_and_stops_cleanly_on_sigterm(tmp_path):
     server.refresh_from_db()
     assert (server.state, server.last_error) == ("down", "the pbx process stopped")
     assert "platform-secret" not in output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fastagi_port_in_use_leaves_ami_working(tmp_path, caplog):
+    users = Path(__file__).with_name("manager.conf")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        agi_port = taken.getsockname()[1]
+        with running_pbxsim(dialplans=contract_dialplans(tmp_path, agi_port), manager_users=users) as sim:
+            server = PbxServerFactory(ami_port=sim.port, agi_bind_port=agi_port)
+            with pbx_process([server]):
+                wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected")
+    assert f"FastAGI for {server.name} cannot listen" in caplog.text
