@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Company
+from telephony.ami import OriginateOutcome
 from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,13 @@ _DIAL_STATUS = {
     "CONGESTION": Disposition.FAILED,
     "CHANUNAVAIL": Disposition.FAILED,
 }
-_ORIGINATE_REASON = {
-    4: Disposition.ANSWERED,
-    5: Disposition.BUSY,
-    3: Disposition.NO_ANSWER,
-    8: Disposition.FAILED,
-    0: Disposition.FAILED,
-    1: Disposition.FAILED,
+# The outcomes of telephony.ami's Reason table, as a leg's disposition.
+_ORIGINATE_OUTCOME = {
+    "answered": Disposition.ANSWERED,
+    "busy": Disposition.BUSY,
+    "no_answer": Disposition.NO_ANSWER,
+    "congestion": Disposition.FAILED,
+    "failed": Disposition.FAILED,
 }
 _CDR_DISPOSITION = {
     "ANSWERED": Disposition.ANSWERED,
@@ -224,11 +225,7 @@ def _fold(record: CallRecord, event: dict, parents: dict):
                 record.hangup_cause = cause
         record.hangup_cause_text = _text(event, "Cause-txt", 80)
     elif name == "OriginateResponse":
-        try:
-            reason = int(event.get("Reason", "0"))
-        except ValueError:
-            reason = 0
-        outcome = _ORIGINATE_REASON.get(reason, Disposition.FAILED)
+        outcome = _ORIGINATE_OUTCOME[OriginateOutcome.from_event(event).outcome]
         # A failed Originate may have no channel event at all: then it is timed by its answer.
         record.started_at = _earliest(record.started_at, when)
         record.disposition = _stronger(record.disposition, outcome)
