@@ -31,9 +31,9 @@ django.setup()
 from django.db import connection  # noqa: E402
 from panoramisk import Manager  # noqa: E402
 
-from telephony import services  # noqa: E402
 from telephony.facade import PbxFacade  # noqa: E402
 from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
+from telephony.services import calls  # noqa: E402
 from tests.pbxsim.simulator import free_port, running_pbxsim  # noqa: E402
 from tests.telephony.pbxharness import contract_dialplans, database_url, wait_for  # noqa: E402
 from tests.telephony.test_call_records import recorded_events  # noqa: E402
@@ -142,7 +142,7 @@ def fold_capacity(server, copies=200, batch=100):
             events.append(copy)
     start = time.perf_counter()
     for i in range(0, len(events), batch):
-        services.call_events_fold(server_id=server.pk, events=events[i : i + batch])
+        calls.call_events_fold(server_id=server.pk, events=events[i : i + batch])
     return len(events), time.perf_counter() - start
 
 

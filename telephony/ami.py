@@ -14,10 +14,12 @@ import dataclasses
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 
 from panoramisk import Manager
 from panoramisk.actions import Action
+from panoramisk.utils import IdGenerator
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,12 @@ class AmiNotConnected(AmiConnectionLost):
 
 
 NEVER = 10**9  # seconds
+
+
+def reset_action_ids():
+    """panoramisk draws ActionIDs from one uuid set at import: a forked child needs its own, or
+    its answers could be taken for the parent's."""
+    IdGenerator.reset(uid=str(uuid.uuid4()))
 
 
 class _Nothing:
@@ -66,11 +74,12 @@ class OriginateOutcome:
             reason = int(event.get("Reason", 0))
         except ValueError:
             reason = 0
+        return cls.of(event.get("Uniqueid", ""), reason, event.get("Channel", ""))
+
+    @classmethod
+    def of(cls, uniqueid: str, reason: int, channel: str = "") -> "OriginateOutcome":
         return cls(
-            uniqueid=event.get("Uniqueid", ""),
-            reason=reason,
-            outcome=OUTCOME_BY_REASON.get(reason, "failed"),
-            channel=event.get("Channel", ""),
+            uniqueid=uniqueid, reason=reason, outcome=OUTCOME_BY_REASON.get(reason, "failed"), channel=channel
         )
 
 
@@ -250,6 +259,17 @@ class AmiClient:
             if not future.done():
                 future.set_exception(AmiConnectionLost(why))
         self._pending.clear()
+
+    def pause_reading(self):
+        """Read nothing more from the PBX until resume_reading: back-pressure for a fold that lags."""
+        transport = getattr(getattr(self.manager, "protocol", None), "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self):
+        transport = getattr(getattr(self.manager, "protocol", None), "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # -- events ----------------------------------------------------------------
 

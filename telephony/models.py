@@ -1,19 +1,52 @@
+import ipaddress
+import re
 import secrets
 import string
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 
 def validate_dial_template(value):
-    """A dial-string template must name {number} and nothing else."""
+    """A dial-string template names {number} and nothing else, with no format spec or conversion:
+    `{number:>999999999}` would build a gigabyte string on every call."""
+    validate_header_value(value)
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        parts = [
+            (name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None
+        ]
     except ValueError as exc:
         raise ValidationError(f"Not a valid template: {exc}.") from None
-    if fields != {"number"}:
+    if [name for name, _, _ in parts] != ["number"]:
         raise ValidationError("Use exactly one placeholder, {number}, e.g. PJSIP/{number}@carrier.")
+    if any(spec or conv for _, spec, conv in parts):
+        raise ValidationError("Write the placeholder as plain {number}, with no format spec or conversion.")
+
+
+def validate_header_value(value):
+    """Goes into an AMI header: a line break would start another header, or another action."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+        raise ValidationError("Control characters (line breaks, tabs, NUL) are not allowed here.")
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def validate_host(value):
+    """An IP address or a DNS host name, nothing that could smuggle more into a connection string."""
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if not value or len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValidationError(f"{value!r} is neither an IP address nor a host name.")
+
+
+PORT_VALIDATORS = [MinValueValidator(1), MaxValueValidator(65535)]
 
 
 class PbxServer(models.Model):
@@ -26,23 +59,39 @@ class PbxServer(models.Model):
         DOWN = "down", "down"
 
     name = models.SlugField(max_length=60, unique=True)
-    ami_host = models.CharField("AMI host", max_length=255, default="127.0.0.1")
-    ami_port = models.PositiveIntegerField("AMI port", default=5038)
-    ami_username = models.CharField("AMI user", max_length=80)
-    ami_secret = models.CharField("AMI secret", max_length=128)
-    agi_bind_host = models.CharField("FastAGI bind address", max_length=255, default="127.0.0.1")
-    agi_bind_port = models.PositiveIntegerField("FastAGI port", default=4573)
-    outbound_caller_id = models.CharField(max_length=80, blank=True, help_text='e.g. "Support" <5550000>')
+    ami_host = models.CharField("AMI host", max_length=253, default="127.0.0.1", validators=[validate_host])
+    ami_port = models.PositiveIntegerField("AMI port", default=5038, validators=PORT_VALIDATORS)
+    ami_username = models.CharField("AMI user", max_length=80, validators=[validate_header_value])
+    ami_secret = models.CharField("AMI secret", max_length=128, validators=[validate_header_value])
+    agi_bind_host = models.CharField(
+        "FastAGI bind address", max_length=253, default="127.0.0.1", validators=[validate_host]
+    )
+    agi_bind_port = models.PositiveIntegerField("FastAGI port", default=4573, validators=PORT_VALIDATORS)
+    outbound_caller_id = models.CharField(
+        max_length=80, blank=True, validators=[validate_header_value], help_text='e.g. "Support" <5550000>'
+    )
     enabled = models.BooleanField(default=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.UNKNOWN, editable=False)
     state_changed_at = models.DateTimeField(null=True, editable=False)
     last_event_at = models.DateTimeField(null=True, editable=False)
     last_error = models.CharField(max_length=300, blank=True, editable=False)
+    # One pbx process owns a server at a time; a standby takes over when the lease lapses.
+    lease_owner = models.CharField(max_length=120, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, editable=False)
+    # What the owning process measured: events waiting to be folded, and whether they carry the PBX clock.
+    event_lag = models.PositiveIntegerField(default=0, editable=False)
+    events_timestamped = models.BooleanField(null=True, editable=False)
 
     class Meta:
         ordering = ["name"]
         verbose_name = "PBX server"
+        constraints = [
+            models.CheckConstraint(condition=Q(ami_port__gte=1, ami_port__lte=65535), name="ami_port_range"),
+            models.CheckConstraint(
+                condition=Q(agi_bind_port__gte=1, agi_bind_port__lte=65535), name="agi_port_range"
+            ),
+        ]
 
     def __str__(self):
         return self.name
@@ -82,6 +131,13 @@ class CallRecord(models.Model):
         INBOUND = "inbound"
         OUTBOUND = "outbound"
 
+    class State(models.TextChoices):
+        CLAIMED = "claimed", "claimed, not sent"
+        SENT = "sent", "sent to the PBX"
+        RINGING = "ringing"
+        ANSWERED = "answered"
+        ENDED = "ended"
+
     class Disposition(models.TextChoices):
         PENDING = "PENDING", "in progress"
         ANSWERED = "ANSWERED"
@@ -108,7 +164,15 @@ class CallRecord(models.Model):
     ended_at = models.DateTimeField(null=True)
     duration = models.PositiveIntegerField(default=0, help_text="seconds from start to end")
     billsec = models.PositiveIntegerField(default=0, help_text="seconds from answer to end")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.SENT)
     disposition = models.CharField(max_length=10, choices=Disposition.choices, default=Disposition.PENDING)
+    bridge_id = models.CharField(
+        max_length=150, blank=True, help_text="the bridge the leg is in, or was last"
+    )
+    bridged_at = models.DateTimeField(null=True)
+    originate_reason = models.PositiveSmallIntegerField(
+        null=True, help_text="the Reason of the OriginateResponse, for an originated leg"
+    )
     hangup_cause = models.PositiveSmallIntegerField(null=True)
     hangup_cause_text = models.CharField(max_length=80, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -116,7 +180,10 @@ class CallRecord(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["source", "uniqueid"], name="one_record_per_leg")]
-        indexes = [models.Index(fields=["company", "-started_at"])]
+        indexes = [
+            models.Index(fields=["company", "-started_at"]),
+            models.Index(fields=["source", "state"], name="open_records", condition=~Q(state="ended")),
+        ]
 
     def __str__(self):
         return f"{self.caller or '?'} -> {self.callee or '?'} ({self.disposition})"
@@ -142,6 +209,9 @@ class WebhookDelivery(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True)
+    last_attempt_at = models.DateTimeField(null=True)
+    # Held while an attempt is in flight, so no delivery is POSTed twice at once.
+    leased_until = models.DateTimeField(null=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -173,3 +243,20 @@ class PushToken(models.Model):
 
     def __str__(self):
         return f"push token of {self.company} ({self.key[:6]}…)"
+
+
+class AppTimer(models.Model):
+    """A timer an app of the pbx process set (`call_later`): kept here, so a restart rebuilds it."""
+
+    app = models.CharField(max_length=40)
+    server = models.ForeignKey(PbxServer, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=120)
+    due_at = models.DateTimeField(db_index=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["due_at"]
+        constraints = [models.UniqueConstraint(fields=["app", "server", "key"], name="one_timer_per_key")]
+
+    def __str__(self):
+        return f"{self.app} {self.key} at {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -4,21 +4,33 @@ from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer, WebhookDelivery
 
-# A pbx process reports each connected server at least this often.
-HEARTBEAT_SECONDS = 10
-STALE_AFTER = dt.timedelta(seconds=HEARTBEAT_SECONDS * 4)
 
-
-def pbx_servers_enabled() -> list[PbxServer]:
-    return list(PbxServer.objects.filter(enabled=True))
+def pbx_servers_enabled(*, names: list[str] | None = None) -> list[PbxServer]:
+    servers = PbxServer.objects.filter(enabled=True)
+    if names is not None:
+        servers = servers.filter(name__in=names)
+    return list(servers)
 
 
 def pbx_server_is_up(server: PbxServer) -> bool:
-    """Connected, and said so recently: a dead pbx process cannot leave a server looking up."""
+    """Connected, by a pbx process whose lease still runs: a dead process cannot leave a server looking up."""
     return (
         server.state == PbxServer.State.CONNECTED
-        and server.state_changed_at is not None
-        and timezone.now() - server.state_changed_at < STALE_AFTER
+        and server.lease_expires_at is not None
+        and server.lease_expires_at > timezone.now()
+    )
+
+
+# A call longer than this is taken for one whose end was lost.
+LONGEST_PLAUSIBLE_CALL = dt.timedelta(hours=4)
+
+
+def call_records_stale_open(*, server: PbxServer) -> int:
+    """Open records older than the longest plausible call: ends the platform missed."""
+    return (
+        CallRecord.objects.filter(server=server, started_at__lt=timezone.now() - LONGEST_PLAUSIBLE_CALL)
+        .exclude(state=CallRecord.State.ENDED)
+        .count()
     )
 
 

@@ -5,9 +5,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telephony import selectors, services
+from telephony import selectors
 from telephony.api.serializers import CallRecordSerializer, PushedEventSerializer, WebhookDeliverySerializer
 from telephony.models import PushToken
+from telephony.services import push
 
 
 class CallRecordList(generics.ListAPIView):
@@ -63,9 +64,7 @@ class PushedEventView(APIView):
         serializer = PushedEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            record = services.push_event_ingest(
-                company=request.auth.company, payload=serializer.validated_data
-            )
-        except services.PushEventError as exc:
+            record = push.push_event_ingest(company=request.auth.company, payload=serializer.validated_data)
+        except push.PushEventError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(CallRecordSerializer(record).data, status=status.HTTP_202_ACCEPTED)

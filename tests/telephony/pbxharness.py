@@ -1,6 +1,6 @@
 """Running the real pbx process against pbxsim inside a test.
 
-`pbx_process(servers)` runs telephony.pbx.PbxProcess on its own event loop in a
+`pbx_process(servers)` runs telephony.process.PbxProcess on its own event loop in a
 thread; `TcpProxy` sits between it and the simulator so a test can make the PBX
 disappear and come back.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from django.db import connection
 
 from telephony.bus import EventBus
-from telephony.pbx import PbxProcess
+from telephony.process import PbxProcess
 from tests.pbxsim.simulator import PHONES_DIALPLAN, free_port
 
 CONTRACT = Path(__file__).resolve().parents[2] / "telephony" / "asterisk" / "extensions_platform.conf"
@@ -49,9 +49,9 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="the condition"):
 
 
 class PbxProcessThread:
-    def __init__(self, servers, event_bus: EventBus, agi_scripts: dict | None):
+    def __init__(self, servers, event_bus: EventBus, agi_scripts: dict | None, apps=None):
         self.servers = servers
-        self.process = PbxProcess(event_bus, agi_scripts)
+        self.process = PbxProcess(event_bus, agi_scripts, apps=apps or [])
         self.loop = asyncio.new_event_loop()
         self.error = None
         self.thread = threading.Thread(target=self._run, name="pbx-process", daemon=True)
@@ -77,12 +77,12 @@ class PbxProcessThread:
             raise self.error
 
     def link(self, server):
-        return next(link for link in self.process.links if link.server.pk == server.pk)
+        return self.process.links[server.pk]
 
 
 @contextlib.contextmanager
-def pbx_process(servers, event_bus=None, agi_scripts=None):
-    runner = PbxProcessThread(servers, event_bus or EventBus(), agi_scripts or {}).start()
+def pbx_process(servers, event_bus=None, agi_scripts=None, apps=None):
+    runner = PbxProcessThread(servers, event_bus or EventBus(), agi_scripts or {}, apps).start()
     try:
         yield runner
     finally:

@@ -1,12 +1,13 @@
 """Call records folded from the AMI events real Asterisk 22 sent (the reference traces)."""
 
+import datetime as dt
 import random
 
 import pytest
 from django.utils import timezone
 
-from telephony import services
 from telephony.models import CallRecord
+from telephony.services import calls, originate
 from tests.factories import CompanyFactory
 from tests.pbxsim.tracefile import AMI_IN, TRACES_DIR, parse_trace
 from tests.telephony.factories import PbxServerFactory
@@ -29,7 +30,7 @@ def recorded_events(name):
 
 def fold(server, events, batch=7):
     for start in range(0, len(events), batch):
-        services.call_events_fold(server_id=server.pk, events=events[start : start + batch])
+        calls.call_events_fold(server_id=server.pk, events=events[start : start + batch])
 
 
 def snapshot(server):
@@ -52,8 +53,8 @@ def snapshot(server):
     )
 
 
-def claim(server, company, uniqueid="call-1-1", callee="5551010"):
-    return services.call_record_claim(
+def claim(server, company, uniqueid="call-1-1", callee="5551010", send=True):
+    record = originate.call_record_claim(
         server=server,
         uniqueid=uniqueid,
         company=company,
@@ -62,6 +63,9 @@ def claim(server, company, uniqueid="call-1-1", callee="5551010"):
         callee=callee,
         caller="5550000",
     )
+    if send:
+        originate.call_record_send(record_id=record.pk)
+    return record
 
 
 def test_click2call_with_busy_company_gives_two_legs():
@@ -148,7 +152,7 @@ def test_failed_originate_without_channel_events():
 
 def test_events_of_unknown_or_malformed_shape_are_ignored():
     server = PbxServerFactory()
-    services.call_events_fold(
+    calls.call_events_fold(
         server_id=server.pk,
         events=[
             {"Event": "Hangup", "_received": EPOCH},  # no Uniqueid
@@ -166,34 +170,68 @@ def test_events_of_unknown_or_malformed_shape_are_ignored():
     assert (record.uniqueid, record.hangup_cause, record.disposition) == ("y", None, "FAILED")
 
 
-def test_claiming_a_channel_id_twice_is_refused():
+def test_a_sent_channel_id_is_never_sent_again():
     server, company = PbxServerFactory(), CompanyFactory()
-    claim(server, company)
-    with pytest.raises(services.OriginateAlreadyClaimed):
+    first = claim(server, company)
+    with pytest.raises(originate.OriginateAlreadyClaimed) as refused:
         claim(server, company)
+    assert refused.value.record.pk == first.pk
 
 
-def test_reconcile_closes_calls_that_ended_while_away():
+def test_a_claim_never_sent_is_handed_back_to_the_retry_once():
+    server, company = PbxServerFactory(), CompanyFactory()
+    unsent = claim(server, company, send=False)
+    retried = claim(server, company, send=False)
+    assert retried.pk == unsent.pk and retried.state == "claimed"
+    originate.call_record_send(record_id=retried.pk)
+    with pytest.raises(originate.OriginateAlreadyClaimed):  # a second sender loses
+        originate.call_record_send(record_id=unsent.pk)
+
+
+def test_an_originate_the_pbx_never_got_is_claimed_again():
+    server, company = PbxServerFactory(), CompanyFactory()
+    record = claim(server, company)
+    originate.call_record_unsent(record_id=record.pk)
+    record.refresh_from_db()
+    assert (record.state, record.ended_at) == ("claimed", None)
+
+
+def backdate(record, seconds):
+    CallRecord.objects.filter(pk=record.pk).update(updated_at=timezone.now() - dt.timedelta(seconds=seconds))
+
+
+def test_reconcile_closes_calls_that_ended_unseen_in_one_batch():
     server, company = PbxServerFactory(), CompanyFactory()
     gone, live = claim(server, company, "gone-1"), claim(server, company, "live-1")
-    listed_at = timezone.now()
-    just_placed = claim(server, company, "new-1")  # claimed after the channels were listed
-    closed = services.call_records_reconcile(
-        server_id=server.pk, live_uniqueids={"live-1"}, listed_at=listed_at
+    abandoned = claim(server, company, "abandoned-1", send=False)
+    fresh_claim = claim(server, company, "c-1", send=False)
+    calls.call_events_fold(
+        server_id=server.pk,
+        events=[{"Event": "Newchannel", "Uniqueid": "gone-1", "Channel": "PJSIP/a-1", "_received": EPOCH}],
     )
-    assert closed == [gone.pk]
-    just_placed.refresh_from_db()
-    assert just_placed.ended_at is None
-    gone.refresh_from_db()
-    live.refresh_from_db()
-    assert gone.ended_at is not None and gone.disposition == "FAILED"
-    assert live.ended_at is None
+    for record in (live,):
+        backdate(record, 60)
+    backdate(abandoned, 3600)
+    listed_at = timezone.now()
+    just_placed = claim(server, company, "new-1")  # sent moments before the channels were listed
+    ended = calls.call_records_reconcile(server_id=server.pk, live_uniqueids={"live-1"}, listed_at=listed_at)
+    assert sorted(e.record.uniqueid for e in ended) == ["abandoned-1", "gone-1"]
+    for record in (gone, live, abandoned, fresh_claim, just_placed):
+        record.refresh_from_db()
+    assert (gone.state, gone.disposition, gone.hangup_cause_text) == (
+        "ended",
+        "FAILED",
+        "ended while the PBX was unreachable",
+    )
+    assert (abandoned.state, abandoned.hangup_cause_text) == ("ended", "never sent to the PBX")
+    assert live.state == just_placed.state == "sent"
+    assert fresh_claim.state == "claimed"
 
 
 def test_an_adopted_inbound_call_gives_its_company_to_the_legs_it_dials():
     """An AGI script tags the inbound channel; the agent leg its Dial creates follows."""
     server, company = PbxServerFactory(), CompanyFactory()
-    services.call_record_adopt(
+    calls.call_record_adopt(
         server_id=server.pk, uniqueid="call-1-1", company_id=company.pk, app="tickets", app_ref="line:3"
     )
     fold(server, recorded_events("click2call-completed"))

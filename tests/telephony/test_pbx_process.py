@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from telephony import services
 from telephony.agi import AgiCall
 from telephony.ami import AmiConnectionLost, AmiError
 from telephony.bus import EventBus
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
+from telephony.services.originate import OriginateAlreadyClaimed
+from telephony.services.servers import ami_source
 from tests.factories import CompanyFactory
 from tests.pbxsim.simulator import free_port, running_pbxsim
 from tests.telephony.factories import PbxServerFactory
@@ -113,7 +114,7 @@ def test_no_answer_after_the_originate_timeout(server, facade):
 
 def test_nobody_is_rung_twice_for_one_channel_id(server, facade):
     facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
-    with pytest.raises(services.OriginateAlreadyClaimed):
+    with pytest.raises(OriginateAlreadyClaimed):
         facade.originate(server=server, channel_id="t-once", number="5551005", context="platform-hold")
     channels = [c for c in facade.live_channels(server=server) if c["Uniqueid"] == "t-once"]
     assert len(channels) == 1
@@ -188,7 +189,7 @@ def test_pbx_that_disappears_mid_call_is_reconciled(sim, facade):
             # The pbx process sees the call start...
             wait_for(
                 lambda: (
-                    CallRecord.objects.filter(source=services.ami_source(server), uniqueid="t-lost")
+                    CallRecord.objects.filter(source=ami_source(server), uniqueid="t-lost")
                     .exclude(channel="")
                     .exists()
                 ),
@@ -205,7 +206,7 @@ def test_pbx_that_disappears_mid_call_is_reconciled(sim, facade):
             wait_for(lambda: state_of(server) == "connected", timeout=20, what="the reconnect")
             record = wait_for(
                 lambda: CallRecord.objects.filter(
-                    source=services.ami_source(server), uniqueid="t-lost", ended_at__isnull=False
+                    source=ami_source(server), uniqueid="t-lost", ended_at__isnull=False
                 ).first(),
                 what="the reconcile",
             )
@@ -232,14 +233,29 @@ def test_wrong_secret_is_retried_with_backoff_and_reported(sim):
         assert "login refused" in out.getvalue()
 
 
-def test_facade_reports_an_unreachable_pbx(db):
-    server = PbxServerFactory(ami_port=free_port())
+def test_an_originate_the_pbx_never_got_is_sent_by_the_retry(sim):
+    """The PBX is unreachable: the claim stays unsent, and the retry, once it is back, sends it."""
+    proxy = TcpProxy("127.0.0.1", sim.port).start()
+    server = PbxServerFactory(ami_port=proxy.port, agi_bind_port=sim.agi_port)
+    proxy.cut()
     facade = PbxFacade()
-    with pytest.raises(AmiConnectionLost):
-        facade.originate(server=server, channel_id="t-down", number="5551001", context="platform-hold")
-    record = CallRecord.objects.get(uniqueid="t-down")
-    assert record.disposition == "FAILED" and record.ended_at is not None
-    facade.close()
+    call = {"server": server, "channel_id": "t-down", "number": "5551005", "context": "platform-hold"}
+    try:
+        with pytest.raises(AmiConnectionLost):
+            facade.originate(**call)
+        record = CallRecord.objects.get(uniqueid="t-down")
+        assert (record.state, record.ended_at) == ("claimed", None)
+        proxy.restore()
+        facade.originate(**call)  # the task's retry: same ChannelId
+        assert CallRecord.objects.get(uniqueid="t-down").state == "sent"
+        with pytest.raises(OriginateAlreadyClaimed):  # and never a third time
+            facade.originate(**call)
+        live = [c for c in facade.live_channels(server=server) if c["Uniqueid"] == "t-down"]
+        assert len(live) == 1
+        facade.hangup(server=server, channel=live[0]["Channel"])
+    finally:
+        facade.close()
+        proxy.close()
 
 
 def test_fastagi_script_runs_and_closes(server, facade):

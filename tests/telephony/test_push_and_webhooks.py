@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from django.urls import reverse
 
-from telephony import services
+from telephony.events import CallAnswered, CallEnded, CallSnapshot, CallStarted
 from telephony.models import CallRecord, WebhookDelivery
+from telephony.services import push as push_services
+from telephony.services import webhooks
 from tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +22,13 @@ URL = "/api/telephony/events/"
 
 @pytest.fixture
 def token(company):
-    return services.push_token_create(company=company)
+    return push_services.push_token_create(company=company)
+
+
+def queue(record, *names):
+    """Deliveries for these transitions of a record, as the fold or the push ingest makes them."""
+    kinds = {"ringing": CallStarted, "answer": CallAnswered, "hangup": CallEnded}
+    webhooks.webhook_deliveries_create(events=[kinds[name](record=CallSnapshot.of(record)) for name in names])
 
 
 def push(client, token, **payload):
@@ -51,7 +59,7 @@ def test_duplicated_and_reordered_pushes_change_nothing(client, token):
 
 
 def test_sessions_of_two_companies_never_mix(client, token):
-    other = services.push_token_create(company=CompanyFactory())
+    other = push_services.push_token_create(company=CompanyFactory())
     push(client, token, event="ringing", sessionid="same", eventTime="1795422307")
     push(client, other, event="ringing", sessionid="same", eventTime="1795422307")
     assert CallRecord.objects.filter(uniqueid="same").count() == 2
@@ -136,35 +144,35 @@ def test_failed_delivery_is_retried_then_given_up(receiver, company):
     company.webhook_url = receiver
     company.save()
     record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
-    services.webhook_deliveries_create(record_transitions=[(record.pk, "hangup")])
+    queue(record, "hangup")
     delivery = WebhookDelivery.objects.get()
-    Receiver.answers = [503] * services.WEBHOOK_MAX_ATTEMPTS
-    for _ in range(services.WEBHOOK_MAX_ATTEMPTS - 1):
-        with pytest.raises(services.WebhookTransientError):
-            services.webhook_delivery_attempt(delivery_id=delivery.pk)
-    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    Receiver.answers = [503] * webhooks.WEBHOOK_MAX_ATTEMPTS
+    for _ in range(webhooks.WEBHOOK_MAX_ATTEMPTS - 1):
+        with pytest.raises(webhooks.WebhookTransientError):
+            webhooks.webhook_delivery_attempt(delivery_id=delivery.pk)
+    webhooks.webhook_delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
         "failed",
-        services.WEBHOOK_MAX_ATTEMPTS,
+        webhooks.WEBHOOK_MAX_ATTEMPTS,
         503,
     )
-    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more is sent
+    assert webhooks.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more is sent
 
 
 def test_client_error_fails_at_once_and_unreachable_is_retried(receiver, company):
     company.webhook_url = receiver
     company.save()
     record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
-    services.webhook_deliveries_create(record_transitions=[(record.pk, "answer"), (record.pk, "hangup")])
+    queue(record, "answer", "hangup")
     first, second = WebhookDelivery.objects.order_by("id")
     Receiver.answers = [410]
-    services.webhook_delivery_attempt(delivery_id=first.pk)
+    webhooks.webhook_delivery_attempt(delivery_id=first.pk)
     first.refresh_from_db()
     assert (first.status, first.last_error) == ("failed", "HTTP 410 Gone")
     WebhookDelivery.objects.filter(pk=second.pk).update(url="http://127.0.0.1:9/closed")
-    with pytest.raises(services.WebhookTransientError, match="unreachable"):
-        services.webhook_delivery_attempt(delivery_id=second.pk)
+    with pytest.raises(webhooks.WebhookTransientError, match="unreachable"):
+        webhooks.webhook_delivery_attempt(delivery_id=second.pk)
 
 
 def test_deliveries_page_shows_own_company_only(client, company_user, other_company_user):
@@ -173,7 +181,7 @@ def test_deliveries_page_shows_own_company_only(client, company_user, other_comp
     record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company_user.company)
     company_user.company.webhook_url = "http://127.0.0.1:9/x"
     company_user.company.save()
-    services.webhook_deliveries_create(record_transitions=[(record.pk, "hangup")])
+    queue(record, "hangup")
     url = reverse("telephony:webhooks", args=[company_user.company.slug])
     assert_other_company_gets_404(client, url, owner=company_user, outsider=other_company_user)
     client.force_login(company_user)
@@ -188,9 +196,9 @@ def test_deliveries_whose_task_was_lost_are_found_again(company):
     company.webhook_url = "http://127.0.0.1:9/x"
     company.save()
     record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
-    services.webhook_deliveries_create(record_transitions=[(record.pk, "ringing"), (record.pk, "hangup")])
+    queue(record, "ringing", "hangup")
     lost, fresh = WebhookDelivery.objects.order_by("id")
     WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(minutes=6))
-    assert services.webhook_deliveries_lost() == [lost.pk]
+    assert webhooks.webhook_deliveries_lost() == [lost.pk]
     WebhookDelivery.objects.filter(pk=lost.pk).update(attempts=1)  # in Celery's retry backoff: not lost
-    assert services.webhook_deliveries_lost() == []
+    assert webhooks.webhook_deliveries_lost() == []

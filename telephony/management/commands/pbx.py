@@ -1,30 +1,44 @@
 import asyncio
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from telephony.pbx import PbxProcess
-from telephony.selectors import pbx_server_is_up, pbx_servers_enabled
+from telephony.models import PbxServer
+from telephony.process import PbxProcess
+from telephony.selectors import call_records_stale_open, pbx_server_is_up, pbx_servers_enabled
 
 
 class Command(BaseCommand):
-    help = "Run the pbx process: AMI sessions, call records, the event bus and FastAGI (until SIGTERM)."
+    help = "Run the pbx process: AMI sessions, call records, the apps and FastAGI (until SIGTERM)."
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--server",
+            action="append",
+            dest="servers",
+            metavar="NAME",
+            help="own only this PBX server (repeat for more); default: every enabled one",
+        )
         parser.add_argument(
             "--check",
             action="store_true",
             help="print each enabled server's health and exit non-zero when one is down",
         )
 
-    def handle(self, *args, check=False, **options):
+    def handle(self, *args, servers=None, check=False, **options):
+        if servers:
+            unknown = set(servers) - set(
+                PbxServer.objects.filter(name__in=servers).values_list("name", flat=True)
+            )
+            if unknown:
+                raise CommandError(f"no PBX server named {', '.join(sorted(unknown))}")
         if check:
-            sys.exit(self.report_health())
-        asyncio.run(PbxProcess().run())
+            sys.exit(self.report_health(servers))
+        asyncio.run(PbxProcess(server_names=servers).run())
 
-    def report_health(self) -> int:
-        servers = pbx_servers_enabled()
+    def report_health(self, names) -> int:
+        servers = pbx_servers_enabled(names=names)
         if not servers:
             self.stderr.write("no enabled PBX server")
             return 1
@@ -38,8 +52,25 @@ class Command(BaseCommand):
                 if server.last_event_at
                 else "never"
             )
+            if server.lease_owner and server.lease_expires_at and server.lease_expires_at > now:
+                owner = f"owned by {server.lease_owner}"
+            elif server.lease_expires_at:
+                ago = int((now - server.lease_expires_at).total_seconds())
+                owner = f"NO pbx process owns it (its lease lapsed {ago} s ago: is `manage.py pbx` running?)"
+            else:
+                owner = "NO pbx process owns it (is `manage.py pbx` running?)"
             error = f" ({server.last_error})" if server.last_error and not up else ""
-            self.stdout.write(
-                f"{server.name}: {'up' if up else 'DOWN'}, state {server.state}{error}, last event {last}"
-            )
+            health = "up" if up else "DOWN"
+            lines = [f"{server.name}: {health}, state {server.state}{error}, last event {last}, {owner}"]
+            if up:
+                lines.append(f"  events waiting to be folded: {server.event_lag}")
+                if server.events_timestamped is False:
+                    lines.append(
+                        "  events carry no Timestamp: calls are timed on arrival; "
+                        "set timestampevents = yes in manager.conf"
+                    )
+            stale = call_records_stale_open(server=server)
+            if stale:
+                lines.append(f"  {stale} call record(s) open for longer than any plausible call")
+            self.stdout.write("\n".join(lines))
         return 1 if down else 0

@@ -1,0 +1,383 @@
+"""Call records folded from the PBX's events, and settled when the PBX no longer knows a call.
+
+Every change of a record's times, outcome and state goes through
+telephony.transitions; this module maps AMI events onto its steps.
+"""
+
+import copy
+import datetime as dt
+import logging
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from telephony import transitions
+from telephony.ami import OriginateOutcome
+from telephony.events import (
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+    CallEvent,
+    CallSnapshot,
+    CallStarted,
+    OriginateResult,
+)
+from telephony.models import CallRecord
+from telephony.services.servers import ami_source
+from telephony.services.webhooks import webhook_deliveries_create
+from telephony.transitions import Facts, Step
+
+log = logging.getLogger(__name__)
+
+Disposition = CallRecord.Disposition
+State = CallRecord.State
+
+# The events a call record is folded from; everything else is left to the bus.
+FOLDED_EVENTS = frozenset(
+    {"Newchannel", "Newstate", "DialBegin", "DialEnd", "Hangup", "OriginateResponse", "Cdr", "BridgeEnter"}
+)
+
+_DIAL_STATUS = {
+    "ANSWER": Disposition.ANSWERED,
+    "BUSY": Disposition.BUSY,
+    "NOANSWER": Disposition.NO_ANSWER,
+    "CANCEL": Disposition.NO_ANSWER,
+    "CONGESTION": Disposition.FAILED,
+    "CHANUNAVAIL": Disposition.FAILED,
+}
+# The outcomes of telephony.ami's Reason table, as a leg's disposition.
+_ORIGINATE_OUTCOME = {
+    "answered": Disposition.ANSWERED,
+    "busy": Disposition.BUSY,
+    "no_answer": Disposition.NO_ANSWER,
+    "congestion": Disposition.FAILED,
+    "failed": Disposition.FAILED,
+}
+_CDR_DISPOSITION = {
+    "ANSWERED": Disposition.ANSWERED,
+    "BUSY": Disposition.BUSY,
+    "NO ANSWER": Disposition.NO_ANSWER,
+    "FAILED": Disposition.FAILED,
+    "CONGESTION": Disposition.FAILED,
+}
+_UNKNOWN = {"", "<unknown>"}
+
+# Written by the fold; the rest of a record is set when it is created or claimed.
+_FIELDS = [
+    "started_at",
+    "answered_at",
+    "bridged_at",
+    "ended_at",
+    "channel",
+    "linkedid",
+    "parent",
+    "company",
+    "app",
+    "app_ref",
+    "caller",
+    "callee",
+    "state",
+    "duration",
+    "billsec",
+    "disposition",
+    "bridge_id",
+    "originate_reason",
+    "hangup_cause",
+    "hangup_cause_text",
+]
+
+
+def call_record_adopt(
+    *,
+    server_id: int,
+    uniqueid: str,
+    company_id: int | None,
+    app: str,
+    app_ref: str = "",
+    direction: str = CallRecord.Direction.INBOUND,
+) -> CallRecord:
+    """Tag a call the PBX started (an inbound call reaching a flow) with its company and flow."""
+    record, _ = CallRecord.objects.get_or_create(
+        source=ami_source(server_id),
+        uniqueid=uniqueid,
+        defaults={"server_id": server_id, "linkedid": uniqueid},
+    )
+    CallRecord.objects.filter(pk=record.pk).update(
+        company_id=company_id, app=app, app_ref=app_ref, direction=direction
+    )
+    record.refresh_from_db()
+    return record
+
+
+def event_time(event: dict) -> dt.datetime:
+    # With `timestampevents = yes` (the contract's manager.conf) every event carries
+    # the PBX's own clock; the pbx process stamps the others on receipt.
+    try:
+        return dt.datetime.fromtimestamp(float(event["Timestamp"]), dt.UTC)
+    except (KeyError, ValueError, OverflowError, OSError):
+        return dt.datetime.fromtimestamp(float(event["_received"]), dt.UTC)
+
+
+def _is_internal(channel: str) -> bool:
+    # The ;2 half of a Local pair is Asterisk plumbing: the leg is its ;1 half.
+    return channel.startswith("Local/") and channel.endswith(";2")
+
+
+def _leg_of(event: dict) -> tuple[str, str] | None:
+    """(uniqueid, channel) of the leg an event is about, or None when it is about no leg we keep."""
+    name = event.get("Event")
+    if name in ("DialBegin", "DialEnd"):
+        uniqueid, channel = event.get("DestUniqueid", ""), event.get("DestChannel", "")
+    elif name == "Cdr":
+        uniqueid, channel = event.get("UniqueID", ""), event.get("Channel", "")
+    else:
+        uniqueid, channel = event.get("Uniqueid", ""), event.get("Channel", "")
+    if not uniqueid or _is_internal(channel):
+        return None
+    return uniqueid, channel
+
+
+def _text(event: dict, name: str, size: int) -> str:
+    # Header values come from the PBX, caller ID from anybody: cut to the column, never fail on it.
+    return str(event.get(name, ""))[:size]
+
+
+def _cause(event: dict) -> int | None:
+    try:
+        return int(event.get("Cause", ""))
+    except ValueError:
+        return None
+
+
+def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | None:
+    """Fold one event into its leg; returns the Originate's outcome when the event is its answer."""
+    name = event["Event"]
+    when = event_time(event)
+    if name == "Newchannel":
+        record.channel = _text(event, "Channel", 200) or record.channel
+        record.linkedid = _text(event, "Linkedid", 150) or record.linkedid
+        transitions.apply(record, Step.START, Facts(when=when))
+        if not record.caller and event.get("CallerIDNum") not in _UNKNOWN:
+            record.caller = _text(event, "CallerIDNum", 80)
+        # A channel Dial creates starts in exten "s": its number comes with DialBegin.
+        if not record.callee and event.get("Exten") not in _UNKNOWN | {"s"}:
+            record.callee = _text(event, "Exten", 80)
+    elif name == "Newstate":
+        if event.get("ChannelState") == "6":
+            transitions.apply(record, Step.ANSWER, Facts(when=when))
+    elif name == "DialBegin":
+        record.channel = record.channel or _text(event, "DestChannel", 200)
+        transitions.apply(record, Step.START, Facts(when=when))
+        dialed = (event.get("DialString") or "").split("@")[0].split("/")[-1]
+        if dialed and record.parent_id is None and event.get("Uniqueid"):
+            record.callee = dialed[:80]
+        parent_uid = event.get("Uniqueid")
+        if parent_uid and record.parent_id is None and parent_uid in records:
+            record.parent_id = records[parent_uid].pk
+    elif name == "DialEnd":
+        status = _DIAL_STATUS.get(event.get("DialStatus", ""))
+        if status == Disposition.ANSWERED:
+            transitions.apply(record, Step.ANSWER, Facts(when=when, disposition=status))
+        elif status:
+            transitions.apply(record, Step.OUTCOME, Facts(disposition=status))
+    elif name == "Hangup":
+        cause = _cause(event)
+        transitions.apply(
+            record, Step.END, Facts(when=when, cause=cause, cause_text=_text(event, "Cause-txt", 80))
+        )
+    elif name == "OriginateResponse":
+        outcome = OriginateOutcome.from_event(event)
+        record.originate_reason = outcome.reason
+        disposition = _ORIGINATE_OUTCOME[outcome.outcome]
+        # A failed Originate may have no channel event at all: then it is timed by its answer.
+        step = Step.ANSWER if disposition == Disposition.ANSWERED else Step.END
+        transitions.apply(record, step, Facts(when=when, disposition=disposition))
+        return outcome
+    elif name == "Cdr":
+        # Only the outcome: a Cdr's times are whole seconds in the PBX's local zone, and a
+        # forked CDR splits one channel's time in two; the channel events time the leg.
+        disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
+        if disposition:
+            transitions.apply(record, Step.OUTCOME, Facts(disposition=disposition))
+        if not record.caller and event.get("Source"):
+            record.caller = _text(event, "Source", 80)
+    elif name == "BridgeEnter":
+        record.bridge_id = _text(event, "BridgeUniqueid", 150)
+    return None
+
+
+def _snapshot(record: CallRecord) -> CallSnapshot:
+    """The record as the batch's end would settle it, were this its last event."""
+    settled = copy.copy(record)
+    transitions.settle(settled)
+    return CallSnapshot.of(settled)
+
+
+def _marks(record: CallRecord) -> tuple:
+    return (record.started_at is not None, record.answered_at is not None, record.ended_at is not None)
+
+
+def _state(record: CallRecord) -> tuple:
+    return tuple(getattr(record, CallRecord._meta.get_field(name).attname) for name in _FIELDS)
+
+
+def _write(records: list[CallRecord]):
+    """One UPDATE per record, sent with executemany: bulk_update's CASE expressions cost
+    more to build than the writes themselves on this hot path."""
+    if not records:
+        return
+    fields = [CallRecord._meta.get_field(name) for name in [*_FIELDS, "updated_at"]]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(CallRecord._meta.db_table)} SET "
+        f"{', '.join(f'{quote(f.column)} = %s' for f in fields)} WHERE {quote('id')} = %s"
+    )
+    rows = [[f.get_db_prep_save(getattr(r, f.attname), connection) for f in fields] + [r.pk] for r in records]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _bridge(record: CallRecord, when: dt.datetime, records: dict, uid: str) -> list[CallEvent]:
+    """A leg entered a bridge: it is bridged with every open leg already there."""
+    others = [
+        r
+        for key, r in records.items()
+        if key != uid and r.bridge_id == record.bridge_id and r.state != State.ENDED and r.pk != record.pk
+    ]
+    if not others:
+        return []
+    events = []
+    for leg in [record, *others]:
+        if leg.bridged_at is None or when < leg.bridged_at:
+            leg.bridged_at = when
+    for other in others:
+        events.append(CallBridged(record=_snapshot(record), other=_snapshot(other)))
+        events.append(CallBridged(record=_snapshot(other), other=_snapshot(record)))
+    return events
+
+
+@transaction.atomic
+def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
+    """Fold a batch of AMI events into call records; returns the typed events the batch caused,
+    in order, each with the record as it was at that point. Idempotent: the same events again
+    change nothing and cause nothing."""
+    source = ami_source(server_id)
+    legs = []
+    for event in events:
+        if event.get("Event") in FOLDED_EVENTS:
+            leg = _leg_of(event)
+            if leg:
+                legs.append((leg[0], event))
+    if not legs:
+        return []
+    uniqueids = {uid for uid, _ in legs}
+    related = (
+        uniqueids
+        | {e.get("Uniqueid") for _, e in legs if e.get("Event") == "DialBegin"}
+        | {e.get("Linkedid") for _, e in legs if e.get("Linkedid")}
+    )
+    related.discard(None)
+    bridges = {e.get("BridgeUniqueid") for _, e in legs if e.get("Event") == "BridgeEnter"}
+    bridges.discard(None)
+    CallRecord.objects.bulk_create(
+        [CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid) for uid in uniqueids],
+        ignore_conflicts=True,
+    )
+    query = Q(uniqueid__in=related)
+    if bridges:
+        query |= Q(bridge_id__in=bridges) & ~Q(state=State.ENDED)
+    records = {
+        r.uniqueid: r for r in CallRecord.objects.select_for_update().filter(query, source=source).order_by()
+    }
+    before = {uid: _state(r) for uid, r in records.items()}
+    typed: list[CallEvent] = []
+    for uid, event in legs:
+        record = records[uid]
+        marks = _marks(record)
+        bridge = record.bridge_id
+        outcome = _fold(record, event, records)
+        _inherit(record, records)
+        if outcome is not None:
+            typed.append(
+                OriginateResult(record=_snapshot(record), reason=outcome.reason, outcome=outcome.outcome)
+            )
+        started, answered, ended = _marks(record)
+        if started and not marks[0]:
+            typed.append(CallStarted(record=_snapshot(record)))
+        if answered and not marks[1]:
+            typed.append(CallAnswered(record=_snapshot(record)))
+        if record.bridge_id and record.bridge_id != bridge and not ended:
+            typed.extend(_bridge(record, event_time(event), records, uid))
+        if ended and not marks[2]:
+            typed.append(CallEnded(record=_snapshot(record)))
+    now = timezone.now()
+    changed = []
+    for uid, record in records.items():
+        transitions.settle(record)
+        if _state(record) != before[uid]:  # else a duplicate, or an event that tells nothing new
+            record.updated_at = now
+            changed.append(record)
+    _write(changed)
+    webhook_deliveries_create(events=typed)
+    return typed
+
+
+def _inherit(record: CallRecord, records: dict):
+    """A leg the dialplan created belongs to the flow and company of the call that dialed it."""
+    if record.company_id:
+        return
+    origin = None
+    if record.parent_id:
+        origin = next((r for r in records.values() if r.pk == record.parent_id), None)
+    if origin is None and record.linkedid and record.linkedid != record.uniqueid:
+        origin = records.get(record.linkedid)
+    if origin is not None and origin.pk != record.pk:
+        record.company_id, record.app, record.app_ref = origin.company_id, origin.app, origin.app_ref
+        record.parent_id = record.parent_id or origin.pk
+
+
+# A claim never sent is given up after this long; an Originate sent but not listed by the PBX
+# is only settled once it has been quiet this long (Asterisk may still be creating its channel).
+CLAIM_ABANDONED_AFTER = dt.timedelta(minutes=15)
+ORIGINATE_GRACE = dt.timedelta(seconds=5)
+
+
+@transaction.atomic
+def call_records_reconcile(
+    *, server_id: int, live_uniqueids: set[str], listed_at: dt.datetime
+) -> list[CallEvent]:
+    """Open records whose channel the PBX no longer lists ended unseen (a dropped connection, a PBX
+    restart, an Originate whose answer never came): closed now, with what is known, in one batch.
+    Records touched after the channels were listed, and Originates sent moments before, are left
+    for the next round."""
+    open_records = (
+        CallRecord.objects.select_for_update()
+        .filter(source=ami_source(server_id))
+        .exclude(state=State.ENDED)
+        .exclude(uniqueid__in=live_uniqueids)
+        .filter(
+            Q(state=State.CLAIMED, updated_at__lt=listed_at - CLAIM_ABANDONED_AFTER)
+            | Q(state=State.SENT, updated_at__lt=listed_at - ORIGINATE_GRACE)
+            | Q(state__in=[State.RINGING, State.ANSWERED], updated_at__lt=listed_at)
+        )
+        .order_by()
+    )
+    now = timezone.now()
+    typed: list[CallEvent] = []
+    closed = []
+    for record in open_records:
+        if record.state == State.CLAIMED:
+            facts = Facts(when=now, disposition=Disposition.FAILED, cause_text="never sent to the PBX")
+            transitions.apply(record, Step.REFUSED, facts)
+        else:
+            transitions.apply(record, Step.LOST, Facts(when=now, cause_text=transitions.LOST_TEXT))
+        transitions.settle(record)
+        record.updated_at = now
+        closed.append(record)
+        typed.append(CallEnded(record=CallSnapshot.of(record)))
+    _write(closed)
+    webhook_deliveries_create(events=typed)
+    if closed:
+        log.warning("AMI server %s: %d call(s) ended unseen, closed on reconcile", server_id, len(closed))
+    return typed
