@@ -123,7 +123,10 @@ def env_cache(name, default_dir):
     """
     raw = os.environ.get(name)
     if not raw:
-        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(default_dir)}
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(default_dir),
+        }
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": _redis_url(name, raw),

@@ -9,7 +9,6 @@ from django.test import Client
 from django.urls import reverse
 
 from config import env
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +90,8 @@ def test_ipv6_neighbours_in_one_64_share_a_lock(company_user, settings):
     portal_login(Client(REMOTE_ADDR="2001:db8::2"), "bob", "guess")
     response = portal_login(Client(REMOTE_ADDR="2001:db8::3"), company_user.username, PASSWORD)
     assert LOCKED in response.content.decode()
-    assert portal_login(Client(REMOTE_ADDR="2001:db8:0:1::3"), company_user.username, PASSWORD).status_code == 302
+    response = portal_login(Client(REMOTE_ADDR="2001:db8:0:1::3"), company_user.username, PASSWORD)
+    assert response.status_code == 302
 
 
 def test_behind_a_proxy_the_forwarded_client_is_throttled_not_the_proxy(company_user, settings):
@@ -124,7 +124,7 @@ def test_the_lock_ends(client, company_user, settings):
     settings.LOGIN_LOCKOUT_SECONDS = 1
     settings.LOGIN_FAILURES_PER_ACCOUNT = 1
     response = portal_login(client, company_user.username, "wrong")
-    assert "Too many failed logins for this account or address; try again in 1 minute." in response.content.decode()
+    assert "try again in 1 minute." in response.content.decode()
     time.sleep(1.1)  # cache timeouts are wall-clock seconds
     assert portal_login(client, company_user.username, PASSWORD).status_code == 302
 
