@@ -1,15 +1,27 @@
+from urllib.parse import urlencode
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.urls import reverse
+from django.utils.html import format_html
 
+from accounts.forms import AdminLoginForm
 from accounts.models import Company, User
+
+admin.site.login_form = AdminLoginForm
 
 
 class CompanyUserInline(admin.TabularInline):
+    """The company's users, to review and edit; new ones come from the user form, which asks a password."""
+
     model = User
     fields = ["username", "email", "is_active", "last_login"]
     readonly_fields = ["last_login"]
     extra = 0
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Company)
@@ -19,11 +31,20 @@ class CompanyAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "billing_email"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [CompanyUserInline]
+    readonly_fields = ["add_user_link"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "active"]}),
         ("Locale and billing", {"fields": ["time_zone", "currency", "billing_email"]}),
         ("Event push", {"fields": ["webhook_url", "webhook_secret"]}),
+        ("Users", {"fields": ["add_user_link"]}),
     ]
+
+    @admin.display(description="New user")
+    def add_user_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the company first, then add its users."
+        url = f"{reverse('admin:accounts_user_add')}?{urlencode({'company': obj.pk})}"
+        return format_html('<a href="{}" class="addlink">Add a user to {}</a>', url, obj.name)
 
     @admin.display(boolean=True, description="Webhook")
     def has_webhook(self, obj):

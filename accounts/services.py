@@ -1,3 +1,11 @@
+import hashlib
+import ipaddress
+import math
+import time
+
+from django.conf import settings
+from django.contrib.auth import authenticate, password_validation
+from django.core.cache import cache
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -38,9 +46,94 @@ def company_user_create(
     first_name: str = "",
     last_name: str = "",
 ) -> User:
-    """A login for the company's portal and API; never staff."""
+    """A login for the company's portal and API; never staff. The password must pass the validators."""
     user = User(company=company, username=username, email=email, first_name=first_name, last_name=last_name)
+    password_validation.validate_password(password, user)
     user.set_password(password)
     user.full_clean()
     user.save()
     return user
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins for the account or the client address: no password is checked."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        minutes = math.ceil(retry_after / 60)
+        super().__init__(
+            f"Too many failed logins for this account or address; "
+            f"try again in {minutes} minute{'' if minutes == 1 else 's'}."
+        )
+
+
+def login_authenticate(*, request, username: str, password: str) -> User | None:
+    """The user these credentials name, or None; the one password check of every login path.
+
+    Failures count per account and per client address; reaching a limit locks that account or
+    address for LOGIN_LOCKOUT_SECONDS, during which even the right password is refused (raises
+    LoginThrottled) without running the password hasher.
+    """
+    subjects = _throttle_subjects(request=request, username=username)
+    now = time.time()
+    locked_until = max(cache.get_many([s.lock_key for s in subjects]).values(), default=0)
+    if locked_until > now:
+        raise LoginThrottled(math.ceil(locked_until - now))
+    # PostgreSQL refuses NUL in a query string: a 500, not a failed login, if it got that far.
+    user = None if "\x00" in username else authenticate(request, username=username, password=password)
+    if user is not None:
+        cache.delete(subjects[0].failures_key)
+        return user
+    locked_until = max(_login_failure_record(subject, now=now) for subject in subjects)
+    if locked_until:
+        raise LoginThrottled(math.ceil(locked_until - now))
+    return None
+
+
+class _ThrottleSubject:
+    def __init__(self, kind, value, limit):
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        self.failures_key = f"login-failures:{kind}:{digest}"
+        self.lock_key = f"login-lock:{kind}:{digest}"
+        self.limit = limit
+
+
+def _throttle_subjects(*, request, username):
+    # One account however its name is cased or composed, in case a lookup ignores case.
+    account = User.normalize_username(username).casefold()
+    return [
+        _ThrottleSubject("account", account, settings.LOGIN_FAILURES_PER_ACCOUNT),
+        _ThrottleSubject("address", _client_address(request), settings.LOGIN_FAILURES_PER_ADDRESS),
+    ]
+
+
+def _client_address(request):
+    address = request.META.get("REMOTE_ADDR", "")
+    hops = settings.TRUSTED_PROXY_HOPS
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    # One IPv6 host usually owns a whole /64; counting per address would let it rotate freely.
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
+def _login_failure_record(subject, *, now):
+    """Count one failure; returns when the subject's lock ends if this one reached the limit, else 0."""
+    window = settings.LOGIN_LOCKOUT_SECONDS
+    cache.add(subject.failures_key, 0, timeout=window)
+    try:
+        count = cache.incr(subject.failures_key)
+    except ValueError:  # expired between add and incr
+        cache.set(subject.failures_key, 1, timeout=window)
+        count = 1
+    # FileBasedCache's incr drops the timeout; touching keeps the count for a window after the last failure.
+    cache.touch(subject.failures_key, timeout=window)
+    if count < subject.limit:
+        return 0
+    cache.set(subject.lock_key, now + window, timeout=window)
+    return now + window

@@ -113,10 +113,32 @@ def env_broker(name, default_dir):
             "control_folder": str(default_dir / "control"),
         }
         return "filesystem://", options
+    return _redis_url(name, raw), {}
+
+
+def env_cache(name, default_dir):
+    """REDIS_URL, its keys prefixed apart from Celery's, or files under default_dir when unset.
+
+    Either is shared by every web process, so what one counts (failed logins) the others see.
+    """
+    raw = os.environ.get(name)
+    if not raw:
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(default_dir),
+        }
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _redis_url(name, raw),
+        "KEY_PREFIX": "cache",
+    }
+
+
+def _redis_url(name, raw):
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise EnvError(name, raw, "expected redis://HOST:PORT/DB")
-    return raw, {}
+    return raw
 
 
 def env_email(name, default="console://"):

@@ -108,10 +108,20 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+CACHES = {"default": env.env_cache("REDIS_URL", VAR_DIR / "cache")}
+# Failed logins (portal, admin, API Basic auth) per account and per client address within
+# LOGIN_LOCKOUT_SECONDS of the last one; reaching a limit locks it for LOGIN_LOCKOUT_SECONDS.
+LOGIN_FAILURES_PER_ACCOUNT = env.env_int("LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env.env_int("LOGIN_FAILURES_PER_ADDRESS", 30, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env.env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Behind N reverse proxies the client is the Nth address from the right of X-Forwarded-For.
+TRUSTED_PROXY_HOPS = env.env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Basic first: a request without credentials gets 401 with WWW-Authenticate, not 403.
+        "accounts.api.authentication.ThrottledBasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsCompanyMember"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

@@ -16,7 +16,7 @@ def test_api_company_is_the_users_own(client, company_user, other_company_user):
 
 
 def test_api_refuses_staff_and_anonymous(client, staff_user):
-    assert client.get("/api/company/").status_code == 403
+    assert client.get("/api/company/").status_code == 401
     client.force_login(staff_user)
     assert client.get("/api/company/").status_code == 403
 
@@ -45,6 +45,13 @@ def test_company_user_create_sets_a_usable_password(company):
     user = services.company_user_create(company=company, username="carol", password="Secret-pass-1")
     assert user.check_password("Secret-pass-1")
     assert not user.is_staff
+
+
+def test_company_user_create_refuses_a_weak_or_empty_password(company):
+    for password in ["", "12345678", "carol"]:
+        with pytest.raises(ValidationError):
+            services.company_user_create(company=company, username="carol", password=password)
+    assert not company.users.exists()
 
 
 def test_demo_data_is_idempotent(capsys):
