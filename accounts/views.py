@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 
 from accounts import selectors
 from accounts.portal import company_view
+from telephony.selectors import call_figures_for_company
 
 
 @login_required
@@ -23,7 +24,12 @@ def portal_entry(request):
 @company_view
 def home(request):
     return render(
-        request, "accounts/home.html", {"summary": selectors.company_summary(company=request.company)}
+        request,
+        "accounts/home.html",
+        {
+            "summary": selectors.company_summary(company=request.company),
+            "figures": call_figures_for_company(company=request.company),
+        },
     )
 
 
