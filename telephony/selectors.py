@@ -1,10 +1,14 @@
 import datetime as dt
 import math
+import re
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer, WebhookDelivery
+
+# What people type between digits ("+33 1 23-45", "(555) 1001"), which caller IDs mostly lack.
+NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
 
 # A pbx process reports each connected server at least this often.
 HEARTBEAT_SECONDS = 10
@@ -34,7 +38,8 @@ def call_records_for_company(
 ):
     """The company's call records, newest first; dates are days in the active (the company's) time zone.
 
-    `number` matches part of the caller or the callee, so "1001" finds 5551001.
+    `number` matches part of the caller or the callee, as typed or without
+    separators, so "1001" and "555-1001" both find 5551001.
     """
     records = CallRecord.objects.filter(company=company).order_by("-started_at", "-id")
     if disposition:
@@ -44,7 +49,10 @@ def call_records_for_company(
     if end:
         records = records.filter(started_at__date__lte=end)
     if number:
-        records = records.filter(Q(caller__contains=number) | Q(callee__contains=number))
+        match = Q(caller__contains=number) | Q(callee__contains=number)
+        if digits := NUMBER_SEPARATORS.sub("", number):
+            match |= Q(caller__contains=digits) | Q(callee__contains=digits)
+        records = records.filter(match)
     return records
 
 

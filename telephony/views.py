@@ -1,5 +1,3 @@
-import re
-
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
@@ -12,18 +10,12 @@ from telephony.resources import CallRecordResource
 
 PAGE_SIZE = 50
 
-# What people type between digits ("+33 1 23-45", "(555) 1001"); numbers are stored without it.
-NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
-
 
 class CallFilterForm(forms.Form):
     disposition = forms.ChoiceField(choices=[("", "all"), *CallRecord.Disposition.choices], required=False)
     start = forms.DateField(required=False)
     end = forms.DateField(required=False)
     number = forms.CharField(max_length=80, required=False)
-
-    def clean_number(self):
-        return NUMBER_SEPARATORS.sub("", self.cleaned_data["number"])
 
 
 @company_view

@@ -212,6 +212,7 @@ def test_number_search_matches_caller_or_callee(client, company_user, other_comp
     record(company_user.company, "out", callee="5551001")
     record(company_user.company, "in", caller="0612345678", callee="200")
     record(company_user.company, "else", callee="5552002")
+    record(company_user.company, "spaced", caller="+33 1 23 45", callee="300")
     record(other_company_user.company, "theirs", callee="5551001")
     client.force_login(company_user)
     url = reverse("telephony:calls", args=[company_user.company.slug])
@@ -224,7 +225,9 @@ def test_number_search_matches_caller_or_callee(client, company_user, other_comp
     assert found("5551001") == ["out"]
     assert found("555-1001") == ["out"]  # typed with separators
     assert found("06 12 34") == ["in"]
+    assert found(" - ") == []  # only separators: not "match everything"
     assert found("1001", format="") == ["out"]
+    assert found("+33 1 23") == ["spaced"]  # as stored, separators and all
     rows = list(
         csv.DictReader(io.StringIO(client.get(url, {"number": "1001", "format": "csv"}).content.decode()))
     )
