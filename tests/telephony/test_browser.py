@@ -121,3 +121,37 @@ def test_home_shows_today_and_searches_by_number(live_server, page, screenshot_d
     assert "0033612345678" in page.locator("tbody tr").inner_text()
     assert page.locator("input[name=number]").input_value() == "61 23 45"
     page.screenshot(path=screenshot_dir / "calls-by-number.png", full_page=True)
+
+
+def test_every_portal_page_fits_a_phone(live_server, browser, screenshot_dir, settings):
+    from telephony.models import WebhookDelivery
+
+    settings.DEBUG = False  # the 404 page as production shows it
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris", webhook_url="")
+    UserFactory(company=company, username="alice", first_name="Alice", last_name="Longname-Martin")
+    seed_calls(company, dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
+    WebhookDelivery.objects.create(
+        company=company,
+        event="hangup",
+        payload={"sessionid": "1700000000.123456"},
+        url="https://hooks.example.com/a/rather/long/path",
+        last_status_code=503,
+        last_error="Service Unavailable: upstream timed out after 10 seconds",
+    )
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "alice")
+    call = CallRecord.objects.get(uniqueid="p0")
+    for name, path in [
+        ("home", "/portal/acme/"),
+        ("call", f"/portal/acme/telephony/calls/{call.pk}/"),
+        ("webhooks", "/portal/acme/telephony/webhooks/"),
+        ("users", "/portal/acme/users/"),
+        ("404", "/portal/acme/nowhere/"),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        page.screenshot(path=screenshot_dir / f"phone-{name}.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        assert page.locator("h1").count() == 1, name
+    assert page.locator("h1").inner_text() == "Page not found"
+    context.close()
