@@ -255,3 +255,24 @@ def test_unusable_number_search_is_a_400(client, company_user):
     assert client.get(url, {"number": "5" * 81}).status_code == 400
     response = client.get(url, {"number": "555\x001001"})
     assert response.status_code == 400 and "Null characters are not allowed" in response.content.decode()
+
+
+def test_list_pages_and_csv_keep_their_query_counts(client, company_user, django_assert_num_queries):
+    from telephony.models import WebhookDelivery
+
+    for n in range(3):
+        record(company_user.company, f"q{n}", callee=f"555100{n}")
+        WebhookDelivery.objects.create(
+            company=company_user.company, event="hangup", payload={}, url="http://x.test/"
+        )
+    client.force_login(company_user)
+    slug = company_user.company.slug
+    with django_assert_num_queries(5):  # session, user, company, count, page
+        assert (
+            len(client.get(reverse("telephony:calls", args=[slug]), {"number": "555"}).context["page"]) == 3
+        )
+    with django_assert_num_queries(5):
+        assert len(client.get(reverse("telephony:webhooks", args=[slug])).context["page"]) == 3
+    with django_assert_num_queries(4):  # session, user, company, the records with their company
+        body = client.get(reverse("telephony:calls", args=[slug]), {"format": "csv"}).content.decode()
+    assert body.count(company_user.company.name) == 3
