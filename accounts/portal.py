@@ -4,6 +4,8 @@ A user reaches only their own company's pages; any other slug, and any object
 of another company, is a 404 (never a 403, which would confirm it exists).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -23,3 +25,24 @@ def company_view(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class HomePanel:
+    """A part of the portal's home page that an app contributes (accounts knows no app)."""
+
+    template: str
+    context: Callable  # (request) -> dict, given to the template as `panel`
+
+
+_home_panels: list[HomePanel] = []
+
+
+def home_panel_register(*, template: str, context: Callable):
+    """Called from an app's AppConfig.ready(); panels show in the order the apps are installed."""
+    if all(panel.template != template for panel in _home_panels):
+        _home_panels.append(HomePanel(template, context))
+
+
+def home_panels(request) -> list[dict]:
+    return [{"template": panel.template, "context": panel.context(request)} for panel in _home_panels]

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from accounts import selectors
-from accounts.portal import company_view
+from accounts.portal import company_view, home_panels
 
 
 @login_required
@@ -23,7 +23,12 @@ def portal_entry(request):
 @company_view
 def home(request):
     return render(
-        request, "accounts/home.html", {"summary": selectors.company_summary(company=request.company)}
+        request,
+        "accounts/home.html",
+        {
+            "summary": selectors.company_summary(company=request.company),
+            "panels": home_panels(request),
+        },
     )
 
 

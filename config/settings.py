@@ -157,8 +157,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Caller ID comes from anybody: exported cells must not run as spreadsheet formulas.
-IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+# Caller ID comes from anybody: formulas are escaped by config.exports. A control
+# character XLSX cannot hold becomes U+FFFD rather than failing the whole export.
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
 LOGGING = {
     "version": 1,

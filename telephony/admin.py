@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
-from import_export.admin import ExportMixin
 
+from config.exports import ExportAdminMixin
 from telephony.models import CallRecord, DialRoute, PbxServer, PushToken, WebhookDelivery
 from telephony.resources import CallRecordResource
 from telephony.selectors import pbx_server_is_up
@@ -63,7 +63,9 @@ class PbxServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(ExportMixin, admin.ModelAdmin):
+class CallRecordAdmin(ExportAdminMixin, admin.ModelAdmin):
+    """Call records are evidence (billing, disputes): staff read and export them, nobody edits them."""
+
     resource_classes = [CallRecordResource]
     list_display = [
         "started_at",
@@ -82,10 +84,15 @@ class CallRecordAdmin(ExportMixin, admin.ModelAdmin):
     search_fields = ["uniqueid", "linkedid", "caller", "callee", "app_ref", "channel"]
     date_hierarchy = "started_at"
     raw_id_fields = ["parent", "company", "server"]
-    readonly_fields = [f.name for f in CallRecord._meta.fields]
 
     def has_add_permission(self, request):
         return False  # records come from the PBX only
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(WebhookDelivery)

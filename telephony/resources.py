@@ -1,9 +1,10 @@
-from import_export import fields, resources
+from import_export import fields
 
+from config.exports import ExportResource
 from telephony.models import CallRecord
 
 
-class CallRecordResource(resources.ModelResource):
+class CallRecordResource(ExportResource):
     company = fields.Field(attribute="company__name", column_name="company")
 
     class Meta:

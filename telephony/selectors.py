@@ -1,8 +1,14 @@
 import datetime as dt
+import math
+import re
 
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer, WebhookDelivery
+
+# What people type between digits ("+33 1 23-45", "(555) 1001"), which caller IDs mostly lack.
+NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 def pbx_servers_enabled(*, names: list[str] | None = None) -> list[PbxServer]:
@@ -34,8 +40,62 @@ def call_records_stale_open(*, server: PbxServer) -> int:
     )
 
 
-def call_records_for_company(*, company):
-    return CallRecord.objects.filter(company=company).order_by("-started_at", "-id")
+def call_records_for_company(
+    *,
+    company,
+    disposition: str = "",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    number: str = "",
+):
+    """The company's call records, newest first; dates are days in the active (the company's) time zone.
+
+    `number` matches part of the caller or the callee, as typed or without
+    separators, so "1001" and "555-1001" both find 5551001.
+    """
+    records = CallRecord.objects.filter(company=company).order_by("-started_at", "-id")
+    if disposition:
+        records = records.filter(disposition=disposition)
+    if start:
+        records = records.filter(started_at__date__gte=start)
+    if end:
+        records = records.filter(started_at__date__lte=end)
+    if number:
+        match = Q(caller__contains=number) | Q(callee__contains=number)
+        if digits := NUMBER_SEPARATORS.sub("", number):
+            match |= Q(caller__contains=digits) | Q(callee__contains=digits)
+        records = records.filter(match)
+    return records
+
+
+def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict:
+    """Today's and this month's calls, in the company's time zone, in one query.
+
+    A call is a record no other record dialed (its legs are part of it); billed
+    minutes are its answered seconds, summed, rounded up to the minute.
+    """
+    local_now = timezone.localtime(now or timezone.now(), company.tzinfo)
+    day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    today = Q(started_at__gte=day_start)
+    answered = Q(disposition=CallRecord.Disposition.ANSWERED)
+    calls = CallRecord.objects.filter(company=company, parent__isnull=True, started_at__gte=month_start)
+    figures = calls.aggregate(
+        calls_today=Count("id", filter=today),
+        answered_today=Count("id", filter=today & answered),
+        billsec_today=Sum("billsec", filter=today, default=0),
+        calls_month=Count("id"),
+        answered_month=Count("id", filter=answered),
+        billsec_month=Sum("billsec", default=0),
+    )
+    for period in ("today", "month"):
+        count = figures[f"calls_{period}"]
+        figures[f"answered_rate_{period}"] = (
+            round(100 * figures[f"answered_{period}"] / count) if count else None
+        )
+        figures[f"billed_minutes_{period}"] = math.ceil(figures.pop(f"billsec_{period}") / 60)
+    figures["day"] = day_start.date()
+    return figures
 
 
 def webhook_deliveries_for_company(*, company):

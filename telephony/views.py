@@ -1,10 +1,9 @@
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
-from import_export.formats import base_formats
 
 from accounts.portal import company_view
+from config.exports import export_response
 from telephony import selectors
 from telephony.models import CallRecord
 from telephony.resources import CallRecordResource
@@ -16,47 +15,23 @@ class CallFilterForm(forms.Form):
     disposition = forms.ChoiceField(choices=[("", "all"), *CallRecord.Disposition.choices], required=False)
     start = forms.DateField(required=False)
     end = forms.DateField(required=False)
-
-
-def _filtered_records(request, form):
-    records = selectors.call_records_for_company(company=request.company)
-    if form.cleaned_data["disposition"]:
-        records = records.filter(disposition=form.cleaned_data["disposition"])
-    if form.cleaned_data["start"]:
-        records = records.filter(started_at__date__gte=form.cleaned_data["start"])
-    if form.cleaned_data["end"]:
-        records = records.filter(started_at__date__lte=form.cleaned_data["end"])
-    return records
+    number = forms.CharField(max_length=80, required=False)
 
 
 @company_view
 def call_record_list(request):
     form = CallFilterForm(request.GET)
+    context = {"form": form, "dispositions": CallRecord.Disposition.choices, "query": request.GET}
     if not form.is_valid():
-        return render(
-            request,
-            "telephony/call_record_list.html",
-            {"form": form, "page": [], "dispositions": CallRecord.Disposition.choices, "query": request.GET},
-            status=400,
-        )
-    records = _filtered_records(request, form)
+        return render(request, "telephony/call_record_list.html", {**context, "page": []}, status=400)
+    filters = {k: v for k, v in form.cleaned_data.items() if v}
+    records = selectors.call_records_for_company(company=request.company, **filters)
     if request.GET.get("format") == "csv":
-        # Through the format, which escapes formulas (IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT).
-        body = base_formats.CSV().export_data(CallRecordResource().export(records))
-        response = HttpResponse(body, content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="calls-{request.company.slug}.csv"'
-        return response
+        return export_response(
+            CallRecordResource(), records.select_related("company"), filename=f"calls-{request.company.slug}"
+        )
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "telephony/call_record_list.html",
-        {
-            "form": form,
-            "page": page,
-            "dispositions": CallRecord.Disposition.choices,
-            "query": request.GET,
-        },
-    )
+    return render(request, "telephony/call_record_list.html", {**context, "page": page})
 
 
 @company_view

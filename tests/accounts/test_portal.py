@@ -1,8 +1,12 @@
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from telephony.models import CallRecord, WebhookDelivery
+from telephony.selectors import call_figures_for_company
 from tests.factories import CompanyFactory, UserFactory
 from tests.tenancy import assert_other_company_gets_404
 
@@ -30,13 +34,117 @@ def test_user_list_shows_only_own_users(client, company_user, other_company_user
     assert other_company_user.username not in body
 
 
-def test_times_are_shown_in_the_company_time_zone(client, company_user):
-    colleague = UserFactory(company=company_user.company)
-    colleague.last_login = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+def test_times_are_shown_in_the_company_time_zone_and_name_it(client, company_user):
+    winter, summer = UserFactory(company=company_user.company), UserFactory(company=company_user.company)
+    winter.last_login = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    summer.last_login = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
+    for user in (winter, summer):
+        user.save()
+    client.force_login(company_user)
+    body = client.get(reverse("portal:users", args=[company_user.company.slug])).content.decode()
+    assert "2026-01-15 13:00:00 CET" in body and "2026-07-15 14:00:00 CEST" in body
+
+
+# A time shown anywhere in the portal: date, time, zone, nothing else.
+ONE_FORMAT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?:[A-Z]{3,5}|[+-]\d\d)")
+
+
+def test_every_portal_page_shows_times_one_way_with_the_zone(client, company_user):
+    company = company_user.company
+    at = datetime(2026, 12, 2, 13, 5, 9, tzinfo=UTC)
+    call = CallRecord.objects.create(
+        source="ami:1", uniqueid="c1", company=company, started_at=at, answered_at=at, ended_at=at, caller="1"
+    )
+    delivery = WebhookDelivery.objects.create(
+        company=company, event="hangup", payload={}, url="http://x.test/"
+    )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=at)
+    colleague = UserFactory(company=company)
+    colleague.last_login = at
     colleague.save()
     client.force_login(company_user)
-    response = client.get(reverse("portal:users", args=[company_user.company.slug]))
-    assert "Jan. 15, 2026, 1 p.m." in response.content.decode()  # Europe/Paris is UTC+1 in winter
+    pages = {
+        "portal:users": [company.slug],
+        "telephony:calls": [company.slug],
+        "telephony:call": [company.slug, call.pk],
+        "telephony:webhooks": [company.slug],
+    }
+    for name, args in pages.items():
+        body = client.get(reverse(name, args=args)).content.decode()
+        assert "2026-12-02 14:05:09 CET" in body, name
+        assert not re.search(r"\b(a\.m\.|p\.m\.|midnight|noon)", body), name
+        for time in re.findall(r"\d{4}-\d\d-\d\d[^<\"]*", body):
+            assert ONE_FORMAT.fullmatch(time), f"{name}: {time!r}"
+
+
+def call(company, started_at, disposition="ANSWERED", billsec=0, **more):
+    return CallRecord.objects.create(
+        source="ami:1",
+        uniqueid=f"u{CallRecord.objects.count()}",
+        company=company,
+        started_at=started_at,
+        disposition=disposition,
+        billsec=billsec,
+        duration=billsec,
+        **more,
+    )
+
+
+def test_figures_count_the_company_day_and_month_not_utc(company, other_company_user):
+    # 00:30 on 2 December in Paris is still 1 December in UTC.
+    now = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    parent = call(company, datetime(2026, 12, 1, 23, 10, tzinfo=UTC), billsec=61)  # 00:10 Paris, today
+    call(company, datetime(2026, 12, 1, 23, 20, tzinfo=UTC), disposition="BUSY")  # today
+    call(
+        company, datetime(2026, 12, 1, 23, 15, tzinfo=UTC), billsec=61, parent=parent
+    )  # a leg: part of a call
+    call(company, datetime(2026, 12, 1, 22, 50, tzinfo=UTC), billsec=30)  # 23:50 Paris on the 1st
+    call(company, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), billsec=30)  # 00:30 Paris on the 1st
+    call(company, datetime(2026, 11, 30, 22, 30, tzinfo=UTC), billsec=600)  # 30 November in Paris
+    call(other_company_user.company, datetime(2026, 12, 1, 23, 10, tzinfo=UTC), billsec=600)
+
+    figures = call_figures_for_company(company=company, now=now)
+
+    assert figures["day"].isoformat() == "2026-12-02"
+    assert (figures["calls_today"], figures["answered_rate_today"], figures["billed_minutes_today"]) == (
+        2,
+        50,
+        2,
+    )
+    assert (figures["calls_month"], figures["answered_rate_month"], figures["billed_minutes_month"]) == (
+        4,
+        75,
+        3,
+    )
+
+
+def test_home_shows_todays_figures_and_a_number_search(client, company_user, django_assert_num_queries):
+    now = timezone.now()
+    call(company_user.company, now, billsec=90, callee="5551001")
+    call(company_user.company, now, disposition="FAILED")
+    call(company_user.company, now - timedelta(days=40), billsec=600)
+    client.force_login(company_user)
+    url = reverse("portal:home", args=[company_user.company.slug])
+    with django_assert_num_queries(5):  # session, user, company, active users, the call figures
+        response = client.get(url)
+    body = response.content.decode()
+    for figure, shown in [
+        ("calls-today", "2"),
+        ("answered-rate-today", "50 %"),
+        ("billed-minutes-today", "2"),
+    ]:
+        assert re.search(rf'data-figure="{figure}">{shown}</dd>', body), figure
+    calls_url = reverse("telephony:calls", args=[company_user.company.slug])
+    assert f'action="{calls_url}"' in body and 'name="number"' in body
+    found = client.get(calls_url, {"number": "5551001"})
+    assert [r.callee for r in found.context["page"]] == ["5551001"]
+
+
+def test_home_without_calls_shows_zeros_not_a_rate(client, company_user):
+    client.force_login(company_user)
+    body = client.get(reverse("portal:home", args=[company_user.company.slug])).content.decode()
+    assert 'data-figure="calls-today">0</dd>' in body
+    assert 'data-figure="answered-rate-today">—</dd>' in body
 
 
 def test_anonymous_is_sent_to_login(client, company):

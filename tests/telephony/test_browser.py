@@ -52,3 +52,106 @@ def test_company_user_reads_and_filters_its_calls(live_server, page, screenshot_
     page.click("tbody tr a")
     assert "Busy" in page.locator("dl").inner_text() or "BUSY" in page.locator("dl").inner_text()
     page.screenshot(path=screenshot_dir / "call-detail.png", full_page=True)
+
+
+def seed_calls(company, now):
+    for n, (callee, disposition, billsec) in enumerate(
+        [("0033612345678", "ANSWERED", 125), ("5552002", "BUSY", 0), ("5551003", "NO ANSWER", 0)]
+    ):
+        CallRecord.objects.create(
+            source="ami:1",
+            uniqueid=f"p{n}",
+            company=company,
+            app="click2call",
+            caller="+33 1 23 45 67 89",
+            callee=callee,
+            disposition=disposition,
+            started_at=now - dt.timedelta(seconds=n),
+            duration=billsec + 5,
+            billsec=billsec,
+        )
+
+
+def log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pass-word-123")
+    page.click("button[type=submit]")
+
+
+def test_calls_are_readable_on_a_phone(live_server, browser, screenshot_dir):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="alice")
+    seed_calls(company, dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/portal/acme/telephony/calls/")
+    page.screenshot(path=screenshot_dir / "calls-phone.png", full_page=True)
+
+    first = page.locator("tbody tr").first
+    for cell, text in [("td.callee", "0033612345678"), ("td.outcome", "Answered")]:
+        box = first.locator(cell).bounding_box()
+        assert first.locator(cell).is_visible() and text in first.locator(cell).inner_text()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375, (cell, box)
+    # Each value is labelled, the header row being out of sight.
+    label = first.locator("td.callee").evaluate("td => getComputedStyle(td, '::before').content")
+    assert label == '"Callee"'
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing to scroll sideways to
+    context.close()
+
+
+def test_home_shows_today_and_searches_by_number(live_server, page, screenshot_dir):
+    from django.utils import timezone
+
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="alice")
+    seed_calls(company, timezone.now())
+    log_in(page, live_server, "alice")
+    page.wait_for_url(f"{live_server.url}/portal/acme/")
+    assert page.locator('[data-figure="calls-today"]').inner_text() == "3"
+    assert page.locator('[data-figure="answered-rate-today"]').inner_text() == "33 %"
+    assert page.locator('[data-figure="billed-minutes-today"]').inner_text() == "3"
+    page.screenshot(path=screenshot_dir / "home-figures.png", full_page=True)
+
+    page.fill("input[name=number]", "61 23 45")
+    page.click("text=Search")
+    page.wait_for_url("**/telephony/calls/?number=*")
+    assert page.locator("tbody tr").count() == 1
+    assert "0033612345678" in page.locator("tbody tr").inner_text()
+    assert page.locator("input[name=number]").input_value() == "61 23 45"
+    page.screenshot(path=screenshot_dir / "calls-by-number.png", full_page=True)
+
+
+def test_every_portal_page_fits_a_phone(live_server, browser, screenshot_dir, settings):
+    from telephony.models import WebhookDelivery
+
+    settings.DEBUG = False  # the 404 page as production shows it
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris", webhook_url="")
+    UserFactory(company=company, username="alice", first_name="Alice", last_name="Longname-Martin")
+    seed_calls(company, dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
+    WebhookDelivery.objects.create(
+        company=company,
+        event="hangup",
+        payload={"sessionid": "1700000000.123456"},
+        url="https://hooks.example.com/a/rather/long/path",
+        last_status_code=503,
+        last_error="Service Unavailable: upstream timed out after 10 seconds",
+    )
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "alice")
+    call = CallRecord.objects.get(uniqueid="p0")
+    for name, path in [
+        ("home", "/portal/acme/"),
+        ("call", f"/portal/acme/telephony/calls/{call.pk}/"),
+        ("webhooks", "/portal/acme/telephony/webhooks/"),
+        ("users", "/portal/acme/users/"),
+        ("404", "/portal/acme/nowhere/"),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        page.screenshot(path=screenshot_dir / f"phone-{name}.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        assert page.locator("h1").count() == 1, name
+    assert page.locator("h1").inner_text() == "Page not found"
+    context.close()
