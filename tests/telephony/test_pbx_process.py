@@ -1,7 +1,6 @@
 """End to end: the real pbx process and facade, over TCP, against pbxsim running the shipped contract."""
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -14,36 +13,11 @@ from telephony.models import CallRecord, PbxServer
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.services.servers import ami_source
 from tests.factories import CompanyFactory
-from tests.pbxsim.simulator import free_port, running_pbxsim
+from tests.pbxsim.simulator import free_port
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import TcpProxy, contract_dialplans, pbx_process, wait_for
+from tests.telephony.pbxharness import TcpProxy, pbx_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MANAGER_USERS = Path(__file__).with_name("manager.conf")
-SCALE = 20
-
-
-@pytest.fixture
-def sim(tmp_path):
-    agi_port = free_port()
-    with running_pbxsim(
-        dialplans=contract_dialplans(tmp_path, agi_port), manager_users=MANAGER_USERS, time_scale=SCALE
-    ) as sim:
-        sim.agi_port = agi_port
-        yield sim
-
-
-@pytest.fixture
-def server(sim):
-    return PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
-
-
-@pytest.fixture
-def facade():
-    facade = PbxFacade()
-    yield facade
-    facade.close()
 
 
 def state_of(server):

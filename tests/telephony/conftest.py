@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+
+from telephony.facade import PbxFacade
+from tests.pbxsim.simulator import free_port, running_pbxsim
+from tests.telephony.factories import PbxServerFactory
+from tests.telephony.pbxharness import contract_dialplans
+
+MANAGER_USERS = Path(__file__).with_name("manager.conf")
+SCALE = 20
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """pbxsim running the shipped contract and the test phones, 20 times faster than life."""
+    agi_port = free_port()
+    with running_pbxsim(
+        dialplans=contract_dialplans(tmp_path, agi_port), manager_users=MANAGER_USERS, time_scale=SCALE
+    ) as sim:
+        sim.agi_port = agi_port
+        yield sim
+
+
+@pytest.fixture
+def server(sim):
+    return PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
+
+
+@pytest.fixture
+def facade():
+    facade = PbxFacade()
+    yield facade
+    facade.close()
