@@ -67,5 +67,5 @@ class PushedEventView(APIView):
                 company=request.auth.company, payload=serializer.validated_data
             )
         except services.PushEventError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"code": exc.code, "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(CallRecordSerializer(record).data, status=status.HTTP_202_ACCEPTED)

@@ -1,5 +1,6 @@
 """asterCC-style pushed events, and call events pushed to a company's webhook."""
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -8,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from telephony import services
 from telephony.models import CallRecord, WebhookDelivery
@@ -23,15 +25,25 @@ def token(company):
     return services.push_token_create(company=company)
 
 
+def at(minute, second=0) -> str:
+    """An hour ago plus minute:second, as a PBX writes it."""
+    when = (
+        timezone.now().replace(microsecond=0)
+        - dt.timedelta(hours=1)
+        + dt.timedelta(minutes=minute, seconds=second)
+    )
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
 def push(client, token, **payload):
     return client.post(URL, payload, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
 
 
 def test_ringing_answer_hangup_make_one_record(client, token):
     base = {"source": "CALLEE", "sessionid": "s-1", "calltype": "dialout", "activenum": "5551001"}
-    assert push(client, token, event="ringing", eventTime="2026-11-23 10:00:00", **base).status_code == 202
-    assert push(client, token, event="answer", eventTime="2026-11-23 10:00:04", **base).status_code == 202
-    response = push(client, token, event="hangup", eventTime="2026-11-23 10:01:04", **base)
+    assert push(client, token, event="ringing", eventTime=at(0), **base).status_code == 202
+    assert push(client, token, event="answer", eventTime=at(0, 4), **base).status_code == 202
+    response = push(client, token, event="hangup", eventTime=at(1, 4), **base)
     assert response.status_code == 202
     record = CallRecord.objects.get()
     assert (record.company, record.callee, record.disposition) == (token.company, "5551001", "ANSWERED")
@@ -41,29 +53,37 @@ def test_ringing_answer_hangup_make_one_record(client, token):
 
 def test_duplicated_and_reordered_pushes_change_nothing(client, token):
     base = {"sessionid": "s-2", "activenum": "5551001"}
-    push(client, token, event="hangup", eventTime="2026-11-23 10:01:00", **base)
-    push(client, token, event="answer", eventTime="2026-11-23 10:00:30", **base)
-    push(client, token, event="ringing", eventTime="2026-11-23 10:00:00", **base)
-    push(client, token, event="answer", eventTime="2026-11-23 10:00:30", **base)
-    push(client, token, event="hangup", eventTime="2026-11-23 10:01:00", **base)
+    push(client, token, event="hangup", eventTime=at(1), **base)
+    push(client, token, event="answer", eventTime=at(0, 30), **base)
+    push(client, token, event="ringing", eventTime=at(0), **base)
+    push(client, token, event="answer", eventTime=at(0, 30), **base)
+    push(client, token, event="hangup", eventTime=at(1), **base)
     record = CallRecord.objects.get()
     assert (record.duration, record.billsec, record.callee) == (60, 30, "5551001")
 
 
 def test_sessions_of_two_companies_never_mix(client, token):
     other = services.push_token_create(company=CompanyFactory())
-    push(client, token, event="ringing", sessionid="same", eventTime="1795422307")
-    push(client, other, event="ringing", sessionid="same", eventTime="1795422307")
+    push(client, token, event="ringing", sessionid="same", eventTime=str(int(timezone.now().timestamp())))
+    push(client, other, event="ringing", sessionid="same", eventTime=str(int(timezone.now().timestamp())))
     assert CallRecord.objects.filter(uniqueid="same").count() == 2
 
 
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"event": "ringing", "eventTime": "2026-11-23 10:00:00"}, "sessionid"),
-        ({"event": "ring", "sessionid": "x", "eventTime": "2026-11-23 10:00:00"}, "event must be one of"),
+        ({"event": "ringing", "eventTime": at(0)}, "sessionid"),
+        ({"event": "ring", "sessionid": "x", "eventTime": at(0)}, "event must be one of"),
         ({"event": "answer", "sessionid": "x", "eventTime": "yesterday"}, "eventTime"),
-        ({"event": "answer", "sessionid": "x", "eventTime": "1795422307", "calltype": "fax"}, "calltype"),
+        (
+            {
+                "event": "answer",
+                "sessionid": "x",
+                "eventTime": str(int(timezone.now().timestamp())),
+                "calltype": "fax",
+            },
+            "calltype",
+        ),
     ],
 )
 def test_bad_pushes_get_a_clear_400(client, token, payload, message):
@@ -74,8 +94,8 @@ def test_bad_pushes_get_a_clear_400(client, token, payload, message):
 
 
 def test_answer_after_hangup_is_refused(client, token):
-    push(client, token, event="hangup", sessionid="x", eventTime="2026-11-23 10:00:00")
-    response = push(client, token, event="answer", sessionid="x", eventTime="2026-11-23 10:05:00")
+    push(client, token, event="hangup", sessionid="x", eventTime=at(0))
+    response = push(client, token, event="answer", sessionid="x", eventTime=at(5))
     assert response.status_code == 400
     assert CallRecord.objects.get().answered_at is None
 
@@ -121,9 +141,7 @@ def test_call_events_are_posted_signed(client, token, receiver, django_capture_o
     company.webhook_url = receiver
     company.save()
     with django_capture_on_commit_callbacks(execute=True):
-        push(
-            client, token, event="ringing", sessionid="s-9", eventTime="2026-11-23 10:00:00", activenum="555"
-        )
+        push(client, token, event="ringing", sessionid="s-9", eventTime=at(0), activenum="555")
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.event) == ("delivered", 1, "ringing")
     headers, body = Receiver.received[0]
