@@ -25,13 +25,13 @@ def token(company):
     return services.push_token_create(company=company)
 
 
+# Pushed times must be recent: the calls of this module rang an hour before it was loaded.
+BASE = timezone.now().replace(microsecond=0) - dt.timedelta(hours=1)
+
+
 def at(minute, second=0) -> str:
-    """An hour ago plus minute:second, as a PBX writes it."""
-    when = (
-        timezone.now().replace(microsecond=0)
-        - dt.timedelta(hours=1)
-        + dt.timedelta(minutes=minute, seconds=second)
-    )
+    """BASE plus minute:second, as a PBX writes it."""
+    when = BASE + dt.timedelta(minutes=minute, seconds=second)
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
@@ -126,7 +126,9 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    # The receiver runs on this machine: a private target the operator has to allow.
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     server = HTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.answers, Receiver.received = [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -25,9 +25,13 @@ def push(client, token, **payload):
     return client.post(URL, payload, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
 
 
+# One "now" for the module, so that the seconds between two pushes are the ones the test wrote.
+NOW = timezone.now().replace(microsecond=0)
+
+
 def utc(delta_seconds=0) -> str:
-    """A 'YYYY-MM-DD HH:MM:SS+00:00' time this many seconds from now."""
-    when = timezone.now().replace(microsecond=0) + dt.timedelta(seconds=delta_seconds)
+    """A 'YYYY-MM-DD HH:MM:SS+00:00' time this many seconds from NOW."""
+    when = NOW + dt.timedelta(seconds=delta_seconds)
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
