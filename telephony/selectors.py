@@ -2,7 +2,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from telephony.models import CallRecord, PbxServer, WebhookDelivery
+from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
 
 # A pbx process reports each connected server at least this often.
 HEARTBEAT_SECONDS = 10
@@ -28,3 +28,12 @@ def call_records_for_company(*, company):
 
 def webhook_deliveries_for_company(*, company):
     return WebhookDelivery.objects.filter(company=company).order_by("-created_at", "-id")
+
+
+def push_tokens_for_company(*, company):
+    return PushToken.objects.filter(company=company).order_by("-active", "-created_at", "-id")
+
+
+def webhook_secret_hint(*, company) -> str:
+    """Enough of the signing secret to tell which one a receiver holds, never enough to sign."""
+    return f"{company.webhook_secret[:4]}…"

@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import Company, validate_webhook_url, webhook_address_is_public
+from accounts.models import Company, generate_webhook_secret, validate_webhook_url, webhook_address_is_public
 from telephony.ami import OriginateOutcome
 from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
 
@@ -432,7 +432,17 @@ class PushEventError(ValueError):
 
 
 def push_token_create(*, company: Company) -> PushToken:
+    """A new push token; its key is shown once, to whoever created it."""
     return PushToken.objects.create(company=company)
+
+
+def push_token_revoke(*, company: Company, token_id: int) -> PushToken:
+    """Revoke one of the company's push tokens: pushes with it get 401 from then on. Another
+    company's token is PushToken.DoesNotExist, as if it did not exist."""
+    token = PushToken.objects.get(pk=token_id, company=company)
+    PushToken.objects.filter(pk=token.pk).update(active=False)
+    token.active = False
+    return token
 
 
 # A PBX clock (or a company's zone setting) may be off by some hours, never by more than this.
@@ -618,6 +628,15 @@ def webhook_deliveries_create(*, record_transitions: list[tuple[int, str]]):
     for delivery in created:
         # robust: a broker hiccup is logged and leaves the delivery pending for requeue_webhooks.
         transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
+
+
+def webhook_secret_rotate(*, company: Company) -> str:
+    """Give the company a new webhook signing secret and return it, to be shown once; every POST
+    from now on, retries of older deliveries included, is signed with it."""
+    secret = generate_webhook_secret()
+    Company.objects.filter(pk=company.pk).update(webhook_secret=secret)
+    company.webhook_secret = secret
+    return secret
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

@@ -1,12 +1,19 @@
 from rest_framework import generics, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from telephony import selectors, services
-from telephony.api.serializers import CallRecordSerializer, PushedEventSerializer, WebhookDeliverySerializer
+from telephony.api.serializers import (
+    CallRecordSerializer,
+    PushedEventSerializer,
+    PushTokenCreatedSerializer,
+    PushTokenSerializer,
+    WebhookDeliverySerializer,
+    WebhookSecretSerializer,
+)
 from telephony.models import PushToken
 
 
@@ -69,3 +76,49 @@ class PushedEventView(APIView):
         except services.PushEventError as exc:
             return Response({"code": exc.code, "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(CallRecordSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PushTokenListCreate(generics.ListCreateAPIView):
+    """The company's push tokens; a POST makes one and answers its key, this once."""
+
+    serializer_class = PushTokenSerializer
+
+    def get_queryset(self):
+        return selectors.push_tokens_for_company(company=self.request.user.company)
+
+    def create(self, request, *args, **kwargs):
+        token = services.push_token_create(company=request.user.company)
+        return Response(PushTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class PushTokenRevoke(APIView):
+    """Revoke a push token: pushes with it get 401 from then on."""
+
+    serializer_class = PushTokenSerializer
+
+    def post(self, request, pk):
+        try:
+            token = services.push_token_revoke(company=request.user.company, token_id=pk)
+        except PushToken.DoesNotExist:
+            raise NotFound("No such push token.") from None
+        return Response(PushTokenSerializer(token).data)
+
+
+class WebhookSecretView(APIView):
+    """The webhook signing secret, masked."""
+
+    serializer_class = WebhookSecretSerializer
+
+    def get(self, request):
+        return Response({"secret_hint": selectors.webhook_secret_hint(company=request.user.company)})
+
+
+class WebhookSecretRotate(APIView):
+    """A new webhook signing secret, answered whole this once."""
+
+    serializer_class = WebhookSecretSerializer
+
+    def post(self, request):
+        company = request.user.company
+        secret = services.webhook_secret_rotate(company=company)
+        return Response({"secret_hint": selectors.webhook_secret_hint(company=company), "secret": secret})
