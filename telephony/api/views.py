@@ -1,3 +1,5 @@
+import re
+
 from rest_framework import generics, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, NotFound
@@ -38,6 +40,9 @@ class WebhookDeliveryList(generics.ListAPIView):
         return selectors.webhook_deliveries_for_company(company=self.request.user.company)
 
 
+PUSH_KEY = re.compile(rb"[A-Za-z0-9_-]{1,64}")
+
+
 class PushTokenAuthentication(BaseAuthentication):
     """`Authorization: Token <key>` of an active push token of an active company."""
 
@@ -45,11 +50,12 @@ class PushTokenAuthentication(BaseAuthentication):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != b"token":
             raise AuthenticationFailed("Send the company's push token as 'Authorization: Token <key>'.")
-        if len(parts) != 2:
+        # Keys are URL-safe base64: anything else (a NUL byte PostgreSQL refuses) is no key at all.
+        if len(parts) != 2 or not PUSH_KEY.fullmatch(parts[1]):
             raise AuthenticationFailed("Malformed token header.")
         token = (
             PushToken.objects.select_related("company")
-            .filter(key=parts[1].decode(errors="replace"), active=True, company__active=True)
+            .filter(key=parts[1].decode(), active=True, company__active=True)
             .first()
         )
         if token is None:
@@ -68,7 +74,16 @@ class PushedEventView(APIView):
 
     def post(self, request):
         serializer = PushedEventSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            # The one shape of every refused event: a stable code and a sentence, here with the fields.
+            return Response(
+                {
+                    "code": "invalid_field",
+                    "detail": "missing or malformed field(s)",
+                    "fields": serializer.errors,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         try:
             record = services.push_event_ingest(
                 company=request.auth.company, payload=serializer.validated_data

@@ -70,25 +70,23 @@ def test_sessions_of_two_companies_never_mix(client, token):
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("payload", "code", "message"),
     [
-        ({"event": "ringing", "eventTime": at(0)}, "sessionid"),
-        ({"event": "ring", "sessionid": "x", "eventTime": at(0)}, "event must be one of"),
-        ({"event": "answer", "sessionid": "x", "eventTime": "yesterday"}, "eventTime"),
+        ({"event": "ringing", "eventTime": at(0)}, "invalid_field", "sessionid"),
+        ({"event": "ringing", "sessionid": "x" * 151, "eventTime": at(0)}, "invalid_field", "sessionid"),
+        ({"event": "ring", "sessionid": "x", "eventTime": at(0)}, "unknown_event", "event must be one of"),
+        ({"event": "answer", "sessionid": "x", "eventTime": "yesterday"}, "event_time_invalid", "eventTime"),
         (
-            {
-                "event": "answer",
-                "sessionid": "x",
-                "eventTime": str(int(timezone.now().timestamp())),
-                "calltype": "fax",
-            },
+            {"event": "answer", "sessionid": "x", "eventTime": str(int(BASE.timestamp())), "calltype": "fax"},
+            "unknown_calltype",
             "calltype",
         ),
     ],
 )
-def test_bad_pushes_get_a_clear_400(client, token, payload, message):
+def test_bad_pushes_get_a_clear_400_with_a_stable_code(client, token, payload, code, message):
     response = push(client, token, **payload)
     assert response.status_code == 400
+    assert response.json()["code"] == code
     assert message in json.dumps(response.json())
     assert not CallRecord.objects.exists()
 
@@ -107,6 +105,15 @@ def test_unknown_or_revoked_token_is_401(client, token):
     token.save()
     assert push(client, token, event="ringing", sessionid="x", eventTime="1").status_code == 401
     assert client.post(URL, {}, content_type="application/json").status_code == 401
+
+
+# A WSGI server hands header bytes over as latin-1 text, as the UTF-8 key here.
+@pytest.mark.parametrize("key", ["abc\x00def", "ключ".encode().decode("latin-1"), "a" * 65])
+def test_a_key_no_token_can_have_is_401_before_any_query(client, key, django_assert_num_queries):
+    # A NUL byte would make PostgreSQL fail the lookup: such a key is refused before it.
+    with django_assert_num_queries(0):
+        response = client.post(URL, {}, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 401
 
 
 class Receiver(BaseHTTPRequestHandler):
