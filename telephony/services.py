@@ -533,11 +533,15 @@ def _push_check_order(record: CallRecord, event: str, when: dt.datetime):
         t is not None and t <= ringing for t in (record.answered_at, record.ended_at)
     ):
         ringing = None
-    later = {"ringing": (record.answered_at, record.ended_at), "answer": (record.ended_at,), "hangup": ()}[
-        event
-    ]
-    earlier = {"ringing": (), "answer": (ringing,), "hangup": (ringing, record.answered_at)}[event]
-    if any(t is not None and when > t for t in later) or any(t is not None and when < t for t in earlier):
+    must_precede = {
+        "ringing": (record.answered_at, record.ended_at),
+        "answer": (record.ended_at,),
+        "hangup": (),
+    }[event]
+    must_follow = {"ringing": (), "answer": (ringing,), "hangup": (ringing, record.answered_at)}[event]
+    if any(t is not None and when > t for t in must_precede) or any(
+        t is not None and when < t for t in must_follow
+    ):
         raise PushEventError(
             f"a {event} at {when.isoformat()} is out of order: a call rings, then is answered, then hangs up",
             code="event_out_of_order",
