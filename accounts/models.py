@@ -1,6 +1,9 @@
+import ipaddress
 import secrets
 import zoneinfo
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -18,9 +21,53 @@ def validate_time_zone(value):
         raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/Paris.") from None
 
 
+# ISO 4217 List One, the codes of currencies in use (2025), transition codes included (ANG and XCG,
+# SLL and SLE, ZWL and ZWG); not the fund codes, precious metals, testing or "no currency" codes.
+_ISO_4217_LIST_ONE = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
+    KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD
+    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
+    SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS
+    VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+"""
+ISO_4217_CURRENCIES = frozenset(_ISO_4217_LIST_ONE.split())
+
+
 def validate_currency(value):
-    if len(value) != 3 or not value.isalpha() or not value.isupper():
-        raise ValidationError("Use a three-letter ISO 4217 code such as EUR.")
+    if value not in ISO_4217_CURRENCIES:
+        raise ValidationError(f"{value!r} is not an ISO 4217 currency code such as EUR.")
+
+
+# Host names that only ever mean the operator's own machines.
+_INTERNAL_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
+def webhook_address_is_public(address: str) -> bool:
+    """A webhook may reach a globally routed unicast address only (not private, loopback,
+    link-local such as the cloud metadata 169.254.169.254, multicast, reserved or unspecified)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def validate_webhook_url(value):
+    """http(s) only; a literal non-public address or an internal name is refused unless
+    WEBHOOK_ALLOW_PRIVATE_TARGETS. Names are checked again, resolved, at each delivery."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("Use an http:// or https:// URL.")
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        public = webhook_address_is_public(host)
+    except ValueError:  # a name, not an address
+        public = host != "localhost" and not host.endswith(_INTERNAL_NAME_SUFFIXES)
+    if not public:
+        raise ValidationError(f"{host or value!r} is not a public address: webhooks go to the internet only.")
 
 
 class Company(models.Model):
@@ -31,7 +78,11 @@ class Company(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
     billing_email = models.EmailField(blank=True)
-    webhook_url = models.URLField(blank=True, help_text="Call events are POSTed here, signed, when set.")
+    webhook_url = models.URLField(
+        blank=True,
+        validators=[validate_webhook_url],
+        help_text="Call events are POSTed here, signed, when set.",
+    )
     webhook_secret = models.CharField(
         max_length=128,
         default=generate_webhook_secret,

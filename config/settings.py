@@ -161,6 +161,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # character XLSX cannot hold becomes U+FFFD rather than failing the whole export.
 IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
+# Telephony: the longest call a pushed event may make, and whether webhooks may reach private addresses.
+PUSH_CALL_MAX_SECONDS = env.env_int("PUSH_CALL_MAX_SECONDS", 86400, minimum=60)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from config.exports import ExportAdminMixin
 from telephony.models import CallRecord, DialRoute, PbxServer, PushToken, WebhookDelivery
@@ -97,19 +97,36 @@ class CallRecordAdmin(ExportAdminMixin, admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Deliveries are evidence of what was sent: looked at, never added or edited by hand."""
+
     list_display = ["created_at", "company", "event", "status", "attempts", "last_status_code", "last_error"]
     list_filter = ["status", "event", "company"]
     list_select_related = ["company"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
 
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(PushToken)
 class PushTokenAdmin(admin.ModelAdmin):
-    list_display = ["company", "short_key", "active", "created_at"]
-    list_filter = ["active"]
-    readonly_fields = ["key", "created_at"]
+    """The key is made when the token is saved and shown whole once, in the message that follows."""
 
-    @admin.display(description="key")
-    def short_key(self, obj):
-        return f"{obj.key[:6]}…"
+    list_display = ["company", "key_hint", "active", "created_at"]
+    list_filter = ["active"]
+    list_select_related = ["company"]
+    raw_id_fields = ["company"]
+
+    def get_fields(self, request, obj=None):
+        return ["company", "active"] if obj is None else ["company", "key_hint", "active", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["company", "key_hint", "created_at"]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.warning(request, f"The key of this push token, shown only this once: {obj.key}")
+        return super().response_add(request, obj, post_url_continue)

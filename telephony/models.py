@@ -242,7 +242,12 @@ class PushToken(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"push token of {self.company} ({self.key[:6]}…)"
+        return f"push token of {self.company} ({self.key_hint})"
+
+    @property
+    def key_hint(self) -> str:
+        """The key is shown whole once, when created; after that only this much of it."""
+        return f"{self.key[:6]}…"
 
 
 class AppTimer(models.Model):

@@ -5,7 +5,7 @@ import re
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from telephony.models import CallRecord, PbxServer, WebhookDelivery
+from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
 
 # What people type between digits ("+33 1 23-45", "(555) 1001"), which caller IDs mostly lack.
 NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
@@ -100,3 +100,12 @@ def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict
 
 def webhook_deliveries_for_company(*, company):
     return WebhookDelivery.objects.filter(company=company).order_by("-created_at", "-id")
+
+
+def push_tokens_for_company(*, company):
+    return PushToken.objects.filter(company=company).order_by("-active", "-created_at", "-id")
+
+
+def webhook_secret_hint(*, company) -> str:
+    """Enough of the signing secret to tell which one a receiver holds, never enough to sign."""
+    return f"{company.webhook_secret[:4]}…"

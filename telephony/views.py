@@ -1,12 +1,17 @@
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.portal import company_view
 from config.exports import export_response
 from telephony import selectors
-from telephony.models import CallRecord
+from telephony.models import CallRecord, PushToken
 from telephony.resources import CallRecordResource
+from telephony.services import push, webhooks
 
 PAGE_SIZE = 50
 
@@ -50,3 +55,43 @@ def webhook_delivery_list(request):
         request.GET.get("page")
     )
     return render(request, "telephony/webhook_delivery_list.html", {"page": page})
+
+
+# The pages below show a key or a secret once: never from a cache, never again on reload.
+
+
+@company_view
+@never_cache
+@require_http_methods(["GET", "POST"])
+def push_token_list(request):
+    """The company's push tokens; a POST makes one and shows its key, this once."""
+    created = push.push_token_create(company=request.company) if request.method == "POST" else None
+    return render(
+        request,
+        "telephony/push_token_list.html",
+        {"tokens": selectors.push_tokens_for_company(company=request.company), "created": created},
+    )
+
+
+@company_view
+@require_POST
+def push_token_revoke(request, pk):
+    try:
+        token = push.push_token_revoke(company=request.company, token_id=pk)
+    except PushToken.DoesNotExist:
+        raise Http404("No such push token.") from None
+    messages.success(request, f"Push token {token.key_hint} is revoked: pushes with it are refused.")
+    return redirect("telephony:push-tokens", company_slug=request.company.slug)
+
+
+@company_view
+@never_cache
+@require_http_methods(["GET", "POST"])
+def webhook_secret(request):
+    """The webhook signing secret, masked; a POST rotates it and shows the new one, this once."""
+    secret = webhooks.webhook_secret_rotate(company=request.company) if request.method == "POST" else None
+    return render(
+        request,
+        "telephony/webhook_secret.html",
+        {"secret": secret, "hint": selectors.webhook_secret_hint(company=request.company)},
+    )

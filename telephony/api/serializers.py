@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from telephony.models import CallRecord, WebhookDelivery
+from telephony.models import CallRecord, PushToken, WebhookDelivery
 
 
 class CallRecordSerializer(serializers.ModelSerializer):
@@ -53,3 +53,26 @@ class PushedEventSerializer(serializers.Serializer):
     calltype = serializers.CharField(required=False, default="dialout", max_length=20)
     activenum = serializers.CharField(required=False, allow_blank=True, max_length=80)
     callernum = serializers.CharField(required=False, allow_blank=True, max_length=80)
+
+
+class PushTokenSerializer(serializers.ModelSerializer):
+    """A push token as listed: its key is never shown whole again."""
+
+    class Meta:
+        model = PushToken
+        fields = ["id", "key_hint", "active", "created_at"]
+
+
+class PushTokenCreatedSerializer(serializers.ModelSerializer):
+    """A push token just made: the one answer that carries its key."""
+
+    class Meta:
+        model = PushToken
+        fields = ["id", "key", "key_hint", "active", "created_at"]
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    secret_hint = serializers.CharField(read_only=True)
+    secret = serializers.CharField(
+        read_only=True, required=False, help_text="only in the answer to a rotation"
+    )

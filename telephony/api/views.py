@@ -1,14 +1,23 @@
+import re
+
 from rest_framework import generics, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from telephony import selectors
-from telephony.api.serializers import CallRecordSerializer, PushedEventSerializer, WebhookDeliverySerializer
+from telephony.api.serializers import (
+    CallRecordSerializer,
+    PushedEventSerializer,
+    PushTokenCreatedSerializer,
+    PushTokenSerializer,
+    WebhookDeliverySerializer,
+    WebhookSecretSerializer,
+)
 from telephony.models import PushToken
-from telephony.services import push
+from telephony.services import push, webhooks
 
 
 class CallRecordList(generics.ListAPIView):
@@ -32,6 +41,9 @@ class WebhookDeliveryList(generics.ListAPIView):
         return selectors.webhook_deliveries_for_company(company=self.request.user.company)
 
 
+PUSH_KEY = re.compile(rb"[A-Za-z0-9_-]{1,64}")
+
+
 class PushTokenAuthentication(BaseAuthentication):
     """`Authorization: Token <key>` of an active push token of an active company."""
 
@@ -39,11 +51,12 @@ class PushTokenAuthentication(BaseAuthentication):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != b"token":
             raise AuthenticationFailed("Send the company's push token as 'Authorization: Token <key>'.")
-        if len(parts) != 2:
+        # Keys are URL-safe base64: anything else (a NUL byte PostgreSQL refuses) is no key at all.
+        if len(parts) != 2 or not PUSH_KEY.fullmatch(parts[1]):
             raise AuthenticationFailed("Malformed token header.")
         token = (
             PushToken.objects.select_related("company")
-            .filter(key=parts[1].decode(errors="replace"), active=True, company__active=True)
+            .filter(key=parts[1].decode(), active=True, company__active=True)
             .first()
         )
         if token is None:
@@ -62,9 +75,64 @@ class PushedEventView(APIView):
 
     def post(self, request):
         serializer = PushedEventSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            # The one shape of every refused event: a stable code and a sentence, here with the fields.
+            return Response(
+                {
+                    "code": "invalid_field",
+                    "detail": "missing or malformed field(s)",
+                    "fields": serializer.errors,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         try:
             record = push.push_event_ingest(company=request.auth.company, payload=serializer.validated_data)
         except push.PushEventError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"code": exc.code, "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(CallRecordSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PushTokenListCreate(generics.ListCreateAPIView):
+    """The company's push tokens; a POST makes one and answers its key, this once."""
+
+    serializer_class = PushTokenSerializer
+
+    def get_queryset(self):
+        return selectors.push_tokens_for_company(company=self.request.user.company)
+
+    def create(self, request, *args, **kwargs):
+        token = push.push_token_create(company=request.user.company)
+        return Response(PushTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class PushTokenRevoke(APIView):
+    """Revoke a push token: pushes with it get 401 from then on."""
+
+    serializer_class = PushTokenSerializer
+
+    def post(self, request, pk):
+        try:
+            token = push.push_token_revoke(company=request.user.company, token_id=pk)
+        except PushToken.DoesNotExist:
+            raise NotFound("No such push token.") from None
+        return Response(PushTokenSerializer(token).data)
+
+
+class WebhookSecretView(APIView):
+    """The webhook signing secret, masked."""
+
+    serializer_class = WebhookSecretSerializer
+
+    def get(self, request):
+        return Response({"secret_hint": selectors.webhook_secret_hint(company=request.user.company)})
+
+
+class WebhookSecretRotate(APIView):
+    """A new webhook signing secret, answered whole this once."""
+
+    serializer_class = WebhookSecretSerializer
+
+    def post(self, request):
+        company = request.user.company
+        secret = webhooks.webhook_secret_rotate(company=company)
+        return Response({"secret_hint": selectors.webhook_secret_hint(company=company), "secret": secret})

@@ -110,13 +110,23 @@ def call_record_adopt(
     return record
 
 
+# The PBX's clock times calls to the second, unless it says a call starts after tomorrow (or
+# before 2000): such a stamp could not even be shown in some time zones near the year 9999.
+PBX_CLOCK_EARLIEST = 946684800.0  # 2000-01-01
+PBX_CLOCK_AHEAD_SECONDS = 86400
+
+
 def event_time(event: dict) -> dt.datetime:
     # With `timestampevents = yes` (the contract's manager.conf) every event carries
     # the PBX's own clock; the pbx process stamps the others on receipt.
+    received = float(event["_received"])
     try:
-        return dt.datetime.fromtimestamp(float(event["Timestamp"]), dt.UTC)
-    except (KeyError, ValueError, OverflowError, OSError):
-        return dt.datetime.fromtimestamp(float(event["_received"]), dt.UTC)
+        stamped = float(event["Timestamp"])
+    except (KeyError, ValueError):
+        stamped = received
+    if not PBX_CLOCK_EARLIEST <= stamped <= received + PBX_CLOCK_AHEAD_SECONDS:
+        stamped = received  # also NaN, which no comparison holds for
+    return dt.datetime.fromtimestamp(stamped, dt.UTC)
 
 
 def _is_internal(channel: str) -> bool:

@@ -3,15 +3,19 @@
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import Company
+from accounts.models import Company, generate_webhook_secret, validate_webhook_url, webhook_address_is_public
 from telephony.events import CallEvent, CallSnapshot
 from telephony.models import WebhookDelivery
 
@@ -68,6 +72,15 @@ def webhook_deliveries_create(*, events: list[CallEvent]):
         transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
 
 
+def webhook_secret_rotate(*, company: Company) -> str:
+    """Give the company a new webhook signing secret and return it, to be shown once; every POST
+    from now on, retries of older deliveries included, is signed with it."""
+    secret = generate_webhook_secret()
+    Company.objects.filter(pk=company.pk).update(webhook_secret=secret)
+    company.webhook_secret = secret
+    return secret
+
+
 def webhook_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -85,9 +98,71 @@ WEBHOOK_MAX_ATTEMPTS = 8
 WEBHOOK_LEASE = dt.timedelta(seconds=WEBHOOK_TIMEOUT * 6)
 
 
+class WebhookTargetRefused(OSError):
+    """The URL leads to an address webhooks may not reach (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)."""
+
+
+def _webhook_connect(address, timeout=WEBHOOK_TIMEOUT, source_address=None, **kwargs):
+    """socket.create_connection that checks every address the host resolves to, then connects to
+    those very addresses: a name cannot resolve to a public address for the check and to a
+    private one for the connection."""
+    host, port = address
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        for *_, sockaddr in infos:
+            if not webhook_address_is_public(sockaddr[0]):
+                raise WebhookTargetRefused(f"{host} is at {sockaddr[0]}, not a public address")
+    error = OSError(f"{host} resolves to no address")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+class _WebhookHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _webhook_connect
+
+
+class _WebhookHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _webhook_connect
+
+
+class _WebhookHTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_WebhookHTTPConnection, req, **kwargs)
+
+
+class _WebhookHTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_WebhookHTTPSConnection, req, **kwargs)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect could lead anywhere, a private address included: it is an answer, not followed.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+# No proxy from the environment either: the checked address must be the one connected to.
+_webhook_opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), _WebhookHTTPHandler, _WebhookHTTPSHandler, _NoRedirects
+)
+
+
 def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one delivery, signed with the company's secret. Raises WebhookTransientError when
-    another attempt may succeed; a 4xx answer (but 429) fails the delivery for good."""
+    another attempt may succeed; a 3xx or 4xx answer (but 429) or a URL leading to a non-public
+    address fails the delivery for good."""
     # The lease: of two tasks for one delivery (a retry and a redelivered task, or the requeue
     # schedule), one POSTs; the other returns. It outlasts the POST's timeout.
     now = timezone.now()
@@ -100,29 +175,37 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         return None
     delivery = WebhookDelivery.objects.select_related("company").get(pk=delivery_id)
     body = webhook_body(delivery.payload)
-    request = urllib.request.Request(
-        delivery.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "callcenter-webhooks/1",
-            "X-Signature": webhook_signature(delivery.company.webhook_secret, body),
-            "X-Event": delivery.event,
-            "X-Delivery": str(delivery.pk),
-        },
-    )
-    status, error = None, ""
+    status, error, refused = None, "", False
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+        # Checked again at delivery: the URL may predate the rule, or the setting changed since.
+        validate_webhook_url(delivery.url)
+        request = urllib.request.Request(
+            delivery.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "callcenter-webhooks/1",
+                "X-Signature": webhook_signature(delivery.company.webhook_secret, body),
+                "X-Event": delivery.event,
+                "X-Delivery": str(delivery.pk),
+            },
+        )
+        with _webhook_opener.open(request, timeout=WEBHOOK_TIMEOUT) as response:
             status = response.status
+    except ValidationError as exc:
+        refused, error = True, f"refused: {' '.join(exc.messages)}"
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+        if 300 <= exc.code < 400:
+            error += ": redirects are not followed, set the final URL"
     except (urllib.error.URLError, OSError) as exc:
-        error = f"unreachable: {getattr(exc, 'reason', exc)}"
+        reason = getattr(exc, "reason", exc)
+        refused = isinstance(reason, WebhookTargetRefused)
+        error = f"refused: {reason}" if refused else f"unreachable: {reason}"
     delivery.last_status_code = status
     delivery.last_error = error[:300]
-    transient = status is None or status == 429 or status >= 500
+    transient = not refused and (status is None or status == 429 or status >= 500)
     if status is not None and 200 <= status < 300:
         delivery.status = WebhookDelivery.Status.DELIVERED
         delivery.delivered_at = timezone.now()

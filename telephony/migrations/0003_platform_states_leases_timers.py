@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('telephony', '0001_initial'),
+        ('telephony', '0002_clear_impossible_call_times'),
     ]
 
     operations = [
