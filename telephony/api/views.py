@@ -1,3 +1,5 @@
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -5,6 +7,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import BAD_REQUEST, error
 from telephony import selectors, services
 from telephony.api.serializers import CallRecordSerializer, PushedEventSerializer, WebhookDeliverySerializer
 from telephony.models import PushToken
@@ -53,12 +56,35 @@ class PushTokenAuthentication(BaseAuthentication):
         return "Token"
 
 
+class PushTokenScheme(OpenApiAuthenticationExtension):
+    target_class = PushTokenAuthentication
+    name = "pushToken"
+    refuses_anonymous = True
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`, the key of one of the company's active push tokens.",
+        }
+
+
 class PushedEventView(APIView):
     """Takes asterCC-style call events pushed by a company's own PBX."""
 
     authentication_classes = [PushTokenAuthentication]
+    # The authentication refuses a request without a token (see PushTokenScheme).
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        request=PushedEventSerializer,
+        responses={
+            202: OpenApiResponse(CallRecordSerializer, description="The call record, event folded in."),
+            400: BAD_REQUEST,
+            401: error("No push token, or an unknown or revoked one."),
+        },
+    )
     def post(self, request):
         serializer = PushedEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
