@@ -12,7 +12,8 @@ import re
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer
 
 MAX_DEPTH = 32
 
@@ -27,7 +28,11 @@ class RequestBodyTooLarge(APIException):
     default_code = "request_too_large"
 
 
-class ApiJSONParser(JSONParser):
+class ApiJSONParser(BaseParser):
+    # Not a JSONParser subclass: DRF hands those `request.body`, whose size error is an HTML 400.
+    media_type = "application/json"
+    renderer_class = JSONRenderer
+
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         too_large = RequestBodyTooLarge(f"The request body is larger than {limit} bytes.")
