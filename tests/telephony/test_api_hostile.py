@@ -165,7 +165,8 @@ def test_unknown_query_parameters_are_ignored(client, company_user, url):
     hostile.assert_answers_cleanly(client, "get", f"{url}?format=xml&%00=1&q=%E2%80%AE")
 
 
-@pytest.mark.parametrize("pk", ["0", "99999999999999999999", "9223372036854775808"])
+# "-1" and "x" match no URL: the JSON 404 of config.views.not_found.
+@pytest.mark.parametrize("pk", ["0", "99999999999999999999", "9223372036854775808", "-1", "x"])
 def test_absurd_call_ids_are_404(client, company_user, pk):
     client.force_login(company_user)
     hostile.assert_rejects_cleanly(client, "get", f"{CALLS}{pk}/", status=404)
