@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from django.core.cache import cache
 
 from tests.factories import CompanyFactory, UserFactory
 
@@ -23,6 +24,14 @@ def other_company_user(db):
 @pytest.fixture
 def staff_user(db):
     return UserFactory(company=None, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture(autouse=True)
+def _forget_failed_logins():
+    # The cache is a directory under VAR_DIR that outlives a test run: every test starts unthrottled.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

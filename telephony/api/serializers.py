@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from telephony.models import CallRecord, PushToken, WebhookDelivery
+from telephony.services.push import PUSH_CALLTYPES, PUSH_EVENTS
 
 
 class CallRecordSerializer(serializers.ModelSerializer):
@@ -44,13 +45,33 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         ]
 
 
-class PushedEventSerializer(serializers.Serializer):
-    """An asterCC-style call event; the service checks the values."""
+class AnyCaseChoiceField(serializers.ChoiceField):
+    """A choice sent in any letter case, as PBXs do; the schema lists the lower-case names."""
 
-    event = serializers.CharField(max_length=20)
-    sessionid = serializers.CharField(max_length=150)
-    eventTime = serializers.CharField(max_length=40)
-    calltype = serializers.CharField(required=False, default="dialout", max_length=20)
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.lower() if isinstance(data, str) else data)
+
+
+class PushedEventSerializer(serializers.Serializer):
+    """An asterCC-style call event; the service checks the times and their order."""
+
+    event = AnyCaseChoiceField(
+        choices=PUSH_EVENTS,
+        error_messages={"invalid_choice": f"event must be one of {', '.join(PUSH_EVENTS)}, not {{input!r}}"},
+    )
+    sessionid = serializers.CharField(max_length=150, help_text="The PBX's id of the call.")
+    eventTime = serializers.CharField(
+        max_length=40,
+        help_text="Epoch seconds, or 'YYYY-MM-DD HH:MM:SS' in the company's time zone.",
+    )
+    calltype = AnyCaseChoiceField(
+        choices=list(PUSH_CALLTYPES),
+        required=False,
+        default="dialout",
+        error_messages={
+            "invalid_choice": f"calltype must be one of {', '.join(PUSH_CALLTYPES)}, not {{input!r}}"
+        },
+    )
     activenum = serializers.CharField(required=False, allow_blank=True, max_length=80)
     callernum = serializers.CharField(required=False, allow_blank=True, max_length=80)
 
@@ -73,6 +94,7 @@ class PushTokenCreatedSerializer(serializers.ModelSerializer):
 
 class WebhookSecretSerializer(serializers.Serializer):
     secret_hint = serializers.CharField(read_only=True)
-    secret = serializers.CharField(
-        read_only=True, required=False, help_text="only in the answer to a rotation"
-    )
+
+
+class WebhookSecretRotatedSerializer(WebhookSecretSerializer):
+    secret = serializers.CharField(read_only=True, help_text="the new secret, shown this once")

@@ -1,5 +1,7 @@
 import re
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, NotFound
@@ -7,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import BAD_REQUEST, error
 from telephony import selectors
 from telephony.api.serializers import (
     CallRecordSerializer,
@@ -14,6 +17,7 @@ from telephony.api.serializers import (
     PushTokenCreatedSerializer,
     PushTokenSerializer,
     WebhookDeliverySerializer,
+    WebhookSecretRotatedSerializer,
     WebhookSecretSerializer,
 )
 from telephony.models import PushToken
@@ -67,22 +71,47 @@ class PushTokenAuthentication(BaseAuthentication):
         return "Token"
 
 
+class PushTokenScheme(OpenApiAuthenticationExtension):
+    target_class = PushTokenAuthentication
+    name = "pushToken"
+    refuses_anonymous = True
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`, the key of one of the company's active push tokens.",
+        }
+
+
 class PushedEventView(APIView):
     """Takes asterCC-style call events pushed by a company's own PBX."""
 
     authentication_classes = [PushTokenAuthentication]
+    # The authentication refuses a request without a token (see PushTokenScheme).
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        request=PushedEventSerializer,
+        responses={
+            202: OpenApiResponse(CallRecordSerializer, description="The call record, event folded in."),
+            400: BAD_REQUEST,
+            401: error("No push token, or an unknown or revoked one."),
+        },
+    )
     def post(self, request):
         serializer = PushedEventSerializer(data=request.data)
         if not serializer.is_valid():
             # The one shape of every refused event: a stable code and a sentence, here with the fields.
+            code, detail = "invalid_field", "missing or malformed field(s)"
+            for field, field_code in (("event", "unknown_event"), ("calltype", "unknown_calltype")):
+                choice = [e for e in serializer.errors.get(field, []) if e.code == "invalid_choice"]
+                if choice:
+                    code, detail = field_code, str(choice[0])
+                    break
             return Response(
-                {
-                    "code": "invalid_field",
-                    "detail": "missing or malformed field(s)",
-                    "fields": serializer.errors,
-                },
+                {"code": code, "detail": detail, "fields": serializer.errors},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         try:
@@ -92,6 +121,7 @@ class PushedEventView(APIView):
         return Response(CallRecordSerializer(record).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(post=extend_schema(request=None, responses={201: PushTokenCreatedSerializer}))
 class PushTokenListCreate(generics.ListCreateAPIView):
     """The company's push tokens; a POST makes one and answers its key, this once."""
 
@@ -110,6 +140,7 @@ class PushTokenRevoke(APIView):
 
     serializer_class = PushTokenSerializer
 
+    @extend_schema(request=None)
     def post(self, request, pk):
         try:
             token = push.push_token_revoke(company=request.user.company, token_id=pk)
@@ -130,8 +161,9 @@ class WebhookSecretView(APIView):
 class WebhookSecretRotate(APIView):
     """A new webhook signing secret, answered whole this once."""
 
-    serializer_class = WebhookSecretSerializer
+    serializer_class = WebhookSecretRotatedSerializer
 
+    @extend_schema(request=None)
     def post(self, request):
         company = request.user.company
         secret = webhooks.webhook_secret_rotate(company=company)
