@@ -8,14 +8,11 @@ import logging
 import random
 import shlex
 import threading
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .apps import Exchange
 from .channels import CONTROL_ANSWER, SOFTHANGUP_EXPLICIT, STATE_UP, Channel, Interrupted, SubroutineDone
-from .dialplan import DialplanError, substitute
-
-if TYPE_CHECKING:
-    from .core import PBX
+from .dialplan import DialplanError, split_args, substitute
 
 log = logging.getLogger("pbxsim.agi")
 
@@ -38,7 +35,9 @@ MAX_LINE = 64 * 1024
 
 
 class AgiSession:
-    def __init__(self, pbx: PBX, chan: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, pbx: Exchange, chan: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ):
         self.pbx, self.chan, self.reader, self.writer = pbx, chan, reader, writer
         self.dead = False
         self.sent_hangup = False
@@ -419,7 +418,7 @@ def agi_environment(chan: Channel, url: str, script: str, args: list[str]) -> st
     return "".join(f"{k}: {v}\n" for k, v in lines) + "\n"
 
 
-async def run_agi(pbx: PBX, chan: Channel, url: str, args: list[str]) -> int:
+async def run_agi(pbx: Exchange, chan: Channel, url: str, args: list[str]) -> int:
     parts = urlsplit(url)
     if parts.scheme not in ("agi", "hagi"):
         log.error("%s: AGI(%s): only agi:// (FastAGI) is supported by the simulator", chan.name, url)
@@ -452,3 +451,13 @@ async def run_agi(pbx: PBX, chan: Channel, url: str, args: list[str]) -> int:
         return -1
     chan.set_variable("AGISTATUS", "SUCCESS")
     return 0
+
+
+def agi_application(pbx: Exchange):
+    """The AGI() dialplan application, bound to its exchange."""
+
+    async def agi(chan: Channel, data: str) -> int:
+        args = split_args(data)
+        return await run_agi(pbx, chan, args[0], args[1:])
+
+    return agi

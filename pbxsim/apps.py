@@ -8,11 +8,10 @@ import logging
 import re
 import time
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from .agi import run_agi
 from .channels import (
     CAUSE_NAMES,
     CONTROL_ANSWER,
@@ -28,12 +27,10 @@ from .channels import (
     Channel,
     Interrupted,
     SubroutineDone,
+    Switch,
 )
 from .dialplan import DialplanError, split_args, substitute, truthy
 from .functions import write_function
-
-if TYPE_CHECKING:
-    from .core import PBX
 
 log = logging.getLogger("pbxsim.apps")
 
@@ -66,6 +63,33 @@ DIAL_DISPOSITION = {
     "CANCEL": "NO ANSWER",
     "ANSWER": "ANSWERED",
 }
+
+
+class Exchange(Switch, Protocol):
+    """What the applications (and the FastAGI client they start) need of the exchange (core.PBX)."""
+
+    settings: Any
+    apps: Applications
+    agi_database: dict[tuple[str, str], str]
+
+    async def sleep(self, sim_seconds: float) -> None: ...
+
+    def spawn(self, coro: Coroutine, name: str | None = None) -> asyncio.Task: ...
+
+    def find_channel(self, name: str) -> Channel | None: ...
+
+    def request(
+        self, dialstring: str, linkedid: str | None, uid1: str = "", uid2: str = ""
+    ) -> tuple[Channel, Channel] | None: ...
+
+    def fail_pair(self, one: Channel, two: Channel) -> None: ...
+
+    def emit_local_bridge(self, one: Channel, two: Channel) -> None: ...
+
+    async def run_pbx(self, chan: Channel) -> None: ...
+
+
+Application = Callable[[Channel, str], Awaitable[int]]
 
 
 def parse_cause(text: str) -> int:
@@ -136,10 +160,10 @@ class MixMonitorRecording:
 
 
 class Applications:
-    def __init__(self, pbx: PBX):
+    def __init__(self, pbx: Exchange):
         self.pbx = pbx
         self._sound_cache: dict[str, float] = {}
-        self.table: dict[str, Callable[[Channel, str], Awaitable[int]]] = {
+        self.table: dict[str, Application] = {
             "answer": self.answer,
             "ringing": self.ringing,
             "progress": self.progress,
@@ -149,7 +173,6 @@ class Applications:
             "read": self.read,
             "senddtmf": self.send_dtmf,
             "dial": self.dial,
-            "agi": self.agi,
             "set": self.set,
             "mset": self.mset,
             "noop": self.noop,
@@ -175,6 +198,10 @@ class Applications:
             "saynumber": self.say_number,
             "execif": self.exec_if,
         }
+
+    def add(self, name: str, handler: Application) -> None:
+        """An application that lives in a layer above this one (AGI, which drives the others)."""
+        self.table[name.lower()] = handler
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -611,10 +638,6 @@ class Applications:
             return 0
         name, _, rest = chosen.partition("(")
         return await self.execute(chan, name.strip(), rest[:-1] if rest.endswith(")") else rest)
-
-    async def agi(self, chan: Channel, data: str) -> int:
-        args = split_args(data)
-        return await run_agi(self.pbx, chan, args[0], args[1:])
 
     # -- Dial ------------------------------------------------------------------------------------
 

@@ -12,13 +12,9 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .dialplan import VariableScope
-from .functions import read_function
-
-if TYPE_CHECKING:
-    from .core import PBX
+from .dialplan import Dialplan, VariableScope
 
 log = logging.getLogger("pbxsim.channels")
 
@@ -81,6 +77,26 @@ CONTROL_HANGUP, CONTROL_RINGING, CONTROL_ANSWER, CONTROL_BUSY, CONTROL_CONGESTIO
     14,
 )
 CONTROL_INTERRUPT = -1  # not a control frame: the dialling channel was redirected
+
+
+class Switch(Protocol):
+    """What a channel needs of the exchange it lives in (core.PBX): the clock, the event bus,
+    the registry and the dialplan functions. Declared here so that channels import no layer above."""
+
+    dialplan: Dialplan
+    time_scale: float
+
+    def now(self) -> float: ...
+
+    def real(self, sim_seconds: float) -> float: ...
+
+    def emit(self, event: str, privilege: str, body: str) -> None: ...
+
+    def unregister(self, chan: Channel) -> None: ...
+
+    def read_function(self, chan: Channel, name: str, args: str) -> str: ...
+
+    def absolute_timeout(self, chan: Channel, seconds: float) -> None: ...
 
 
 def cdr_time(ts: float | None) -> str:
@@ -181,7 +197,7 @@ class Interrupted(Exception):
 class Channel(VariableScope):
     def __init__(
         self,
-        pbx: PBX,
+        pbx: Switch,
         name: str,
         uniqueid: str,
         linkedid: str,
@@ -321,7 +337,7 @@ class Channel(VariableScope):
         return self.pbx.dialplan.globals.get(name)
 
     def call_function(self, name: str, args: str) -> str:
-        return read_function(self, name, args)
+        return self.pbx.read_function(self, name, args)
 
     def bridge_peer_name(self) -> str:
         if self.bridge is None:
@@ -513,7 +529,7 @@ def _resolve(fut: asyncio.Future, value: str) -> None:
 
 
 class Bridge:
-    def __init__(self, pbx: PBX):
+    def __init__(self, pbx: Switch):
         self.pbx = pbx
         self.id = str(uuid.uuid4())
         self.members: list[Channel] = []

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .agi import agi_application
 from .apps import Applications
 from .channels import (
     CONTROL_ANSWER,
@@ -26,9 +26,7 @@ from .channels import (
     Channel,
 )
 from .dialplan import Dialplan, DialplanError
-
-if TYPE_CHECKING:
-    from .ami import AmiSession
+from .functions import read_function
 
 log = logging.getLogger("pbxsim")
 
@@ -54,6 +52,10 @@ class OriginateRequest:
     is_async: bool = True
 
 
+# Receives every event: (event name, privilege classes, body of `Header: value\r\n` lines).
+EventListener = Callable[[str, str, str], None]
+
+
 @dataclass
 class Settings:
     time_scale: float = 1.0
@@ -77,13 +79,14 @@ class PBX:
         self._mono0 = time.monotonic()
         self.channels: dict[str, Channel] = {}
         self.by_uniqueid: dict[str, Channel] = {}
-        self.sessions: set[AmiSession] = set()
+        self.listeners: list[EventListener] = []
         self._local_ids = itertools.count(0)
         self._tech_ids: dict[str, itertools.count] = {}
         self._uid_seq = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self.agi_database: dict[tuple[str, str], str] = {}
         self.apps = Applications(self)
+        self.apps.add("AGI", agi_application(self))
 
     # -- clock -----------------------------------------------------------------------------------
 
@@ -110,13 +113,19 @@ class PBX:
 
     # -- events ----------------------------------------------------------------------------------
 
+    def subscribe(self, listener: EventListener) -> None:
+        self.listeners.append(listener)
+
+    def unsubscribe(self, listener: EventListener) -> None:
+        self.listeners.remove(listener)
+
     def emit(self, event: str, privilege: str, body: str) -> None:
-        if not self.sessions:
-            return
-        stamp = f"Timestamp: {self.now():.6f}\r\n" if self.settings.timestamp_events else ""
-        frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{stamp}{body}\r\n".encode()
-        for session in tuple(self.sessions):
-            session.deliver(privilege, frame)
+        for listener in self.listeners:
+            listener(event, privilege, body)
+
+    @staticmethod
+    def read_function(chan: Channel, name: str, args: str) -> str:
+        return read_function(chan, name, args)
 
     def spawn(self, coro, name: str | None = None) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=name)
