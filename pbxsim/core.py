@@ -469,11 +469,15 @@ class PBX:
 
         def expire() -> None:
             chan.timeout_handle = None
-            if chan.alive:
-                log.info("%s: absolute timeout", chan.name)
-                if not chan.hangupcause:
-                    chan.hangupcause = 16
-                chan.soft_hangup(SOFTHANGUP_TIMEOUT, event=False)
+            if not chan.alive:
+                return
+            if self.dialplan.exists(chan.context, "T", 1):
+                log.info("%s: absolute timeout: on to the T extension", chan.name)
+                self.redirect(chan, chan.context, "T", 1)
+                return
+            # No cause is set: a channel in no bridge ends with Cause 0; a bridge sets 16 as it ends.
+            log.info("%s: absolute timeout", chan.name)
+            chan.soft_hangup(SOFTHANGUP_TIMEOUT, event=False)
 
         chan.timeout_handle = asyncio.get_running_loop().call_later(self.real(seconds), expire)
 
