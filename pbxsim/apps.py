@@ -24,6 +24,7 @@ from .channels import (
     STATE_BUSY,
     STATE_UP,
     Bridge,
+    CdrRecord,
     Channel,
     Interrupted,
     SubroutineDone,
@@ -657,6 +658,7 @@ class Dial:
         self.data = data
         self.queue: asyncio.Queue = asyncio.Queue()
         self.callees: list[tuple[Channel, Channel, str]] = []
+        self.records: dict[Channel, CdrRecord] = {}
         self.started = time.monotonic()
 
     def set_status(self, status: str) -> None:
@@ -680,7 +682,8 @@ class Dial:
             self.set_status("CHANUNAVAIL")
             chan.cdr.close_dial("FAILED")
             return 0
-        chan.cdr.current.dstchannel = self.callees[0][0].name
+        callees = [callee for callee, _, _ in self.callees]
+        self.records = dict(zip(callees, chan.cdr.fork_dial([c.name for c in callees]), strict=True))
         moh = "m" in self.options
         if moh:
             chan.playing += 1
@@ -693,7 +696,6 @@ class Dial:
             chan.dial_queue = None
         if winner is None:
             self.set_status(status)
-            chan.cdr.close_dial(DIAL_DISPOSITION.get(status))
             if chan.hangup_requested:
                 return -1
             return 0
@@ -772,8 +774,8 @@ class Dial:
                 chan.set_variable("DIALEDPEERNAME", who.name)
                 chan.set_variable("DIALEDPEERNUMBER", resource)
                 who.exten = ""  # Asterisk clears the answered callee's exten before DialEnd
+                self.cancel_all(pending, "CANCEL", cause=26)
                 self.dial_end(who, "ANSWER")
-                self.cancel_all(pending, "CANCEL")
                 who.dial_queue = None
                 return who, "ANSWER"
             elif control in (CONTROL_BUSY, CONTROL_CONGESTION, CONTROL_HANGUP):
@@ -787,6 +789,7 @@ class Dial:
                     status = "BUSY" if control == CONTROL_BUSY else "CONGESTION"
                     who.hangupcause = 0
                 self.dial_end(who, status)
+                chan.cdr.close(self.records[who], DIAL_DISPOSITION[status])
                 who.hangup()
                 outcomes.append(status)
             elif control == CONTROL_INTERRUPT:
@@ -796,11 +799,13 @@ class Dial:
                 return None, status
         return None, "NOANSWER"
 
-    def cancel_all(self, pending: set[Channel], status: str) -> None:
-        for callee in list(pending):
+    def cancel_all(self, pending: set[Channel], status: str, cause: int = 0) -> None:
+        """End the callees still ringing; 26 (answered elsewhere) when another one answered."""
+        for callee in [c for c, _, _ in self.callees if c in pending]:
             callee.dial_queue = None
             self.dial_end(callee, status)
-            callee.hangupcause = 0
+            self.chan.cdr.close(self.records[callee], DIAL_DISPOSITION[status])
+            callee.hangupcause = cause
             callee.hangup()
         pending.clear()
 
@@ -884,7 +889,7 @@ class Dial:
         chan.set_variable("DIALEDTIME", str(dialed_ms // 1000))
         chan.set_variable("DIALEDTIME_MS", str(dialed_ms))
         chan.set_variable("DIALSTATUS", "ANSWER")
-        chan.cdr.close_dial("ANSWERED")
+        chan.cdr.close(self.records[callee], "ANSWERED")
         if chan.hangup_requested:
             return -1
         if chan.async_goto is not None:

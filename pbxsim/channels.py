@@ -7,6 +7,7 @@ a Hangup, how a Local pair passes state, media and hang-ups between its halves, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -41,6 +42,7 @@ CAUSE_TEXT = {
     18: "No user responding",
     19: "User alerting, no answer",
     21: "Call Rejected",
+    26: "Answered elsewhere",
     27: "Destination out of order",
     28: "Invalid number format (incomplete number)",
     34: "Circuit/channel congestion",
@@ -139,15 +141,26 @@ class CallDetail:
         rec.destination, rec.dcontext = self.chan.exten, self.chan.context
 
     def on_answer(self, now: float) -> None:
-        if self.current.answer is None and not self.current.closed:
-            self.current.answer = now
+        for rec in self.records:
+            if rec.answer is None and not rec.closed:
+                rec.answer = now
 
-    def close_dial(self, disposition: str | None) -> None:
-        rec = self.current
+    def fork_dial(self, destinations: list[str]) -> list[CdrRecord]:
+        """One record per destination a Dial rings, all starting where the Dial's record started."""
+        first = self.current
+        first.dstchannel = destinations[0]
+        for name in destinations[1:]:
+            self.records.append(dataclasses.replace(first, dstchannel=name))
+        return self.records[-len(destinations) :]
+
+    def close(self, rec: CdrRecord, disposition: str | None) -> None:
         if disposition:
             rec.disposition = disposition
         rec.end = self.chan.pbx.now()
         rec.closed = True
+
+    def close_dial(self, disposition: str | None) -> None:
+        self.close(self.current, disposition)
 
     def finish(self) -> list[str]:
         if not self.enabled:
@@ -168,6 +181,7 @@ class CallDetail:
                     19: "NO ANSWER",
                     16: "NO ANSWER",
                     18: "NO ANSWER",
+                    26: "NO ANSWER",
                 }.get(chan.hangupcause, "FAILED")
             duration = int(end - rec.start)
             billable = int(end - rec.answer) if rec.answer is not None else 0
