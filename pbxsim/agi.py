@@ -347,11 +347,10 @@ class AgiSession:
         return "200 result=0", "Success"
 
     async def cmd_set_music(self, args: list[str]) -> tuple[str, str]:
-        apps = self.pbx.apps
         if args and args[0].lower() == "on":
-            await apps.start_moh(self.chan, "")
+            self.chan.start_moh(args[1] if len(args) > 1 else "")
         else:
-            await apps.stop_moh(self.chan, "")
+            self.chan.stop_moh()
         return "200 result=0", "Success"
 
     async def cmd_set_autohangup(self, args: list[str]) -> tuple[str, str]:

@@ -567,23 +567,18 @@ class Applications:
         duration = _float(args[1], 0.0)
         if chan.state != STATE_UP:
             await self.answer_channel(chan)
-        chan.playing += 1
-        chan.media_started()
+        chan.start_moh(args[0].strip())
         try:
             return 0 if await chan.sleep(duration or None) else -1
         finally:
-            chan.playing -= 1
+            chan.stop_moh()
 
     async def start_moh(self, chan: Channel, data: str) -> int:
-        if not chan.internal.get("moh"):
-            chan.internal["moh"] = "1"
-            chan.playing += 1
-            chan.media_started()
+        chan.start_moh(split_args(data)[0].strip())
         return 0
 
     async def stop_moh(self, chan: Channel, data: str) -> int:
-        if chan.internal.pop("moh", None):
-            chan.playing -= 1
+        chan.stop_moh()
         return 0
 
     async def _refuse(self, chan: Channel, data: str, cause: int, control: int) -> int:
@@ -684,15 +679,14 @@ class Dial:
             return 0
         callees = [callee for callee, _, _ in self.callees]
         self.records = dict(zip(callees, chan.cdr.fork_dial([c.name for c in callees]), strict=True))
-        moh = "m" in self.options
-        if moh:
-            chan.playing += 1
+        if "m" in self.options:
+            chan.start_moh(self.options["m"])
         chan.media_started()
         try:
             winner, status = await self.ring()
         finally:
-            if moh:
-                chan.playing -= 1
+            if "m" in self.options:
+                chan.stop_moh()
             chan.dial_queue = None
         if winner is None:
             self.set_status(status)

@@ -258,6 +258,7 @@ class Channel(VariableScope):
         self.hangup_handlers: list[str] = []
         self.gosub_stack: list[tuple[str, str, int, dict[str, str | None]]] = []
         self.playing = 0
+        self.moh_class: str | None = None  # the music on hold class playing, if any
         self.media_seen = False
         self.monitor = None
         self.timeout_handle: asyncio.TimerHandle | None = None
@@ -436,6 +437,19 @@ class Channel(VariableScope):
                 if member is not self and member.local_peer is not None and member.local_peer.alive:
                     out.append(member.local_peer)
         return out
+
+    def start_moh(self, music_class: str) -> None:
+        if self.moh_class is None:
+            self.moh_class = music_class or self.internal.get("musicclass") or "default"
+            self.playing += 1
+            self.media_started()
+            self.emit("MusicOnHoldStart", "call,all", f"Class: {self.moh_class}\r\n")
+
+    def stop_moh(self) -> None:
+        if self.moh_class is not None:
+            self.moh_class = None
+            self.playing -= 1
+            self.emit("MusicOnHoldStop", "call,all")
 
     async def send_dtmf(self, digit: str, duration_ms: int) -> None:
         receivers = self.dtmf_receivers()

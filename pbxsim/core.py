@@ -428,6 +428,8 @@ class PBX:
         if chan.bridge is bridge:
             bridge.clear_peers()
             bridge.leave(chan)
+        if chan.cdr.enabled:  # the pair's record ends here; the dialplan after the bridge gets its own
+            chan.cdr.close_dial(None)
         if not bridge.members:
             bridge.destroy()
         if chan.hangup_requested and not chan.hangupcause:
@@ -438,6 +440,9 @@ class PBX:
         for chan in (a, b):
             if chan.bridge is not None:
                 chan.bridge.leave(chan)
+            chan.stop_moh()  # leaving MusicOnHold: its Stop comes before the BridgeEnter
+            # Taken out of its application: CoreShowChannels shows none while it is bridged.
+            chan.current_app = chan.current_data = ""
             chan.priority += 1
             bridge.enter(chan)
             chan.pending_bridge = bridge
