@@ -11,7 +11,7 @@ import threading
 from urllib.parse import urlsplit
 
 from .apps import Exchange
-from .channels import CONTROL_ANSWER, SOFTHANGUP_EXPLICIT, STATE_UP, Channel, Interrupted, SubroutineDone
+from .channels import SOFTHANGUP_EXPLICIT, Channel, Interrupted, SubroutineDone
 from .dialplan import DialplanError, split_args, substitute
 
 log = logging.getLogger("pbxsim.agi")
@@ -177,9 +177,8 @@ class AgiSession:
     # -- commands --------------------------------------------------------------------------------
 
     async def cmd_answer(self, args: list[str]) -> tuple[str, str]:
-        if self.chan.state != STATE_UP:
-            self.chan.set_state(STATE_UP)
-            self.chan.indicate(CONTROL_ANSWER)
+        # As Answer(): returns at the first media frame from the far end, at most 500 ms later.
+        await self.pbx.apps.answer_channel(self.chan)
         return "200 result=0", "Success"
 
     async def cmd_asyncagi_break(self, args: list[str]) -> tuple[str, str]:
@@ -308,8 +307,7 @@ class AgiSession:
         target = self.pbx.find_channel(args[0]) if args else self.chan
         if target is None:
             return "200 result=-1", "Success"
-        if not target.hangupcause:
-            target.hangupcause = 16
+        # No cause is set: a call that nothing else gave one ends with Cause 0, as on Asterisk.
         target.soft_hangup(SOFTHANGUP_EXPLICIT)
         return "200 result=1", "Success"
 

@@ -312,8 +312,9 @@ class Applications:
         chan.set_state(STATE_UP)
         chan.indicate(CONTROL_ANSWER)
         peer = chan.local_peer
-        if wait_media and peer is not None and not peer.playing and not chan.media_seen:
-            await chan.pause(ANSWER_MEDIA_WAIT, on=frozenset({"media"}))
+        # Any frame ends the wait: audio, or a key pressed while the channel rang (still queued).
+        if wait_media and peer is not None and not peer.playing and not chan.media_seen and not chan.digits:
+            await chan.pause(ANSWER_MEDIA_WAIT, on=frozenset({"media", "dtmf"}))
 
     # -- applications ----------------------------------------------------------------------------
 
@@ -733,6 +734,15 @@ class Dial:
     async def ring(self) -> tuple[Channel | None, str]:
         chan = self.chan
         chan.dial_queue = _TaggedQueue(self.queue, chan)
+        if len(self.callees) == 1:  # as app_dial, which forwards voice and DTMF to a single callee
+            chan.ringing_callee = self.callees[0][0]
+        try:
+            return await self._ring()
+        finally:
+            chan.ringing_callee = None
+
+    async def _ring(self) -> tuple[Channel | None, str]:
+        chan = self.chan
         pending = {c for c, _, _ in self.callees}
         outcomes: list[str] = []
         rang = False

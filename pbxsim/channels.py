@@ -248,6 +248,8 @@ class Channel(VariableScope):
         self.local_peer: Channel | None = None
         self.bridge: Bridge | None = None
         self.dial_queue: asyncio.Queue[int] | None = None
+        # The one callee a Dial of this channel rings: Dial passes the caller's keys on to it.
+        self.ringing_callee: Channel | None = None
         self.pbx_task: asyncio.Task | None = None
         self.current_app = ""
         self.current_data = ""
@@ -471,6 +473,9 @@ class Channel(VariableScope):
         if peer is None or not peer.alive:
             return []
         if peer.bridge is None:
+            callee = peer.ringing_callee
+            if callee is not None and callee.local_peer is not None and callee.local_peer.alive:
+                return [peer, callee.local_peer]
             return [peer]
         # A bridge passes the digit on: each other member sends it out to its own far end.
         out = [peer]

@@ -31,7 +31,7 @@ from .functions import read_function
 log = logging.getLogger("pbxsim")
 
 # Asterisk's failure reasons in OriginateResponse are the last control frame seen.
-REASON_NONE, REASON_HANGUP, REASON_RINGING, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 1, 3, 4, 5, 8
+REASON_NONE, REASON_RINGING, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 3, 4, 5, 8
 
 
 @dataclass
@@ -313,10 +313,11 @@ class PBX:
                     one.uniqueid,
                 )
                 return False
-            elif control == CONTROL_HANGUP:
+            elif control == CONTROL_HANGUP:  # the far end hung up before answering
                 one.dial_queue = None
+                self.emit("DialEnd", "call,all", one.snapshot("Dest") + "DialStatus: NOANSWER\r\n")
                 one.hangup()
-                outcome(False, req.channel, REASON_HANGUP, one.uniqueid)
+                outcome(False, req.channel, REASON_NONE, one.uniqueid)
                 return False
 
     # -- running the dialplan --------------------------------------------------------------------
