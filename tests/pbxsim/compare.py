@@ -23,6 +23,8 @@ ORDERED_EVENTS = frozenset(
         "UserEvent",
         "MixMonitorStart",
         "MixMonitorStop",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
         "AGIExecEnd",
         "CoreShowChannel",
         "CoreShowChannelsComplete",
@@ -44,6 +46,7 @@ COMPARED_HEADERS = (
     "UserEvent",
     "Command",
     "Result",
+    "Class",
 )
 
 # The 8 hex digits Asterisk numbers channels with (`Local/5551001@phones-00000087;1`) count up

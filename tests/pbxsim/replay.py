@@ -153,7 +153,7 @@ def _describe_missing(stream, agi_server, prerequisites):
     return ", ".join(missing)
 
 
-async def replay_trace(trace, host, port, time_scale):
+async def replay_trace(trace, host, port, time_scale, agi_port):
     """Log in, replay the trace's actions and AGI sessions; what the simulator sent and the differences."""
     result = ReplayResult()
     recorded = [frame for frame in trace.frames if frame.direction == AMI_IN]
@@ -171,7 +171,7 @@ async def replay_trace(trace, host, port, time_scale):
     stream = _Stream(connection)
     translate = _translator(recorded_keys, stream)
     sessions = agi_sessions(trace)
-    agi_server = RecordedAgiServer(sessions, time_scale, translate) if sessions else None
+    agi_server = RecordedAgiServer(sessions, time_scale, agi_port, translate) if sessions else None
     async with contextlib.AsyncExitStack() as stack:
         if agi_server is not None:
             await stack.enter_async_context(agi_server)

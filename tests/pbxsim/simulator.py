@@ -5,6 +5,9 @@
 
 Each run gets its own free port and its own directory for the log, the
 MixMonitor output and the MessageSend log, so runs never see each other's files.
+The recorded dialplan names its FastAGI server `agi://127.0.0.1:4573`; each run
+gets a copy that names a free port instead (`agi_port`), so tests run beside a
+PBX or a `make run` that uses 4573.
 """
 
 import contextlib
@@ -25,6 +28,8 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 # The dialplan and manager users the reference traces were recorded with.
 PHONES_DIALPLAN = CONF_DIR / "extensions.conf"
 MANAGER_USERS = CONF_DIR / "manager.conf"
+# The FastAGI address the recorded dialplan names (and Asterisk sent back in agi_request).
+RECORDED_AGI_ADDRESS = "127.0.0.1:4573"
 AMI_USERNAME = "platform"
 AMI_SECRET = "platform-secret"
 
@@ -46,6 +51,7 @@ class PbxsimProcess:
     log_file: Path
     monitor_dir: Path | None
     messages_file: Path | None
+    agi_port: int
 
     @property
     def pid(self):
@@ -66,6 +72,16 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _with_agi_port(dialplan, workdir, agi_port):
+    """The recorded dialplan's copy that sends AGI() to `agi_port`; any other dialplan as it is."""
+    if Path(dialplan).resolve() != PHONES_DIALPLAN:
+        return dialplan
+    copy = workdir / PHONES_DIALPLAN.name
+    text = PHONES_DIALPLAN.read_text(encoding="utf-8")
+    copy.write_text(text.replace(f"agi://{RECORDED_AGI_ADDRESS}/", f"agi://127.0.0.1:{agi_port}/"))
+    return copy
 
 
 def _environment():
@@ -159,8 +175,9 @@ def running_pbxsim(
             extra += ["--monitor-dir", str(monitor_dir)]
         if messages_file is not None:
             extra += ["--messages-file", str(messages_file)]
+        agi_port = free_port(host)
         for dialplan in dialplans:
-            extra += ["--dialplan", str(dialplan)]
+            extra += ["--dialplan", str(_with_agi_port(dialplan, workdir, agi_port))]
         extra += ["--manager-users", str(manager_users), "--time-scale", str(time_scale), *extra_args]
 
         for attempt in range(_PORT_RETRIES):
@@ -200,6 +217,7 @@ def running_pbxsim(
             log_file=log_file,
             monitor_dir=monitor_dir,
             messages_file=messages_file,
+            agi_port=agi_port,
         )
         try:
             yield sim

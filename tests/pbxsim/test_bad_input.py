@@ -11,7 +11,7 @@ import contextlib
 import pytest
 
 from tests.pbxsim.amiwire import open_logged_in
-from tests.pbxsim.fastagi import AGI_HOST, AGI_PORT
+from tests.pbxsim.fastagi import AGI_HOST
 
 EVENT_TIMEOUT = 5.0
 
@@ -265,8 +265,8 @@ async def _agi_outcome(sim, call_id):
 
 def test_agi_server_refuses_connections(pbxsim):
     async def scenario():
-        if not await _port_is_free(AGI_HOST, AGI_PORT):
-            pytest.fail(f"something listens on {AGI_HOST}:{AGI_PORT}; this test needs it closed")
+        if not await _port_is_free(AGI_HOST, pbxsim.agi_port):
+            pytest.fail(f"something listens on {AGI_HOST}:{pbxsim.agi_port}; this test needs it closed")
         # AGI() fails with AGISTATUS=FAILURE and the dialplan goes on with the next priority.
         assert await _agi_outcome(pbxsim, "refused") == "AGISTATUS=FAILURE"
         await assert_serves_new_client(pbxsim)
@@ -284,9 +284,9 @@ def test_agi_server_closes_mid_command(pbxsim):
 
     async def scenario():
         try:
-            server = await asyncio.start_server(serve, AGI_HOST, AGI_PORT)
+            server = await asyncio.start_server(serve, AGI_HOST, pbxsim.agi_port)
         except OSError as exc:
-            pytest.fail(f"cannot listen on {AGI_HOST}:{AGI_PORT} for the test AGI server: {exc}")
+            pytest.fail(f"cannot listen on {AGI_HOST}:{pbxsim.agi_port} for the test AGI server: {exc}")
         async with server:
             # Asterisk has read the whole command before it sees the close: it runs it, writes the
             # result into the closed socket, then reads end of file, which means the script is done.

@@ -43,7 +43,7 @@ def test_trace(path):
         if trace.has_own_login:
             result = asyncio.run(replay_login_trace(trace, sim.host, sim.port))
         else:
-            result = asyncio.run(replay_trace(trace, sim.host, sim.port, time_scale))
+            result = asyncio.run(replay_trace(trace, sim.host, sim.port, time_scale, sim.agi_port))
         crashed = not sim.is_running()
         if crashed:
             result.problems.append(f"the simulator exited with {sim.process.returncode} during the replay")

@@ -1,13 +1,13 @@
-"""`manage.py pbxsim`: run the PBX simulator (see telephony/pbxsim) until SIGTERM/SIGINT."""
+"""`manage.py pbxsim`: run the PBX simulator (see pbxsim/) until SIGTERM/SIGINT."""
 
 import asyncio
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from telephony.pbxsim.ami import load_manager_general, load_manager_users
-from telephony.pbxsim.dialplan import DialplanError
-from telephony.pbxsim.server import build_pbx, default_settings, parse_listen, parse_routes, serve
+from pbxsim.ami import load_manager_general, load_manager_users
+from pbxsim.dialplan import DialplanError
+from pbxsim.server import build_pbx, default_settings, parse_listen, parse_routes, serve
 
 
 class Command(BaseCommand):

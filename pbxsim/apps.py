@@ -8,11 +8,10 @@ import logging
 import re
 import time
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from .agi import run_agi
 from .channels import (
     CAUSE_NAMES,
     CONTROL_ANSWER,
@@ -25,15 +24,14 @@ from .channels import (
     STATE_BUSY,
     STATE_UP,
     Bridge,
+    CdrRecord,
     Channel,
     Interrupted,
     SubroutineDone,
+    Switch,
 )
 from .dialplan import DialplanError, split_args, substitute, truthy
 from .functions import write_function
-
-if TYPE_CHECKING:
-    from .core import PBX
 
 log = logging.getLogger("pbxsim.apps")
 
@@ -66,6 +64,33 @@ DIAL_DISPOSITION = {
     "CANCEL": "NO ANSWER",
     "ANSWER": "ANSWERED",
 }
+
+
+class Exchange(Switch, Protocol):
+    """What the applications (and the FastAGI client they start) need of the exchange (core.PBX)."""
+
+    settings: Any
+    apps: Applications
+    agi_database: dict[tuple[str, str], str]
+
+    async def sleep(self, sim_seconds: float) -> None: ...
+
+    def spawn(self, coro: Coroutine, name: str | None = None) -> asyncio.Task: ...
+
+    def find_channel(self, name: str) -> Channel | None: ...
+
+    def request(
+        self, dialstring: str, linkedid: str | None, uid1: str = "", uid2: str = ""
+    ) -> tuple[Channel, Channel] | None: ...
+
+    def fail_pair(self, one: Channel, two: Channel) -> None: ...
+
+    def emit_local_bridge(self, one: Channel, two: Channel) -> None: ...
+
+    async def run_pbx(self, chan: Channel) -> None: ...
+
+
+Application = Callable[[Channel, str], Awaitable[int]]
 
 
 def parse_cause(text: str) -> int:
@@ -136,10 +161,10 @@ class MixMonitorRecording:
 
 
 class Applications:
-    def __init__(self, pbx: PBX):
+    def __init__(self, pbx: Exchange):
         self.pbx = pbx
         self._sound_cache: dict[str, float] = {}
-        self.table: dict[str, Callable[[Channel, str], Awaitable[int]]] = {
+        self.table: dict[str, Application] = {
             "answer": self.answer,
             "ringing": self.ringing,
             "progress": self.progress,
@@ -149,7 +174,6 @@ class Applications:
             "read": self.read,
             "senddtmf": self.send_dtmf,
             "dial": self.dial,
-            "agi": self.agi,
             "set": self.set,
             "mset": self.mset,
             "noop": self.noop,
@@ -175,6 +199,10 @@ class Applications:
             "saynumber": self.say_number,
             "execif": self.exec_if,
         }
+
+    def add(self, name: str, handler: Application) -> None:
+        """An application that lives in a layer above this one (AGI, which drives the others)."""
+        self.table[name.lower()] = handler
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -284,8 +312,9 @@ class Applications:
         chan.set_state(STATE_UP)
         chan.indicate(CONTROL_ANSWER)
         peer = chan.local_peer
-        if wait_media and peer is not None and not peer.playing and not chan.media_seen:
-            await chan.pause(ANSWER_MEDIA_WAIT, on=frozenset({"media"}))
+        # Any frame ends the wait: audio, or a key pressed while the channel rang (still queued).
+        if wait_media and peer is not None and not peer.playing and not chan.media_seen and not chan.digits:
+            await chan.pause(ANSWER_MEDIA_WAIT, on=frozenset({"media", "dtmf"}))
 
     # -- applications ----------------------------------------------------------------------------
 
@@ -539,23 +568,18 @@ class Applications:
         duration = _float(args[1], 0.0)
         if chan.state != STATE_UP:
             await self.answer_channel(chan)
-        chan.playing += 1
-        chan.media_started()
+        chan.start_moh(args[0].strip())
         try:
             return 0 if await chan.sleep(duration or None) else -1
         finally:
-            chan.playing -= 1
+            chan.stop_moh()
 
     async def start_moh(self, chan: Channel, data: str) -> int:
-        if not chan.internal.get("moh"):
-            chan.internal["moh"] = "1"
-            chan.playing += 1
-            chan.media_started()
+        chan.start_moh(split_args(data)[0].strip())
         return 0
 
     async def stop_moh(self, chan: Channel, data: str) -> int:
-        if chan.internal.pop("moh", None):
-            chan.playing -= 1
+        chan.stop_moh()
         return 0
 
     async def _refuse(self, chan: Channel, data: str, cause: int, control: int) -> int:
@@ -612,10 +636,6 @@ class Applications:
         name, _, rest = chosen.partition("(")
         return await self.execute(chan, name.strip(), rest[:-1] if rest.endswith(")") else rest)
 
-    async def agi(self, chan: Channel, data: str) -> int:
-        args = split_args(data)
-        return await run_agi(self.pbx, chan, args[0], args[1:])
-
     # -- Dial ------------------------------------------------------------------------------------
 
     async def dial(self, chan: Channel, data: str) -> int:
@@ -634,6 +654,7 @@ class Dial:
         self.data = data
         self.queue: asyncio.Queue = asyncio.Queue()
         self.callees: list[tuple[Channel, Channel, str]] = []
+        self.records: dict[Channel, CdrRecord] = {}
         self.started = time.monotonic()
 
     def set_status(self, status: str) -> None:
@@ -657,20 +678,19 @@ class Dial:
             self.set_status("CHANUNAVAIL")
             chan.cdr.close_dial("FAILED")
             return 0
-        chan.cdr.current.dstchannel = self.callees[0][0].name
-        moh = "m" in self.options
-        if moh:
-            chan.playing += 1
+        callees = [callee for callee, _, _ in self.callees]
+        self.records = dict(zip(callees, chan.cdr.fork_dial([c.name for c in callees]), strict=True))
+        if "m" in self.options:
+            chan.start_moh(self.options["m"])
         chan.media_started()
         try:
             winner, status = await self.ring()
         finally:
-            if moh:
-                chan.playing -= 1
+            if "m" in self.options:
+                chan.stop_moh()
             chan.dial_queue = None
         if winner is None:
             self.set_status(status)
-            chan.cdr.close_dial(DIAL_DISPOSITION.get(status))
             if chan.hangup_requested:
                 return -1
             return 0
@@ -714,6 +734,15 @@ class Dial:
     async def ring(self) -> tuple[Channel | None, str]:
         chan = self.chan
         chan.dial_queue = _TaggedQueue(self.queue, chan)
+        if len(self.callees) == 1:  # as app_dial, which forwards voice and DTMF to a single callee
+            chan.ringing_callee = self.callees[0][0]
+        try:
+            return await self._ring()
+        finally:
+            chan.ringing_callee = None
+
+    async def _ring(self) -> tuple[Channel | None, str]:
+        chan = self.chan
         pending = {c for c, _, _ in self.callees}
         outcomes: list[str] = []
         rang = False
@@ -749,8 +778,8 @@ class Dial:
                 chan.set_variable("DIALEDPEERNAME", who.name)
                 chan.set_variable("DIALEDPEERNUMBER", resource)
                 who.exten = ""  # Asterisk clears the answered callee's exten before DialEnd
+                self.cancel_all(pending, "CANCEL", cause=26)
                 self.dial_end(who, "ANSWER")
-                self.cancel_all(pending, "CANCEL")
                 who.dial_queue = None
                 return who, "ANSWER"
             elif control in (CONTROL_BUSY, CONTROL_CONGESTION, CONTROL_HANGUP):
@@ -764,6 +793,7 @@ class Dial:
                     status = "BUSY" if control == CONTROL_BUSY else "CONGESTION"
                     who.hangupcause = 0
                 self.dial_end(who, status)
+                chan.cdr.close(self.records[who], DIAL_DISPOSITION[status])
                 who.hangup()
                 outcomes.append(status)
             elif control == CONTROL_INTERRUPT:
@@ -773,11 +803,13 @@ class Dial:
                 return None, status
         return None, "NOANSWER"
 
-    def cancel_all(self, pending: set[Channel], status: str) -> None:
-        for callee in list(pending):
+    def cancel_all(self, pending: set[Channel], status: str, cause: int = 0) -> None:
+        """End the callees still ringing; 26 (answered elsewhere) when another one answered."""
+        for callee in [c for c, _, _ in self.callees if c in pending]:
             callee.dial_queue = None
             self.dial_end(callee, status)
-            callee.hangupcause = 0
+            self.chan.cdr.close(self.records[callee], DIAL_DISPOSITION[status])
+            callee.hangupcause = cause
             callee.hangup()
         pending.clear()
 
@@ -861,7 +893,7 @@ class Dial:
         chan.set_variable("DIALEDTIME", str(dialed_ms // 1000))
         chan.set_variable("DIALEDTIME_MS", str(dialed_ms))
         chan.set_variable("DIALSTATUS", "ANSWER")
-        chan.cdr.close_dial("ANSWERED")
+        chan.cdr.close(self.records[callee], "ANSWERED")
         if chan.hangup_requested:
             return -1
         if chan.async_goto is not None:

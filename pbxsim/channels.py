@@ -7,18 +7,15 @@ a Hangup, how a Local pair passes state, media and hang-ups between its halves, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .dialplan import VariableScope
-from .functions import read_function
-
-if TYPE_CHECKING:
-    from .core import PBX
+from .dialplan import Dialplan, VariableScope
 
 log = logging.getLogger("pbxsim.channels")
 
@@ -45,6 +42,7 @@ CAUSE_TEXT = {
     18: "No user responding",
     19: "User alerting, no answer",
     21: "Call Rejected",
+    26: "Answered elsewhere",
     27: "Destination out of order",
     28: "Invalid number format (incomplete number)",
     34: "Circuit/channel congestion",
@@ -81,6 +79,26 @@ CONTROL_HANGUP, CONTROL_RINGING, CONTROL_ANSWER, CONTROL_BUSY, CONTROL_CONGESTIO
     14,
 )
 CONTROL_INTERRUPT = -1  # not a control frame: the dialling channel was redirected
+
+
+class Switch(Protocol):
+    """What a channel needs of the exchange it lives in (core.PBX): the clock, the event bus,
+    the registry and the dialplan functions. Declared here so that channels import no layer above."""
+
+    dialplan: Dialplan
+    time_scale: float
+
+    def now(self) -> float: ...
+
+    def real(self, sim_seconds: float) -> float: ...
+
+    def emit(self, event: str, privilege: str, body: str) -> None: ...
+
+    def unregister(self, chan: Channel) -> None: ...
+
+    def read_function(self, chan: Channel, name: str, args: str) -> str: ...
+
+    def absolute_timeout(self, chan: Channel, seconds: float) -> None: ...
 
 
 def cdr_time(ts: float | None) -> str:
@@ -123,15 +141,26 @@ class CallDetail:
         rec.destination, rec.dcontext = self.chan.exten, self.chan.context
 
     def on_answer(self, now: float) -> None:
-        if self.current.answer is None and not self.current.closed:
-            self.current.answer = now
+        for rec in self.records:
+            if rec.answer is None and not rec.closed:
+                rec.answer = now
 
-    def close_dial(self, disposition: str | None) -> None:
-        rec = self.current
+    def fork_dial(self, destinations: list[str]) -> list[CdrRecord]:
+        """One record per destination a Dial rings, all starting where the Dial's record started."""
+        first = self.current
+        first.dstchannel = destinations[0]
+        for name in destinations[1:]:
+            self.records.append(dataclasses.replace(first, dstchannel=name))
+        return self.records[-len(destinations) :]
+
+    def close(self, rec: CdrRecord, disposition: str | None) -> None:
         if disposition:
             rec.disposition = disposition
         rec.end = self.chan.pbx.now()
         rec.closed = True
+
+    def close_dial(self, disposition: str | None) -> None:
+        self.close(self.current, disposition)
 
     def finish(self) -> list[str]:
         if not self.enabled:
@@ -152,6 +181,7 @@ class CallDetail:
                     19: "NO ANSWER",
                     16: "NO ANSWER",
                     18: "NO ANSWER",
+                    26: "NO ANSWER",
                 }.get(chan.hangupcause, "FAILED")
             duration = int(end - rec.start)
             billable = int(end - rec.answer) if rec.answer is not None else 0
@@ -181,7 +211,7 @@ class Interrupted(Exception):
 class Channel(VariableScope):
     def __init__(
         self,
-        pbx: PBX,
+        pbx: Switch,
         name: str,
         uniqueid: str,
         linkedid: str,
@@ -218,6 +248,8 @@ class Channel(VariableScope):
         self.local_peer: Channel | None = None
         self.bridge: Bridge | None = None
         self.dial_queue: asyncio.Queue[int] | None = None
+        # The one callee a Dial of this channel rings: Dial passes the caller's keys on to it.
+        self.ringing_callee: Channel | None = None
         self.pbx_task: asyncio.Task | None = None
         self.current_app = ""
         self.current_data = ""
@@ -228,6 +260,7 @@ class Channel(VariableScope):
         self.hangup_handlers: list[str] = []
         self.gosub_stack: list[tuple[str, str, int, dict[str, str | None]]] = []
         self.playing = 0
+        self.moh_class: str | None = None  # the music on hold class playing, if any
         self.media_seen = False
         self.monitor = None
         self.timeout_handle: asyncio.TimerHandle | None = None
@@ -321,7 +354,7 @@ class Channel(VariableScope):
         return self.pbx.dialplan.globals.get(name)
 
     def call_function(self, name: str, args: str) -> str:
-        return read_function(self, name, args)
+        return self.pbx.read_function(self, name, args)
 
     def bridge_peer_name(self) -> str:
         if self.bridge is None:
@@ -407,6 +440,19 @@ class Channel(VariableScope):
                     out.append(member.local_peer)
         return out
 
+    def start_moh(self, music_class: str) -> None:
+        if self.moh_class is None:
+            self.moh_class = music_class or self.internal.get("musicclass") or "default"
+            self.playing += 1
+            self.media_started()
+            self.emit("MusicOnHoldStart", "call,all", f"Class: {self.moh_class}\r\n")
+
+    def stop_moh(self) -> None:
+        if self.moh_class is not None:
+            self.moh_class = None
+            self.playing -= 1
+            self.emit("MusicOnHoldStop", "call,all")
+
     async def send_dtmf(self, digit: str, duration_ms: int) -> None:
         receivers = self.dtmf_receivers()
         for r in receivers:
@@ -427,6 +473,9 @@ class Channel(VariableScope):
         if peer is None or not peer.alive:
             return []
         if peer.bridge is None:
+            callee = peer.ringing_callee
+            if callee is not None and callee.local_peer is not None and callee.local_peer.alive:
+                return [peer, callee.local_peer]
             return [peer]
         # A bridge passes the digit on: each other member sends it out to its own far end.
         out = [peer]
@@ -513,7 +562,7 @@ def _resolve(fut: asyncio.Future, value: str) -> None:
 
 
 class Bridge:
-    def __init__(self, pbx: PBX):
+    def __init__(self, pbx: Switch):
         self.pbx = pbx
         self.id = str(uuid.uuid4())
         self.members: list[Channel] = []

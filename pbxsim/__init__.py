@@ -4,6 +4,9 @@ Modules: `ami` (AMI server, login, permissions, actions), `dialplan` (extensions
 `${}`/`$[]` language), `functions` (dialplan functions), `channels` (channels, Local pairs,
 bridges, hang-up causes, CDRs), `apps` (dialplan applications, Dial), `agi` (FastAGI client),
 `core` (clock, identifiers, event bus, Originate, the dialplan runner), `server` (start/stop).
+Each imports only those before it in the order dialplan, channels, functions, apps, agi, core,
+ami, server: what a lower one needs of the PBX it declares as a Protocol (`channels.Switch`,
+`apps.Exchange`), and the core hands its events to listeners, the AMI server being one.
 
 Choices where Asterisk gives no single answer:
 

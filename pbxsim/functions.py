@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
 
+from .channels import STATE_DESC, Channel
 from .dialplan import DialplanError, split_args, substitute, truthy
-
-# CHANNEL(state) names, as channels.STATE_DESC (not imported: channels imports this module).
-STATE_NAMES = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
-
-if TYPE_CHECKING:
-    from .channels import Channel
 
 
 def _callerid(chan: Channel, args: str) -> str:
@@ -34,7 +28,7 @@ def _channel(chan: Channel, args: str) -> str:
         "name": chan.name,
         "uniqueid": chan.uniqueid,
         "linkedid": chan.linkedid,
-        "state": STATE_NAMES.get(chan.state, "Unknown"),
+        "state": STATE_DESC.get(chan.state, "Unknown"),
         "language": chan.language,
         "context": chan.context,
         "exten": chan.exten,

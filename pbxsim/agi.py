@@ -8,14 +8,11 @@ import logging
 import random
 import shlex
 import threading
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .channels import CONTROL_ANSWER, SOFTHANGUP_EXPLICIT, STATE_UP, Channel, Interrupted, SubroutineDone
-from .dialplan import DialplanError, substitute
-
-if TYPE_CHECKING:
-    from .core import PBX
+from .apps import Exchange
+from .channels import SOFTHANGUP_EXPLICIT, Channel, Interrupted, SubroutineDone
+from .dialplan import DialplanError, split_args, substitute
 
 log = logging.getLogger("pbxsim.agi")
 
@@ -38,7 +35,9 @@ MAX_LINE = 64 * 1024
 
 
 class AgiSession:
-    def __init__(self, pbx: PBX, chan: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, pbx: Exchange, chan: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ):
         self.pbx, self.chan, self.reader, self.writer = pbx, chan, reader, writer
         self.dead = False
         self.sent_hangup = False
@@ -178,9 +177,8 @@ class AgiSession:
     # -- commands --------------------------------------------------------------------------------
 
     async def cmd_answer(self, args: list[str]) -> tuple[str, str]:
-        if self.chan.state != STATE_UP:
-            self.chan.set_state(STATE_UP)
-            self.chan.indicate(CONTROL_ANSWER)
+        # As Answer(): returns at the first media frame from the far end, at most 500 ms later.
+        await self.pbx.apps.answer_channel(self.chan)
         return "200 result=0", "Success"
 
     async def cmd_asyncagi_break(self, args: list[str]) -> tuple[str, str]:
@@ -309,8 +307,7 @@ class AgiSession:
         target = self.pbx.find_channel(args[0]) if args else self.chan
         if target is None:
             return "200 result=-1", "Success"
-        if not target.hangupcause:
-            target.hangupcause = 16
+        # No cause is set: a call that nothing else gave one ends with Cause 0, as on Asterisk.
         target.soft_hangup(SOFTHANGUP_EXPLICIT)
         return "200 result=1", "Success"
 
@@ -348,11 +345,10 @@ class AgiSession:
         return "200 result=0", "Success"
 
     async def cmd_set_music(self, args: list[str]) -> tuple[str, str]:
-        apps = self.pbx.apps
         if args and args[0].lower() == "on":
-            await apps.start_moh(self.chan, "")
+            self.chan.start_moh(args[1] if len(args) > 1 else "")
         else:
-            await apps.stop_moh(self.chan, "")
+            self.chan.stop_moh()
         return "200 result=0", "Success"
 
     async def cmd_set_autohangup(self, args: list[str]) -> tuple[str, str]:
@@ -419,7 +415,7 @@ def agi_environment(chan: Channel, url: str, script: str, args: list[str]) -> st
     return "".join(f"{k}: {v}\n" for k, v in lines) + "\n"
 
 
-async def run_agi(pbx: PBX, chan: Channel, url: str, args: list[str]) -> int:
+async def run_agi(pbx: Exchange, chan: Channel, url: str, args: list[str]) -> int:
     parts = urlsplit(url)
     if parts.scheme not in ("agi", "hagi"):
         log.error("%s: AGI(%s): only agi:// (FastAGI) is supported by the simulator", chan.name, url)
@@ -452,3 +448,13 @@ async def run_agi(pbx: PBX, chan: Channel, url: str, args: list[str]) -> int:
         return -1
     chan.set_variable("AGISTATUS", "SUCCESS")
     return 0
+
+
+def agi_application(pbx: Exchange):
+    """The AGI() dialplan application, bound to its exchange."""
+
+    async def agi(chan: Channel, data: str) -> int:
+        args = split_args(data)
+        return await run_agi(pbx, chan, args[0], args[1:])
+
+    return agi

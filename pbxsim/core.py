@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .agi import agi_application
 from .apps import Applications
 from .channels import (
     CONTROL_ANSWER,
@@ -26,14 +26,12 @@ from .channels import (
     Channel,
 )
 from .dialplan import Dialplan, DialplanError
-
-if TYPE_CHECKING:
-    from .ami import AmiSession
+from .functions import read_function
 
 log = logging.getLogger("pbxsim")
 
 # Asterisk's failure reasons in OriginateResponse are the last control frame seen.
-REASON_NONE, REASON_HANGUP, REASON_RINGING, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 1, 3, 4, 5, 8
+REASON_NONE, REASON_RINGING, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 3, 4, 5, 8
 
 
 @dataclass
@@ -52,6 +50,10 @@ class OriginateRequest:
     other_channel_id: str = ""
     action_id: str | None = None
     is_async: bool = True
+
+
+# Receives every event: (event name, privilege classes, body of `Header: value\r\n` lines).
+EventListener = Callable[[str, str, str], None]
 
 
 @dataclass
@@ -77,13 +79,14 @@ class PBX:
         self._mono0 = time.monotonic()
         self.channels: dict[str, Channel] = {}
         self.by_uniqueid: dict[str, Channel] = {}
-        self.sessions: set[AmiSession] = set()
+        self.listeners: list[EventListener] = []
         self._local_ids = itertools.count(0)
         self._tech_ids: dict[str, itertools.count] = {}
         self._uid_seq = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self.agi_database: dict[tuple[str, str], str] = {}
         self.apps = Applications(self)
+        self.apps.add("AGI", agi_application(self))
 
     # -- clock -----------------------------------------------------------------------------------
 
@@ -110,13 +113,19 @@ class PBX:
 
     # -- events ----------------------------------------------------------------------------------
 
+    def subscribe(self, listener: EventListener) -> None:
+        self.listeners.append(listener)
+
+    def unsubscribe(self, listener: EventListener) -> None:
+        self.listeners.remove(listener)
+
     def emit(self, event: str, privilege: str, body: str) -> None:
-        if not self.sessions:
-            return
-        stamp = f"Timestamp: {self.now():.6f}\r\n" if self.settings.timestamp_events else ""
-        frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{stamp}{body}\r\n".encode()
-        for session in tuple(self.sessions):
-            session.deliver(privilege, frame)
+        for listener in self.listeners:
+            listener(event, privilege, body)
+
+    @staticmethod
+    def read_function(chan: Channel, name: str, args: str) -> str:
+        return read_function(chan, name, args)
 
     def spawn(self, coro, name: str | None = None) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -304,10 +313,11 @@ class PBX:
                     one.uniqueid,
                 )
                 return False
-            elif control == CONTROL_HANGUP:
+            elif control == CONTROL_HANGUP:  # the far end hung up before answering
                 one.dial_queue = None
+                self.emit("DialEnd", "call,all", one.snapshot("Dest") + "DialStatus: NOANSWER\r\n")
                 one.hangup()
-                outcome(False, req.channel, REASON_HANGUP, one.uniqueid)
+                outcome(False, req.channel, REASON_NONE, one.uniqueid)
                 return False
 
     # -- running the dialplan --------------------------------------------------------------------
@@ -419,6 +429,8 @@ class PBX:
         if chan.bridge is bridge:
             bridge.clear_peers()
             bridge.leave(chan)
+        if chan.cdr.enabled:  # the pair's record ends here; the dialplan after the bridge gets its own
+            chan.cdr.close_dial(None)
         if not bridge.members:
             bridge.destroy()
         if chan.hangup_requested and not chan.hangupcause:
@@ -429,6 +441,9 @@ class PBX:
         for chan in (a, b):
             if chan.bridge is not None:
                 chan.bridge.leave(chan)
+            chan.stop_moh()  # leaving MusicOnHold: its Stop comes before the BridgeEnter
+            # Taken out of its application: CoreShowChannels shows none while it is bridged.
+            chan.current_app = chan.current_data = ""
             chan.priority += 1
             bridge.enter(chan)
             chan.pending_bridge = bridge
@@ -460,11 +475,15 @@ class PBX:
 
         def expire() -> None:
             chan.timeout_handle = None
-            if chan.alive:
-                log.info("%s: absolute timeout", chan.name)
-                if not chan.hangupcause:
-                    chan.hangupcause = 16
-                chan.soft_hangup(SOFTHANGUP_TIMEOUT, event=False)
+            if not chan.alive:
+                return
+            if self.dialplan.exists(chan.context, "T", 1):
+                log.info("%s: absolute timeout: on to the T extension", chan.name)
+                self.redirect(chan, chan.context, "T", 1)
+                return
+            # No cause is set: a channel in no bridge ends with Cause 0; a bridge sets 16 as it ends.
+            log.info("%s: absolute timeout", chan.name)
+            chan.soft_hangup(SOFTHANGUP_TIMEOUT, event=False)
 
         chan.timeout_handle = asyncio.get_running_loop().call_later(self.real(seconds), expire)
 

@@ -216,7 +216,7 @@ class AmiSession:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.pbx.sessions.discard(self)
+            self.server.listening.discard(self)
             self.writer.close()
 
     # -- input -----------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ class AmiSession:
             self.event_classes = frozenset()
         else:
             self.event_classes = _classes(events) & user.read
-        self.pbx.sessions.add(self)
+        self.server.listening.add(self)
         self.success(msg, "Authentication accepted")
         if "system" in self.event_classes:
             uptime = self.pbx.uptime()
@@ -734,8 +734,19 @@ class AmiServer:
     users: dict[str, ManagerUser]
     server: asyncio.base_events.Server | None = None
     connections: set[AmiSession] = field(default_factory=set)
+    # logged-in sessions: they get the PBX's events
+    listening: set[AmiSession] = field(default_factory=set)
+
+    def deliver(self, event: str, privilege: str, body: str) -> None:
+        if not self.listening:
+            return
+        stamp = f"Timestamp: {self.pbx.now():.6f}\r\n" if self.pbx.settings.timestamp_events else ""
+        frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{stamp}{body}\r\n".encode()
+        for session in tuple(self.listening):
+            session.deliver(privilege, frame)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
+        self.pbx.subscribe(self.deliver)
         self.server = await asyncio.start_server(self._accept, host, port, limit=MAX_FRAME, backlog=1024)
         sockname = self.server.sockets[0].getsockname()
         return sockname[0], sockname[1]
@@ -749,6 +760,7 @@ class AmiServer:
             self.connections.discard(session)
 
     async def stop(self) -> None:
+        self.pbx.unsubscribe(self.deliver)
         if self.server is not None:
             self.server.close()
         for session in list(self.connections):
