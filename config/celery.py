@@ -38,9 +38,11 @@ class FilesystemTransport(filesystem.Transport):
                 return
             except Empty:
                 pass
-            if timeout is not None and time.monotonic() - started >= timeout:
-                break
             next_poll = time.monotonic() + self.polling_interval
+            if timeout is not None:
+                if time.monotonic() - started >= timeout:
+                    break
+                next_poll = min(next_poll, started + timeout)
             while time.monotonic() < next_poll and not _worker_stopping():
                 time.sleep(STOP_CHECK_SECONDS)
         raise TimeoutError()

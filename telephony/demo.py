@@ -64,7 +64,9 @@ def load_demo_pbx(sender, *, company, write, **kwargs):
     if not created and follows_demo_ports(server):
         server.ami_port, server.agi_bind_port = ports.ami, ports.agi
         server.save(update_fields=["ami_port", "agi_bind_port"])
-    DialRoute.objects.get_or_create(server=server, name="default", defaults={"template": "Local/{number}@phones"})
+    DialRoute.objects.get_or_create(
+        server=server, name="default", defaults={"template": "Local/{number}@phones"}
+    )
     write(f"  PBX server:               {server.name} (the simulator on {server.ami_host}:{server.ami_port})")
     if (server.ami_port, server.agi_bind_port) != (ports.ami, ports.agi):
         write(
