@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,17 @@ def test_make_run_installs_no_browser():
 
     assert "scripts/system-deps run" in dry_run("run")
     assert "scripts/system-deps test" in dry_run("test")
+
+
+@pytest.mark.parametrize("value", ["80", "65500", "eight"])
+def test_a_port_base_without_room_for_the_demo_stops_start_up(value, tmp_path):
+    environment = {**os.environ, "DEBUG": "1", "VAR_DIR": str(tmp_path), "DEMO_PORT_BASE": value}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert f"Environment variable DEMO_PORT_BASE={value!r}" in result.stderr
