@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-WEB_BIND ?= 127.0.0.1:8000
+# One variable moves every port of `make run` (web, the simulator's AMI on +38, FastAGI on +73).
+DEMO_PORT_BASE ?= 8000
+WEB_BIND ?= 127.0.0.1:$(DEMO_PORT_BASE)
 # The Procfile names gunicorn and celery: they come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint bench clean system-deps
+.PHONY: run test lint bench clean
 
 $(VENV)/.base-installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +20,11 @@ $(VENV)/.dev-installed: $(VENV)/.base-installed requirements/dev.txt
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
-system-deps:
-	./scripts/system-deps
-
 run: export DEBUG ?= 1
 run: export WEB_BIND := $(WEB_BIND)
-run: $(VENV)/.base-installed system-deps
+run: export DEMO_PORT_BASE := $(DEMO_PORT_BASE)
+run: $(VENV)/.base-installed
+	./scripts/system-deps run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_data
 	@echo
@@ -34,7 +35,8 @@ run: $(VENV)/.base-installed system-deps
 # Tests run on their own VAR_DIR, so a `make run` beside them keeps its broker and files.
 test: export VAR_DIR := $(CURDIR)/var/test
 test: export DEBUG ?= 1
-test: $(VENV)/.dev-installed system-deps
+test: $(VENV)/.dev-installed
+	./scripts/system-deps test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

@@ -141,6 +141,8 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: the broker is Redis in production, kombu's filesystem transport otherwise.
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = env.env_broker("REDIS_URL", VAR_DIR / "broker")
+# The filesystem broker, with a worker that stops at once on SIGTERM (see config.celery).
+CELERY_BROKER_TRANSPORT = None if env.env_str("REDIS_URL") else "config.celery:FilesystemTransport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -161,6 +163,13 @@ CELERY_BEAT_SCHEDULE = {
     "requeue lost webhook deliveries": {"task": "telephony.requeue_webhooks", "schedule": 300.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# `make run`'s ports, all moved by one variable so two checkouts can run side by side:
+# web on the base, the PBX simulator's AMI on base+38 and FastAGI on base+73 (see telephony.demo).
+DEMO_PORT_BASE = env.env_int("DEMO_PORT_BASE", 8000, minimum=1024)
+if DEMO_PORT_BASE > 65535 - 73:
+    raise env.EnvError("DEMO_PORT_BASE", str(DEMO_PORT_BASE), "must be at most 65462 (FastAGI is on base+73)")
+
 
 # Caller ID comes from anybody: formulas are escaped by config.exports. A control
 # character XLSX cannot hold becomes U+FFFD rather than failing the whole export.

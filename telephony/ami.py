@@ -41,6 +41,10 @@ class AmiNotConnected(AmiConnectionLost):
     """The session is down: the action was not sent."""
 
 
+class OriginateOutcomeUnknown(AmiConnectionLost):
+    """The Originate was queued, but its OriginateResponse did not come in time."""
+
+
 NEVER = 10**9  # seconds
 
 

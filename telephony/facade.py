@@ -27,6 +27,7 @@ from telephony.ami import (
     AmiError,
     AmiNotConnected,
     OriginateOutcome,
+    OriginateOutcomeUnknown,
     reset_action_ids,
 )
 from telephony.handle import ACTION_TIMEOUT, Db, OriginateRequest, PbxHandle, originate_flow
@@ -35,7 +36,7 @@ from telephony.models import CallRecord, PbxServer
 CONNECT_TIMEOUT = 5.0
 OUTCOME_POLL_SECONDS = 0.01
 
-__all__ = ["AmiConnectionLost", "AmiError", "PbxFacade", "facade"]
+__all__ = ["AmiConnectionLost", "AmiError", "OriginateOutcomeUnknown", "PbxFacade", "facade"]
 
 
 class PbxFacade:

@@ -28,7 +28,14 @@ from django.db import OperationalError, close_old_connections, connections
 from django.utils import timezone
 
 from telephony.agi import make_agi_handler
-from telephony.ami import AmiClient, AmiConnectionLost, AmiEndpoint, AmiError, OriginateOutcome
+from telephony.ami import (
+    AmiClient,
+    AmiConnectionLost,
+    AmiEndpoint,
+    AmiError,
+    OriginateOutcome,
+    OriginateOutcomeUnknown,
+)
 from telephony.bus import EventBus, bus
 from telephony.events import CallEvent, OriginateResult
 from telephony.handle import PbxHandle
@@ -328,7 +335,9 @@ class ServerLink:
         try:
             return await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            raise AmiConnectionLost(f"Originate {channel_id}: no outcome within {timeout:.0f} s") from None
+            raise OriginateOutcomeUnknown(
+                f"Originate {channel_id}: no outcome within {timeout:.0f} s"
+            ) from None
         finally:
             self.waiters.pop(channel_id, None)
 

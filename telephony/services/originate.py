@@ -95,3 +95,12 @@ def call_record_refused(*, record_id: int, reason: str) -> CallRecord | None:
     transitions.settle(record)
     record.save()
     return record
+
+
+def call_record_give_up(*, server: PbxServer, uniqueid: str, reason: str) -> CallRecord | None:
+    """A caller that will not retry gives up a claim it could not send: the record ends, FAILED.
+    A claim that was sent is left to the PBX's events."""
+    record = CallRecord.objects.filter(
+        source=ami_source(server), uniqueid=uniqueid, state=State.CLAIMED
+    ).first()
+    return call_record_refused(record_id=record.pk, reason=reason) if record else None

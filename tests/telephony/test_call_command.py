@@ -1,0 +1,97 @@
+"""`manage.py call`: the README's demo call, on pbxsim loaded as `make run` loads it."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Company, User
+from telephony.demo import demo_globals_file
+from telephony.models import CallRecord, PbxServer
+from tests.pbxsim.simulator import free_port, running_pbxsim
+from tests.telephony.pbxharness import database_url, pbx_process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEMO_DIR = PROJECT_DIR / "telephony" / "asterisk"
+
+
+@pytest.fixture
+def demo(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("demo_data", stdout=io.StringIO())
+    return PbxServer.objects.get(name="demo")
+
+
+@pytest.fixture
+def demo_pbx(demo):
+    """The simulator with Procfile.demo's files, the demo server pointed at it, and the pbx process
+    (which folds the calls' events, and so tells the command each call's outcome), as under make run."""
+    dialplans = [
+        DEMO_DIR / "extensions_platform.conf",
+        DEMO_DIR / "demo" / "phones.conf",
+        demo_globals_file(),
+    ]
+    with running_pbxsim(
+        dialplans=dialplans, manager_users=DEMO_DIR / "demo" / "manager.conf", time_scale=20
+    ) as sim:
+        PbxServer.objects.filter(pk=demo.pk).update(ami_port=sim.port, agi_bind_port=free_port())
+        with pbx_process([PbxServer.objects.get(pk=demo.pk)]):
+            yield sim
+
+
+def call(*args):
+    out = io.StringIO()
+    call_command("call", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_a_demo_call_is_placed_and_listed_in_the_portal(demo_pbx, client):
+    assert call("5551001").startswith("5551001: answered (call call-")
+    assert call("5551002", "--from", "5550123").startswith("5551002: busy")
+    records = CallRecord.objects.filter(company__slug="demo", app="call").order_by("id")
+    assert [(r.callee, r.caller) for r in records] == [("5551001", "5550000"), ("5551002", "5550123")]
+    client.force_login(User.objects.get(username="demo"))
+    page = client.get("/portal/demo/telephony/calls/")
+    assert page.status_code == 200
+    assert "5551001" in page.text and "5551002" in page.text
+
+
+def test_an_unknown_server_is_named(demo):
+    with pytest.raises(CommandError, match=r"no PBX server named 'nope' \(servers: demo\)"):
+        call("5551001", "--server", "nope")
+
+
+def test_an_unknown_company_is_named(demo):
+    with pytest.raises(CommandError, match="no company with slug 'nope'"):
+        call("5551001", "--company", "nope")
+
+
+def test_not_a_number_is_refused_before_dialing(demo):
+    with pytest.raises(CommandError, match="'55-51' is not a number to dial"):
+        call("55-51")
+    assert not CallRecord.objects.exists()
+
+
+def test_an_unreachable_pbx_is_one_line_and_a_failed_exit(demo):
+    PbxServer.objects.filter(pk=demo.pk).update(ami_port=free_port())
+    result = subprocess.run(
+        [sys.executable, "manage.py", "call", "5551001"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DEBUG": "1", "DATABASE_URL": database_url()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: cannot reach PBX server demo at 127.0.0.1:{PbxServer.objects.get().ami_port}: "
+        "AMI demo is not reachable"
+    ]
+    # The attempt is in the call list too, failed.
+    assert CallRecord.objects.get(company=Company.objects.get(slug="demo")).disposition == "FAILED"
