@@ -162,6 +162,17 @@ async def read_agi_headers(reader: asyncio.StreamReader) -> dict | None:
     return headers
 
 
+# What the contract's [platform-agi] reads in PLATFORM_AGI_RESULT when a script could not serve the call.
+UNAVAILABLE = "unavailable"
+FAILED = "failed"
+
+
+async def _tell_dialplan(call: AgiCall, result: str):
+    """Let the dialplan take its fallback, unless the caller is gone or the connection with it."""
+    with contextlib.suppress(AgiHangup, ConnectionError, asyncio.IncompleteReadError):
+        await call.set_variable("PLATFORM_AGI_RESULT", result)
+
+
 def make_agi_handler(server=None, scripts: dict | None = None):
     """The asyncio.start_server callback for one PBX server's FastAGI port."""
     table = scripts if scripts is not None else _scripts
@@ -175,10 +186,11 @@ def make_agi_handler(server=None, scripts: dict | None = None):
                 return
             script = headers.get("agi_network_script", "").split("?")[0].strip("/")
             handler = table.get(script)
+            call = AgiCall(Request(app=None, headers=headers, reader=reader, writer=writer), server)
             if handler is None:
                 log.error("FastAGI %s: no script %r (channel %s)", peer, script, headers.get("agi_channel"))
+                await _tell_dialplan(call, UNAVAILABLE)
                 return
-            call = AgiCall(Request(app=None, headers=headers, reader=reader, writer=writer), server)
             try:
                 await handler(call)
             except AgiHangup:
@@ -187,6 +199,7 @@ def make_agi_handler(server=None, scripts: dict | None = None):
                 log.warning("FastAGI %s: connection lost during %s", peer, script)
             except Exception:
                 log.exception("FastAGI script %s failed on %s", script, call.channel)
+                await _tell_dialplan(call, FAILED)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):

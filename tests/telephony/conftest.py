@@ -8,6 +8,7 @@ from tests.telephony.factories import PbxServerFactory
 from tests.telephony.pbxharness import contract_dialplans
 
 MANAGER_USERS = Path(__file__).with_name("manager.conf")
+TEST_CONTEXTS = Path(__file__).with_name("extensions_tests.conf")
 SCALE = 20
 
 
@@ -16,7 +17,9 @@ def sim(tmp_path):
     """pbxsim running the shipped contract and the test phones, 20 times faster than life."""
     agi_port = free_port()
     with running_pbxsim(
-        dialplans=contract_dialplans(tmp_path, agi_port), manager_users=MANAGER_USERS, time_scale=SCALE
+        dialplans=[*contract_dialplans(tmp_path, agi_port), TEST_CONTEXTS],
+        manager_users=MANAGER_USERS,
+        time_scale=SCALE,
     ) as sim:
         sim.agi_port = agi_port
         yield sim

@@ -187,3 +187,61 @@ def test_typed_event_classes_carry_the_webhook_names():
         "hangup",
     )
     assert OriginateResult.webhook_event == ""
+
+
+class Watcher(PbxApp):
+    """Hears the contract's PlatformAgiUnavailable UserEvents; serves one script that fails."""
+
+    name = "watcher"
+    user_events = frozenset({"PlatformAgiUnavailable"})
+    agi_scripts = {"broken": "broken"}
+
+    def __init__(self):
+        self.unavailable = []
+
+    async def broken(self, ctx, call):
+        await call.answer()
+        raise RuntimeError("a bug in the script")
+
+    async def on_ami_event(self, ctx, event):
+        self.unavailable.append(event)
+
+
+def dial_agi(facade, server, script, channel_id, **variables):
+    facade.originate(
+        server=server,
+        channel_id=channel_id,
+        channel="Local/5550100@platform-agi",
+        application="Wait",
+        data="3",
+        variables={"PLATFORM_SCRIPT": script, **variables},
+    )
+
+
+@pytest.mark.parametrize(("script", "result"), [("nosuch", "unavailable"), ("broken", "failed")])
+def test_a_script_that_cannot_serve_the_call_sends_it_down_the_contracts_failure_path(
+    server, facade, sim, script, result
+):
+    app = Watcher()
+    with pbx_process([server], apps=[app]):
+        connected(server)
+        dial_agi(facade, server, script, f"t-{script}")
+        event = wait_for(lambda: app.unavailable and app.unavailable[0], what="PlatformAgiUnavailable")
+        wait_for(lambda: CallRecord.objects.filter(uniqueid=f"t-{script}", state="ended").exists())
+    assert (event["Script"], event["Result"], event["AgiStatus"]) == (script, result, "SUCCESS")
+    # No fallback set: the caller hears that there is no service, not silence.
+    wait_for(lambda: "ss-noservice" in sim.log_text(), what="the announcement in the simulator's log")
+
+
+def test_an_unreachable_fastagi_server_takes_the_fallback(server, facade, sim):
+    app = Watcher()
+    with pbx_process([server], apps=[app]) as runner:
+        connected(server)
+        runner.loop.call_soon_threadsafe(runner.link(server).agi_server.close)  # FastAGI gone, AMI up
+        # The fallback context takes the same DID: here a test phone that answers.
+        dial_agi(facade, server, "wakeup", "t-noagi", PLATFORM_FALLBACK="fallback-test")
+        event = wait_for(lambda: app.unavailable and app.unavailable[0], what="PlatformAgiUnavailable")
+        wait_for(
+            lambda: "fallback-test,5550100,1" in sim.log_text(), what="the fallback in the simulator's log"
+        )
+    assert (event["AgiStatus"], event["Script"]) == ("FAILURE", "wakeup")
