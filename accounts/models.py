@@ -122,7 +122,3 @@ class User(AbstractUser):
         super().clean()
         if self.company_id and (self.is_staff or self.is_superuser):
             raise ValidationError("Staff use the admin and belong to no company.")
-
-    @property
-    def is_company_user(self):
-        return self.company_id is not None and self.is_active

@@ -155,8 +155,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Work that talks to Asterisk goes to the `pbx` queue, consumed by the worker next to the PBX.
-CELERY_TASK_ROUTES = {"pbx.*": {"queue": "pbx"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into the database by beat at start; editable in the admin from then on.
 CELERY_BEAT_SCHEDULE = {

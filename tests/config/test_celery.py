@@ -23,9 +23,3 @@ def test_a_task_goes_through_the_broker_to_a_worker():
         record_delivery.apply_async(args=[{"call": 42}])
         assert done.wait(20), "the worker never received the task"
     assert received == [{"call": 42}]
-
-
-def test_pbx_tasks_are_routed_to_the_pbx_queue():
-    router = app.amqp.router
-    assert router.route({}, "pbx.originate")["queue"].name == "pbx"
-    assert router.route({}, "click2call.send_reminders")["queue"].name == "default"

@@ -129,10 +129,13 @@ class Receiver(BaseHTTPRequestHandler):
 
     answers: list[int] = []
     received: list[tuple[dict, bytes]] = []
+    hold: threading.Event | None = None  # set by a test that wants a slow receiver
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Receiver.received.append((dict(self.headers), body))
+        if Receiver.hold is not None:
+            Receiver.hold.wait(10)
         self.send_response(Receiver.answers.pop(0) if Receiver.answers else 204)
         self.end_headers()
 
@@ -145,7 +148,7 @@ def receiver(settings):
     # The receiver runs on this machine: a private target the operator has to allow.
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     server = HTTPServer(("127.0.0.1", 0), Receiver)
-    Receiver.answers, Receiver.received = [], []
+    Receiver.answers, Receiver.received, Receiver.hold = [], [], None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -229,3 +232,31 @@ def test_deliveries_whose_task_was_lost_are_found_again(company):
     assert webhooks.webhook_deliveries_lost() == [lost.pk]
     WebhookDelivery.objects.filter(pk=lost.pk).update(attempts=1)  # in Celery's retry backoff: not lost
     assert webhooks.webhook_deliveries_lost() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_in_flight_is_never_posted_twice(receiver, company):
+    """A slow receiver: while the first attempt waits for its answer, a retry or the requeue
+    schedule finds the delivery leased and posts nothing."""
+    company.webhook_url = receiver
+    company.save()
+    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    queue(record, "hangup")
+    delivery = WebhookDelivery.objects.get()
+    Receiver.hold = threading.Event()
+    first = threading.Thread(target=webhooks.webhook_delivery_attempt, kwargs={"delivery_id": delivery.pk})
+    first.start()
+    try:
+        wait_until_posted = [Receiver.hold.wait(0.02) or Receiver.received for _ in range(250)]
+        assert any(wait_until_posted), "the first attempt never reached the receiver"
+        assert webhooks.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # a retry meanwhile
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            created_at=timezone.now() - dt.timedelta(hours=1)
+        )
+        assert webhooks.webhook_deliveries_lost() == []  # nor does the requeue take it
+    finally:
+        Receiver.hold.set()
+        first.join(10)
+    delivery.refresh_from_db()
+    assert (len(Receiver.received), delivery.status, delivery.attempts) == (1, "delivered", 1)
+    assert delivery.leased_until is None
