@@ -189,6 +189,28 @@ class CallRecord(models.Model):
         return f"{self.caller or '?'} -> {self.callee or '?'} ({self.disposition})"
 
 
+# What a company sees of a call record, in this order: in the API, the portal's CSV and the admin's exports.
+CALL_RECORD_PUBLIC_FIELDS = [
+    "uniqueid",
+    "linkedid",
+    "app",
+    "app_ref",
+    "caller",
+    "callee",
+    "direction",
+    "state",
+    "started_at",
+    "answered_at",
+    "bridged_at",
+    "ended_at",
+    "duration",
+    "billsec",
+    "disposition",
+    "hangup_cause",
+    "hangup_cause_text",
+]
+
+
 class WebhookDelivery(models.Model):
     """One call event POSTed to a company's webhook, with its delivery history."""
 

@@ -1,7 +1,7 @@
 from import_export import fields
 
 from config.exports import ExportResource
-from telephony.models import CallRecord
+from telephony.models import CALL_RECORD_PUBLIC_FIELDS, CallRecord
 
 
 class CallRecordResource(ExportResource):
@@ -9,22 +9,6 @@ class CallRecordResource(ExportResource):
 
     class Meta:
         model = CallRecord
-        fields = [
-            "uniqueid",
-            "linkedid",
-            "company",
-            "app",
-            "app_ref",
-            "caller",
-            "callee",
-            "direction",
-            "started_at",
-            "answered_at",
-            "ended_at",
-            "duration",
-            "billsec",
-            "disposition",
-            "hangup_cause",
-            "hangup_cause_text",
-        ]
+        # The company is named, not numbered, in a file a person reads.
+        fields = ["company", *CALL_RECORD_PUBLIC_FIELDS]
         export_order = fields

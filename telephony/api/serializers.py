@@ -1,31 +1,13 @@
 from rest_framework import serializers
 
-from telephony.models import CallRecord, PushToken, WebhookDelivery
+from telephony.models import CALL_RECORD_PUBLIC_FIELDS, CallRecord, PushToken, WebhookDelivery
 from telephony.services.push import PUSH_CALLTYPES, PUSH_EVENTS
 
 
 class CallRecordSerializer(serializers.ModelSerializer):
     class Meta:
         model = CallRecord
-        fields = [
-            "id",
-            "uniqueid",
-            "linkedid",
-            "parent",
-            "app",
-            "app_ref",
-            "caller",
-            "callee",
-            "direction",
-            "started_at",
-            "answered_at",
-            "ended_at",
-            "duration",
-            "billsec",
-            "disposition",
-            "hangup_cause",
-            "hangup_cause_text",
-        ]
+        fields = ["id", "parent", *CALL_RECORD_PUBLIC_FIELDS]
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

@@ -1,6 +1,6 @@
 import factory
 
-from telephony.models import DialRoute, PbxServer
+from telephony.models import CallRecord, DialRoute, PbxServer
 from tests.pbxsim.simulator import free_port
 
 
@@ -28,3 +28,17 @@ class DialRouteFactory(factory.django.DjangoModelFactory):
 
     name = "default"
     template = "Local/{number}@phones"
+
+
+class CallRecordFactory(factory.django.DjangoModelFactory):
+    """A pushed call leg (no PBX server needed); pass times and outcome as a test needs them."""
+
+    class Meta:
+        model = CallRecord
+
+    source = "push:tests"
+    uniqueid = factory.Sequence(lambda n: f"leg-{n}")
+    linkedid = factory.SelfAttribute("uniqueid")
+    company = factory.SubFactory("tests.factories.CompanyFactory")
+    caller = "5550000"
+    callee = "5551001"

@@ -8,6 +8,7 @@ from telephony.models import CallRecord
 from telephony.services import push as push_services
 from tests import hostile
 from tests.factories import UserFactory
+from tests.telephony.factories import CallRecordFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -152,8 +153,7 @@ def test_limits_at_the_bounds_are_served(client, company_user, url):
 
 
 def test_limit_and_offset_page_through_the_calls(client, company_user):
-    for n in range(3):
-        CallRecord.objects.create(company=company_user.company, uniqueid=f"u{n}", source="test")
+    CallRecordFactory.create_batch(3, company=company_user.company)
     client.force_login(company_user)
     page = client.get(f"{CALLS}?limit=2&offset=1").json()
     assert (page["count"], len(page["results"])) == (3, 2)

@@ -47,9 +47,11 @@ def test_agi_client_that_leaves_early_or_asks_for_nothing_known():
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"agi_network: yes\nagi_chan")
         writer.close()
-        # 2. asks for a script nobody registered: the connection is closed
+        # 2. asks for a script nobody registered: the dialplan is told (for its fallback), then closed
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(AGI_BLOCK.replace(b"{script}", b"unknown"))
+        assert await reader.readline() == b'SET VARIABLE PLATFORM_AGI_RESULT "unavailable"\n'
+        writer.write(b"200 result=1\n")
         assert await reader.read() == b""
         # 3. hangs up while the script waits for an answer
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

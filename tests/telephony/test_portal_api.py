@@ -67,7 +67,7 @@ def test_call_list_filters_pages_and_exports(client, company_user, django_assert
     csv = client.get(url, {"format": "csv", "disposition": "BUSY"})
     assert csv["Content-Type"] == "text/csv"
     lines = csv.content.decode().strip().splitlines()
-    assert lines[0].startswith("uniqueid,linkedid,company")
+    assert lines[0].startswith("company,uniqueid,linkedid,app")
     assert len(lines) == 2 and "busy-1" in lines[1]
 
 

@@ -16,6 +16,7 @@ from telephony.models import CallRecord, WebhookDelivery
 from telephony.services import push as push_services
 from telephony.services import webhooks
 from tests.factories import CompanyFactory
+from tests.telephony.factories import CallRecordFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +174,7 @@ def test_call_events_are_posted_signed(client, token, receiver, django_capture_o
 def test_failed_delivery_is_retried_then_given_up(receiver, company):
     company.webhook_url = receiver
     company.save()
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    record = CallRecordFactory(company=company)
     queue(record, "hangup")
     delivery = WebhookDelivery.objects.get()
     Receiver.answers = [503] * webhooks.WEBHOOK_MAX_ATTEMPTS
@@ -193,7 +194,7 @@ def test_failed_delivery_is_retried_then_given_up(receiver, company):
 def test_client_error_fails_at_once_and_unreachable_is_retried(receiver, company):
     company.webhook_url = receiver
     company.save()
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    record = CallRecordFactory(company=company)
     queue(record, "answer", "hangup")
     first, second = WebhookDelivery.objects.order_by("id")
     Receiver.answers = [410]
@@ -208,7 +209,7 @@ def test_client_error_fails_at_once_and_unreachable_is_retried(receiver, company
 def test_deliveries_page_shows_own_company_only(client, company_user, other_company_user):
     from tests.tenancy import assert_other_company_gets_404
 
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company_user.company)
+    record = CallRecordFactory(company=company_user.company)
     company_user.company.webhook_url = "http://127.0.0.1:9/x"
     company_user.company.save()
     queue(record, "hangup")
@@ -225,7 +226,7 @@ def test_deliveries_whose_task_was_lost_are_found_again(company):
 
     company.webhook_url = "http://127.0.0.1:9/x"
     company.save()
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    record = CallRecordFactory(company=company)
     queue(record, "ringing", "hangup")
     lost, fresh = WebhookDelivery.objects.order_by("id")
     WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(minutes=6))
@@ -240,7 +241,7 @@ def test_a_delivery_in_flight_is_never_posted_twice(receiver, company):
     schedule finds the delivery leased and posts nothing."""
     company.webhook_url = receiver
     company.save()
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    record = CallRecordFactory(company=company)
     queue(record, "hangup")
     delivery = WebhookDelivery.objects.get()
     Receiver.hold = threading.Event()

@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from accounts import services as account_services
 from accounts.models import Company
 from telephony.events import CallEnded, CallSnapshot
-from telephony.models import CallRecord, WebhookDelivery
+from telephony.models import WebhookDelivery
 from telephony.services import webhooks
+from tests.telephony.factories import CallRecordFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def local_port():
 def delivery_to(company, url):
     # Saved without validation: a URL from before the rule, or one the setting allowed then.
     Company.objects.filter(pk=company.pk).update(webhook_url=url)
-    record = CallRecord.objects.create(source="push:1", uniqueid="u", company=company)
+    record = CallRecordFactory(company=company)
     webhooks.webhook_deliveries_create(events=[CallEnded(record=CallSnapshot.of(record))])
     return WebhookDelivery.objects.get()
 
