@@ -736,6 +736,7 @@ class AmiServer:
     connections: set[AmiSession] = field(default_factory=set)
     # logged-in sessions: they get the PBX's events
     listening: set[AmiSession] = field(default_factory=set)
+    session_tasks: set[asyncio.Task] = field(default_factory=set)
 
     def deliver(self, event: str, privilege: str, body: str) -> None:
         if not self.listening:
@@ -754,10 +755,13 @@ class AmiServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = AmiSession(self, reader, writer)
         self.connections.add(session)
+        task = asyncio.current_task()
+        self.session_tasks.add(task)
         try:
             await session.run()
         finally:
             self.connections.discard(session)
+            self.session_tasks.discard(task)
 
     async def stop(self) -> None:
         self.pbx.unsubscribe(self.deliver)
@@ -765,5 +769,9 @@ class AmiServer:
             self.server.close()
         for session in list(self.connections):
             session.close()
+        # Let each session's task see its connection close and end: a task still running when the
+        # loop ends would be cancelled mid-read and logged as an error.
+        if self.session_tasks:
+            await asyncio.wait(set(self.session_tasks), timeout=2)
         if self.server is not None:
             await self.server.wait_closed()
