@@ -31,12 +31,12 @@ django.setup()
 from django.db import connection  # noqa: E402
 from panoramisk import Manager  # noqa: E402
 
+from pbxsim.harness import free_port, running_pbxsim  # noqa: E402
+from pbxsim.tracefile import ami_events  # noqa: E402
 from telephony.facade import PbxFacade  # noqa: E402
 from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
 from telephony.services import calls  # noqa: E402
-from tests.pbxsim.simulator import free_port, running_pbxsim  # noqa: E402
-from tests.telephony.pbxharness import contract_dialplans, database_url, wait_for  # noqa: E402
-from tests.telephony.test_call_records import recorded_events  # noqa: E402
+from telephony.testing import contract_dialplans, database_url, wait_for  # noqa: E402
 
 MANAGER_USERS = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
 BARE_PANORAMISK_ON_ASTERISK = "median 1.93 ms"
@@ -131,7 +131,7 @@ def fold_end_to_end(port, calls):
 
 def fold_capacity(server, copies=200, batch=100):
     """The folding service alone, on the events real Asterisk sent for a two-leg call."""
-    base = recorded_events("click2call-completed")
+    base = ami_events("click2call-completed", epoch=time.time())
     events = []
     for n in range(copies):
         for event in base:
