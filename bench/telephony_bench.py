@@ -34,10 +34,12 @@ django.setup()
 from django.db import connection  # noqa: E402
 from panoramisk import Manager  # noqa: E402
 
+from bench.pbx_child import RENAMED  # noqa: E402
 from pbxsim.harness import free_port, running_pbxsim  # noqa: E402
 from pbxsim.tracefile import ami_events  # noqa: E402
 from telephony.facade import PbxFacade  # noqa: E402
 from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
+from telephony.process import FOLD_BATCH  # noqa: E402
 from telephony.services import calls  # noqa: E402
 from telephony.testing import contract_dialplans, database_url, wait_for  # noqa: E402
 
@@ -250,24 +252,26 @@ def fold_end_to_end(bare, child, burst):
     print(indent(profile["loop"]))
 
 
-def fold_alone(server, copies=200, batch=100):
-    """The folding service alone, in this process, on the events real Asterisk sent for a two-leg call."""
-    base = ami_events("click2call-completed", epoch=time.time())
-    events = []
-    for n in range(copies):
-        for event in base:
-            copy = dict(event)
-            for key in ("Uniqueid", "DestUniqueid", "UniqueID", "Linkedid", "DestLinkedid", "BridgeUniqueid"):
-                if key in copy:
-                    copy[key] = f"cap{n}-{copy[key]}"
-            events.append(copy)
-    start = time.perf_counter()
-    for i in range(0, len(events), batch):
-        calls.call_events_fold(server_id=server.pk, events=events[i : i + batch])
-    elapsed = time.perf_counter() - start
-    print(
-        f"  folding alone (recorded two-leg calls, batches of {batch}): {len(events) / elapsed:,.0f} events/s"
-    )
+def fold_alone(server, copies=200):
+    """The folding service alone, in this process, on the events real Asterisk sent for a
+    two-leg call, in batches of 100 and of the pbx process's largest (FOLD_BATCH)."""
+    base = [
+        e for e in ami_events("click2call-completed", epoch=time.time()) if e["Event"] in calls.FOLDED_EVENTS
+    ]
+    for batch in (100, FOLD_BATCH):
+        events = [
+            {k: f"cap{batch}-{n}-{v}" if k in RENAMED else v for k, v in event.items()}
+            for n in range(copies)
+            for event in base
+        ]
+        start = time.perf_counter()
+        for i in range(0, len(events), batch):
+            calls.call_events_fold(server_id=server.pk, events=events[i : i + batch])
+        elapsed = time.perf_counter() - start
+        print(
+            f"  folding alone, in this process (recorded two-leg calls, batches of {batch}): "
+            f"{len(events) / elapsed:,.0f} events/s"
+        )
 
 
 def indent(text):
