@@ -20,8 +20,8 @@ from pathlib import Path
 # `make bench` runs each bench/*_bench.py as a script, so the project root is not on the path yet.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pbxsim.amiwire import ConnectionClosed, encode_action, open_logged_in
-from tests.pbxsim.simulator import running_pbxsim
+from pbxsim.amiwire import ConnectionClosed, encode_action, open_logged_in
+from pbxsim.harness import running_pbxsim
 
 # Measured on Asterisk 22.10.1, 2 cores, loopback (tests/pbxsim/traces/README.md).
 ASTERISK_ROUND_TRIP = "median 1.59-1.68 ms, p99 2.27-2.63 ms"

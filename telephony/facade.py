@@ -34,7 +34,11 @@ from telephony.handle import ACTION_TIMEOUT, Db, OriginateRequest, PbxHandle, or
 from telephony.models import CallRecord, PbxServer
 
 CONNECT_TIMEOUT = 5.0
-OUTCOME_POLL_SECONDS = 0.01
+# The pbx process folds an outcome tens of milliseconds after Asterisk sends it: poll finely at
+# first; a call that rings for seconds is polled less and less often, not a hundred times a second.
+OUTCOME_POLL_FIRST = 0.002
+OUTCOME_POLL_FINE_FOR = 0.1
+OUTCOME_POLL_MAX = 0.25
 
 __all__ = ["AmiConnectionLost", "AmiError", "OriginateOutcomeUnknown", "PbxFacade", "facade"]
 
@@ -140,13 +144,17 @@ class PbxFacade:
 
     def _outcome(self, record: CallRecord, timeout: float) -> OriginateOutcome:
         """The OriginateResponse, as the pbx process folded it into the record."""
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         rows = CallRecord.objects.filter(pk=record.pk).values_list("originate_reason", "channel")
+        pause = OUTCOME_POLL_FIRST
         while time.monotonic() < deadline:
             reason, channel = rows.get()
             if reason is not None:
                 return OriginateOutcome.of(record.uniqueid, reason, channel)
-            time.sleep(OUTCOME_POLL_SECONDS)
+            time.sleep(pause)
+            if time.monotonic() - start >= OUTCOME_POLL_FINE_FOR:
+                pause = min(pause * 1.5, OUTCOME_POLL_MAX)
         raise AmiConnectionLost(
             f"Originate {record.uniqueid}: no outcome within {timeout:.0f} s (is pbx running?)"
         )

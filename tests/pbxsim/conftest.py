@@ -1,8 +1,8 @@
-"""Fixtures for tests that need a running PBX simulator (see simulator.py for the helpers)."""
+"""Fixtures for tests that need a running PBX simulator (see pbxsim/harness.py for the helpers)."""
 
 import pytest
 
-from tests.pbxsim.simulator import PHONES_DIALPLAN, running_pbxsim
+from pbxsim.harness import PHONES_DIALPLAN, running_pbxsim
 
 # Fast enough that the phones' Wait(60) takes 3 s, slow enough that loopback jitter stays far below
 # the shortest recorded gap that matters (Wait(1) becomes 50 ms).

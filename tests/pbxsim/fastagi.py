@@ -14,9 +14,9 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from pbxsim.harness import RECORDED_AGI_ADDRESS
+from pbxsim.tracefile import AGI_IN, AGI_OUT
 from tests.pbxsim.compare import normalize
-from tests.pbxsim.simulator import RECORDED_AGI_ADDRESS
-from tests.pbxsim.tracefile import AGI_IN, AGI_OUT
 
 AGI_HOST = "127.0.0.1"
 # How long past its recorded time (scaled) a line from the simulator may come before the session gives up.

@@ -15,7 +15,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tests.pbxsim.amiwire import AmiConnection, ConnectionClosed, open_logged_in
+from pbxsim.amiwire import AmiConnection, ConnectionClosed, open_logged_in
+from pbxsim.tracefile import AGI_IN, AGI_OUT, AMI_IN, AMI_OUT, CLOSED_MARK
 from tests.pbxsim.compare import (
     COMPARED_EVENTS,
     ChannelKeys,
@@ -24,7 +25,6 @@ from tests.pbxsim.compare import (
     compared_event_counts,
 )
 from tests.pbxsim.fastagi import RecordedAgiServer, agi_sessions, compare_agi
-from tests.pbxsim.tracefile import AGI_IN, AGI_OUT, AMI_IN, AMI_OUT, CLOSED_MARK
 
 # Real seconds an action may wait for the simulator to reach the recorded state.
 ACTION_BARRIER = 2.0

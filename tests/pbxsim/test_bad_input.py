@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from tests.pbxsim.amiwire import open_logged_in
+from pbxsim.amiwire import open_logged_in
 from tests.pbxsim.fastagi import AGI_HOST
 
 EVENT_TIMEOUT = 5.0

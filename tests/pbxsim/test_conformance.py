@@ -10,10 +10,10 @@ import os
 
 import pytest
 
+from pbxsim.harness import PHONES_DIALPLAN, running_pbxsim, supports
+from pbxsim.tracefile import parse_trace, trace_paths
 from tests.pbxsim.conftest import DEFAULT_TIME_SCALE
 from tests.pbxsim.replay import replay_login_trace, replay_trace
-from tests.pbxsim.simulator import PHONES_DIALPLAN, running_pbxsim, supports
-from tests.pbxsim.tracefile import parse_trace, trace_paths
 
 TIME_SCALE = float(os.environ.get("PBXSIM_TIME_SCALE", DEFAULT_TIME_SCALE))
 

@@ -9,8 +9,8 @@ The timings are read from the events' `Timestamp:` header, which carries the sim
 import asyncio
 import contextlib
 
-from tests.pbxsim.amiwire import open_logged_in
-from tests.pbxsim.simulator import MANAGER_USERS, PHONES_DIALPLAN, running_pbxsim
+from pbxsim.amiwire import open_logged_in
+from pbxsim.harness import MANAGER_USERS, PHONES_DIALPLAN, running_pbxsim
 from tests.pbxsim.test_bad_input import is_event, run, wait_event
 
 TIME_SCALE = 4

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from pbxsim.tracefile import AMI_IN, parse_headers, parse_trace, trace_paths
 from tests.pbxsim.compare import compare_channels, compare_responses
 from tests.pbxsim.fastagi import agi_line_matches, agi_sessions
-from tests.pbxsim.tracefile import AMI_IN, parse_headers, parse_trace, trace_paths
 
 TRACES = {path.stem: path for path in trace_paths()}
 

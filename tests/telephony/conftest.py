@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from pbxsim.harness import free_port, running_pbxsim
 from telephony.facade import PbxFacade
-from tests.pbxsim.simulator import free_port, running_pbxsim
+from telephony.testing import contract_dialplans
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import contract_dialplans
 
 MANAGER_USERS = Path(__file__).with_name("manager.conf")
 TEST_CONTEXTS = Path(__file__).with_name("extensions_tests.conf")

@@ -1,7 +1,7 @@
 import factory
 
+from pbxsim.harness import free_port
 from telephony.models import CallRecord, DialRoute, PbxServer
-from tests.pbxsim.simulator import free_port
 
 
 class PbxServerFactory(factory.django.DjangoModelFactory):

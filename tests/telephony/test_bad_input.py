@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from pbxsim.harness import free_port, running_pbxsim
 from telephony.agi import AgiCall, make_agi_handler
 from telephony.bus import EventBus
 from telephony.models import CallRecord, PbxServer
-from tests.pbxsim.simulator import free_port, running_pbxsim
+from telephony.testing import contract_dialplans, database_url, pbx_process, wait_for
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import contract_dialplans, database_url, pbx_process, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import Company, User
+from pbxsim.harness import free_port, running_pbxsim
 from telephony.demo import demo_globals_file
 from telephony.models import CallRecord, PbxServer
-from tests.pbxsim.simulator import free_port, running_pbxsim
-from tests.telephony.pbxharness import database_url, pbx_process
+from telephony.testing import database_url, pbx_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

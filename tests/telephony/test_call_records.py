@@ -6,10 +6,10 @@ import random
 import pytest
 from django.utils import timezone
 
+from pbxsim.tracefile import ami_events
 from telephony.models import CallRecord
 from telephony.services import calls, originate
 from tests.factories import CompanyFactory
-from tests.pbxsim.tracefile import AMI_IN, TRACES_DIR, parse_trace
 from tests.telephony.factories import PbxServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,14 +18,7 @@ EPOCH = 1_795_422_307.0
 
 
 def recorded_events(name):
-    trace = parse_trace(TRACES_DIR / f"{name}.ami")
-    events = []
-    for frame in trace.frames:
-        if frame.direction == AMI_IN and frame.event:
-            event = dict(frame.headers)
-            event["_received"] = EPOCH + frame.time
-            events.append(event)
-    return events
+    return ami_events(name, epoch=EPOCH)
 
 
 def fold(server, events, batch=7):

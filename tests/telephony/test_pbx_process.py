@@ -5,6 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 
+from pbxsim.harness import free_port
 from telephony.agi import AgiCall
 from telephony.ami import AmiConnectionLost, AmiError
 from telephony.bus import EventBus
@@ -12,10 +13,9 @@ from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.services.servers import ami_source
+from telephony.testing import TcpProxy, pbx_process, wait_for
 from tests.factories import CompanyFactory
-from tests.pbxsim.simulator import free_port
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import TcpProxy, pbx_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from telephony.events import CallAnswered, CallEnded, CallStarted, OriginateResu
 from telephony.models import AppTimer, CallRecord, PbxServer
 from telephony.platform import PbxApp, register
 from telephony.services.timers import app_timer_set
-from tests.telephony.pbxharness import pbx_process, wait_for
+from telephony.testing import pbx_process, wait_for
 from tests.telephony.wakeup import WakeupCalls
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+# The recorded configuration stays beside the traces it was recorded with.
+CONF_DIR = PROJECT_DIR / "tests" / "pbxsim" / "conf"
 # The dialplan and manager users the reference traces were recorded with.
 PHONES_DIALPLAN = CONF_DIR / "extensions.conf"
 MANAGER_USERS = CONF_DIR / "manager.conf"

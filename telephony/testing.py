@@ -1,4 +1,4 @@
-"""Running the real pbx process against pbxsim inside a test.
+"""Running the real pbx process against pbxsim inside a test or a benchmark.
 
 `pbx_process(servers)` runs telephony.process.PbxProcess on its own event loop in a
 thread; `TcpProxy` sits between it and the simulator so a test can make the PBX
@@ -13,11 +13,11 @@ from pathlib import Path
 
 from django.db import connection
 
+from pbxsim.harness import PHONES_DIALPLAN, free_port
 from telephony.bus import EventBus
 from telephony.process import PbxProcess
-from tests.pbxsim.simulator import PHONES_DIALPLAN, free_port
 
-CONTRACT = Path(__file__).resolve().parents[2] / "telephony" / "asterisk" / "extensions_platform.conf"
+CONTRACT = Path(__file__).resolve().parent / "asterisk" / "extensions_platform.conf"
 
 
 def contract_dialplans(tmp_path, agi_port):

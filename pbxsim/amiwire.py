@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import time
 
-from tests.pbxsim.simulator import AMI_SECRET, AMI_USERNAME
-from tests.pbxsim.tracefile import Frame, parse_headers
+from pbxsim.harness import AMI_SECRET, AMI_USERNAME
+from pbxsim.tracefile import Frame, parse_headers
 
 # The direction of a frame received from the PBX, as in the traces.
 RECEIVED = "<<<"

@@ -1,4 +1,4 @@
-"""Reading the reference traces recorded on a real Asterisk (see traces/README.md for the format).
+"""Reading the reference traces recorded on a real Asterisk (tests/pbxsim/traces/README.md: the format).
 
 A trace is a list of frames, each with a direction, the time in seconds since
 the scenario started, and its lines verbatim. AMI frames also expose their
@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRACES_DIR = Path(__file__).resolve().parent / "traces"
+TRACES_DIR = Path(__file__).resolve().parents[1] / "tests" / "pbxsim" / "traces"
 
 # Direction markers, as written in the trace files.
 AMI_OUT = ">>>"  # an action the platform sent
@@ -108,3 +108,14 @@ def parse_trace(path):
 
 def trace_paths():
     return sorted(TRACES_DIR.glob("*.ami"))
+
+
+def ami_events(name, *, epoch):
+    """The AMI events Asterisk sent in trace `name`, as dicts stamped `_received` = epoch + their time."""
+    events = []
+    for frame in parse_trace(TRACES_DIR / f"{name}.ami").frames:
+        if frame.direction == AMI_IN and frame.event:
+            event = dict(frame.headers)
+            event["_received"] = epoch + frame.time
+            events.append(event)
+    return events
