@@ -35,7 +35,6 @@ import django
 django.setup()
 
 from pbxsim.tracefile import ami_events  # noqa: E402
-from telephony.bus import EventBus  # noqa: E402
 from telephony.models import PbxServer  # noqa: E402
 from telephony.platform import PbxApp  # noqa: E402
 from telephony.process import PbxProcess  # noqa: E402
@@ -95,7 +94,7 @@ class Child:
     def __init__(self, server):
         self.server = server
         self.app = BenchApp()
-        self.process = PbxProcess(EventBus(), {}, apps=[self.app])
+        self.process = PbxProcess(apps=[self.app])
         self.timer = FoldTimer()
         self.profiles = None
         self.call = [

@@ -1,11 +1,6 @@
-"""FastAGI: scripts the apps register, served by the pbx process.
+"""FastAGI: the scripts apps name in `PbxApp.agi_scripts`, served by the pbx process.
 
-    from telephony.agi import agi_script
-
-    @agi_script("callcard")
-    async def callcard(call: AgiCall): ...
-
-A call to `AGI(agi://host:port/callcard)` runs the handler; the connection is
+A call to `AGI(agi://host:port/callcard)` runs the app's handler with an AgiCall; the connection is
 closed when the handler returns or the channel hangs up, because Asterisk
 keeps the channel (and its call record) running until the AGI server closes.
 Commands go through panoramisk's fast_agi.Request; the connection handling is
@@ -24,21 +19,6 @@ from panoramisk.fast_agi import Request
 log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10
-
-_scripts: dict = {}
-
-
-def agi_script(name: str):
-    def register(handler):
-        if not asyncio.iscoroutinefunction(handler):
-            # panoramisk 1.4 wraps sync routes with asyncio.coroutine, gone in Python 3.11.
-            raise TypeError(f"AGI script {name!r}: {handler!r} must be an async function")
-        if name in _scripts and _scripts[name] is not handler:
-            raise ValueError(f"AGI script {name!r} is registered twice")
-        _scripts[name] = handler
-        return handler
-
-    return register
 
 
 class AgiHangup(Exception):
@@ -173,9 +153,9 @@ async def _tell_dialplan(call: AgiCall, result: str):
         await call.set_variable("PLATFORM_AGI_RESULT", result)
 
 
-def make_agi_handler(server=None, scripts: dict | None = None):
-    """The asyncio.start_server callback for one PBX server's FastAGI port."""
-    table = scripts if scripts is not None else _scripts
+def make_agi_handler(server, scripts: dict):
+    """The asyncio.start_server callback for one PBX server's FastAGI port: script name -> handler(call)."""
+    table = scripts
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         peer = writer.get_extra_info("peername")

@@ -18,7 +18,7 @@ rebuild state from the database and what is really live), `on_call_event`
 (typed events from telephony.events, after the fold's commit: the app's own
 calls, or all with `all_calls = True`), `on_ami_event` (raw events named in
 `ami_events`, or UserEvents named in `user_events`: what typed events do not
-carry), `on_timer`, `disconnected` and `stopping`. FastAGI scripts are methods
+carry; "*" for all), `on_timer`, `disconnected` and `stopping`. FastAGI scripts are methods
 named in `agi_scripts` (`{"queue": "serve_queue"}`), called with (ctx, call).
 A slow or failing app delays its own lane only: never another app, never the fold.
 """
@@ -71,7 +71,7 @@ class PbxApp:
         name = event.get("Event", "")
         if name == "UserEvent":
             return event.get("UserEvent", "") in self.user_events
-        return name in self.ami_events
+        return name in self.ami_events or "*" in self.ami_events
 
 
 def register(app: PbxApp) -> PbxApp:

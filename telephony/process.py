@@ -9,8 +9,8 @@ cannot be started is reported on its row and leaves the others alone.
 
 For each owned server a `ServerLink` holds the AMI session, folds call events
 into call records (in one database thread of its own, batched), publishes the
-typed events after each fold commits to the apps' lanes, feeds raw events to
-the event bus, serves FastAGI, and reconciles open records against the PBX's
+typed events after each fold commits to the apps' lanes, hands the raw events
+an app asked for to its lane, serves the apps' FastAGI scripts, and reconciles open records against the PBX's
 live channels on each connect and every RECONCILE_SECONDS.
 """
 
@@ -36,7 +36,6 @@ from telephony.ami import (
     OriginateOutcome,
     OriginateOutcomeUnknown,
 )
-from telephony.bus import EventBus, bus
 from telephony.events import CallEvent, OriginateResult
 from telephony.handle import PbxHandle
 from telephony.platform import AppContext, Lane, PbxApp, registered_apps
@@ -85,8 +84,6 @@ class ServerLink:
         self.process = process
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
-        # Raw events for the bus run one after the other, in the order Asterisk sent them.
-        self.bus_events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
         self.client: AmiClient | None = None
         self.handle: PbxHandle | None = None
@@ -136,13 +133,12 @@ class ServerLink:
             log.info("FastAGI for %s on %s:%s", server.name, server.agi_bind_host, server.agi_bind_port)
         self.tasks = [
             asyncio.create_task(self._fold_loop()),
-            asyncio.create_task(self._bus_loop()),
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._reconcile_loop()),
         ]
 
     def _agi_scripts(self) -> dict:
-        scripts = dict(self.process.agi_scripts)
+        scripts = {}
         for ctx in self.contexts:
             for script, method in ctx.app.agi_scripts.items():
                 scripts[script] = partial(getattr(ctx.app, method), ctx)
@@ -157,7 +153,6 @@ class ServerLink:
         if self.agi_server:
             self.agi_server.close()
         await self.events.join()
-        await self.bus_events.join()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -197,8 +192,6 @@ class ServerLink:
                 log.warning(
                     "AMI %s: %d events wait to be folded; reading paused", self.server.name, QUEUE_HIGH_WATER
                 )
-        if self.process.bus.handlers_for(event):
-            self.bus_events.put_nowait(event)
         for ctx in self.contexts:
             if ctx.app.wants_ami(event):
                 ctx.deliver_ami_event(event)
@@ -341,14 +334,6 @@ class ServerLink:
         finally:
             self.waiters.pop(channel_id, None)
 
-    async def _bus_loop(self):
-        while True:
-            event = await self.bus_events.get()
-            try:
-                await self.process.bus.publish(self.server, event)
-            finally:
-                self.bus_events.task_done()
-
     async def _heartbeat(self):
         while True:
             await asyncio.sleep(servers.LEASE_RENEW_SECONDS)
@@ -368,16 +353,7 @@ class ServerLink:
 class PbxProcess:
     """Owns the servers it can lease (all enabled ones, or those named), one ServerLink each."""
 
-    def __init__(
-        self,
-        event_bus: EventBus = bus,
-        agi_scripts: dict | None = None,
-        *,
-        apps: list[PbxApp] | None = None,
-        server_names: list[str] | None = None,
-    ):
-        self.bus = event_bus
-        self.agi_scripts = agi_scripts or {}
+    def __init__(self, *, apps: list[PbxApp] | None = None, server_names: list[str] | None = None):
         self.apps = registered_apps() if apps is None else apps
         self.server_names = server_names
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"

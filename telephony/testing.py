@@ -14,7 +14,7 @@ from pathlib import Path
 from django.db import connection
 
 from pbxsim.harness import PHONES_DIALPLAN, free_port
-from telephony.bus import EventBus
+from telephony.platform import PbxApp
 from telephony.process import PbxProcess
 
 CONTRACT = Path(__file__).resolve().parent / "asterisk" / "extensions_platform.conf"
@@ -49,9 +49,9 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="the condition"):
 
 
 class PbxProcessThread:
-    def __init__(self, servers, event_bus: EventBus, agi_scripts: dict | None, apps=None):
+    def __init__(self, servers, apps=None):
         self.servers = servers
-        self.process = PbxProcess(event_bus, agi_scripts, apps=apps or [])
+        self.process = PbxProcess(apps=apps or [])
         self.loop = asyncio.new_event_loop()
         self.error = None
         self.thread = threading.Thread(target=self._run, name="pbx-process", daemon=True)
@@ -81,8 +81,8 @@ class PbxProcessThread:
 
 
 @contextlib.contextmanager
-def pbx_process(servers, event_bus=None, agi_scripts=None, apps=None):
-    runner = PbxProcessThread(servers, event_bus or EventBus(), agi_scripts or {}, apps).start()
+def pbx_process(servers, apps=None):
+    runner = PbxProcessThread(servers, apps).start()
     try:
         yield runner
     finally:
@@ -151,3 +151,22 @@ class TcpProxy:
         self.cut()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+class ListeningApp(PbxApp):
+    """A test's ears and hands in the pbx process: keeps the raw events it asked for, serves
+    the FastAGI scripts it is given (name -> async function of the AgiCall)."""
+
+    def __init__(self, *, ami_events=(), user_events=(), scripts=None, name="tests"):
+        self.name = name
+        self.ami_events = frozenset(ami_events)
+        self.user_events = frozenset(user_events)
+        self.scripts = scripts or {}
+        self.agi_scripts = dict.fromkeys(self.scripts, "serve")
+        self.events: list[dict] = []
+
+    async def on_ami_event(self, ctx, event):
+        self.events.append(event)
+
+    async def serve(self, ctx, call):
+        await self.scripts[call.headers.get("agi_network_script", "").split("?")[0].strip("/")](call)

@@ -13,9 +13,8 @@ import pytest
 
 from pbxsim.harness import free_port, running_pbxsim
 from telephony.agi import AgiCall, make_agi_handler
-from telephony.bus import EventBus
 from telephony.models import CallRecord, PbxServer
-from telephony.testing import contract_dialplans, database_url, pbx_process, wait_for
+from telephony.testing import ListeningApp, contract_dialplans, database_url, pbx_process, wait_for
 from tests.telephony.factories import PbxServerFactory
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -103,7 +102,6 @@ def test_agi_hangup_line_then_dead_channel():
 @pytest.mark.django_db(transaction=True)
 def test_malformed_frames_and_unknown_events_from_the_pbx():
     """A PBX (here a raw TCP peer) that sends garbage and events nobody knows: the valid ones still count."""
-    seen = []
 
     async def fake_pbx(reader, writer):
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
@@ -130,22 +128,17 @@ def test_malformed_frames_and_unknown_events_from_the_pbx():
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(asyncio.start_server(fake_pbx, "127.0.0.1", 0))
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    bus = EventBus()
-
-    async def any_event(srv, event):
-        seen.append(event.get("Event"))
-
-    bus.on("*", any_event)
+    listener = ListeningApp(ami_events={"*"})
     pbx = PbxServerFactory(ami_port=server.sockets[0].getsockname()[1], agi_bind_port=free_port())
     try:
-        with pbx_process([pbx], bus):
+        with pbx_process([pbx], apps=[listener]):
             record = wait_for(
                 lambda: CallRecord.objects.filter(uniqueid="odd-1", ended_at__isnull=False).first()
             )
             assert PbxServer.objects.get(pk=pbx.pk).state == "connected"
     finally:
         loop.call_soon_threadsafe(loop.stop)
-    assert "SomethingFromTheFuture" in seen
+    assert "SomethingFromTheFuture" in [event.get("Event") for event in listener.events]
     assert (record.duration, record.disposition, record.callee) == (2, "NO ANSWER", "5551001")
 
 

@@ -8,12 +8,11 @@ from django.core.management import call_command
 from pbxsim.harness import free_port
 from telephony.agi import AgiCall
 from telephony.ami import AmiConnectionLost, AmiError
-from telephony.bus import EventBus
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.services.servers import ami_source
-from telephony.testing import TcpProxy, pbx_process, wait_for
+from telephony.testing import ListeningApp, TcpProxy, pbx_process, wait_for
 from tests.factories import CompanyFactory
 from tests.telephony.factories import PbxServerFactory
 
@@ -97,14 +96,9 @@ def test_nobody_is_rung_twice_for_one_channel_id(server, facade):
 
 def test_actions_on_a_live_call(server, facade):
     """Setvar/Getvar, Redirect, AbsoluteTimeout, MessageSend and Hangup through the facade."""
-    bus = EventBus()
-    held = []
-
-    async def on_hold(srv, event):
-        held.append(event)
-
-    bus.on_user_event("PlatformHold", on_hold)
-    with pbx_process([server], bus):
+    listener = ListeningApp(user_events={"PlatformHold"})
+    held = listener.events
+    with pbx_process([server], apps=[listener]):
         wait_for(lambda: state_of(server) == "connected")
         facade.originate(
             server=server,
@@ -129,14 +123,8 @@ def test_actions_on_a_live_call(server, facade):
 
 
 def test_bridge_two_held_parties(server, facade):
-    bus = EventBus()
-    held = {}
-
-    async def on_hold(srv, event):
-        held[event["Call"]] = event["Channel"]
-
-    bus.on_user_event("PlatformHold", on_hold)
-    with pbx_process([server], bus):
+    listener = ListeningApp(user_events={"PlatformHold"})
+    with pbx_process([server], apps=[listener]):
         wait_for(lambda: state_of(server) == "connected")
         for n in ("a", "b"):
             facade.originate(
@@ -146,7 +134,8 @@ def test_bridge_two_held_parties(server, facade):
                 context="platform-hold",
                 variables={"PLATFORM_CALL": n},
             )
-        wait_for(lambda: len(held) == 2)
+        wait_for(lambda: len(listener.events) == 2)
+        held = {event["Call"]: event["Channel"] for event in listener.events}
         facade.bridge(server=server, channel1=held["a"], channel2=held["b"])
         facade.hangup(server=server, channel=held["a"])
         wait_for(lambda: finished("t-bridge-a") and finished("t-bridge-b"), what="both legs to end")
@@ -242,7 +231,7 @@ def test_fastagi_script_runs_and_closes(server, facade):
         seen["script_var"] = await call.get_variable("PLATFORM_SCRIPT")
         await call.set_variable("RESULT", "ok")
 
-    with pbx_process([server], agi_scripts={"echo": echo_script}):
+    with pbx_process([server], apps=[ListeningApp(scripts={"echo": echo_script})]):
         wait_for(lambda: state_of(server) == "connected")
         facade.originate(
             server=server,
