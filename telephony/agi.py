@@ -8,9 +8,9 @@
 A call to `AGI(agi://host:port/callcard)` runs the handler; the connection is
 closed when the handler returns or the channel hangs up, because Asterisk
 keeps the channel (and its call record) running until the AGI server closes.
-Commands go through panoramisk's fast_agi.Request; the connection handling is
-ours because panoramisk's spins forever on a client that disconnects before
-its agi_* block is complete.
+The protocol is ours, not panoramisk's fast_agi (its server spins forever on a
+client that disconnects before its agi_* block is complete), so panoramisk stays
+in telephony/ami.py alone.
 """
 
 import asyncio
@@ -18,8 +18,6 @@ import contextlib
 import dataclasses
 import logging
 import re
-
-from panoramisk.fast_agi import Request
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ _scripts: dict = {}
 def agi_script(name: str):
     def register(handler):
         if not asyncio.iscoroutinefunction(handler):
-            # panoramisk 1.4 wraps sync routes with asyncio.coroutine, gone in Python 3.11.
+            # The handler runs on the pbx process's event loop: a sync one would block every call.
             raise TypeError(f"AGI script {name!r}: {handler!r} must be an async function")
         if name in _scripts and _scripts[name] is not handler:
             raise ValueError(f"AGI script {name!r} is registered twice")
@@ -66,9 +64,11 @@ _RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>\S*) ?(?P<rest>.
 class AgiCall:
     """One FastAGI session: the agi_* headers and the commands of the AGI protocol."""
 
-    def __init__(self, request: Request, server=None):
-        self.request = request
-        self.headers = request.headers
+    def __init__(
+        self, headers: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server=None
+    ):
+        self.headers = headers
+        self.reader, self.writer = reader, writer
         self.server = server
         self.hungup = False
 
@@ -86,8 +86,8 @@ class AgiCall:
     async def command(self, command: str) -> AgiResult:
         if self.hungup and not command.upper().startswith(("GET VARIABLE", "GET FULL VARIABLE")):
             raise AgiHangup(command)
-        self.request.writer.write(f"{command}\n".encode())
-        await self.request.writer.drain()
+        self.writer.write(f"{command}\n".encode())
+        await self.writer.drain()
         line = await self._line()
         if line == "HANGUP":
             # Asterisk announces a hang-up on its own line; the command's answer follows.
@@ -108,7 +108,7 @@ class AgiCall:
         return result
 
     async def _line(self) -> str:
-        raw = await self.request.reader.readline()
+        raw = await self.reader.readline()
         if not raw:
             self.hungup = True
             raise AgiHangup("the PBX closed the AGI connection")
@@ -178,7 +178,7 @@ def make_agi_handler(server=None, scripts: dict | None = None):
             if handler is None:
                 log.error("FastAGI %s: no script %r (channel %s)", peer, script, headers.get("agi_channel"))
                 return
-            call = AgiCall(Request(app=None, headers=headers, reader=reader, writer=writer), server)
+            call = AgiCall(headers, reader, writer, server)
             try:
                 await handler(call)
             except AgiHangup:
