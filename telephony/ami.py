@@ -320,7 +320,10 @@ class AmiClient:
         for key, value in action.items():
             for item in value if isinstance(value, list | tuple) else [value]:
                 if _CONTROL_CHARACTER.search(str(key)) or _CONTROL_CHARACTER.search(str(item)):
-                    raise ValueError(f"AMI {action.get('Action')}: header {key!r} holds a control character")
+                    name = action.get("Action")
+                    raise ValueError(
+                        f"AMI {name}: header {key!r} holds a line break or another control character"
+                    )
         if not self.connected.is_set():
             raise AmiNotConnected(f"AMI {self.endpoint.name} is not connected")
         if not isinstance(action, Action):
