@@ -55,12 +55,106 @@ ALL_CLASSES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class EventFilter:
+    """One `eventfilter` line of a manager.conf user.
+
+    `eventfilter = Event: Newchannel` (a regular expression searched in the whole event text,
+    `!` in front to exclude), or Asterisk 20's
+    `eventfilter(action(include),name(Newchannel),header(Channel),method(starts_with)) = PJSIP/`.
+    """
+
+    include: bool
+    pattern: str
+    name: str = ""  # name(): only events of this exact name
+    header: str = ""  # header(): the pattern applies to this header's value, not the whole text
+    method: str = "regex"  # regex, exact, startswith, endswith, contains, none
+
+    def matches(self, event: str, text: str) -> bool:
+        if self.name and event != self.name:
+            return False
+        if self.header:
+            wanted = self.header.lower()
+            lines = (line.partition(":") for line in text.split("\r\n"))
+            found = [value.strip() for key, sep, value in lines if sep and key.strip().lower() == wanted]
+            if not found:
+                return False
+        else:
+            found = [text]
+        return any(self._matches_value(value) for value in found)
+
+    def _matches_value(self, value: str) -> bool:
+        if self.method == "none":
+            return True
+        if self.method == "exact":
+            return value == self.pattern
+        if self.method == "startswith":
+            return value.startswith(self.pattern)
+        if self.method == "endswith":
+            return value.endswith(self.pattern)
+        if self.method == "contains":
+            return self.pattern in value
+        return _compiled(self.pattern).search(value) is not None
+
+
+_FILTER_CRITERION = re.compile(r"(action|name|header|method)\(([^()]*)\)")
+
+
+def parse_event_filter(key: str, value: str) -> EventFilter:
+    """An eventfilter line's key (`eventfilter` or `eventfilter(criteria)`) and value; ValueError
+    on criteria or a regular expression Asterisk would refuse too."""
+    criteria = key.strip()[len("eventfilter") :].strip()
+    if not criteria:
+        include = not value.startswith("!")
+        pattern = value if include else value[1:]
+        _compiled(pattern)
+        return EventFilter(include, pattern)
+    if not (criteria.startswith("(") and criteria.endswith(")")):
+        raise ValueError(f"eventfilter{criteria}: criteria go in parentheses")
+    options = dict(_FILTER_CRITERION.findall(criteria[1:-1]))
+    action = options.get("action", "include").strip().lower()
+    if action not in ("include", "exclude"):
+        raise ValueError(f"eventfilter{criteria}: action({action}) is not include or exclude")
+    # An empty right-hand side selects on name()/header() alone.
+    method = options.get("method", "regex" if value else "none").strip().lower().replace("_", "")
+    if method not in ("regex", "exact", "startswith", "endswith", "contains", "none"):
+        raise ValueError(f"eventfilter{criteria}: unknown method({method})")
+    if method == "regex":
+        _compiled(value)
+    return EventFilter(
+        action == "include", value, options.get("name", "").strip(), options.get("header", "").strip(), method
+    )
+
+
+_regex_cache: dict[str, re.Pattern] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern:
+    compiled = _regex_cache.get(pattern)
+    if compiled is None:
+        try:
+            compiled = _regex_cache[pattern] = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"eventfilter {pattern!r}: {exc}") from exc
+    return compiled
+
+
+def event_passes(filters: tuple[EventFilter, ...], event: str, text: str) -> bool:
+    """Asterisk's order: with include filters, an event must match one of them; then it must match
+    no exclude filter. No filters: every event passes."""
+    includes = [f for f in filters if f.include]
+    if includes and not any(f.matches(event, text) for f in includes):
+        return False
+    return not any(f.matches(event, text) for f in filters if not f.include)
+
+
 @dataclass
 class ManagerUser:
     name: str
     secret: str = ""
     read: frozenset[str] = frozenset()
     write: frozenset[str] = frozenset()
+    event_filters: tuple[EventFilter, ...] = ()
 
 
 def _classes(text: str) -> frozenset[str]:
@@ -83,9 +177,11 @@ def load_manager_general(path: str | Path) -> dict[str, str]:
 
 
 def load_manager_users(path: str | Path) -> dict[str, ManagerUser]:
-    """Users of a manager.conf-style file: one section per user with secret/read/write."""
+    """Users of a manager.conf-style file: one section per user with secret/read/write and its
+    eventfilter lines (a filter Asterisk would refuse is skipped with a warning, as Asterisk does)."""
     users: dict[str, ManagerUser] = {}
     current: dict[str, str] | None = None
+    filters: list[EventFilter] = []
     name = ""
 
     def flush() -> None:
@@ -95,6 +191,7 @@ def load_manager_users(path: str | Path) -> dict[str, ManagerUser]:
                 current.get("secret", ""),
                 _classes(current.get("read", "")),
                 _classes(current.get("write", "")),
+                tuple(filters),
             )
 
     for raw in Path(path).read_text(encoding="utf-8").splitlines():
@@ -104,10 +201,15 @@ def load_manager_users(path: str | Path) -> dict[str, ManagerUser]:
         if line.startswith("["):
             flush()
             name = line[1 : line.find("]")].strip() if "]" in line else line[1:].strip()
-            current = {}
+            current, filters = {}, []
             continue
         key, sep, value = line.partition("=")
-        if sep and current is not None:
+        if sep and current is not None and key.strip().lower().startswith("eventfilter"):
+            try:
+                filters.append(parse_event_filter(key, value.lstrip(">").strip()))
+            except ValueError as exc:
+                log.warning("manager.conf [%s]: %s; filter ignored", name, exc)
+        elif sep and current is not None:
             current.setdefault(key.strip().lower(), value.lstrip(">").strip())
     flush()
     return users
@@ -743,7 +845,13 @@ class AmiServer:
             return
         stamp = f"Timestamp: {self.pbx.now():.6f}\r\n" if self.pbx.settings.timestamp_events else ""
         frame = f"Event: {event}\r\nPrivilege: {privilege}\r\n{stamp}{body}\r\n".encode()
+        text = ""
         for session in tuple(self.listening):
+            filters = session.user.event_filters if session.user is not None else ()
+            if filters:
+                text = text or frame.decode()
+                if not event_passes(filters, event, text):
+                    continue
             session.deliver(privilege, frame)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:

@@ -3,9 +3,9 @@
 A call to `AGI(agi://host:port/callcard)` runs the app's handler with an AgiCall; the connection is
 closed when the handler returns or the channel hangs up, because Asterisk
 keeps the channel (and its call record) running until the AGI server closes.
-Commands go through panoramisk's fast_agi.Request; the connection handling is
-ours because panoramisk's spins forever on a client that disconnects before
-its agi_* block is complete.
+The protocol is ours, not panoramisk's fast_agi (its server spins forever on a
+client that disconnects before its agi_* block is complete), so panoramisk stays
+in telephony/ami.py alone.
 """
 
 import asyncio
@@ -13,8 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import re
-
-from panoramisk.fast_agi import Request
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +44,11 @@ _RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>\S*) ?(?P<rest>.
 class AgiCall:
     """One FastAGI session: the agi_* headers and the commands of the AGI protocol."""
 
-    def __init__(self, request: Request, server=None):
-        self.request = request
-        self.headers = request.headers
+    def __init__(
+        self, headers: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server=None
+    ):
+        self.headers = headers
+        self.reader, self.writer = reader, writer
         self.server = server
         self.hungup = False
 
@@ -66,8 +66,8 @@ class AgiCall:
     async def command(self, command: str) -> AgiResult:
         if self.hungup and not command.upper().startswith(("GET VARIABLE", "GET FULL VARIABLE")):
             raise AgiHangup(command)
-        self.request.writer.write(f"{command}\n".encode())
-        await self.request.writer.drain()
+        self.writer.write(f"{command}\n".encode())
+        await self.writer.drain()
         line = await self._line()
         if line == "HANGUP":
             # Asterisk announces a hang-up on its own line; the command's answer follows.
@@ -88,7 +88,7 @@ class AgiCall:
         return result
 
     async def _line(self) -> str:
-        raw = await self.request.reader.readline()
+        raw = await self.reader.readline()
         if not raw:
             self.hungup = True
             raise AgiHangup("the PBX closed the AGI connection")
@@ -155,7 +155,6 @@ async def _tell_dialplan(call: AgiCall, result: str):
 
 def make_agi_handler(server, scripts: dict):
     """The asyncio.start_server callback for one PBX server's FastAGI port: script name -> handler(call)."""
-    table = scripts
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         peer = writer.get_extra_info("peername")
@@ -165,8 +164,8 @@ def make_agi_handler(server, scripts: dict):
                 log.warning("FastAGI %s: client left before sending its agi_* block", peer)
                 return
             script = headers.get("agi_network_script", "").split("?")[0].strip("/")
-            handler = table.get(script)
-            call = AgiCall(Request(app=None, headers=headers, reader=reader, writer=writer), server)
+            handler = scripts.get(script)
+            call = AgiCall(headers, reader, writer, server)
             if handler is None:
                 log.error("FastAGI %s: no script %r (channel %s)", peer, script, headers.get("agi_channel"))
                 await _tell_dialplan(call, UNAVAILABLE)

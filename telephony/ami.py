@@ -7,12 +7,21 @@ What panoramisk leaves to us, and this class adds:
   `AmiConnectionLost` instead;
 - the result of an Async Originate ([Response, OriginateResponse]) turned into
   an `OriginateOutcome`.
+
+This is the one module that imports panoramisk (pinned in requirements/base.txt). What it
+relies on of panoramisk, beyond the documented API, is listed in tests/telephony/test_panoramisk.py,
+one test per behaviour, so an upgrade that changes any of it fails a test by name:
+- Manager looks up connection_made, connection_lost and login on the instance when it needs
+  them, so this class replaces them there (panoramisk has no hook that stops its own reconnect);
+- Manager.close() closes quietly: no connection_lost follows a close it was asked for;
+- `manager.protocol.transport` is the asyncio transport of the live connection (`_transport`).
 """
 
 import asyncio
 import dataclasses
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +55,10 @@ class OriginateOutcomeUnknown(AmiConnectionLost):
 
 
 NEVER = 10**9  # seconds
+
+# A line break would start another header or a whole other action; NUL and the other control
+# characters have no business in a header either.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def reset_action_ids():
@@ -119,6 +132,8 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.login_timeout = login_timeout
         self._watchdog: asyncio.Task | None = None
+        self._connecting: asyncio.Task | None = None
+        self._login_timer: asyncio.TimerHandle | None = None
         self.connected = asyncio.Event()
         self.last_event_at: float | None = None
         self._backoff = backoff_min
@@ -150,36 +165,45 @@ class AmiClient:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self):
-        self._set_state("connecting", "")
-        self.manager.connect()
+        self._connect()
         self._watchdog = self._loop.create_task(self._watch())
 
+    def _connect(self):
+        self._set_state("connecting", "")
+        # The login timeout counts from this attempt: an outage before it does not shorten it.
+        self._login_timer = self._loop.call_later(
+            self.login_timeout, self._abort, f"no login answer within {self.login_timeout:g} s"
+        )
+        self._connecting = self.manager.connect()
+
     async def _watch(self):
-        """Drop a session that stopped answering (a PBX gone silent keeps TCP open for minutes),
-        and a login that never completes; the reconnect follows."""
+        """Drop a session that stopped answering (a PBX gone silent keeps TCP open for minutes);
+        the reconnect follows."""
         while not self._closing:
-            waited = 0.0
-            while not self.connected.is_set() and not self._closing:
-                await asyncio.sleep(0.5)
-                waited += 0.5
-                if waited >= self.login_timeout and self._retry is None:
-                    self._abort("no login answer")
-                    waited = 0.0
             await asyncio.sleep(self.ping_interval)
             if not self.connected.is_set() or self._closing:
                 continue
             try:
                 await self.send({"Action": "Ping"}, timeout=self.login_timeout)
             except AmiConnectionLost:
-                self._abort("no answer to Ping")
+                if self.connected.is_set():
+                    self._abort("no answer to Ping")
 
     def _abort(self, why: str):
+        """Drop the connection, or the attempt to make one, and reconnect."""
         log.warning("AMI %s: %s; dropping the connection", self.endpoint.name, why)
-        protocol = getattr(self.manager, "protocol", None)
-        if protocol is not None and getattr(protocol, "transport", None) is not None and not protocol.closed:
-            protocol.transport.abort()  # connection_lost follows, and with it the reconnect
-        else:
-            self._schedule_reconnect(why)
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()  # a connect that hangs (a PBX host gone) must not land later
+        transport = self._transport()
+        self.manager.close()  # quiet: no connection_lost follows, so _session_down is ours to call
+        if transport is not None:
+            transport.abort()  # close() would wait to flush to a PBX that stopped reading
+        self._session_down(why)
+
+    def _transport(self) -> asyncio.Transport | None:
+        # panoramisk has no public accessor for its connection; its protocol keeps the transport.
+        transport = getattr(self.manager.protocol, "transport", None)
+        return None if transport is None or transport.is_closing() else transport
 
     async def wait_connected(self, timeout: float) -> bool:
         try:
@@ -190,23 +214,34 @@ class AmiClient:
 
     def close(self):
         self._closing = True
+        self._cancel_login_timer()
         if self._retry:
             self._retry.cancel()
         if self._watchdog:
             self._watchdog.cancel()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
         self.manager.close()
         self._fail_pending("the AMI session was closed")
         self.connected.clear()
 
+    def _cancel_login_timer(self):
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
+
     def _connection_made(self, future):
+        if future.cancelled():  # _abort gave up on this attempt and scheduled the next
+            return
         try:
             future.result()
         except OSError as exc:
-            self._schedule_reconnect(f"cannot connect: {exc}")
+            self._session_down(f"cannot connect: {exc}")
             return
         Manager.connection_made(self.manager, future)
 
     def _login_answered(self, future):
+        self._cancel_login_timer()
         try:
             authenticated = Manager.login(self.manager, future)
         except Exception as exc:  # the future itself failed: the connection went away
@@ -216,7 +251,7 @@ class AmiClient:
         if not authenticated:
             log.error("AMI %s: login as %r refused: %s", self.endpoint.name, self.endpoint.username, reason)
             self.manager.close()
-            self._schedule_reconnect(f"login refused: {reason}")
+            self._session_down(f"login refused: {reason}")
         return authenticated
 
     def _logged_in(self, manager):
@@ -226,17 +261,15 @@ class AmiClient:
         self._set_state("connected", "")
 
     def _connection_lost(self, exc):
-        self.manager._connected = False
-        if self.manager.pinger:
-            self.manager.pinger.cancel()
-            self.manager.pinger = None
+        self.manager.close()  # cancels panoramisk's pinger; the protocol is closed already
+        self._session_down(f"connection lost: {exc}" if exc else "connection closed by the PBX")
+
+    def _session_down(self, why: str):
         self._fail_pending("the AMI connection was lost")
-        if self.connected.is_set():
-            self.connected.clear()
-        if not self._closing:
-            self._schedule_reconnect(f"connection lost: {exc}" if exc else "connection closed by the PBX")
+        self._schedule_reconnect(why)
 
     def _schedule_reconnect(self, why: str):
+        self._cancel_login_timer()
         self.connected.clear()
         if self._closing:
             return
@@ -251,8 +284,7 @@ class AmiClient:
     def _reconnect(self):
         self._retry = None
         if not self._closing:
-            self._set_state("connecting", "")
-            self.manager.connect()
+            self._connect()
 
     def _set_state(self, state: str, error: str):
         if self.on_state:
@@ -266,13 +298,13 @@ class AmiClient:
 
     def pause_reading(self):
         """Read nothing more from the PBX until resume_reading: back-pressure for a fold that lags."""
-        transport = getattr(getattr(self.manager, "protocol", None), "transport", None)
-        if transport is not None and not transport.is_closing():
+        transport = self._transport()
+        if transport is not None:
             transport.pause_reading()
 
     def resume_reading(self):
-        transport = getattr(getattr(self.manager, "protocol", None), "transport", None)
-        if transport is not None and not transport.is_closing():
+        transport = self._transport()
+        if transport is not None:
             transport.resume_reading()
 
     # -- events ----------------------------------------------------------------
@@ -285,11 +317,13 @@ class AmiClient:
 
     async def send(self, action: dict, *, timeout: float = 10.0):
         """Send one action and return its response (a list for actions answered by several frames)."""
-        for value in action.values():
+        for key, value in action.items():
             for item in value if isinstance(value, list | tuple) else [value]:
-                if "\r" in str(item) or "\n" in str(item):
-                    # One more line would be one more header, or a whole other action.
-                    raise ValueError(f"AMI {action.get('Action')}: a header value holds a line break")
+                if _CONTROL_CHARACTER.search(str(key)) or _CONTROL_CHARACTER.search(str(item)):
+                    name = action.get("Action")
+                    raise ValueError(
+                        f"AMI {name}: header {key!r} holds a line break or another control character"
+                    )
         if not self.connected.is_set():
             raise AmiNotConnected(f"AMI {self.endpoint.name} is not connected")
         if not isinstance(action, Action):
