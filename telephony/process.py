@@ -1,6 +1,6 @@
 """The pbx process: one asyncio loop that owns PBX servers and runs the apps on them.
 
-Run by `python manage.py pbx [--server NAME ...]`. Every LEASE_RENEW_SECONDS
+Run by `python manage.py pbx [--server NAME ...]`. Every PBX_LEASE_RENEW_SECONDS
 the supervisor reads the enabled servers and takes or renews a lease on each
 (telephony.services.servers): a server is driven by one process at a time, and
 a standby process takes it over once the owner's lease lapses. Servers added,
@@ -24,6 +24,7 @@ import socket
 import time
 from functools import partial
 
+from django.conf import settings
 from django.db import OperationalError, close_old_connections, connections
 from django.utils import timezone
 
@@ -351,7 +352,7 @@ class ServerLink:
 
     async def _heartbeat(self):
         while True:
-            await asyncio.sleep(servers.LEASE_RENEW_SECONDS)
+            await asyncio.sleep(settings.PBX_LEASE_RENEW_SECONDS)
             if self.state != "connected":
                 continue
             try:
@@ -414,7 +415,7 @@ class PbxProcess:
             except Exception:
                 log.exception("pbx process: supervising the servers failed; trying again")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), servers.LEASE_RENEW_SECONDS)
+                await asyncio.wait_for(self.stopping.wait(), settings.PBX_LEASE_RENEW_SECONDS)
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
         await asyncio.gather(*(link.stop() for link in self.links.values()), return_exceptions=True)
         self.links.clear()
