@@ -25,6 +25,7 @@ import time
 from functools import partial
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, close_old_connections, connections
 from django.utils import timezone
 
@@ -107,6 +108,17 @@ class ServerLink:
 
     async def start(self):
         server = self.server
+        try:
+            server.clean_fields()
+        except ValidationError as exc:
+            # Saved past the admin's validation (a shell, an import): said here, by field, rather than
+            # deep in a socket call as a misleading "no login answer", or only in the log (FastAGI).
+            raise ValueError(
+                "; ".join(
+                    f"{server._meta.get_field(field).verbose_name}: {' '.join(errors)}"
+                    for field, errors in exc.message_dict.items()
+                )
+            ) from None
         for app in self.process.apps:
             lane = Lane(f"{app.name}@{server.name}")
             lane.start()

@@ -243,15 +243,17 @@ def test_the_database_refuses_ports_out_of_range(server):
 
 
 @pytest.mark.parametrize(
-    "broken",
+    ("broken", "error"),
     [
-        {"ami_host": "pbx .example..com", "agi_bind_host": "bind here please"},
-        {"ami_host": "pbx\r\nAction: Originate", "agi_bind_host": "a..b"},
-        # Nothing listens there, and the address to bind FastAGI to is not this machine's.
-        {"ami_port": 65535, "agi_bind_host": "192.0.2.1"},
+        ({"ami_host": "pbx .example..com"}, "cannot start: AMI host: 'pbx .example..com' is neither"),
+        ({"agi_bind_host": "bind here please"}, "cannot start: FastAGI bind address: 'bind here please'"),
+        ({"ami_host": "pbx\r\nAction: Originate", "agi_bind_host": "a..b"}, "cannot start: AMI host"),
+        ({"ami_secret": "s\r\nAction: Originate"}, "cannot start: AMI secret: Control characters"),
+        # Nothing listens there.
+        ({"ami_port": 65535}, "cannot connect"),
     ],
 )
-def test_a_server_that_cannot_work_leaves_the_others_alone(sim, facade, broken):
+def test_a_server_that_cannot_work_leaves_the_others_alone(sim, facade, broken, error):
     good = PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
     bad = PbxServerFactory(ami_port=sim.port)
     PbxServer.objects.filter(pk=bad.pk).update(**broken)  # past validation, as a bad import would
@@ -272,4 +274,6 @@ def test_a_server_that_cannot_work_leaves_the_others_alone(sim, facade, broken):
     assert status == 1
     assert f"{good.name}: up" in output
     assert f"{bad.name}: DOWN" in output
+    assert error in bad_row.last_error
     assert bad_row.last_error in output
+    assert "platform-secret" not in output
