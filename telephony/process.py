@@ -103,6 +103,8 @@ class ServerLink:
         self.paused = False
         self.timestamped: bool | None = None
         self.started_once = False
+        # State reports run in a pool of threads: one at a time, so they land in the order they happened.
+        self.reporting = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -244,9 +246,10 @@ class ServerLink:
             log.exception("AMI %s: handling the state %s failed", self.server.name, state)
 
     async def _report(self, **fields):
-        await self.process.db(
-            servers.pbx_server_state_set, server_id=self.server.pk, owner=self.process.owner, **fields
-        )
+        async with self.reporting:
+            await self.process.db(
+                servers.pbx_server_state_set, server_id=self.server.pk, owner=self.process.owner, **fields
+            )
 
     async def _reconcile(self):
         """Calls that ended unseen (a drop, a PBX restart, a lost OriginateResponse) are closed."""

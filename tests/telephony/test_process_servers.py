@@ -3,6 +3,7 @@ standby that takes over from a dead owner, `--server`, live reload of the admin'
 bad server that leaves the others alone. `manage.py pbx` runs as its own process where it matters
 (two owners, kill -9), the in-process harness elsewhere; the PBX is pbxsim."""
 
+import asyncio
 import contextlib
 import datetime as dt
 import io
@@ -17,6 +18,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer
+from telephony.process import PbxProcess, ServerLink
 from tests.pbxsim.simulator import PROJECT_DIR, free_port
 from tests.telephony.factories import PbxServerFactory
 from tests.telephony.pbxharness import TcpProxy, database_url, pbx_process, wait_for
@@ -286,3 +288,30 @@ def test_a_server_that_cannot_work_leaves_the_others_alone(sim, facade, broken, 
     assert error in bad_row.last_error
     assert bad_row.last_error in output
     assert "platform-secret" not in output
+
+
+def test_state_reports_land_in_the_order_they_happened(server):
+    """A connect that fails at once: `connecting` then `down`. Written by a pool of threads, the
+    first report may be the slower one; the row must still end saying down, and why."""
+    PbxServer.objects.filter(pk=server.pk).update(lease_owner="this-process")
+
+    async def scenario():
+        process = PbxProcess(apps=[])
+        process.owner = "this-process"
+        write = process.db
+
+        async def first_write_slow(function, **fields):
+            if fields.get("state") == "connecting":
+                await asyncio.sleep(0.2)  # the database was busy for the first writer
+            return await write(function, **fields)
+
+        process.db = first_write_slow
+        link = ServerLink(server, process)
+        link._on_state(None, "connecting", "")
+        link._on_state(None, "down", "cannot connect: refused")
+        await asyncio.gather(*link.background)
+        link.fold_thread.shutdown()
+        process.app_threads.shutdown()
+
+    asyncio.run(scenario())
+    assert (row(server).state, row(server).last_error) == ("down", "cannot connect: refused")
