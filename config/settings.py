@@ -176,6 +176,14 @@ IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 # Telephony: the longest call a pushed event may make, and whether webhooks may reach private addresses.
 PUSH_CALL_MAX_SECONDS = env.env_int("PUSH_CALL_MAX_SECONDS", 86400, minimum=60)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+# The pbx process renews its lease on each PBX server this often; a standby takes a server over
+# once its owner's lease lapses (the owner died without a word).
+PBX_LEASE_RENEW_SECONDS = env.env_int("PBX_LEASE_RENEW_SECONDS", 2, minimum=1)
+PBX_LEASE_SECONDS = env.env_int("PBX_LEASE_SECONDS", 6, minimum=2)
+if PBX_LEASE_SECONDS <= PBX_LEASE_RENEW_SECONDS:
+    raise env.EnvError(
+        "PBX_LEASE_SECONDS", str(PBX_LEASE_SECONDS), "must be longer than PBX_LEASE_RENEW_SECONDS"
+    )
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,6 @@
 """The pbx process: one asyncio loop that owns PBX servers and runs the apps on them.
 
-Run by `python manage.py pbx [--server NAME ...]`. Every LEASE_RENEW_SECONDS
+Run by `python manage.py pbx [--server NAME ...]`. Every PBX_LEASE_RENEW_SECONDS
 the supervisor reads the enabled servers and takes or renews a lease on each
 (telephony.services.servers): a server is driven by one process at a time, and
 a standby process takes it over once the owner's lease lapses. Servers added,
@@ -24,6 +24,8 @@ import socket
 import time
 from functools import partial
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, close_old_connections, connections
 from django.utils import timezone
 
@@ -98,11 +100,24 @@ class ServerLink:
         self.paused = False
         self.timestamped: bool | None = None
         self.started_once = False
+        # State reports run in a pool of threads: one at a time, so they land in the order they happened.
+        self.reporting = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self):
         server = self.server
+        try:
+            server.clean_fields()
+        except ValidationError as exc:
+            # Saved past the admin's validation (a shell, an import): said here, by field, rather than
+            # deep in a socket call as a misleading "no login answer", or only in the log (FastAGI).
+            raise ValueError(
+                "; ".join(
+                    f"{server._meta.get_field(field).verbose_name}: {' '.join(errors)}"
+                    for field, errors in exc.message_dict.items()
+                )
+            ) from None
         for app in self.process.apps:
             lane = Lane(f"{app.name}@{server.name}")
             lane.start()
@@ -224,9 +239,10 @@ class ServerLink:
             log.exception("AMI %s: handling the state %s failed", self.server.name, state)
 
     async def _report(self, **fields):
-        await self.process.db(
-            servers.pbx_server_state_set, server_id=self.server.pk, owner=self.process.owner, **fields
-        )
+        async with self.reporting:
+            await self.process.db(
+                servers.pbx_server_state_set, server_id=self.server.pk, owner=self.process.owner, **fields
+            )
 
     async def _reconcile(self):
         """Calls that ended unseen (a drop, a PBX restart, a lost OriginateResponse) are closed."""
@@ -336,7 +352,7 @@ class ServerLink:
 
     async def _heartbeat(self):
         while True:
-            await asyncio.sleep(servers.LEASE_RENEW_SECONDS)
+            await asyncio.sleep(settings.PBX_LEASE_RENEW_SECONDS)
             if self.state != "connected":
                 continue
             try:
@@ -390,7 +406,7 @@ class PbxProcess:
             except Exception:
                 log.exception("pbx process: supervising the servers failed; trying again")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), servers.LEASE_RENEW_SECONDS)
+                await asyncio.wait_for(self.stopping.wait(), settings.PBX_LEASE_RENEW_SECONDS)
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
         await asyncio.gather(*(link.stop() for link in self.links.values()), return_exceptions=True)
         self.links.clear()

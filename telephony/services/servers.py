@@ -2,14 +2,11 @@
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from telephony.models import PbxServer
-
-# A pbx process renews its leases this often; a standby takes a server over once its lease lapses.
-LEASE_RENEW_SECONDS = 2.0
-LEASE_SECONDS = 6.0
 
 
 def ami_source(server: PbxServer | int) -> str:
@@ -44,7 +41,7 @@ def pbx_server_lease_take(*, server_id: int, owner: str) -> bool:
     return (
         PbxServer.objects.filter(pk=server_id, enabled=True)
         .filter(Q(lease_owner=owner) | Q(lease_owner="") | Q(lease_expires_at__lt=now))
-        .update(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS))
+        .update(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=settings.PBX_LEASE_SECONDS))
         == 1
     )
 

@@ -27,6 +27,13 @@ def finished(uniqueid):
     return CallRecord.objects.filter(uniqueid=uniqueid, ended_at__isnull=False).first()
 
 
+def bridged(*uniqueids):
+    legs = list(
+        CallRecord.objects.filter(uniqueid__in=uniqueids, bridged_at__isnull=False).order_by("uniqueid")
+    )
+    return legs if len(legs) == len(uniqueids) else None
+
+
 def test_originated_call_is_recorded_from_its_events(server, facade):
     company = CompanyFactory()
     with pbx_process([server]):
@@ -137,8 +144,15 @@ def test_bridge_two_held_parties(server, facade):
         wait_for(lambda: len(listener.events) == 2)
         held = {event["Call"]: event["Channel"] for event in listener.events}
         facade.bridge(server=server, channel1=held["a"], channel2=held["b"])
+        a, b = wait_for(lambda: bridged("t-bridge-a", "t-bridge-b"), what="both legs to be bridged")
+        assert a.bridge_id and a.bridge_id == b.bridge_id
         facade.hangup(server=server, channel=held["a"])
+        # Nobody hangs b up: out of the bridge, it goes on in its dialplan, which ends it.
         wait_for(lambda: finished("t-bridge-a") and finished("t-bridge-b"), what="both legs to end")
+    a, b = finished("t-bridge-a"), finished("t-bridge-b")
+    assert (a.disposition, a.hangup_cause, b.disposition, b.hangup_cause) == ("ANSWERED", 16, "ANSWERED", 16)
+    assert b.bridge_id == a.bridge_id  # the bridge it was last in
+    assert b.ended_at >= a.ended_at
 
 
 def test_pbx_that_disappears_mid_call_is_reconciled(sim, facade):
