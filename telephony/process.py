@@ -416,9 +416,11 @@ class PbxProcess:
     async def _supervise(self, wanted):
         wanted_ids = {server.pk for server in wanted}
         for pk in [pk for pk in self.links if pk not in wanted_ids]:
-            link = self.links.pop(pk)
+            link = self.links[pk]
             log.info("PBX server %s disabled or removed: giving it up", link.server.name)
+            # Listed until stopped: whoever reads `links` sees only links that are really gone.
             await link.stop("disabled in the admin")
+            del self.links[pk]
         for server in wanted:
             try:
                 owned = await self.db(servers.pbx_server_lease_take, server_id=server.pk, owner=self.owner)
@@ -429,13 +431,13 @@ class PbxProcess:
             if not owned:
                 if link:
                     log.error("PBX server %s: another process took it over; letting go", server.name)
-                    self.links.pop(server.pk)
                     await link.stop("taken over by another pbx process")
+                    del self.links[server.pk]
                 continue
             if link and link.fingerprint != _fingerprint(server):
                 log.info("PBX server %s changed in the admin: reconnecting", server.name)
-                self.links.pop(server.pk)
                 await link.stop("reconnecting with the new settings")
+                del self.links[server.pk]
                 await self.db(servers.pbx_server_lease_take, server_id=server.pk, owner=self.owner)
                 link = None
             if link is None and self.failed.get(server.pk) != _fingerprint(server):

@@ -17,11 +17,11 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError
 from django.utils import timezone
 
+from pbxsim.harness import PROJECT_DIR, free_port
 from telephony.models import CallRecord, PbxServer
 from telephony.process import PbxProcess, ServerLink
-from tests.pbxsim.simulator import PROJECT_DIR, free_port
+from telephony.testing import TcpProxy, database_url, pbx_process, wait_for
 from tests.telephony.factories import PbxServerFactory
-from tests.telephony.pbxharness import TcpProxy, database_url, pbx_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
