@@ -182,8 +182,8 @@ class PbxHandle:
     """Actions on one PBX server through one AMI session, for code running on that session's loop.
 
     `db` runs a sync service off the loop (`await db(function, **kwargs)`); `outcomes` waits for an
-    Originate's OriginateResponse (`await outcomes(channel_id, timeout)`), in the pbx process from
-    the committed typed events.
+    Originate's OriginateResponse (`await outcomes(channel_id, timeout)`), in the pbx process as the
+    event arrives (the typed OriginateResult follows once it is folded).
     """
 
     def __init__(

@@ -38,7 +38,7 @@ from telephony.ami import (
     OriginateOutcome,
     OriginateOutcomeUnknown,
 )
-from telephony.events import CallEvent, OriginateResult
+from telephony.events import CallEvent
 from telephony.handle import PbxHandle
 from telephony.platform import AppContext, Lane, PbxApp, registered_apps
 from telephony.selectors import pbx_servers_enabled
@@ -190,6 +190,11 @@ class ServerLink:
     def _on_event(self, client, message):
         event = dict(message)
         event["_received"] = time.time()
+        if event.get("Event") == "OriginateResponse" and self.waiters:
+            # The outcome is Asterisk's word: whoever awaits it need not wait for the fold.
+            waiter = self.waiters.pop(event.get("Uniqueid", ""), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(OriginateOutcome.from_event(event))
         if event.get("Event") in calls.FOLDED_EVENTS:
             stamped = "Timestamp" in event
             if stamped != self.timestamped:
@@ -327,14 +332,8 @@ class ServerLink:
                 )
 
     def _publish(self, typed: list[CallEvent]):
-        """Committed typed events to whoever waits for an Originate's outcome, then to the apps' lanes."""
+        """Committed typed events to the apps' lanes."""
         for event in typed:
-            if isinstance(event, OriginateResult):
-                waiter = self.waiters.pop(event.record.uniqueid, None)
-                if waiter and not waiter.done():
-                    waiter.set_result(
-                        OriginateOutcome.of(event.record.uniqueid, event.reason, event.record.channel)
-                    )
             for ctx in self.contexts:
                 if ctx.app.wants_call(event):
                     ctx.deliver_call_event(event)
