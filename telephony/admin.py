@@ -42,9 +42,28 @@ class PbxServerForm(forms.ModelForm):
 @admin.register(PbxServer)
 class PbxServerAdmin(admin.ModelAdmin):
     form = PbxServerForm
-    list_display = ["name", "ami_address", "ami_username", "enabled", "health", "last_event_at", "last_error"]
+    list_display = [
+        "name",
+        "ami_address",
+        "ami_username",
+        "enabled",
+        "health",
+        "lease_owner",
+        "event_lag",
+        "last_event_at",
+        "last_error",
+    ]
     list_filter = ["enabled", "state"]
-    readonly_fields = ["state", "state_changed_at", "last_event_at", "last_error"]
+    readonly_fields = [
+        "state",
+        "state_changed_at",
+        "last_event_at",
+        "last_error",
+        "lease_owner",
+        "lease_expires_at",
+        "event_lag",
+        "events_timestamped",
+    ]
     inlines = [DialRouteInline]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "outbound_caller_id"]}),

@@ -77,10 +77,10 @@ class PbxServer(models.Model):
     last_event_at = models.DateTimeField(null=True, editable=False)
     last_error = models.CharField(max_length=300, blank=True, editable=False)
     # One pbx process owns a server at a time; a standby takes over when the lease lapses.
-    lease_owner = models.CharField(max_length=120, blank=True, editable=False)
+    lease_owner = models.CharField("owned by", max_length=120, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, editable=False)
     # What the owning process measured: events waiting to be folded, and whether they carry the PBX clock.
-    event_lag = models.PositiveIntegerField(default=0, editable=False)
+    event_lag = models.PositiveIntegerField("events waiting to be folded", default=0, editable=False)
     events_timestamped = models.BooleanField(null=True, editable=False)
 
     class Meta:
