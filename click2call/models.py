@@ -1,0 +1,368 @@
+"""Click2call: web banners that make a company call a visitor back.
+
+A visitor leaves a number on a campaign's banner: a CallRequest. Each try at
+connecting the visitor and the company is a CallAttempt: two real calls (legs),
+the first party (the visitor by default) originated into the contract's
+[platform-click2call], which plays the campaign's message and dials the second
+party. A failed request is tried again after the campaign's pause up to its
+redial count, then waits in the company's portal for a call back.
+"""
+
+import hashlib
+import secrets
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from telephony.models import PbxServer, validate_header_value
+
+digits_only = RegexValidator(r"^[0-9]{1,15}$", "Digits only, 1 to 15 of them (an E.164 prefix without +).")
+sound_name = RegexValidator(
+    r"^[A-Za-z0-9_/-]{1,80}$", "A sound name as Asterisk plays it: letters, digits, _ - and /, no extension."
+)
+
+
+def generate_public_key():
+    return "c2c_pk_" + secrets.token_urlsafe(18)
+
+
+def generate_status_token():
+    return secrets.token_urlsafe(24)
+
+
+def hash_secret_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Operator(models.Model):
+    """A person or device of the company that answers: a number dialed through the campaign's
+    dial route, or a dial string of its own (`PJSIP/reception`)."""
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_operators")
+    name = models.CharField(max_length=100)
+    number = models.CharField(max_length=20, blank=True, validators=[RegexValidator(r"^\+?[0-9*#]{1,20}$")])
+    dial_string = models.CharField(
+        max_length=120,
+        blank=True,
+        validators=[validate_header_value],
+        help_text="instead of a number, e.g. PJSIP/reception (no commas: Dial would split them)",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(number="") & ~Q(dial_string="")) | (~Q(number="") & Q(dial_string="")),
+                name="operator_number_or_dial_string",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.number or self.dial_string})"
+
+    def clean(self):
+        if bool(self.number) == bool(self.dial_string):
+            raise ValidationError("Give either a number or a dial string.")
+        if "," in self.dial_string or "&" in self.dial_string:
+            raise ValidationError({"dial_string": "One channel, without commas or &."})
+
+
+class Tariff(models.Model):
+    """The prices of the destinations a company's campaigns may call; unrated numbers are never dialed."""
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_tariffs")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="one_tariff_name_per_company")
+        ]
+
+    def __str__(self):
+        return f"{self.company}: {self.name}"
+
+
+class Rate(models.Model):
+    """The price of a call to numbers starting with `prefix`; the longest matching prefix wins."""
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="rates")
+    prefix = models.CharField(max_length=15, validators=[digits_only])
+    destination = models.CharField(max_length=120, help_text="e.g. France - Mobile - Orange")
+    price = models.DecimalField(
+        max_digits=10, decimal_places=5, validators=[MinValueValidator(Decimal("0"))], help_text="per minute"
+    )
+
+    class Meta:
+        ordering = ["tariff", "prefix"]
+        constraints = [models.UniqueConstraint(fields=["tariff", "prefix"], name="one_rate_per_prefix")]
+
+    def __str__(self):
+        return f"{self.prefix} {self.destination}"
+
+
+class BlockedPrefix(models.Model):
+    """Numbers a company never calls (premium-rate ranges), refused before rating."""
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_blocked")
+    prefix = models.CharField(max_length=15, validators=[digits_only])
+    reason = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["company", "prefix"]
+        verbose_name_plural = "blocked prefixes"
+        constraints = [models.UniqueConstraint(fields=["company", "prefix"], name="one_block_per_prefix")]
+
+    def __str__(self):
+        return self.prefix
+
+
+class Campaign(models.Model):
+    class FirstParty(models.TextChoices):
+        VISITOR = "visitor", "the visitor"
+        COMPANY = "company", "the company"
+
+    class Ringing(models.TextChoices):
+        IN_ORDER = "in_order", "one after the other"
+        TOGETHER = "together", "all together"
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_campaigns")
+    name = models.CharField(max_length=100)
+    server = models.ForeignKey(PbxServer, on_delete=models.PROTECT, related_name="+")
+    route = models.SlugField(max_length=40, default="default", help_text="the server's dial route to numbers")
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="campaigns")
+    operators = models.ManyToManyField(Operator, through="CampaignOperator", related_name="campaigns")
+    ringing = models.CharField(max_length=10, choices=Ringing.choices, default=Ringing.IN_ORDER)
+    first_party = models.CharField(max_length=10, choices=FirstParty.choices, default=FirstParty.VISITOR)
+    message_sound = models.CharField(
+        max_length=80, default="hello-world", validators=[sound_name], help_text="what the first party hears"
+    )
+    message_file = models.FileField(upload_to="click2call/messages/", blank=True)
+    ring_timeout = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(5), MaxValueValidator(120)], help_text="seconds, per leg"
+    )
+    redial_count = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(10)], help_text="X: tries after the first"
+    )
+    redial_pause = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(10), MaxValueValidator(86400)],
+        help_text="Y: seconds between",
+    )
+    visitor_caller_id = models.CharField(
+        max_length=80,
+        blank=True,
+        validators=[validate_header_value],
+        help_text="what the visitor's phone shows",
+    )
+    company_caller_id = models.CharField(
+        max_length=80,
+        blank=True,
+        validators=[validate_header_value],
+        help_text="what the operators' phones show",
+    )
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="one origin a line (https://shop.example.com): the sites the banner may post from",
+    )
+    public_key = models.CharField(max_length=64, unique=True, default=generate_public_key, editable=False)
+    secret_key_hash = models.CharField(max_length=64, blank=True, editable=False)
+    secret_key_hint = models.CharField(max_length=12, blank=True, editable=False)
+    default_country = models.CharField(
+        max_length=2, default="FR", validators=[RegexValidator(r"^[A-Z]{2}$")], help_text="ISO 3166 code"
+    )
+    reminder_minutes = models.PositiveIntegerField(
+        default=60, help_text="remind the company of a failed request waiting this long"
+    )
+    price_per_completed = models.DecimalField(
+        max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="one_campaign_name_per_company")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def origins(self) -> list[str]:
+        return [line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()]
+
+    def secret_key_matches(self, key: str) -> bool:
+        return bool(self.secret_key_hash) and secrets.compare_digest(
+            self.secret_key_hash, hash_secret_key(key)
+        )
+
+
+class CampaignOperator(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE)
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["campaign", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "operator"], name="operator_once_per_campaign")
+        ]
+
+    def __str__(self):
+        return f"{self.position}. {self.operator}"
+
+
+class CallRequest(models.Model):
+    """A visitor's request to be called: tried up to 1 + redial_count times, then called back by hand."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "waiting for a try"
+        DIALING = "DIALING", "calling"
+        COMPLETED = "COMPLETED"
+        FAILED_USER = "FAILED_USER", "FAILED CALLING TO USER"
+        FAILED_COMPANY = "FAILED_COMPANY", "FAILED CALLING TO COMPANY"
+
+    OPEN = (Status.PENDING, Status.DIALING)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="requests")
+    company = models.ForeignKey("accounts.Company", on_delete=models.PROTECT, related_name="c2c_requests")
+    number = models.CharField(max_length=16, help_text="E.164")
+    name = models.CharField(max_length=100, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    consent = models.BooleanField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_token = models.CharField(max_length=40, unique=True, default=generate_status_token, editable=False)
+    # The direction of the number: from the matched rate, completed by libphonenumber.
+    destination = models.CharField(max_length=120, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    region = models.CharField(max_length=120, blank=True)
+    carrier = models.CharField(max_length=120, blank=True)
+    rate_prefix = models.CharField(max_length=15, blank=True)
+    rate_price = models.DecimalField(max_digits=10, decimal_places=5, null=True)
+    tries = models.PositiveSmallIntegerField(default=0, help_text="automatic tries made")
+    next_try_at = models.DateTimeField(null=True, db_index=True)
+    origin = models.CharField(max_length=200, blank=True)
+    client_address = models.GenericIPAddressField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True)
+    reminded_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "-created_at"])]
+        constraints = [
+            # A second request for a number already in progress is the same request.
+            models.UniqueConstraint(
+                fields=["campaign", "number"],
+                condition=Q(status__in=["PENDING", "DIALING"]),
+                name="one_open_request_per_number",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.number} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+
+class CallAttempt(models.Model):
+    """One try: the first party originated into [platform-click2call], which dials the second."""
+
+    class Kind(models.TextChoices):
+        AUTO = "auto", "automatic"
+        CALLBACK = "callback", "call back from the portal"
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", "about to dial"
+        DIALING = "dialing"
+        COMPLETED = "COMPLETED"
+        FAILED_USER = "FAILED_USER", "FAILED CALLING TO USER"
+        FAILED_COMPANY = "FAILED_COMPANY", "FAILED CALLING TO COMPANY"
+
+    request = models.ForeignKey(CallRequest, on_delete=models.CASCADE, related_name="attempts")
+    seq = models.PositiveSmallIntegerField(help_text="1 for the first try")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.AUTO)
+    first_party = models.CharField(max_length=10, choices=Campaign.FirstParty.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLAIMED)
+    channel_id = models.CharField(max_length=100, unique=True, help_text="the ChannelId of the first leg")
+    detail = models.CharField(max_length=200, blank=True, help_text="what decided the outcome")
+    requested_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["request", "seq"]
+        constraints = [models.UniqueConstraint(fields=["request", "seq"], name="one_attempt_per_seq")]
+
+    def __str__(self):
+        return f"try {self.seq} of {self.request}"
+
+    @property
+    def app_ref(self) -> str:
+        return f"attempt:{self.pk}"
+
+
+class CommentType(models.Model):
+    """A kind of comment a company puts on its calls, with fields of its own."""
+
+    company = models.ForeignKey(
+        "accounts.Company", on_delete=models.CASCADE, related_name="c2c_comment_types"
+    )
+    name = models.CharField(max_length=80)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="one_comment_type_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class CommentField(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        NUMBER = "number"
+        CHOICE = "choice"
+        DATE = "date"
+
+    comment_type = models.ForeignKey(CommentType, on_delete=models.CASCADE, related_name="fields")
+    name = models.CharField(max_length=60)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    choices = models.TextField(blank=True, help_text="one choice a line, for a choice field")
+    required = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["comment_type", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["comment_type", "name"], name="one_field_name_per_type")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+
+class CallComment(models.Model):
+    request = models.ForeignKey(CallRequest, on_delete=models.CASCADE, related_name="comments")
+    comment_type = models.ForeignKey(CommentType, on_delete=models.PROTECT, related_name="comments")
+    values = models.JSONField(default=dict, help_text="field name -> value, as the type's fields say")
+    author = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["request", "created_at", "id"]
+
+    def __str__(self):
+        return f"{self.comment_type} on {self.request}"

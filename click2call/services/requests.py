@@ -1,0 +1,52 @@
+"""The banner's call requests."""
+
+from django.db import IntegrityError, transaction
+
+from click2call.models import CallRequest, Campaign
+from click2call.services.rating import NumberRefused, number_normalize, number_rate
+
+
+def call_request_create(
+    *,
+    campaign: Campaign,
+    number: str,
+    consent: bool,
+    name: str = "",
+    note: str = "",
+    origin: str = "",
+    client_address: str | None = None,
+) -> tuple[CallRequest, bool]:
+    """A visitor's request to be called: normalised, refused when blocked or unrated, and the same
+    request again (created False) when that number already has one in progress on the campaign.
+    The first try is queued after commit (click2call.tasks)."""
+    if not consent:
+        raise NumberRefused("consent_required", "The visitor must agree to be called.")
+    e164 = number_normalize(raw=number, country=campaign.default_country)
+    rate, direction = number_rate(campaign=campaign, number=e164)
+    fields = {
+        "company_id": campaign.company_id,
+        "name": name[:100],
+        "note": note[:500],
+        "consent": True,
+        "destination": direction.destination,
+        "country": direction.country,
+        "region": direction.region,
+        "carrier": direction.carrier,
+        "rate_prefix": rate.prefix,
+        "rate_price": rate.price,
+        "origin": origin[:200],
+        "client_address": client_address,
+    }
+    open_request = CallRequest.objects.filter(campaign=campaign, number=e164, status__in=CallRequest.OPEN)
+    existing = open_request.first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            request = CallRequest.objects.create(campaign=campaign, number=e164, **fields)
+            from click2call.tasks import dial_attempt  # tasks import this module
+
+            dial_attempt.delay_on_commit(request.pk)
+    except IntegrityError:  # the same number, posted twice at once: the other post won
+        return open_request.get(), False
+    return request, True
