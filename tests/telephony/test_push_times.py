@@ -178,8 +178,9 @@ def test_existing_impossible_rows_are_repaired_so_pages_render(client, company_u
         started_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
         answered_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
         ended_at=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
-        duration=253402300799,
-        billsec=253402300799,
+        # As large as the column holds (PostgreSQL's integer): SQLite took the full 253402300799.
+        duration=2**31 - 1,
+        billsec=2**31 - 1,
     )
     repair = importlib.import_module("telephony.migrations.0002_clear_impossible_call_times")
     repair.clear_impossible_times(apps, None)
