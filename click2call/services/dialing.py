@@ -157,11 +157,13 @@ def attempt_originate(*, attempt_id: int) -> CallAttempt | None:
         )
     except OriginateAlreadyClaimed:
         pass  # sent by the task that died: its events decide
-    except ValueError as exc:  # nothing was claimed: nobody can be rung this way
-        return attempt_finish(attempt_id=attempt.pk, status=_failed_status(attempt.first_party), detail=str(exc))
-    except AmiError as exc:  # Asterisk refused the Originate: the record ended FAILED
-        return attempt_finish(attempt_id=attempt.pk, status=_failed_status(attempt.first_party), detail=str(exc))
-    CallAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.CLAIMED).update(status=AttemptStatus.DIALING)
+    except (ValueError, AmiError) as exc:
+        # Nobody can be rung this way (nothing was claimed), or Asterisk refused the Originate
+        # (its record ended FAILED): the try counts against the first party.
+        failed = _failed_status(attempt.first_party)
+        return attempt_finish(attempt_id=attempt.pk, status=failed, detail=str(exc))
+    claimed = CallAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.CLAIMED)
+    claimed.update(status=AttemptStatus.DIALING)
     attempt.refresh_from_db()
     return attempt
 
@@ -287,4 +289,3 @@ def request_callback(*, request: CallRequest, user) -> CallAttempt:
         raise CallbackRefused("A newer request of this number is in progress.") from None
     request.refresh_from_db()
     return attempt
-
