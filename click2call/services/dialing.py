@@ -157,9 +157,9 @@ def attempt_originate(*, attempt_id: int) -> CallAttempt | None:
         )
     except OriginateAlreadyClaimed:
         pass  # sent by the task that died: its events decide
-    except (ValueError, AmiError) as exc:
-        # Nobody can be rung this way (nothing was claimed), or Asterisk refused the Originate
-        # (its record ended FAILED): the try counts against the first party.
+    except ValueError as exc:  # the campaign's setup (operators, dial route): nothing was claimed
+        return attempt_finish(attempt_id=attempt.pk, status=AttemptStatus.FAILED_COMPANY, detail=str(exc))
+    except AmiError as exc:  # Asterisk refused the Originate: its record ended FAILED
         failed = _failed_status(attempt.first_party)
         return attempt_finish(attempt_id=attempt.pk, status=failed, detail=str(exc))
     claimed = CallAttempt.objects.filter(pk=attempt.pk, status=AttemptStatus.CLAIMED)

@@ -285,3 +285,12 @@ def test_a_task_that_died_between_the_record_claim_and_the_send_rings_once(make_
     dial_attempt(request.pk)  # late duplicate: nothing left to send
     assert len([e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]) == 1
     assert CallRecord.objects.filter(app_ref=attempt.app_ref, parent=None).count() == 1
+
+
+def test_a_campaign_without_operators_fails_calling_to_company_without_ringing_the_visitor(make_campaign):
+    request = request_for(make_campaign(operators=[]), VISITOR_WAITS)
+    dial_attempt(request.pk)
+    request.refresh_from_db()
+    assert request.status == "FAILED_COMPANY"
+    assert request.attempts.get().detail == "the campaign has no active operator"
+    assert not CallRecord.objects.exists()
