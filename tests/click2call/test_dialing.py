@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator, Operator, Rate, Tariff
@@ -294,3 +295,20 @@ def test_a_campaign_without_operators_fails_calling_to_company_without_ringing_t
     assert request.status == "FAILED_COMPANY"
     assert request.attempts.get().detail == "the campaign has no active operator"
     assert not CallRecord.objects.exists()
+
+
+def test_demo_data_adds_a_banner_campaign_whose_numbers_reach_the_demo_phones(settings, tmp_path):
+    settings.VAR_DIR, settings.DEMO_PORT_BASE = tmp_path, 18000
+    call_command("demo_data")
+    call_command("demo_data")
+    campaign = Campaign.objects.get(name="Demo banner")
+    assert campaign.server.name == "demo" and campaign.origins() == [
+        "http://127.0.0.1:18000",
+        "http://localhost:18000",
+    ]
+    assert [link.operator.number for link in CampaignOperator.objects.filter(campaign=campaign)] == [
+        "5552005",
+        "5552001",
+    ]
+    request, _ = call_request_create(campaign=campaign, number="06 12 34 50 10", consent=True)
+    assert request.number == "+33612345010"
