@@ -108,7 +108,7 @@ def settled(request, timeout=15):
 
 
 def legs(attempt):
-    return list(CallRecord.objects.filter(app="click2call", app_ref=attempt.app_ref).order_by("id"))
+    return list(CallRecord.objects.filter(app="click2call", app_ref=attempt.app_ref).order_by("started_at", "id"))
 
 
 def make_due(request):
