@@ -108,7 +108,8 @@ def settled(request, timeout=15):
 
 
 def legs(attempt):
-    return list(CallRecord.objects.filter(app="click2call", app_ref=attempt.app_ref).order_by("started_at", "id"))
+    records = CallRecord.objects.filter(app="click2call", app_ref=attempt.app_ref)
+    return list(records.order_by("started_at", "id"))  # ids follow the fold, not the dialing
 
 
 def make_due(request):
