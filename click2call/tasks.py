@@ -3,9 +3,38 @@
 from celery import shared_task
 
 from click2call.services import dialing
+from telephony.ami import AmiNotConnected
 
 
-@shared_task(name="click2call.dial_attempt", acks_late=True)
+@shared_task(
+    name="click2call.dial_attempt",
+    acks_late=True,
+    autoretry_for=(AmiNotConnected,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
 def dial_attempt(request_id: int):
-    """The next automatic try of a request, if it is due and still open."""
+    """The next automatic try of a request, if it is due and still open (or the claimed, unsent
+    try of a task that died: it is sent with the same ChannelId, never twice)."""
     dialing.attempt_dial_next(request_id=request_id)
+
+
+@shared_task(
+    name="click2call.dial_callback",
+    acks_late=True,
+    autoretry_for=(AmiNotConnected,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def dial_callback(attempt_id: int):
+    """A call back the portal asked for, claimed already."""
+    dialing.attempt_originate(attempt_id=attempt_id)
+
+
+@shared_task(name="click2call.dial_due")
+def dial_due():
+    """Queue the tries whose task was lost (a broker restart, a countdown dropped, a worker gone)."""
+    for request_id in dialing.requests_due():
+        dial_attempt.delay(request_id)

@@ -159,6 +159,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into the database by beat at start; editable in the admin from then on.
 CELERY_BEAT_SCHEDULE = {
     "requeue lost webhook deliveries": {"task": "telephony.requeue_webhooks", "schedule": 300.0},
+    "dial due click2call tries": {"task": "click2call.dial_due", "schedule": 30.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -1,0 +1,315 @@
+"""Two-leg dialing end to end on pbxsim, through the real pbx process: the first party originated
+by the Celery task's service into [platform-click2call], the message, the second party, the
+outcome decided by click2call.pbx from the legs, retries, call backs, a task that died."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator, Operator, Rate, Tariff
+from click2call.pbx import ClickToCall
+from click2call.services import dialing
+from click2call.services.rating import NumberRefused
+from click2call.services.requests import call_request_create
+from click2call.tasks import dial_attempt, dial_callback, dial_due
+from pbxsim.harness import free_port, running_pbxsim
+from telephony.facade import facade
+from telephony.models import CallRecord, DialRoute, PbxServer
+from telephony.services import originate as originate_services
+from telephony.testing import ListeningApp, contract_dialplans, pbx_process, wait_for
+from tests.factories import CompanyFactory, UserFactory
+from tests.telephony.conftest import MANAGER_USERS, SCALE
+from tests.telephony.factories import PbxServerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+C2C_PHONES = Path(__file__).with_name("extensions_c2c.conf")
+# +336123450NN rings the test phone 55510NN (extensions_c2c.conf).
+VISITOR_TALKS = "+33612345001"  # answers after 1 s, talks 2 s
+VISITOR_BUSY = "+33612345002"
+VISITOR_HANGS_UP_IN_MESSAGE = "+33612345008"  # answers after 1 s, hangs up 0.5 s later
+VISITOR_WAITS = "+33612345010"  # answers after 1 s, stays 30 s
+OPERATOR_TALKS = "5552001"  # answers after 1 s, talks 2 s
+OPERATOR_BUSY = "5552002"
+OPERATOR_NEVER_ANSWERS = "5552003"
+OPERATOR_STAYS = "5552005"
+
+
+@pytest.fixture
+def sim(tmp_path):
+    agi_port = free_port()
+    with running_pbxsim(
+        dialplans=[*contract_dialplans(tmp_path, agi_port), C2C_PHONES],
+        manager_users=MANAGER_USERS,
+        time_scale=SCALE,
+    ) as sim:
+        sim.agi_port = agi_port
+        yield sim
+
+
+@pytest.fixture
+def server(sim):
+    server = PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
+    DialRoute.objects.create(server=server, name="c2c", template="Local/{number}@c2c-test-phones")
+    return server
+
+
+@pytest.fixture
+def make_campaign(server):
+    def make(operators=(OPERATOR_TALKS,), **fields):
+        company = CompanyFactory()
+        tariff = Tariff.objects.create(company=company, name="standard")
+        Rate.objects.create(tariff=tariff, prefix="336", destination="France - Mobile", price=Decimal("0.1"))
+        campaign = Campaign.objects.create(
+            company=company,
+            name="spring",
+            server=server,
+            route="c2c",
+            tariff=tariff,
+            **{"ring_timeout": 5, "redial_count": 0, **fields},
+        )
+        for position, number in enumerate(operators):
+            operator = Operator.objects.create(company=company, name=f"op {number}", number=number)
+            CampaignOperator.objects.create(campaign=campaign, operator=operator, position=position)
+        return campaign
+
+    return make
+
+
+@pytest.fixture
+def pbx(server):
+    """The pbx process with click2call, connected; .heard keeps the OriginateResponses."""
+    ears = ListeningApp(ami_events={"OriginateResponse"})
+    with pbx_process([server], apps=[ClickToCall(), ears]) as runner:
+        wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
+        runner.heard = ears.events
+        yield runner
+    facade.close()  # the tasks' AMI session to this test's simulator
+
+
+def request_for(campaign, number):
+    request, created = call_request_create(campaign=campaign, number=number, consent=True)
+    assert created
+    return request
+
+
+def settled(request, timeout=15):
+    """The request once it left DIALING; its attempts' legs ended."""
+    wait_for(
+        lambda: CallRequest.objects.filter(pk=request.pk).exclude(status="DIALING").exists(),
+        timeout=timeout,
+        what="the attempt's outcome",
+    )
+    request.refresh_from_db()
+    return request
+
+
+def legs(attempt):
+    records = CallRecord.objects.filter(app="click2call", app_ref=attempt.app_ref)
+    return list(records.order_by("started_at", "id"))  # ids follow the fold, not the dialing
+
+
+def make_due(request):
+    CallRequest.objects.filter(pk=request.pk).update(next_try_at=timezone.now())
+
+
+def test_a_banner_request_rings_the_visitor_plays_the_message_and_puts_the_company_through(
+    make_campaign, pbx
+):
+    request = request_for(make_campaign(), VISITOR_WAITS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "COMPLETED"
+    attempt = request.attempts.get()
+    assert (attempt.seq, attempt.kind, attempt.status, attempt.detail) == (1, "auto", "COMPLETED", "bridged")
+    assert attempt.channel_id == f"c2c-{request.pk}-1"
+    wait_for(lambda: all(leg.state == "ended" for leg in legs(attempt)) and len(legs(attempt)) == 2)
+    visitor, operator = legs(attempt)
+    assert visitor.uniqueid == attempt.channel_id and visitor.callee == VISITOR_WAITS
+    assert operator.parent_id == visitor.id
+    assert visitor.disposition == operator.disposition == "ANSWERED"
+    assert request.tries == 1 and request.finished_at is not None
+
+
+def test_a_busy_visitor_is_tried_again_after_the_pause_then_fails_calling_to_user(make_campaign, pbx):
+    request = request_for(make_campaign(redial_count=2, redial_pause=10), VISITOR_BUSY)
+    dial_attempt(request.pk)
+    for tries in (1, 2):
+        request = settled(request)
+        assert (request.status, request.tries) == ("PENDING", tries)
+        assert request.next_try_at > timezone.now()  # not before the pause
+        assert dial_attempt(request.pk) is None and request.attempts.count() == tries
+        make_due(request)
+        dial_attempt(request.pk)
+    request = settled(request)
+    assert (request.status, request.tries) == ("FAILED_USER", 3)
+    outcomes = list(request.attempts.values_list("status", "detail"))
+    assert outcomes == [("FAILED_USER", "first party: busy")] * 3
+    assert request.next_try_at is None
+
+
+def test_the_due_sweep_queues_a_try_whose_task_was_lost(make_campaign, pbx, monkeypatch):
+    request = request_for(make_campaign(redial_count=1, redial_pause=10), VISITOR_BUSY)
+    dial_attempt(request.pk)
+    assert settled(request).status == "PENDING"
+    queued = []
+    monkeypatch.setattr(dial_attempt, "delay", queued.append)
+    dial_due()
+    assert queued == []  # the pause is not over
+    make_due(request)
+    dial_due()
+    assert queued == [request.pk]
+
+
+def test_a_company_that_does_not_answer_fails_then_its_call_back_completes(make_campaign, pbx):
+    campaign = make_campaign(operators=[OPERATOR_NEVER_ANSWERS])
+    request = request_for(campaign, VISITOR_WAITS)
+    dial_attempt(request.pk)
+    request = settled(request)
+    assert request.status == "FAILED_COMPANY"
+    assert request.attempts.get().detail == "dialing: NOANSWER"
+
+    Operator.objects.filter(company=campaign.company).update(number=OPERATOR_STAYS)
+    user = UserFactory(company=campaign.company)
+    attempt = dialing.request_callback(request=request, user=user)
+    assert (attempt.seq, attempt.kind, attempt.first_party) == (2, "callback", "company")
+    assert attempt.requested_by == user
+    with pytest.raises(dialing.CallbackRefused):  # one call back at a time
+        dialing.request_callback(request=request, user=user)
+    dial_callback(attempt.pk)
+    assert settled(request).status == "COMPLETED"
+    attempt.refresh_from_db()
+    assert attempt.status == "COMPLETED"
+    wait_for(lambda: len(legs(attempt)) == 2)
+    company_leg, visitor_leg = legs(attempt)
+    assert company_leg.callee == f"Local/{OPERATOR_STAYS}@c2c-test-phones"
+    assert visitor_leg.parent_id == company_leg.id
+    assert request.tries == 1  # a call back is no automatic try
+
+
+def test_a_call_back_is_refused_unless_the_request_failed(make_campaign):
+    request = request_for(make_campaign(), VISITOR_WAITS)
+    with pytest.raises(dialing.CallbackRefused):
+        dialing.request_callback(request=request, user=None)
+    CallRequest.objects.filter(pk=request.pk).update(status="COMPLETED")
+    with pytest.raises(dialing.CallbackRefused):
+        dialing.request_callback(request=request, user=None)
+    assert not CallAttempt.objects.exists()
+
+
+def test_a_campaign_may_ring_the_company_first(make_campaign, pbx):
+    request = request_for(make_campaign(operators=[OPERATOR_STAYS], first_party="company"), VISITOR_TALKS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "COMPLETED"
+    attempt = request.attempts.get()
+    wait_for(lambda: len(legs(attempt)) == 2)
+    assert [leg.callee for leg in legs(attempt)] == [f"Local/{OPERATOR_STAYS}@c2c-test-phones", VISITOR_TALKS]
+
+
+def test_a_busy_company_first_fails_calling_to_company(make_campaign, pbx):
+    request = request_for(make_campaign(operators=[OPERATOR_BUSY], first_party="company"), VISITOR_TALKS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "FAILED_COMPANY"
+
+
+def test_operators_in_order_are_rung_one_after_the_other_until_one_answers(make_campaign, pbx):
+    campaign = make_campaign(operators=[OPERATOR_BUSY, OPERATOR_NEVER_ANSWERS, OPERATOR_TALKS])
+    request = request_for(campaign, VISITOR_WAITS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "COMPLETED"
+    attempt = request.attempts.get()
+    wait_for(lambda: len(legs(attempt)) == 4)
+    assert [leg.disposition for leg in legs(attempt)[1:]] == ["BUSY", "NO ANSWER", "ANSWERED"]
+
+
+def test_operators_all_together_ring_at_once(make_campaign, pbx):
+    campaign = make_campaign(operators=[OPERATOR_NEVER_ANSWERS, OPERATOR_BUSY], ringing="together")
+    request = request_for(campaign, VISITOR_WAITS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "FAILED_COMPANY"
+    attempt = request.attempts.get()
+    wait_for(lambda: len(legs(attempt)) == 3)
+    starts = sorted(leg.started_at for leg in legs(attempt)[1:])
+    assert (starts[1] - starts[0]).total_seconds() < 1  # not one after the other
+
+
+def test_a_visitor_who_hangs_up_during_the_message_fails_calling_to_user(make_campaign, pbx):
+    request = request_for(make_campaign(), VISITOR_HANGS_UP_IN_MESSAGE)
+    dial_attempt(request.pk)
+    assert settled(request).status == "FAILED_USER"
+    attempt = request.attempts.get()
+    assert attempt.detail == "message: hung up"
+    wait_for(lambda: legs(attempt) and legs(attempt)[0].state == "ended")
+    assert len(legs(attempt)) == 1  # the company was never rung
+
+
+@pytest.mark.parametrize(
+    ("number", "code"), [("+33112345678", "unsupported_destination"), ("+33612345010", "blocked_prefix")]
+)
+def test_refused_numbers_never_reach_the_pbx(make_campaign, number, code):
+    campaign = make_campaign()
+    campaign.company.c2c_blocked.create(prefix="3361234501")
+    with pytest.raises(NumberRefused) as refused:
+        call_request_create(campaign=campaign, number=number, consent=True)
+    assert refused.value.code == code
+    assert not CallRequest.objects.exists() and not CallRecord.objects.exists()
+
+
+def test_a_task_that_died_after_the_claim_is_redelivered_and_rings_once(make_campaign, pbx):
+    request = request_for(make_campaign(), VISITOR_WAITS)
+    attempt = dialing.attempt_claim_next(request_id=request.pk)  # the worker dies here
+    assert attempt.status == "claimed" and not CallRecord.objects.exists()
+    dial_attempt(request.pk)  # the redelivery
+    dial_attempt(request.pk)  # and a duplicate of it
+    assert settled(request).status == "COMPLETED"
+    assert request.attempts.count() == 1
+    responses = [e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]
+    assert len(responses) == 1
+
+
+def test_a_task_that_died_between_the_record_claim_and_the_send_rings_once(make_campaign, pbx, monkeypatch):
+    request = request_for(make_campaign(), VISITOR_WAITS)
+
+    def killed(**kwargs):
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(originate_services, "call_record_send", killed)
+        with pytest.raises(RuntimeError):
+            dial_attempt(request.pk)
+    attempt = request.attempts.get()
+    assert attempt.status == "claimed"
+    assert CallRecord.objects.get(uniqueid=attempt.channel_id).state == "claimed"
+    dial_attempt(request.pk)  # the redelivery sends the claim
+    assert settled(request).status == "COMPLETED"
+    dial_attempt(request.pk)  # late duplicate: nothing left to send
+    assert len([e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]) == 1
+    assert CallRecord.objects.filter(app_ref=attempt.app_ref, parent=None).count() == 1
+
+
+def test_a_campaign_without_operators_fails_calling_to_company_without_ringing_the_visitor(make_campaign):
+    request = request_for(make_campaign(operators=[]), VISITOR_WAITS)
+    dial_attempt(request.pk)
+    request.refresh_from_db()
+    assert request.status == "FAILED_COMPANY"
+    assert request.attempts.get().detail == "the campaign has no active operator"
+    assert not CallRecord.objects.exists()
+
+
+def test_demo_data_adds_a_banner_campaign_whose_numbers_reach_the_demo_phones(settings, tmp_path):
+    settings.VAR_DIR, settings.DEMO_PORT_BASE = tmp_path, 18000
+    call_command("demo_data")
+    call_command("demo_data")
+    campaign = Campaign.objects.get(name="Demo banner")
+    assert campaign.server.name == "demo" and campaign.origins() == [
+        "http://127.0.0.1:18000",
+        "http://localhost:18000",
+    ]
+    assert [link.operator.number for link in CampaignOperator.objects.filter(campaign=campaign)] == [
+        "5552005",
+        "5552001",
+    ]
+    request, _ = call_request_create(campaign=campaign, number="06 12 34 50 10", consent=True)
+    assert request.number == "+33612345010"
