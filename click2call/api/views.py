@@ -110,8 +110,9 @@ class CallRequestCreate(BannerView):
             return origin if origin and any(origin_allowed(c, origin) for c in candidates) else None
         return super().cors_origin(request)
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        # Known before the throttles run, so a 429 still reaches the campaign's site.
         self.campaign = request.auth
 
     def options(self, request, *args, **kwargs):
