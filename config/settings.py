@@ -140,6 +140,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: /api/docs/ fetches nothing from elsewhere.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CallRequestStatusEnum": "click2call.models.CallRequest.Status",
+        "CallAttemptStatusEnum": "click2call.models.CallAttempt.Status",
+    },
 }
 
 # Celery: the broker is Redis in production, kombu's filesystem transport otherwise.

@@ -9,7 +9,8 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -185,6 +186,15 @@ class CallRequestStatus(BannerView):
 
     @extend_schema(
         summary="How a call request goes",
+        parameters=[
+            OpenApiParameter(
+                "token",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                pattern=STATUS_TOKEN.pattern.join("^$"),
+                description="the request's status token, from its status_url",
+            )
+        ],
         responses={
             200: RequestProgressSerializer,
             404: error("`not_found`: no request has this status token."),
