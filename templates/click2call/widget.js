@@ -41,7 +41,7 @@
   var host = el("div", {"class": "c2c-widget"});
   if (script && script.parentNode) { script.parentNode.insertBefore(host, script.nextSibling); }
   else { document.body.appendChild(host); }
-  var root = host.attachShadow ? host.attachShadow({mode: "closed"}) : host;
+  var root = host.attachShadow ? host.attachShadow({mode: "open"}) : host;
   root.appendChild(el("style", {}, CSS));
   var box = el("div", {"class": "c2c", part: "box"});
   root.appendChild(box);
