@@ -52,6 +52,18 @@ def env_int(name, default, *, minimum=None):
     return value
 
 
+_RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def env_rate(name, default):
+    """A throttle rate `N/second|minute|hour|day`, as (N, seconds)."""
+    raw = os.environ.get(name, default)
+    count, _, period = raw.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _RATE_PERIODS:
+        raise EnvError(name, raw, "expected a rate such as 10/hour (per second, minute, hour or day)")
+    return int(count), _RATE_PERIODS[period]
+
+
 def env_list(name, default):
     raw = os.environ.get(name)
     if raw is None:

@@ -117,6 +117,9 @@ LOGIN_FAILURES_PER_ADDRESS = env.env_int("LOGIN_FAILURES_PER_ADDRESS", 30, minim
 LOGIN_LOCKOUT_SECONDS = env.env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Behind N reverse proxies the client is the Nth address from the right of X-Forwarded-For.
 TRUSTED_PROXY_HOPS = env.env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
+# The click2call banner's requests per campaign, per client address and per called number.
+C2C_THROTTLE_PER_ADDRESS = env.env_rate("C2C_THROTTLE_PER_ADDRESS", "10/hour")
+C2C_THROTTLE_PER_NUMBER = env.env_rate("C2C_THROTTLE_PER_NUMBER", "3/hour")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -137,6 +140,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: /api/docs/ fetches nothing from elsewhere.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CallRequestStatusEnum": "click2call.models.CallRequest.Status",
+        "CallAttemptStatusEnum": "click2call.models.CallAttempt.Status",
+    },
 }
 
 # Celery: the broker is Redis in production, kombu's filesystem transport otherwise.

@@ -27,6 +27,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]),
         name="api-docs",
     ),
+    path("api/click2call/", include("click2call.api.urls")),
+    path("c2c/", include("click2call.widget_urls")),
 ]
 
 handler404 = "config.views.not_found"

@@ -19,6 +19,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from telephony.services import push as push_services
+from tests.click2call.factories import CampaignFactory
 from tests.factories import UserFactory
 
 # -- the schema, read ---------------------------------------------------------
@@ -47,11 +48,33 @@ def test_pushed_events_declare_body_token_and_answers(schema):
     }
 
 
+def test_the_banner_api_declares_its_key_and_every_refusal(schema):
+    operation = schema["paths"]["/api/click2call/requests/"]["post"]
+    assert operation["security"] == [{"campaignKey": []}]
+    assert schema["components"]["securitySchemes"]["campaignKey"]["name"] == "X-Campaign-Key"
+    assert set(operation["responses"]) == {"200", "201", "400", "403", "413", "415", "422", "429"}
+    for code, words in [
+        ("400", "consent_required"),
+        ("403", "origin_not_allowed"),
+        ("422", "blocked_prefix"),
+    ]:
+        assert words in operation["responses"][code]["description"]
+    status = schema["paths"]["/api/click2call/status/{token}/"]["get"]
+    assert status["security"] == [{}]
+    assert set(status["responses"]) == {"200", "404"}
+
+
+# The banner's operations: a key that refuses with 403 (never 401), and the public status URL.
+BANNER_SECURITY = ([{"campaignKey": []}], [{}])
+
+
 def test_every_operation_documents_its_errors(schema):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             codes = set(operation["responses"])
-            if operation.get("security") != [{"pushToken": []}]:
+            if operation.get("security") in BANNER_SECURITY:
+                assert "403" in codes or "{" in path, (method, path)
+            elif operation.get("security") != [{"pushToken": []}]:
                 assert {"401", "403"} <= codes, (method, path)
             if "{" in path:
                 assert "404" in codes, (method, path)
@@ -60,6 +83,7 @@ def test_every_operation_documents_its_errors(schema):
                 assert content["$ref"] in (
                     "#/components/schemas/Error",
                     "#/components/schemas/ValidationError",
+                    "#/components/schemas/BannerError",
                 )
 
 
@@ -79,10 +103,12 @@ def test_lists_document_their_page_bounds(schema):
 def api_credentials(transactional_db):
     user = UserFactory()
     token = push_services.push_token_create(company=user.company)
+    campaign = CampaignFactory(company=user.company)
     # By security scheme name: Schemathesis calls each operation with the credentials it asks for.
     return {
         "basicAuth": {"username": user.username, "password": "pass-word-123"},
         "pushToken": {"api_key": f"Token {token.key}"},
+        "campaignKey": {"api_key": campaign.secret_key},
         "company": user.company,
     }
 
@@ -94,6 +120,8 @@ def test_api_does_what_its_schema_says(live_server, api_credentials, mode, setti
     # Schemathesis sends wrong credentials on purpose, many times: the login throttle (tested on its
     # own in tests/accounts/test_login.py) would answer 429 to its checks of the 401.
     settings.LOGIN_FAILURES_PER_ACCOUNT = settings.LOGIN_FAILURES_PER_ADDRESS = 10**6
+    # Likewise the banner's throttles (tested in tests/click2call/test_api.py).
+    settings.C2C_THROTTLE_PER_ADDRESS = settings.C2C_THROTTLE_PER_NUMBER = (10**6, 3600)
     schemes = {name: value for name, value in api_credentials.items() if name != "company"}
     config = SchemathesisConfig.from_dict({"auth": {"openapi": schemes}})
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", config=config)
@@ -116,6 +144,9 @@ def check_operation(operation, mode):
     if {"pushToken": []} in operation.definition.raw["security"]:
         # A pushed event's time and order are checked by the service (an answer after its
         # hang-up, a time no calendar has): a body the schema allows may still be a 400.
+        excluded.append(positive_data_acceptance)
+    if {"campaignKey": []} in operation.definition.raw["security"]:
+        # Any string is a number to the schema; only a real phone number with a rate is taken.
         excluded.append(positive_data_acceptance)
 
     @given(case=operation.as_strategy(generation_mode=mode))
