@@ -103,11 +103,12 @@ def _throttle_subjects(*, request, username):
     account = User.normalize_username(username).casefold()
     return [
         _ThrottleSubject("account", account, settings.LOGIN_FAILURES_PER_ACCOUNT),
-        _ThrottleSubject("address", _client_address(request), settings.LOGIN_FAILURES_PER_ADDRESS),
+        _ThrottleSubject("address", client_address(request), settings.LOGIN_FAILURES_PER_ADDRESS),
     ]
 
 
-def _client_address(request):
+def client_address(request) -> str:
+    """The client's address (behind TRUSTED_PROXY_HOPS proxies), an IPv6 host counted by its /64."""
     address = request.META.get("REMOTE_ADDR", "")
     hops = settings.TRUSTED_PROXY_HOPS
     if hops:

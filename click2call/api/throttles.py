@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from accounts.services import _client_address
+from accounts.services import client_address
 from click2call.services.rating import NumberRefused, number_normalize
 
 
@@ -56,7 +56,7 @@ class PerAddressThrottle(CampaignWindowThrottle):
     setting = "C2C_THROTTLE_PER_ADDRESS"
 
     def subject(self, request, campaign):
-        return _client_address(request)
+        return client_address(request)
 
 
 class PerNumberThrottle(CampaignWindowThrottle):
