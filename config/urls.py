@@ -27,6 +27,7 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]),
         name="api-docs",
     ),
+    path("portal/<slug:company_slug>/click2call/", include("click2call.urls")),
 ]
 
 handler404 = "config.views.not_found"
