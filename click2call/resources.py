@@ -74,9 +74,13 @@ class RateResource(ExportResource):
     def before_import(self, dataset, **kwargs):
         if self.tariff is None:
             raise ValidationError("Choose the tariff the rates are for.")
-        missing = {"prefix", "destination", "price"} - {header.strip().lower() for header in dataset.headers or []}
+        missing = {"prefix", "destination", "price"} - {
+            header.strip().lower() for header in dataset.headers or []
+        }
         if missing:
-            raise ValidationError(f"The file needs the columns prefix, destination and price; missing: {', '.join(sorted(missing))}.")
+            raise ValidationError(
+                f"The file needs the columns prefix, destination and price; missing: {', '.join(sorted(missing))}."
+            )
         dataset.headers = [header.strip().lower() for header in dataset.headers]
         self._existing = {rate.prefix: rate for rate in Rate.objects.filter(tariff=self.tariff)}
         self._seen = set()

@@ -94,7 +94,8 @@ def comment_columns(*, company) -> list[tuple[str, str]]:
     """(type name, field name) of every field of the company's comment types, in their order."""
     fields = CommentField.objects.filter(comment_type__company=company).select_related("comment_type")
     return [
-        (field.comment_type.name, field.name) for field in fields.order_by("comment_type__name", "position", "id")
+        (field.comment_type.name, field.name)
+        for field in fields.order_by("comment_type__name", "position", "id")
     ]
 
 

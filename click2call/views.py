@@ -44,7 +44,9 @@ def call_list(request):
     if request.GET.get("format") == "csv":
         resource = CallRequestResource(comment_columns=selectors.comment_columns(company=request.company))
         return export_response(
-            resource, selectors.call_requests_with_comments(requests=calls), filename=f"c2c-calls-{request.company.slug}"
+            resource,
+            selectors.call_requests_with_comments(requests=calls),
+            filename=f"c2c-calls-{request.company.slug}",
         )
     page = Paginator(calls, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "click2call/call_list.html", {**context, "page": page})
@@ -141,7 +143,12 @@ def comment_type_edit(request, pk=None):
             messages.success(request, f"Comment type {kind.name} saved.")
             return redirect("click2call:comment-types", company_slug=request.company.slug)
     status = 400 if data is not None else 200
-    return render(request, "click2call/comment_type_form.html", {"form": form, "fields": fields, "kind": kind}, status=status)
+    return render(
+        request,
+        "click2call/comment_type_form.html",
+        {"form": form, "fields": fields, "kind": kind},
+        status=status,
+    )
 
 
 # Campaigns
@@ -151,7 +158,9 @@ def comment_type_edit(request, pk=None):
 @require_GET
 def campaign_list(request):
     return render(
-        request, "click2call/campaign_list.html", {"campaigns": selectors.campaigns_for_company(company=request.company)}
+        request,
+        "click2call/campaign_list.html",
+        {"campaigns": selectors.campaigns_for_company(company=request.company)},
     )
 
 
@@ -169,11 +178,15 @@ def campaign_edit(request, pk=None):
             messages.success(request, f"Campaign {campaign.name} saved.")
             return redirect("click2call:campaign", company_slug=request.company.slug, pk=campaign.pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "click2call/campaign_form.html", {"form": form, "campaign": campaign}, status=status)
+    return render(
+        request, "click2call/campaign_form.html", {"form": form, "campaign": campaign}, status=status
+    )
 
 
 def _campaign_page(request, campaign, *, operators_form=None, secret_key=None, status=200):
-    current = {link.operator_id: link.position + 1 for link in selectors.campaign_operators(campaign=campaign)}
+    current = {
+        link.operator_id: link.position + 1 for link in selectors.campaign_operators(campaign=campaign)
+    }
     return render(
         request,
         "click2call/campaign_detail.html",
@@ -241,7 +254,9 @@ def campaign_delete(request, pk):
 def campaign_public_key_rotate(request, pk):
     campaign = get_object_or_404(Campaign, company=request.company, pk=pk)
     campaigns.campaign_public_key_rotate(campaign=campaign)
-    messages.warning(request, "New public key: put the new snippet on your site, the old one no longer works.")
+    messages.warning(
+        request, "New public key: put the new snippet on your site, the old one no longer works."
+    )
     return redirect("click2call:campaign", company_slug=request.company.slug, pk=campaign.pk)
 
 
@@ -271,7 +286,11 @@ def operator_list(request, pk=None):
     return render(
         request,
         "click2call/operator_list.html",
-        {"operators": selectors.operators_for_company(company=request.company), "form": form, "operator": operator},
+        {
+            "operators": selectors.operators_for_company(company=request.company),
+            "form": form,
+            "operator": operator,
+        },
         status=400 if request.method == "POST" else 200,
     )
 
@@ -284,8 +303,12 @@ def operator_list(request, pk=None):
 def tariff_list(request):
     form = forms.TariffForm(request.POST or None, company=request.company)
     if request.method == "POST" and form.is_valid():
-        tariff = campaigns.tariff_save(tariff=form.instance)
-        return redirect("click2call:tariff", company_slug=request.company.slug, pk=tariff.pk)
+        try:
+            tariff = campaigns.tariff_save(tariff=form.instance)
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            return redirect("click2call:tariff", company_slug=request.company.slug, pk=tariff.pk)
     return render(
         request,
         "click2call/tariff_list.html",
@@ -395,9 +418,13 @@ def tariff_export(request, pk):
 def blocked_list(request):
     form = forms.BlockedPrefixForm(request.POST or None, company=request.company)
     if request.method == "POST" and form.is_valid():
-        campaigns.blocked_prefix_add(company=request.company, **form.cleaned_data)
-        messages.success(request, f"Numbers starting with {form.instance.prefix} are never called.")
-        return redirect("click2call:blocked", company_slug=request.company.slug)
+        try:
+            campaigns.blocked_prefix_add(company=request.company, **form.cleaned_data)
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"Numbers starting with {form.instance.prefix} are never called.")
+            return redirect("click2call:blocked", company_slug=request.company.slug)
     return render(
         request,
         "click2call/blocked_list.html",

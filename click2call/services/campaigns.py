@@ -86,8 +86,13 @@ def tariff_save(*, tariff: Tariff) -> Tariff:
 
 
 def rate_save(*, rate: Rate) -> Rate:
-    rate.full_clean()
-    rate.save()
+    """A rate of the tariff: a prefix already there gets the new destination and price."""
+    rate.full_clean(validate_constraints=False)
+    rate, _ = Rate.objects.update_or_create(
+        tariff=rate.tariff,
+        prefix=rate.prefix,
+        defaults={"destination": rate.destination, "price": rate.price},
+    )
     return rate
 
 

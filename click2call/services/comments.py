@@ -69,4 +69,6 @@ def call_comment_add(*, request: CallRequest, comment_type: CommentType, values:
     if comment_type.company_id != request.company_id or not comment_type.active:
         raise ValidationError("Choose one of your active comment types.")
     cleaned = comment_values_clean(comment_type=comment_type, values=values)
-    return CallComment.objects.create(request=request, comment_type=comment_type, values=cleaned, author=author)
+    return CallComment.objects.create(
+        request=request, comment_type=comment_type, values=cleaned, author=author
+    )
