@@ -164,7 +164,7 @@ CommentFieldFormSet = forms.inlineformset_factory(
 
 
 class CallCommentForm(forms.Form):
-    """The fields of one comment type as inputs; what they accept is decided by click2call.services.comments."""
+    """A comment type's fields as inputs; what they accept is decided by click2call.services.comments."""
 
     def __init__(self, *args, comment_type: CommentType, **kwargs):
         super().__init__(*args, **kwargs)

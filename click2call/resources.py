@@ -15,7 +15,7 @@ MAX_PRICE = Decimal("99999.99999")
 
 
 class PriceWidget(widgets.DecimalWidget):
-    """A price as carriers write it: "0.0123" or "0,0123"; a negative, absurd or non-number price is a row error."""
+    """A price as carriers write it, "0.0123" or "0,0123"; negative, absurd or not a number: a row error."""
 
     def clean(self, value, row=None, **kwargs):
         text = str(value if value is not None else "").strip().replace(",", ".")
@@ -79,7 +79,7 @@ class RateResource(ExportResource):
         }
         if missing:
             raise ValidationError(
-                f"The file needs the columns prefix, destination and price; missing: {', '.join(sorted(missing))}."
+                f"Columns prefix, destination, price needed; missing: {', '.join(sorted(missing))}."
             )
         dataset.headers = [header.strip().lower() for header in dataset.headers]
         self._existing = {rate.prefix: rate for rate in Rate.objects.filter(tariff=self.tariff)}

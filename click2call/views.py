@@ -355,7 +355,7 @@ MAX_ROW_ERRORS_SHOWN = 50
 @company_view
 @require_POST
 def tariff_import(request, pk):
-    """A carrier's table into the tariff, all or nothing: with any bad row, nothing changes and the rows are listed."""
+    """A carrier's table into the tariff, all or nothing: any bad row changes nothing, and is listed."""
     tariff = get_object_or_404(Tariff, company=request.company, pk=pk)
     form = forms.RateImportForm(request.POST, request.FILES)
     if not form.is_valid():
