@@ -61,7 +61,9 @@ def main():
         tariff = Tariff.objects.create(company=company, name="bench")
         for label in ("new", "update"):
             elapsed, peak, totals = timed_import(tariff, body)
-            print(f"{label:>6}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, peak {peak:6.1f} MB, {totals}")
+            print(
+                f"{label:>6}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, peak {peak:6.1f} MB, {totals}"
+            )
         transaction.set_rollback(True)  # leave the database as it was
 
 

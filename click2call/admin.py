@@ -112,8 +112,8 @@ class RateAdmin(ImportExportModelAdmin):
             resource_kwargs["tariff"] = form.cleaned_data["tariff"]
         return resource_kwargs
 
-    def get_import_data_kwargs(self, request, **kwargs):
-        data_kwargs = super().get_import_data_kwargs(request, **kwargs)
+    def get_import_data_kwargs(self, **kwargs):
+        data_kwargs = super().get_import_data_kwargs(**kwargs)
         data_kwargs["rollback_on_validation_errors"] = True
         return data_kwargs
 
