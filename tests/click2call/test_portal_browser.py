@@ -21,7 +21,9 @@ def test_calls_list_and_campaign_snippet(live_server, browser, screenshot_dir):
     UserFactory(company=company, username="alice")
     campaign = CampaignFactory(company=company, name="Spring sale")
     for n, status in enumerate(["COMPLETED", "FAILED_USER", "FAILED_COMPANY"]):
-        call = CallRequestFactory(campaign=campaign, number=f"+3361234000{n}", status=status, name=f"Visitor {n}")
+        call = CallRequestFactory(
+            campaign=campaign, number=f"+3361234000{n}", status=status, name=f"Visitor {n}"
+        )
         CallRequest.objects.filter(pk=call.pk).update(
             created_at=dt.datetime(2026, 11, 23, 9, n, tzinfo=dt.UTC), region="Paris"
         )
