@@ -1,0 +1,71 @@
+"""How long, and how much memory, importing a carrier's table of rates into a tariff takes.
+
+    DEBUG=1 .venv/bin/python bench/click2call_rates_bench.py [--rows 100000]
+
+Imports the rows into a fresh tariff through RateResource (as the portal and the admin
+do), then again (every prefix now an update), and prints times and the peak Python memory
+(tracemalloc). It asserts nothing: the figures depend on the machine and the database.
+"""
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+import tablib  # noqa: E402
+from django.db import transaction  # noqa: E402
+
+from accounts.models import Company  # noqa: E402
+from click2call.models import Tariff  # noqa: E402
+from click2call.resources import RateResource  # noqa: E402
+
+
+def carrier_table(rows: int) -> bytes:
+    dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
+    for n in range(rows):
+        dataset.append([str(33_000_000 + n), f"France - range {n}", f"0.{n % 1000:04d}"])
+    return dataset.export("csv").encode()
+
+
+def timed_import(tariff, body: bytes) -> tuple[float, float, dict]:
+    tracemalloc.start()
+    started = time.perf_counter()
+    dataset = tablib.Dataset().load(body.decode(), format="csv")
+    result = RateResource(tariff=tariff).import_data(
+        dataset, dry_run=False, use_transactions=True, rollback_on_validation_errors=True
+    )
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert not result.has_errors() and not result.has_validation_errors(), "the bench's own table is valid"
+    return elapsed, peak / 2**20, result.totals
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    rows = parser.parse_args().rows
+    body = carrier_table(rows)
+    print(f"{rows} rows, {len(body) / 2**20:.1f} MB of CSV")
+    with transaction.atomic():
+        company = Company.objects.create(name="Rates bench", slug=f"rates-bench-{os.getpid()}")
+        tariff = Tariff.objects.create(company=company, name="bench")
+        for label in ("new", "update"):
+            elapsed, peak, totals = timed_import(tariff, body)
+            print(
+                f"{label:>6}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, peak {peak:6.1f} MB, {totals}"
+            )
+        transaction.set_rollback(True)  # leave the database as it was
+
+
+if __name__ == "__main__":
+    main()

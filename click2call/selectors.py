@@ -1,0 +1,139 @@
+"""Reads for click2call's portal pages and exports, each scoped to one company."""
+
+import dataclasses
+import datetime as dt
+
+from django.db.models import Count, Prefetch, Q
+
+from click2call.models import (
+    BlockedPrefix,
+    CallAttempt,
+    CallComment,
+    CallRequest,
+    Campaign,
+    CommentField,
+    CommentType,
+    Operator,
+    Rate,
+    Tariff,
+)
+from telephony.models import CallRecord
+
+APP = "click2call"
+
+
+def call_requests_for_company(
+    *,
+    company,
+    status: str = "",
+    campaign: Campaign | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    direction: str = "",
+):
+    """The company's call requests, newest first; dates are days in the company's time zone, and
+    `direction` matches part of the destination, country, region or carrier ("Orange", "Paris", "FR")."""
+    requests = CallRequest.objects.filter(company=company).select_related("campaign")
+    if status:
+        requests = requests.filter(status=status)
+    if campaign:
+        requests = requests.filter(campaign=campaign)
+    if start:
+        requests = requests.filter(created_at__date__gte=start)
+    if end:
+        requests = requests.filter(created_at__date__lte=end)
+    if direction:
+        requests = requests.filter(
+            Q(destination__icontains=direction)
+            | Q(country__iexact=direction)
+            | Q(region__icontains=direction)
+            | Q(carrier__icontains=direction)
+        )
+    return requests.order_by("-created_at", "-id")
+
+
+@dataclasses.dataclass
+class AttemptLegs:
+    attempt: CallAttempt
+    first: CallRecord | None
+    second: CallRecord | None
+
+
+def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
+    """Each try with its two real calls: the first party's leg, and the leg it dialed (its child)."""
+    attempts = list(request.attempts.select_related("requested_by"))
+    refs = {attempt.app_ref: attempt for attempt in attempts}
+    records = CallRecord.objects.filter(company=request.company_id, app=APP, app_ref__in=refs).order_by(
+        "started_at", "id"
+    )
+    firsts, seconds = {}, {}
+    for record in records:
+        if record.parent_id is None:
+            firsts.setdefault(record.app_ref, record)
+        else:
+            seconds.setdefault(record.parent_id, record)
+    legs = []
+    for attempt in attempts:
+        first = firsts.get(attempt.app_ref)
+        legs.append(AttemptLegs(attempt, first, seconds.get(first.pk) if first else None))
+    return legs
+
+
+def call_comments_of(*, request: CallRequest):
+    return request.comments.select_related("comment_type", "author").prefetch_related("comment_type__fields")
+
+
+def call_requests_with_comments(*, requests):
+    """The requests with their comments in two more queries, for the CSV export."""
+    return requests.prefetch_related(
+        Prefetch("comments", queryset=CallComment.objects.select_related("comment_type"))
+    )
+
+
+def comment_columns(*, company) -> list[tuple[str, str]]:
+    """(type name, field name) of every field of the company's comment types, in their order."""
+    fields = CommentField.objects.filter(comment_type__company=company).select_related("comment_type")
+    return [
+        (field.comment_type.name, field.name)
+        for field in fields.order_by("comment_type__name", "position", "id")
+    ]
+
+
+def comment_types_for_company(*, company, active_only: bool = False):
+    types = CommentType.objects.filter(company=company).prefetch_related("fields")
+    return types.filter(active=True) if active_only else types
+
+
+def campaigns_for_company(*, company):
+    return (
+        Campaign.objects.filter(company=company)
+        .select_related("tariff", "server")
+        .annotate(request_count=Count("requests"))
+        .order_by("-active", "name")
+    )
+
+
+def campaign_operators(*, campaign: Campaign):
+    return campaign.campaignoperator_set.select_related("operator").order_by("position", "id")
+
+
+def operators_for_company(*, company):
+    return Operator.objects.filter(company=company).order_by("-active", "name")
+
+
+def tariffs_for_company(*, company):
+    return Tariff.objects.filter(company=company).annotate(rate_count=Count("rates")).order_by("name")
+
+
+def rates_of_tariff(*, tariff: Tariff, prefix: str = ""):
+    """A tariff's rates by prefix; `prefix` finds the rates starting with those digits and the shorter
+    prefixes that would rate such a number."""
+    rates = Rate.objects.filter(tariff=tariff)
+    if prefix:
+        shorter = [prefix[:n] for n in range(1, len(prefix))]
+        rates = rates.filter(Q(prefix__startswith=prefix) | Q(prefix__in=shorter))
+    return rates.order_by("prefix")
+
+
+def blocked_prefixes_for_company(*, company):
+    return BlockedPrefix.objects.filter(company=company).order_by("prefix")

@@ -1,0 +1,140 @@
+"""The staff admin of click2call: every model listed and searched, requests and attempts read-only
+evidence, rates imported into the tariff the import form names."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from click2call.models import CallAttempt, CallRequest
+from tests.click2call.portal_factories import (
+    BlockedPrefixFactory,
+    CallAttemptFactory,
+    CallRequestFactory,
+    CommentTypeFactory,
+    OperatorFactory,
+    RateFactory,
+    TariffFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [
+    "operator",
+    "campaign",
+    "tariff",
+    "rate",
+    "blockedprefix",
+    "callrequest",
+    "callattempt",
+    "commenttype",
+    "callcomment",
+]
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_changelist_answers_and_searches(admin_client, model):
+    attempt = CallAttemptFactory()
+    OperatorFactory(company=attempt.request.company)
+    RateFactory(tariff=attempt.request.campaign.tariff)
+    BlockedPrefixFactory(company=attempt.request.company)
+    CommentTypeFactory(company=attempt.request.company)
+    changelist = reverse(f"admin:click2call_{model}_changelist")
+    assert admin_client.get(changelist).status_code == 200
+    assert admin_client.get(changelist, {"q": "=+33"}).status_code == 200
+
+
+def test_call_request_is_found_by_number(admin_client):
+    call = CallRequestFactory(number="+33612345678")
+    CallRequestFactory(number="+33698765432")
+    body = admin_client.get(reverse("admin:click2call_callrequest_changelist"), {"q": "+33612345678"})
+    assert "+33612345678" in body.content.decode() and "+33698765432" not in body.content.decode()
+    assert admin_client.get(reverse("admin:click2call_callrequest_change", args=[call.pk])).status_code == 200
+
+
+def test_requests_and_attempts_are_read_only_evidence(admin_client):
+    attempt = CallAttemptFactory()
+    assert admin_client.get(reverse("admin:click2call_callrequest_add")).status_code == 403
+    assert admin_client.get(reverse("admin:click2call_callattempt_add")).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:click2call_callattempt_delete", args=[attempt.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    admin_client.post(
+        reverse("admin:click2call_callrequest_change", args=[attempt.request.pk]), {"status": "COMPLETED"}
+    )
+    attempt.request.refresh_from_db()
+    assert attempt.request.status == CallRequest.Status.FAILED_USER
+    assert CallAttempt.objects.filter(pk=attempt.pk).exists()
+
+
+def test_campaign_with_requests_cannot_be_deleted(admin_client):
+    call = CallRequestFactory()
+    url = reverse("admin:click2call_campaign_delete", args=[call.campaign.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    assert call.campaign.__class__.objects.filter(pk=call.campaign.pk).exists()
+
+
+def test_rates_are_imported_into_the_chosen_tariff(admin_client):
+    tariff, other = TariffFactory(), TariffFactory()
+    RateFactory(tariff=tariff, prefix="33", destination="France", price="0.01")
+    body = b"prefix,destination,price\n33,France fixed,0.02\n336,France mobile,0.03\n"
+    response = admin_client.post(
+        reverse("admin:click2call_rate_import"),
+        {
+            "resource": "0",
+            "format": "0",
+            "tariff": tariff.pk,
+            "import_file": SimpleUploadedFile("r.csv", body),
+        },
+    )
+    assert response.status_code == 200
+    confirm = response.context["confirm_form"]
+    assert confirm is not None, response.content.decode()[:2000]
+    response = admin_client.post(reverse("admin:click2call_rate_process_import"), confirm.initial)
+    assert response.status_code == 302
+    assert dict(tariff.rates.values_list("prefix", "price")) == {
+        "33": Decimal("0.02"),
+        "336": Decimal("0.03"),
+    }
+    assert not other.rates.exists()
+
+
+def test_rate_import_with_a_bad_row_is_shown_and_changes_nothing(admin_client):
+    tariff = TariffFactory()
+    body = b"prefix,destination,price\n33,France,0.02\n3x,Bad,0.03\n"
+    response = admin_client.post(
+        reverse("admin:click2call_rate_import"),
+        {
+            "resource": "0",
+            "format": "0",
+            "tariff": tariff.pk,
+            "import_file": SimpleUploadedFile("r.csv", body),
+        },
+    )
+    assert response.status_code == 200
+    assert "not a prefix" in response.content.decode()
+    assert not tariff.rates.exists()
+
+
+def test_secret_key_action_shows_the_key_once(admin_client):
+    call = CallRequestFactory()
+    response = admin_client.post(
+        reverse("admin:click2call_campaign_changelist"),
+        {"action": "rotate_secret_key", "_selected_action": [call.campaign.pk]},
+        follow=True,
+    )
+    call.campaign.refresh_from_db()
+    text = response.content.decode()
+    start = text.index("shown only this once: ") + len("shown only this once: ")
+    key = text[start : text.index("<", start)].strip()
+    assert call.campaign.secret_key_matches(key)
