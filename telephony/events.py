@@ -10,32 +10,6 @@ import datetime as dt
 
 from telephony.models import CallRecord
 
-SNAPSHOT_FIELDS = [
-    "id",
-    "uniqueid",
-    "linkedid",
-    "parent_id",
-    "server_id",
-    "company_id",
-    "app",
-    "app_ref",
-    "channel",
-    "caller",
-    "callee",
-    "direction",
-    "state",
-    "started_at",
-    "answered_at",
-    "bridged_at",
-    "ended_at",
-    "duration",
-    "billsec",
-    "disposition",
-    "bridge_id",
-    "hangup_cause",
-    "hangup_cause_text",
-]
-
 
 @dataclasses.dataclass(frozen=True)
 class CallSnapshot:
@@ -65,7 +39,10 @@ class CallSnapshot:
 
     @classmethod
     def of(cls, record: CallRecord) -> "CallSnapshot":
-        return cls(**{name: getattr(record, name) for name in SNAPSHOT_FIELDS})
+        return cls(**{field.name: getattr(record, field.name) for field in _SNAPSHOT_FIELDS})
+
+
+_SNAPSHOT_FIELDS = dataclasses.fields(CallSnapshot)
 
 
 @dataclasses.dataclass(frozen=True)
