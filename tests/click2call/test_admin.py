@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from click2call.models import CallAttempt, CallRequest
-from tests.click2call.portal_factories import (
+from tests.click2call.factories import (
     BlockedPrefixFactory,
     CallAttemptFactory,
     CallRequestFactory,
@@ -60,7 +60,7 @@ def test_call_request_is_found_by_number(admin_client):
 
 
 def test_requests_and_attempts_are_read_only_evidence(admin_client):
-    attempt = CallAttemptFactory()
+    attempt = CallAttemptFactory(request__status="FAILED_USER", status="FAILED_USER")
     assert admin_client.get(reverse("admin:click2call_callrequest_add")).status_code == 403
     assert admin_client.get(reverse("admin:click2call_callattempt_add")).status_code == 403
     assert (

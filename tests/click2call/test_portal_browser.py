@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from click2call.models import CallRequest
-from tests.click2call.portal_factories import CallRequestFactory, CampaignFactory
+from tests.click2call.factories import CallRequestFactory, CampaignFactory
 from tests.factories import CompanyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
