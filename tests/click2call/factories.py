@@ -1,6 +1,7 @@
 """Click2call's test data. Campaigns call from France by default (`06 12 34 56 78`), and
 their tariff also rates the simulator's phones as US numbers: `+1 212 555 1001` is a valid
-number whose last seven digits are the test phone 5551001."""
+number whose last seven digits are the test phone 5551001. A tariff made on its own has only
+the rates it is given."""
 
 from decimal import Decimal
 
@@ -9,16 +10,19 @@ import factory
 from click2call.models import (
     BlockedPrefix,
     CallAttempt,
+    CallComment,
     CallRequest,
     Campaign,
     CampaignOperator,
+    CommentField,
+    CommentType,
     Operator,
     Rate,
     Tariff,
     hash_secret_key,
 )
 
-# The tariff every TariffFactory gets: prefix -> (destination, price per minute).
+# A campaign's tariff: prefix -> (destination, price per minute).
 RATES = {
     "33": ("France", Decimal("0.05000")),
     "336": ("France - Mobile", Decimal("0.12000")),
@@ -38,11 +42,11 @@ class TariffFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def rates(obj, create, extracted, **kwargs):
-        """RATES, or the dict passed as rates={prefix: (destination, price)}."""
-        if create:
+        """The rates passed as rates={prefix: (destination, price)}."""
+        if create and extracted:
             Rate.objects.bulk_create(
                 Rate(tariff=obj, prefix=prefix, destination=destination, price=price)
-                for prefix, (destination, price) in (RATES if extracted is None else extracted).items()
+                for prefix, (destination, price) in extracted.items()
             )
 
 
@@ -50,7 +54,8 @@ class RateFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Rate
 
-    tariff = factory.SubFactory(TariffFactory, rates={})
+    tariff = factory.SubFactory(TariffFactory)
+    # Germany: a prefix no campaign's RATES has.
     prefix = factory.Sequence(lambda n: f"49{n}")
     destination = "Germany"
     price = Decimal("0.03000")
@@ -71,11 +76,12 @@ class OperatorFactory(factory.django.DjangoModelFactory):
 
     company = factory.SubFactory("tests.factories.CompanyFactory")
     name = factory.Sequence(lambda n: f"Operator {n}")
-    number = "5552001"
+    number = "5552001"  # the simulator's company phone that answers after 1 s and talks 2 s
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):
-    """A campaign with an operator; its secret key in plain is `campaign.secret_key` (tests only)."""
+    """A campaign with an operator (`with_operator=False`: none); its secret key in plain is
+    `campaign.secret_key` (tests only)."""
 
     class Meta:
         model = Campaign
@@ -84,7 +90,7 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     company = factory.SubFactory("tests.factories.CompanyFactory")
     name = factory.Sequence(lambda n: f"Campaign {n}")
     server = factory.SubFactory("tests.telephony.factories.PbxServerFactory")
-    tariff = factory.SubFactory(TariffFactory, company=factory.SelfAttribute("..company"))
+    tariff = factory.SubFactory(TariffFactory, company=factory.SelfAttribute("..company"), rates=RATES)
     allowed_origins = "https://shop.example.com\nhttps://www.example.com/"
     default_country = "FR"
     redial_pause = 10
@@ -105,14 +111,20 @@ class CampaignFactory(factory.django.DjangoModelFactory):
 
 
 class CallRequestFactory(factory.django.DjangoModelFactory):
+    """A pending request from a French mobile; each one another number, so that open requests
+    of one campaign do not collide."""
+
     class Meta:
         model = CallRequest
 
     campaign = factory.SubFactory(CampaignFactory)
     company = factory.SelfAttribute("campaign.company")
-    number = FRENCH_MOBILE
+    number = factory.Sequence(lambda n: f"+336123{n:05d}")
     name = "Ana Visitor"
     consent = True
+    destination = "France - Mobile"
+    country = "FR"
+    carrier = "Orange"
 
 
 class CallAttemptFactory(factory.django.DjangoModelFactory):
@@ -124,3 +136,27 @@ class CallAttemptFactory(factory.django.DjangoModelFactory):
     first_party = Campaign.FirstParty.VISITOR
     status = CallAttempt.Status.DIALING
     channel_id = factory.Sequence(lambda n: f"c2c-test-{n}")
+
+
+class CommentTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CommentType
+
+    company = factory.SubFactory("tests.factories.CompanyFactory")
+    name = factory.Sequence(lambda n: f"Outcome {n}")
+
+
+class CommentFieldFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CommentField
+
+    comment_type = factory.SubFactory(CommentTypeFactory)
+    name = factory.Sequence(lambda n: f"field{n}")
+
+
+class CallCommentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CallComment
+
+    request = factory.SubFactory(CallRequestFactory)
+    comment_type = factory.SubFactory(CommentTypeFactory, company=factory.SelfAttribute("..request.company"))

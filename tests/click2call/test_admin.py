@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from click2call.models import CallAttempt, CallRequest
-from tests.click2call.portal_factories import (
+from tests.click2call.factories import (
     BlockedPrefixFactory,
     CallAttemptFactory,
     CallRequestFactory,
@@ -60,7 +60,7 @@ def test_call_request_is_found_by_number(admin_client):
 
 
 def test_requests_and_attempts_are_read_only_evidence(admin_client):
-    attempt = CallAttemptFactory()
+    attempt = CallAttemptFactory(request__status="FAILED_USER", status="FAILED_USER")
     assert admin_client.get(reverse("admin:click2call_callrequest_add")).status_code == 403
     assert admin_client.get(reverse("admin:click2call_callattempt_add")).status_code == 403
     assert (
@@ -84,11 +84,9 @@ def test_campaign_with_requests_cannot_be_deleted(admin_client):
     assert call.campaign.__class__.objects.filter(pk=call.campaign.pk).exists()
 
 
-def test_rates_are_imported_into_the_chosen_tariff(admin_client):
-    tariff, other = TariffFactory(), TariffFactory()
-    RateFactory(tariff=tariff, prefix="33", destination="France", price="0.01")
-    body = b"prefix,destination,price\n33,France fixed,0.02\n336,France mobile,0.03\n"
-    response = admin_client.post(
+def rates_import(admin_client, tariff, body: bytes):
+    """The admin's import form, a CSV into `tariff`: the preview (or the errors)."""
+    return admin_client.post(
         reverse("admin:click2call_rate_import"),
         {
             "resource": "0",
@@ -97,6 +95,13 @@ def test_rates_are_imported_into_the_chosen_tariff(admin_client):
             "import_file": SimpleUploadedFile("r.csv", body),
         },
     )
+
+
+def test_rates_are_imported_into_the_chosen_tariff(admin_client):
+    tariff, other = TariffFactory(), TariffFactory()
+    RateFactory(tariff=tariff, prefix="33", destination="France", price="0.01")
+    body = b"prefix,destination,price\n33,France fixed,0.02\n336,France mobile,0.03\n"
+    response = rates_import(admin_client, tariff, body)
     assert response.status_code == 200
     confirm = response.context["confirm_form"]
     assert confirm is not None, response.content.decode()[:2000]
@@ -112,15 +117,7 @@ def test_rates_are_imported_into_the_chosen_tariff(admin_client):
 def test_rate_import_with_a_bad_row_is_shown_and_changes_nothing(admin_client):
     tariff = TariffFactory()
     body = b"prefix,destination,price\n33,France,0.02\n3x,Bad,0.03\n"
-    response = admin_client.post(
-        reverse("admin:click2call_rate_import"),
-        {
-            "resource": "0",
-            "format": "0",
-            "tariff": tariff.pk,
-            "import_file": SimpleUploadedFile("r.csv", body),
-        },
-    )
+    response = rates_import(admin_client, tariff, body)
     assert response.status_code == 200
     assert "not a prefix" in response.content.decode()
     assert not tariff.rates.exists()

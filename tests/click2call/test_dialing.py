@@ -2,92 +2,31 @@
 by the Celery task's service into [platform-click2call], the message, the second party, the
 outcome decided by click2call.pbx from the legs, retries, call backs, a task that died."""
 
-from decimal import Decimal
-from pathlib import Path
-
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator, Operator, Rate, Tariff
-from click2call.pbx import ClickToCall
+from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator, Operator
 from click2call.services import dialing
 from click2call.services.rating import NumberRefused
 from click2call.services.requests import call_request_create
 from click2call.tasks import dial_attempt, dial_callback, dial_due
-from pbxsim.harness import free_port, running_pbxsim
-from telephony.facade import facade
-from telephony.models import CallRecord, DialRoute, PbxServer
+from telephony.models import CallRecord
 from telephony.services import originate as originate_services
-from telephony.testing import ListeningApp, contract_dialplans, pbx_process, wait_for
-from tests.factories import CompanyFactory, UserFactory
-from tests.telephony.conftest import MANAGER_USERS, SCALE
-from tests.telephony.factories import PbxServerFactory
+from telephony.testing import wait_for
+from tests.click2call.conftest import (
+    OPERATOR_BUSY,
+    OPERATOR_NEVER_ANSWERS,
+    OPERATOR_STAYS,
+    OPERATOR_TALKS,
+    VISITOR_BUSY,
+    VISITOR_HANGS_UP_IN_MESSAGE,
+    VISITOR_TALKS,
+    VISITOR_WAITS,
+)
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-C2C_PHONES = Path(__file__).with_name("extensions_c2c.conf")
-# +336123450NN rings the test phone 55510NN (extensions_c2c.conf).
-VISITOR_TALKS = "+33612345001"  # answers after 1 s, talks 2 s
-VISITOR_BUSY = "+33612345002"
-VISITOR_HANGS_UP_IN_MESSAGE = "+33612345008"  # answers after 1 s, hangs up 0.5 s later
-VISITOR_WAITS = "+33612345010"  # answers after 1 s, stays 30 s
-OPERATOR_TALKS = "5552001"  # answers after 1 s, talks 2 s
-OPERATOR_BUSY = "5552002"
-OPERATOR_NEVER_ANSWERS = "5552003"
-OPERATOR_STAYS = "5552005"
-
-
-@pytest.fixture
-def sim(tmp_path):
-    agi_port = free_port()
-    with running_pbxsim(
-        dialplans=[*contract_dialplans(tmp_path, agi_port), C2C_PHONES],
-        manager_users=MANAGER_USERS,
-        time_scale=SCALE,
-    ) as sim:
-        sim.agi_port = agi_port
-        yield sim
-
-
-@pytest.fixture
-def server(sim):
-    server = PbxServerFactory(ami_port=sim.port, agi_bind_port=sim.agi_port)
-    DialRoute.objects.create(server=server, name="c2c", template="Local/{number}@c2c-test-phones")
-    return server
-
-
-@pytest.fixture
-def make_campaign(server):
-    def make(operators=(OPERATOR_TALKS,), **fields):
-        company = CompanyFactory()
-        tariff = Tariff.objects.create(company=company, name="standard")
-        Rate.objects.create(tariff=tariff, prefix="336", destination="France - Mobile", price=Decimal("0.1"))
-        campaign = Campaign.objects.create(
-            company=company,
-            name="spring",
-            server=server,
-            route="c2c",
-            tariff=tariff,
-            **{"ring_timeout": 5, "redial_count": 0, **fields},
-        )
-        for position, number in enumerate(operators):
-            operator = Operator.objects.create(company=company, name=f"op {number}", number=number)
-            CampaignOperator.objects.create(campaign=campaign, operator=operator, position=position)
-        return campaign
-
-    return make
-
-
-@pytest.fixture
-def pbx(server):
-    """The pbx process with click2call, connected; .heard keeps the OriginateResponses."""
-    ears = ListeningApp(ami_events={"OriginateResponse"})
-    with pbx_process([server], apps=[ClickToCall(), ears]) as runner:
-        wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
-        runner.heard = ears.events
-        yield runner
-    facade.close()  # the tasks' AMI session to this test's simulator
 
 
 def request_for(campaign, number):

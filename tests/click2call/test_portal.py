@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from click2call.models import BlockedPrefix, CallComment, CallRequest, Campaign, CampaignOperator, Rate
-from tests.click2call.portal_factories import (
+from click2call.models import BlockedPrefix, CallRequest, Campaign, CampaignOperator, Rate
+from tests.click2call.factories import (
     BlockedPrefixFactory,
     CallAttemptFactory,
+    CallCommentFactory,
     CallRequestFactory,
     CampaignFactory,
     CommentFieldFactory,
@@ -121,10 +122,8 @@ def test_call_csv_has_a_column_per_comment_field_and_is_formula_safe(
     kind = CommentTypeFactory(company=company, name="Sale")
     CommentFieldFactory(comment_type=kind, name="amount", kind="number")
     CommentFieldFactory(comment_type=kind, name="remark")
-    CallComment.objects.create(
-        request=call, comment_type=kind, values={"amount": "12.5", "remark": "@SUM(A1)"}
-    )
-    CallComment.objects.create(request=call, comment_type=kind, values={"amount": "3"})
+    CallCommentFactory(request=call, comment_type=kind, values={"amount": "12.5", "remark": "@SUM(A1)"})
+    CallCommentFactory(request=call, comment_type=kind, values={"amount": "3"})
 
     response = logged_in.get(url("calls", company), {"format": "csv"})
     assert response["Content-Disposition"].startswith("attachment")
@@ -573,8 +572,7 @@ def test_other_company_objects_are_404_under_own_slug(logged_in, company):
         == 404
     )
     assert logged_in.post(url("campaign-secret-key", company, campaign.pk)).status_code == 404
-    campaign.refresh_from_db()
-    assert campaign.secret_key_hash == ""
+    assert Campaign.objects.get(pk=campaign.pk).secret_key_matches(campaign.secret_key)
 
 
 def test_anonymous_is_sent_to_login(client, company):

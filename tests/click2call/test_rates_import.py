@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from click2call.models import Rate
 from click2call.resources import RateResource
-from tests.click2call.portal_factories import RateFactory, TariffFactory
+from tests.click2call.factories import RateFactory, TariffFactory
 from tests.hostile import HOSTILE_STRINGS
 from tests.tenancy import assert_other_company_gets_404
 
