@@ -13,8 +13,8 @@ from click2call.models import (
     Rate,
     Tariff,
 )
+from click2call.selectors import campaign_placement
 from click2call.services.comments import MAX_TEXT, comment_values_clean
-from telephony.models import PbxServer
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024  # 10^5 rates are about 4 MB of CSV
 
@@ -38,8 +38,6 @@ class CampaignForm(forms.ModelForm):
             "name",
             "active",
             "tariff",
-            "server",
-            "route",
             "first_party",
             "ringing",
             "message_sound",
@@ -58,7 +56,20 @@ class CampaignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.company = company
         self.fields["tariff"].queryset = Tariff.objects.filter(company=company)
-        self.fields["server"].queryset = PbxServer.objects.filter(enabled=True)
+
+    def clean(self):
+        # The PBX server and its dial route are the operator's to set (the admin): a company never
+        # sees the platform's servers. A new campaign goes where the company's calls already go.
+        cleaned = super().clean()
+        if self.instance.server_id is None:
+            placed = campaign_placement(company=self.instance.company)
+            if placed is None:
+                raise forms.ValidationError(
+                    "No PBX server is set up for your company yet: ask your operator to create your first "
+                    "campaign in the admin."
+                )
+            self.instance.server, self.instance.route = placed
+        return cleaned
 
 
 class CampaignOperatorsForm(forms.Form):

@@ -17,7 +17,7 @@ from click2call.models import (
     Rate,
     Tariff,
 )
-from telephony.models import CallRecord
+from telephony.models import CallRecord, PbxServer
 
 APP = "click2call"
 
@@ -137,3 +137,13 @@ def rates_of_tariff(*, tariff: Tariff, prefix: str = ""):
 
 def blocked_prefixes_for_company(*, company):
     return BlockedPrefix.objects.filter(company=company).order_by("prefix")
+
+
+def campaign_placement(*, company) -> tuple[PbxServer, str] | None:
+    """Where a company's new campaign dials: like its latest campaign, or on the platform's one
+    enabled PBX server when there is just one; None when the operator must decide."""
+    latest = Campaign.objects.filter(company=company).select_related("server").order_by("-created_at").first()
+    if latest is not None:
+        return latest.server, latest.route
+    servers = list(PbxServer.objects.filter(enabled=True)[:2])
+    return (servers[0], "default") if len(servers) == 1 else None
