@@ -37,16 +37,15 @@ def call_request_create(
         "origin": origin[:200],
         "client_address": client_address,
     }
-    open_request = CallRequest.objects.filter(campaign=campaign, number=e164, status__in=CallRequest.OPEN)
-    existing = open_request.first()
-    if existing:
-        return existing, False
+    # Insert first: most posts are a new number, and the unique constraint on open requests
+    # finds the repeat one without a lookup on every post.
     try:
         with transaction.atomic():
             request = CallRequest.objects.create(campaign=campaign, number=e164, **fields)
             from click2call.tasks import dial_attempt  # tasks import this module
 
             dial_attempt.delay_on_commit(request.pk)
-    except IntegrityError:  # the same number, posted twice at once: the other post won
+    except IntegrityError:  # that number has a request in progress (perhaps posted at the same moment)
+        open_request = CallRequest.objects.filter(campaign=campaign, number=e164, status__in=CallRequest.OPEN)
         return open_request.get(), False
     return request, True
