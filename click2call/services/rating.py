@@ -41,52 +41,56 @@ def number_prefixes(number: str) -> list[str]:
     return [digits[:n] for n in range(1, min(len(digits), MAX_PREFIX) + 1)]
 
 
-def _prefix_rows(model, *, owner: str, owner_id: int, columns: list[str], number: str) -> list[tuple]:
-    """`columns` of the model's rows whose prefix starts `number`, longest first: one query on the
-    (owner, prefix) unique index, in plain SQL because building it through the ORM took longer
-    than the database took to answer it (bench/click2call_bench.py)."""
+def _prefix_rows(number: str, *, company_id: int | None = None, tariff_id: int | None = None) -> list[tuple]:
+    """(kind, prefix, id, destination, price) of the company's blocked prefixes ("blocked") and of
+    the tariff's rates ("rate") that `number` starts with: one query on the (owner, prefix) unique
+    indexes. Plain SQL, because building it through the ORM took longer than the database took to
+    answer it (bench/click2call_bench.py)."""
     prefixes = number_prefixes(number)
     if not prefixes:
         return []
     qn = connection.ops.quote_name
-    sql = (
-        f"SELECT {', '.join(map(qn, columns))} FROM {qn(model._meta.db_table)} "
-        f"WHERE {qn(owner)} = %s AND {qn('prefix')} IN ({', '.join(['%s'] * len(prefixes))}) "
-        f"ORDER BY LENGTH({qn('prefix')}) DESC"
-    )
+    keys = ", ".join(["%s"] * len(prefixes))
+    selects, params = [], []
+    if company_id is not None:
+        selects.append(
+            f"SELECT 'blocked', {qn('prefix')}, NULL, NULL, NULL FROM {qn(BlockedPrefix._meta.db_table)} "
+            f"WHERE {qn('company_id')} = %s AND {qn('prefix')} IN ({keys})"
+        )
+        params += [company_id, *prefixes]
+    if tariff_id is not None:
+        selects.append(
+            f"SELECT 'rate', {qn('prefix')}, {qn('id')}, {qn('destination')}, {qn('price')} "
+            f"FROM {qn(Rate._meta.db_table)} WHERE {qn('tariff_id')} = %s AND {qn('prefix')} IN ({keys})"
+        )
+        params += [tariff_id, *prefixes]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [owner_id, *prefixes])
+        cursor.execute(" UNION ALL ".join(selects), params)
         return cursor.fetchall()
+
+
+def _longest(rows: list[tuple], kind: str) -> tuple | None:
+    return max((row for row in rows if row[0] == kind), key=lambda row: len(row[1]), default=None)
+
+
+def _rate_of(row: tuple, tariff_id: int) -> Rate:
+    _, prefix, pk, destination, price = row
+    # SQLite hands a decimal column back as a number; its repr is the shortest exact decimal.
+    price = price if isinstance(price, Decimal) else Decimal(repr(price)).quantize(PRICE_PLACES)
+    return Rate(id=pk, tariff_id=tariff_id, prefix=prefix, destination=destination, price=price)
 
 
 def blocked_prefix_find(*, company, number: str) -> str | None:
     """The longest of the company's blocked prefixes that `number` starts with."""
-    rows = _prefix_rows(
-        BlockedPrefix,
-        owner="company_id",
-        owner_id=getattr(company, "pk", company),
-        columns=["prefix"],
-        number=number,
-    )
-    return rows[0][0] if rows else None
+    row = _longest(_prefix_rows(number, company_id=getattr(company, "pk", company)), "blocked")
+    return row[1] if row else None
 
 
 def rate_find(*, tariff: Tariff | int, number: str) -> Rate | None:
     """The rate of the longest prefix of `number` in the tariff: one indexed query of at most 15 keys."""
     tariff_id = getattr(tariff, "pk", tariff)
-    rows = _prefix_rows(
-        Rate,
-        owner="tariff_id",
-        owner_id=tariff_id,
-        columns=["id", "prefix", "destination", "price"],
-        number=number,
-    )
-    if not rows:
-        return None
-    pk, prefix, destination, price = rows[0]
-    # SQLite hands a decimal column back as a float; its repr is the shortest exact decimal.
-    price = price if isinstance(price, Decimal) else Decimal(repr(price)).quantize(PRICE_PLACES)
-    return Rate(id=pk, tariff_id=tariff_id, prefix=prefix, destination=destination, price=price)
+    row = _longest(_prefix_rows(number, tariff_id=tariff_id), "rate")
+    return _rate_of(row, tariff_id) if row else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +114,11 @@ def direction_of(*, number: str, rate: Rate | None) -> Direction:
 
 def number_rate(*, campaign, number: str) -> tuple[Rate, Direction]:
     """Refuse a blocked or unrated destination (422), else its rate and direction."""
-    if blocked_prefix_find(company=campaign.company_id, number=number):
+    rows = _prefix_rows(number, company_id=campaign.company_id, tariff_id=campaign.tariff_id)
+    if _longest(rows, "blocked"):
         raise NumberRefused("blocked_prefix", "Calls to this number are not allowed.", status=422)
-    rate = rate_find(tariff=campaign.tariff_id, number=number)
-    if rate is None:
+    row = _longest(rows, "rate")
+    if row is None:
         raise NumberRefused("unsupported_destination", "This destination is not served.", status=422)
+    rate = _rate_of(row, campaign.tariff_id)
     return rate, direction_of(number=number, rate=rate)
