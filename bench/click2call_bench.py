@@ -11,7 +11,8 @@ the throttles raised so they never answer 429) on bench/c2c_settings.py, whose U
 bare JSON view, and drives both with the same 32 connections, in interleaved rounds.
 (b) times `rate_find` on a tariff of 100,000 random prefixes, beside the ORM query it
 replaced. Goals: the POST at >= 30% of the bare view's rate, p99 < 50 ms, no error; the
-lookup's p99 < 1 ms. Prints figures, asserts nothing.
+lookup's p99 < 1 ms. (c) times a throttle's write on the embedded file cache holding many
+keys, Django's backend beside config.cache.FileCache. Prints figures, asserts nothing.
 """
 
 import argparse
@@ -222,12 +223,39 @@ def orm_rate_find(*, tariff, number):
     return max(rates, key=lambda rate: len(rate.prefix), default=None)
 
 
+# -- (c) the embedded cache ------------------------------------------------------------------------
+
+
+def bench_file_cache(*, keys, adds):
+    """A throttle's `add` on the file cache holding `keys` entries: Django's backend against ours."""
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    from config.cache import FileCache
+
+    print(f"(c) the embedded file cache: {adds} throttle adds with {keys} entries present")
+    for label, backend in (
+        ("FileBasedCache (before)", FileBasedCache),
+        ("config.cache.FileCache", FileCache),
+    ):
+        with tempfile.TemporaryDirectory() as location:
+            cache = backend(location, {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+            for n in range(keys):
+                cache.set(f"present-{n}", 1, 3600)
+            times = []
+            for n in range(adds):
+                started = time.perf_counter()
+                cache.add(f"visitor-{n}", 1, 3600)
+                times.append(time.perf_counter() - started)
+        print(f"    {label:30} p50 {ms(statistics.median(times))}  p99 {ms(percentile(times, 0.99))}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of load per view")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
     parser.add_argument("--prefixes", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--cache-keys", type=int, default=10_000, help="entries in the file cache for (c)")
     args = parser.parse_args()
     bench_database_name(connection, Path(tempfile.mkdtemp()))
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -235,6 +263,7 @@ def main():
     try:
         campaign = campaign_create()
         bench_rate_lookup(campaign, prefixes=args.prefixes, lookups=args.lookups)
+        bench_file_cache(keys=args.cache_keys, adds=500)
         connection.close()  # gunicorn's workers write to the same database
         bench_banner(campaign, rounds=args.rounds, seconds=args.seconds)
     finally:

@@ -1,28 +1,38 @@
 """How long, and how much memory, importing a carrier's table of rates into a tariff takes.
 
     DEBUG=1 .venv/bin/python bench/click2call_rates_bench.py [--rows 100000]
+    BENCH_EMBEDDED=1 DEBUG=1 .venv/bin/python bench/click2call_rates_bench.py   # on SQLite
 
+On PostgreSQL when it can have it, else SQLite (bench/click2call_services.py), in a throw-away
+database.
 Imports the rows into a fresh tariff through RateResource (as the portal and the admin
-do), then again (every prefix now an update), and prints times and the peak Python memory
+do), then the same file again (every row unchanged, skipped), then with every price changed
+(every prefix an update), and prints times and the peak Python memory
 (tracemalloc). It asserts nothing: the figures depend on the machine and the database.
 """
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from bench.click2call_services import bench_database_name, services_choose
+
+SERVICES = services_choose()
 
 import django  # noqa: E402
 
 django.setup()
 
 import tablib  # noqa: E402
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from accounts.models import Company  # noqa: E402
 from click2call.models import Tariff  # noqa: E402
@@ -55,16 +65,23 @@ def main():
     parser.add_argument("--rows", type=int, default=100_000)
     rows = parser.parse_args().rows
     body = carrier_table(rows)
-    print(f"{rows} rows, {len(body) / 2**20:.1f} MB of CSV")
-    with transaction.atomic():
-        company = Company.objects.create(name="Rates bench", slug=f"rates-bench-{os.getpid()}")
-        tariff = Tariff.objects.create(company=company, name="bench")
-        for label in ("new", "update"):
-            elapsed, peak, totals = timed_import(tariff, body)
-            print(
-                f"{label:>6}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, peak {peak:6.1f} MB, {totals}"
-            )
-        transaction.set_rollback(True)  # leave the database as it was
+    bench_database_name(connection, Path(tempfile.mkdtemp()))
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    print(f"{SERVICES}; {rows} rows, {len(body) / 2**20:.1f} MB of CSV")
+    try:
+        with transaction.atomic():
+            company = Company.objects.create(name="Rates bench", slug="rates-bench")
+            tariff = Tariff.objects.create(company=company, name="bench")
+            for label in ("new", "same", "changed"):
+                if label == "changed":  # a carrier's new table: every price moves
+                    body = body.replace(b",0.", b",1.")
+                elapsed, peak, totals = timed_import(tariff, body)
+                print(
+                    f"{label:>8}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, peak {peak:6.1f} MB, "
+                    f"new {totals['new']}, update {totals['update']}, skip {totals['skip']}"
+                )
+    finally:
+        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
 
 
 if __name__ == "__main__":
