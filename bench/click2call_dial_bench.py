@@ -80,7 +80,7 @@ def idle_cpu(pid: int, *, seconds: float) -> float:
 
 def start_worker():
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-l", "WARNING", "--quiet"]
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-l", "WARNING"]
         + ["--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=PROJECT_DIR,
         env={**os.environ, "DATABASE_URL": database_url()},
@@ -120,11 +120,15 @@ def main():
                     request, _ = call_request_create(campaign=campaign, number=VISITOR_BUSY, consent=True)
                     channel_id = f"c2c-{request.pk}-1"
                     wait_for(
-                        lambda channel_id=channel_id: sent.filter(uniqueid=channel_id).exists(),
+                        lambda channel_id=channel_id: (
+                            sent.filter(uniqueid=channel_id).exists() or worker.poll() is not None
+                        ),
                         timeout=60,
                         interval=0.001,
                         what="the Originate",
                     )
+                    if worker.poll() is not None:
+                        raise SystemExit("the Celery worker stopped")
                     if n:
                         times.append(time.perf_counter() - start)
                     # The open request would take the next one's place: end it as the pbx process would.

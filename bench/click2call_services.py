@@ -8,8 +8,10 @@ the embedded ones, to compare like with like on one machine.
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 # The role and database .ci/run makes on the packaged PostgreSQL.
@@ -38,6 +40,8 @@ def _redis_start() -> str | None:
         stdout=subprocess.DEVNULL,
     )
     atexit.register(lambda: (process.terminate(), process.wait(10)))
+    # A bench stopped with SIGTERM (timeout, kill) stops its Redis too: exit through atexit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -11,6 +11,7 @@ from click2call.resources import RateResource
 from click2call.services.rating import NumberRefused, number_rate, rate_find
 from click2call.services.requests import call_request_create
 from click2call.tasks import dial_attempt
+from config.cache import FileCache
 from tests.click2call.factories import BlockedPrefixFactory, CampaignFactory, RateFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +86,15 @@ def test_an_unchanged_prefix_twice_in_the_file_is_a_row_error_and_nothing_is_wri
     assert [row.number for row in result.invalid_rows] == [3]
     assert "twice in the file" in str(result.invalid_rows[0].error)
     assert list(tariff.rates.values_list("prefix", flat=True)) == ["33"]
+
+
+def test_the_file_cache_culls_expired_entries_first_and_not_on_every_write(tmp_path, monkeypatch):
+    cache = FileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 3}})
+    for n in range(3):
+        cache.set(f"window-{n}", n, timeout=0)  # an expired throttle window
+    monkeypatch.setattr(FileCache, "_next_cull", 0.0)  # a minute since the last cull
+    cache.set("live", 1, timeout=60)  # culls: the expired go, the live count stays
+    assert len(list(tmp_path.iterdir())) == 1 and cache.get("live") == 1
+    for n in range(5):  # within a minute of the last cull: no cull, however many keys
+        cache.set(f"visitor-{n}", 1, timeout=60)
+    assert cache.get("live") == 1 and all(cache.get(f"visitor-{n}") == 1 for n in range(5))
