@@ -80,7 +80,7 @@ def idle_cpu(pid: int, *, seconds: float) -> float:
 
 def start_worker():
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-l", "WARNING"]
+        [sys.executable, "-m", "celery", "-A", "config", "--quiet", "worker", "-P", "solo", "-l", "WARNING"]
         + ["--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=PROJECT_DIR,
         env={**os.environ, "DATABASE_URL": database_url()},
