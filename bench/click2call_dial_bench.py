@@ -1,13 +1,15 @@
 """Click2call: from a banner's request to its first Originate sent, through a Celery worker.
 
     make bench
-    DATABASE_URL=postgres://... DEBUG=1 .venv/bin/python bench/click2call_dial_bench.py --requests 50
+    BENCH_EMBEDDED=1 DEBUG=1 .venv/bin/python bench/click2call_dial_bench.py --requests 50
 
-Creates a throw-away database, starts pbxsim and a Celery worker (solo pool) on the embedded
-broker (kombu's filesystem transport under VAR_DIR), then for each request times
+Runs on PostgreSQL and Redis when it can have them, else SQLite and the embedded broker (kombu's
+filesystem transport under VAR_DIR; see bench/click2call_services.py). Creates a throw-away
+database, starts pbxsim and a Celery worker (solo pool), then for each request times
 call_request_create (what the banner's POST does, queuing the try after commit) until the
 attempt's call record is marked sent, i.e. its Originate is written. Prints p50 and p99; it
-asserts nothing. On the filesystem broker the worker's poll (a second between looks) dominates.
+asserts nothing, then the worker's CPU while idle. On the filesystem broker the worker's poll
+(config/env.py: polling_interval) dominates.
 """
 
 import argparse
@@ -24,6 +26,10 @@ sys.path.insert(0, str(PROJECT_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from bench.click2call_services import bench_database_name, services_choose  # noqa: E402
+
+SERVICES = services_choose()
 
 import django  # noqa: E402
 
@@ -60,9 +66,21 @@ def campaign_on(server):
     return campaign
 
 
+def idle_cpu(pid: int, *, seconds: float) -> float:
+    """The share of a core the process used over `seconds` (Linux /proc)."""
+
+    def ticks():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    before = ticks()
+    time.sleep(seconds)
+    return (ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def start_worker():
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-l", "WARNING", "--quiet"]
+        [sys.executable, "-m", "celery", "-A", "config", "--quiet", "worker", "-P", "solo", "-l", "WARNING"]
         + ["--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=PROJECT_DIR,
         env={**os.environ, "DATABASE_URL": database_url()},
@@ -75,12 +93,9 @@ def main():
     parser.add_argument("--requests", type=int, default=50, help="banner requests, one after the other")
     args = parser.parse_args()
 
-    sqlite = connection.vendor == "sqlite"
-    connection.settings_dict["TEST"]["NAME"] = (
-        str(Path(tempfile.mkdtemp()) / "bench.sqlite3") if sqlite else "bench_click2call"
-    )
+    bench_database_name(connection, Path(tempfile.mkdtemp()))
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    print(f"database: {connection.vendor}")
+    print(SERVICES)
     worker = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,11 +120,15 @@ def main():
                     request, _ = call_request_create(campaign=campaign, number=VISITOR_BUSY, consent=True)
                     channel_id = f"c2c-{request.pk}-1"
                     wait_for(
-                        lambda channel_id=channel_id: sent.filter(uniqueid=channel_id).exists(),
+                        lambda channel_id=channel_id: (
+                            sent.filter(uniqueid=channel_id).exists() or worker.poll() is not None
+                        ),
                         timeout=60,
                         interval=0.001,
                         what="the Originate",
                     )
+                    if worker.poll() is not None:
+                        raise SystemExit("the Celery worker stopped")
                     if n:
                         times.append(time.perf_counter() - start)
                     # The open request would take the next one's place: end it as the pbx process would.
@@ -119,6 +138,8 @@ def main():
                     f"banner request -> first Originate sent, {len(times)} requests through a Celery worker: "
                     f"p50 {percentile(times, 0.5) * 1000:.1f} ms, p99 {percentile(times, 0.99) * 1000:.1f} ms"
                 )
+                time.sleep(1)  # the last task's tail
+                print(f"idle worker: {idle_cpu(worker.pid, seconds=10):.2%} of a core over 10 s")
     finally:
         if worker:
             worker.terminate()

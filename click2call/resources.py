@@ -44,8 +44,8 @@ class PrefixWidget(widgets.CharWidget):
 class RateResource(ExportResource):
     """A tariff's rates: prefix, destination, price. Given a `tariff`, an import fills that tariff only
     (the file needs no tariff column) in bulk: the existing rates are read once, a prefix already there
-    gets the new destination and price, a prefix twice in the file is a row error, and any row error
-    leaves the tariff as it was."""
+    gets the new destination and price (a row that changes nothing is skipped), a prefix twice in the
+    file is a row error, and any row error leaves the tariff as it was."""
 
     prefix = fields.Field(attribute="prefix", column_name="prefix", widget=PrefixWidget())
     destination = fields.Field(attribute="destination", column_name="destination")
@@ -83,6 +83,8 @@ class RateResource(ExportResource):
             )
         dataset.headers = [header.strip().lower() for header in dataset.headers]
         self._existing = {rate.prefix: rate for rate in Rate.objects.filter(tariff=self.tariff)}
+        # What each rate was before the file, so a row that changes nothing is not written again.
+        self._stored = {prefix: (rate.destination, rate.price) for prefix, rate in self._existing.items()}
         self._seen = set()
 
     def get_instance(self, instance_loader, row):
@@ -106,8 +108,38 @@ class RateResource(ExportResource):
         self._seen.add(instance.prefix)
 
     def import_instance(self, instance, row, **kwargs):
-        super().import_instance(instance, row, **kwargs)
-        instance.tariff = self.tariff
+        # The three columns through their widgets, errors reported as import-export does, without
+        # its generic walk over fields (a third of the time of 10^5 rows).
+        errors = {}
+        for field in self.fields.values():
+            try:
+                setattr(instance, field.attribute, field.clean(row))
+            except ValueError as exc:
+                errors[field.attribute] = ValidationError(str(exc), code="invalid")
+        if errors:
+            raise ValidationError(errors)
+
+    def skip_row(self, instance, original, row, import_validation_errors=None):
+        # A carrier's new table changes few of its prefixes: the others are left as they are,
+        # but still count for the check of a prefix twice in the file.
+        unchanged = self._stored.get(instance.prefix) == (instance.destination, instance.price)
+        if import_validation_errors or not unchanged or instance.prefix in self._seen:
+            return False
+        self._seen.add(instance.prefix)
+        return True
+
+    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        # Django's bulk_update writes a CASE per column over the whole batch, which took minutes
+        # for 10^5 rows; deleting the changed rates and inserting them again, ids kept, is two
+        # statements a batch, inside the import's one transaction (all or nothing).
+        if self.update_instances and (using_transactions or not dry_run):
+            try:
+                Rate.objects.filter(pk__in=[rate.pk for rate in self.update_instances]).delete()
+                Rate.objects.bulk_create(self.update_instances, batch_size=batch_size)
+            except Exception as exc:
+                self.handle_import_error(result, exc, raise_errors)
+            finally:
+                self.update_instances.clear()
 
 
 class CallRequestResource(ExportResource):

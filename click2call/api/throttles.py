@@ -2,8 +2,8 @@
 called number, counted in fixed windows on the shared cache (Redis in production), so every
 web process sees the same counts.
 
-A window's count is one `incr` on one key, not DRF's list of request times per client:
-the banner's hot path stays one cache round trip per throttle whatever the rate.
+A window's count is one key, not DRF's list of request times per client: a first request in
+a window is one cache round trip per throttle (`add`), a repeat two (`add`, `incr`).
 """
 
 import hashlib
@@ -37,13 +37,19 @@ class CampaignWindowThrottle(BaseThrottle):
         self.wait_seconds = (window + 1) * period - now
         digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         key = f"c2c-throttle:{self.scope}:{campaign.pk}:{digest}:{period}:{window}"
-        cache.add(key, 0, timeout=period)
+        return self.count(key, period) <= limit
+
+    @staticmethod
+    def count(key: str, period: int) -> int:
+        """This request's place in its window. Most subjects post once (a visitor, a number):
+        `add` opens their window in one round trip; only a repeat pays the second, `incr`."""
+        if cache.add(key, 1, timeout=period):
+            return 1
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
+            return cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr: a new window
             cache.set(key, 1, timeout=period)
-            count = 1
-        return count <= limit
+            return 1
 
     def wait(self):
         return self.wait_seconds

@@ -1,0 +1,100 @@
+"""The banner's fast paths keep their behaviour: the plain-SQL rate lookup, the insert-first
+request in autocommit, and the rate import that skips unchanged rows and rewrites changed ones."""
+
+from decimal import Decimal
+
+import pytest
+import tablib
+
+from click2call.models import CallRequest, Rate
+from click2call.resources import RateResource
+from click2call.services.rating import NumberRefused, number_rate, rate_find
+from click2call.services.requests import call_request_create
+from click2call.tasks import dial_attempt
+from config.cache import FileCache
+from tests.click2call.factories import BlockedPrefixFactory, CampaignFactory, RateFactory, TariffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rate_find_takes_the_longest_prefix_with_its_exact_price():
+    tariff = TariffFactory(rates={"33": ("France", "0.1"), "336": ("France - Mobile", "0.01234")})
+    TariffFactory(rates={"3361": ("Elsewhere", "9")})
+    rate = rate_find(tariff=tariff, number="+33612345678")
+    assert (rate.prefix, rate.destination, rate.price) == ("336", "France - Mobile", Decimal("0.01234"))
+    assert rate.pk == Rate.objects.get(tariff=tariff, prefix="336").pk
+    assert rate_find(tariff=tariff.pk, number="+4930123456") is None
+
+
+def test_a_changed_rate_is_seen_at_once():
+    tariff = TariffFactory(rates={"336": ("France - Mobile", "0.05")})
+    assert rate_find(tariff=tariff, number="+33612345678").price == Decimal("0.05")
+    Rate.objects.filter(tariff=tariff).update(price=Decimal("99999.99999"))
+    assert rate_find(tariff=tariff, number="+33612345678").price == Decimal("99999.99999")
+    RateFactory(tariff=tariff, prefix="3361", destination="France - Mobile 1", price="0")
+    assert rate_find(tariff=tariff, number="+33612345678").price == Decimal("0")
+
+
+def test_a_blocked_prefix_wins_over_a_longer_rate_of_another_company():
+    campaign = CampaignFactory(tariff__rates={"3361": ("France - Mobile", "0.05")})
+    BlockedPrefixFactory(prefix="336")  # another company's
+    rate, _ = number_rate(campaign=campaign, number="+33612345678")
+    assert rate.prefix == "3361"
+    BlockedPrefixFactory(company=campaign.company, prefix="33")
+    with pytest.raises(NumberRefused) as refused:
+        number_rate(campaign=campaign, number="+33612345678")
+    assert refused.value.code == "blocked_prefix"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_a_repeat_number_gets_the_open_request_and_one_try(monkeypatch):
+    queued = []
+    monkeypatch.setattr(dial_attempt, "delay", queued.append)
+    campaign = CampaignFactory()
+    first, created = call_request_create(campaign=campaign, number="06 12 34 56 78", consent=True)
+    again, created_again = call_request_create(campaign=campaign, number="+33 6 12 34 56 78", consent=True)
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk and queued == [first.pk]
+    assert CallRequest.objects.count() == 1
+
+
+def import_rates(tariff, rows):
+    dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
+    for row in rows:
+        dataset.append(row)
+    return RateResource(tariff=tariff).import_data(
+        dataset, dry_run=False, use_transactions=True, rollback_on_validation_errors=True
+    )
+
+
+def test_reimport_writes_only_changed_rates_and_keeps_their_ids():
+    tariff = TariffFactory(rates={"33": ("France", "0.01"), "44": ("UK", "0.02")})
+    ids = dict(Rate.objects.filter(tariff=tariff).values_list("prefix", "id"))
+    result = import_rates(tariff, [["33", "France", "0,01"], ["44", "UK fixed", "0.03"], ["49", "DE", "1"]])
+    assert (result.totals["new"], result.totals["update"], result.totals["skip"]) == (1, 1, 1)
+    rates = {rate.prefix: (rate.pk, rate.destination, rate.price) for rate in tariff.rates.all()}
+    assert rates["33"] == (ids["33"], "France", Decimal("0.01"))
+    assert rates["44"] == (ids["44"], "UK fixed", Decimal("0.03"))
+    assert rates["49"][1:] == ("DE", Decimal("1"))
+
+
+def test_an_unchanged_prefix_twice_in_the_file_is_a_row_error_and_nothing_is_written():
+    tariff = TariffFactory(rates={"33": ("France", "0.01")})
+    result = import_rates(
+        tariff, [["33", "France", "0.01"], ["34", "Spain", "0.02"], ["33", "France", "0.01"]]
+    )
+    assert [row.number for row in result.invalid_rows] == [3]
+    assert "twice in the file" in str(result.invalid_rows[0].error)
+    assert list(tariff.rates.values_list("prefix", flat=True)) == ["33"]
+
+
+def test_the_file_cache_culls_expired_entries_first_and_not_on_every_write(tmp_path, monkeypatch):
+    cache = FileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 3}})
+    for n in range(3):
+        cache.set(f"window-{n}", n, timeout=0)  # an expired throttle window
+    monkeypatch.setattr(FileCache, "_next_cull", 0.0)  # a minute since the last cull
+    cache.set("live", 1, timeout=60)  # culls: the expired go, the live count stays
+    assert len(list(tmp_path.iterdir())) == 1 and cache.get("live") == 1
+    for n in range(5):  # within a minute of the last cull: no cull, however many keys
+        cache.set(f"visitor-{n}", 1, timeout=60)
+    assert cache.get("live") == 1 and all(cache.get(f"visitor-{n}") == 1 for n in range(5))
