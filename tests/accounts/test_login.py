@@ -195,8 +195,9 @@ def test_schema_publishes_basic_auth(client):
 def test_cache_is_shared_files_or_redis(monkeypatch, tmp_path):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert env.env_cache("REDIS_URL", tmp_path) == {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "BACKEND": "config.cache.FileCache",
         "LOCATION": str(tmp_path),
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
     }
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/0")
     config = env.env_cache("REDIS_URL", tmp_path)
