@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from pbxsim.harness import PHONES_DIALPLAN, free_port
+from pbxsim.harness import PHONES_DIALPLAN, free_port, running_pbxsim
 from telephony.platform import PbxApp
 from telephony.process import PbxProcess
 
@@ -25,6 +25,20 @@ def contract_dialplans(tmp_path, agi_port):
     globals_file = tmp_path / "globals.conf"
     globals_file.write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
     return [CONTRACT, PHONES_DIALPLAN, globals_file]
+
+
+@contextlib.contextmanager
+def running_contract_pbxsim(tmp_path, *, manager_users, extra_dialplans=(), time_scale=20):
+    """pbxsim running the contract, the test phones and `extra_dialplans`; its FastAGI address is a
+    free port, kept as `sim.agi_port` for the PbxServer the pbx process serves it on."""
+    agi_port = free_port()
+    with running_pbxsim(
+        dialplans=[*contract_dialplans(tmp_path, agi_port), *extra_dialplans],
+        manager_users=manager_users,
+        time_scale=time_scale,
+    ) as sim:
+        sim.agi_port = agi_port
+        yield sim
 
 
 def database_url():

@@ -8,10 +8,9 @@ import pytest
 
 from click2call.models import CampaignOperator
 from click2call.pbx import ClickToCall
-from pbxsim.harness import free_port, running_pbxsim
 from telephony.facade import facade
 from telephony.models import DialRoute, PbxServer
-from telephony.testing import ListeningApp, contract_dialplans, pbx_process, wait_for
+from telephony.testing import ListeningApp, pbx_process, running_contract_pbxsim, wait_for
 from tests.click2call.factories import CampaignFactory, OperatorFactory
 from tests.telephony.conftest import MANAGER_USERS, SCALE
 from tests.telephony.factories import PbxServerFactory
@@ -30,13 +29,9 @@ OPERATOR_STAYS = "5552005"
 
 @pytest.fixture
 def sim(tmp_path):
-    agi_port = free_port()
-    with running_pbxsim(
-        dialplans=[*contract_dialplans(tmp_path, agi_port), C2C_PHONES],
-        manager_users=MANAGER_USERS,
-        time_scale=SCALE,
+    with running_contract_pbxsim(
+        tmp_path, manager_users=MANAGER_USERS, extra_dialplans=[C2C_PHONES], time_scale=SCALE
     ) as sim:
-        sim.agi_port = agi_port
         yield sim
 
 

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pbxsim.harness import free_port, running_pbxsim
 from telephony.facade import PbxFacade
-from telephony.testing import contract_dialplans
+from telephony.testing import running_contract_pbxsim
 from tests.telephony.factories import PbxServerFactory
 
 MANAGER_USERS = Path(__file__).with_name("manager.conf")
@@ -15,13 +14,9 @@ SCALE = 20
 @pytest.fixture
 def sim(tmp_path):
     """pbxsim running the shipped contract and the test phones, 20 times faster than life."""
-    agi_port = free_port()
-    with running_pbxsim(
-        dialplans=[*contract_dialplans(tmp_path, agi_port), TEST_CONTEXTS],
-        manager_users=MANAGER_USERS,
-        time_scale=SCALE,
+    with running_contract_pbxsim(
+        tmp_path, manager_users=MANAGER_USERS, extra_dialplans=[TEST_CONTEXTS], time_scale=SCALE
     ) as sim:
-        sim.agi_port = agi_port
         yield sim
 
 
