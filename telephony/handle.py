@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator
 
 from telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiNotConnected, OriginateOutcome
-from telephony.models import CallRecord, DialRoute, PbxServer
+from telephony.models import CallRecord, DialRoute, PbxServer, has_control_character
 from telephony.services import originate as originate_services
 
 ACTION_TIMEOUT = 10.0
@@ -70,7 +70,7 @@ class OriginateRequest:
 def _check_text(name: str, value: str, size: int = MAX_TEXT):
     if len(value) > size:
         raise ValueError(f"{name} is longer than {size} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if has_control_character(value):
         raise ValueError(f"{name} holds a line break or another control character")
 
 

@@ -25,9 +25,13 @@ def validate_dial_template(value):
         raise ValidationError("Write the placeholder as plain {number}, with no format spec or conversion.")
 
 
+def has_control_character(value) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in str(value))
+
+
 def validate_header_value(value):
     """Goes into an AMI header: a line break would start another header, or another action."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+    if has_control_character(value):
         raise ValidationError("Control characters (line breaks, tabs, NUL) are not allowed here.")
 
 
