@@ -64,12 +64,28 @@ def webhook_deliveries_create(*, events: list[CallEvent]):
     ]
     if not deliveries:
         return
-    created = WebhookDelivery.objects.bulk_create(deliveries)
+    _deliver_on_commit(WebhookDelivery.objects.bulk_create(deliveries))
+
+
+def _deliver_on_commit(deliveries: list[WebhookDelivery]):
     from telephony.tasks import deliver_webhook  # tasks import this module
 
-    for delivery in created:
+    for delivery in deliveries:
         # robust: a broker hiccup is logged and leaves the delivery pending for requeue_webhooks.
         transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
+
+
+def webhook_deliveries_add(*, company_id: int, items: list[tuple[str, dict]]):
+    """Queue one signed POST per (event, payload) for the company, if it has a webhook URL: the
+    same deliveries as call events, for the events an app keeps of its own (queue events)."""
+    company = Company.objects.filter(pk=company_id, active=True).exclude(webhook_url="").first()
+    if company is None or not items:
+        return
+    created = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(company=company, event=event, url=company.webhook_url, payload=payload)
+        for event, payload in items
+    )
+    _deliver_on_commit(created)
 
 
 def webhook_secret_rotate(*, company: Company) -> str:

@@ -1,0 +1,53 @@
+"""An agent's status (set by the agent, a supervisor, the API or the CLI) and state (the dispatcher's,
+or set by hand as mod_callcenter allows). Each change is an event."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from queues.models import Agent
+from queues.services.events import queue_events_emit
+
+AVAILABLE = (Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND)
+
+
+@transaction.atomic
+def agent_status_set(*, agent_id: int, status: str) -> Agent:
+    """Change the agent's status. Becoming Available (either kind) from another status starts the
+    agent afresh, as mod_callcenter does: the calls and talk time the strategies count, and the
+    no-answers counted towards max-no-answer, start again from zero."""
+    if status not in Agent.Status.values:
+        raise ValueError(f"unknown status {status!r}; one of: {', '.join(Agent.Status.values)}")
+    agent = Agent.objects.select_for_update().select_related("company").get(pk=agent_id)
+    if agent.status == status:
+        return agent
+    now = timezone.now()
+    changes = {"status": status, "last_status_change": now}
+    if status in AVAILABLE and agent.status not in AVAILABLE:
+        changes |= {"calls_answered": 0, "talk_time": 0, "no_answer_count": 0, "ready_time": None}
+        if agent.state == Agent.State.IDLE:
+            changes["state"] = Agent.State.WAITING
+    for name, value in changes.items():
+        setattr(agent, name, value)
+    agent.save(update_fields=[*changes, "changed_at"])
+    events = [("agent-status-change", None, agent, {"CC-Agent-Status": status})]
+    if "state" in changes:
+        events.append(("agent-state-change", None, agent, {"CC-Agent-State": agent.state}))
+    queue_events_emit(company_id=agent.company_id, events=events, when=now)
+    return agent
+
+
+@transaction.atomic
+def agent_state_set(*, agent_id: int, state: str) -> Agent:
+    """Set the agent's state by hand (mod_callcenter's `agent set state`): e.g. an On Demand agent
+    back to Waiting after a call, or out of Reserved."""
+    if state not in Agent.State.values:
+        raise ValueError(f"unknown state {state!r}; one of: {', '.join(Agent.State.values)}")
+    agent = Agent.objects.select_for_update().select_related("company").get(pk=agent_id)
+    if agent.state == state:
+        return agent
+    agent.state = state
+    agent.save(update_fields=["state", "changed_at"])
+    queue_events_emit(
+        company_id=agent.company_id, events=[("agent-state-change", None, agent, {"CC-Agent-State": state})]
+    )
+    return agent
