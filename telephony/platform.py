@@ -211,6 +211,25 @@ class AppContext:
             task.cancel()
         self._periodic.clear()
 
+    def submit(self, work: Callable[[], Awaitable], what: str) -> asyncio.Future:
+        """Run `work()` in the app's lane, after what is queued there; the future has its result.
+        For code outside the lane (a FastAGI script) that must see and change the app's state in
+        order with its events."""
+        future = asyncio.get_running_loop().create_future()
+
+        async def run():
+            try:
+                result = await work()
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                raise
+            if not future.done():
+                future.set_result(result)
+
+        self.lane.put(run, what)
+        return future
+
     # -- delivery --------------------------------------------------------------
 
     def deliver_call_event(self, event: CallEvent):

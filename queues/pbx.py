@@ -1,0 +1,734 @@
+"""Queues in the pbx process: the dispatcher.
+
+A caller routed to [platform-queue] runs the FastAGI script `queue`, which makes it a Member and
+returns; the caller then waits on music in [platform-queue-wait]. The dispatcher, one per PBX
+server, keeps the server's queues in memory (queues/engine.py's Board, loaded and refreshed from
+the database, where every change is written first) and, each time something changes, offers
+agents to callers: the offer is claimed in the database (queues.services.calls.offer_claim), the
+agent rung with the PBX handle's claimed Originate into [platform-queue-agent], and when the
+agent is ready (UserEvent QueueAgentReady) caller and agent are joined with the Bridge action.
+A caller who waits too long, or presses an exit key, is redirected to the context's `exit`; one
+who presses the call back key hangs up and keeps its place: the agent is rung first, then the
+caller, into [platform-queue-callback].
+
+Everything runs in the app's lane (AGI scripts hand their part to it with ctx.submit), so the
+in-memory board changes in one order. On every (re)connect the board is rebuilt from the
+database and the PBX's live channels.
+"""
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from django.utils import timezone
+
+from queues.engine import AgentView, Board, MemberView, TierView, earliest
+from queues.models import Agent, Member, Offer
+from queues.services import board as board_services
+from queues.services import calls
+from queues.services.board import AgentInfo, MemberInfo, OfferInfo, QueueInfo
+from telephony.agi import AgiCall
+from telephony.ami import AmiError
+from telephony.events import CallEnded, OriginateResult
+from telephony.platform import AppContext, PbxApp, register
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 0.5
+AGI_TIMEOUT = 10.0
+# How long an answered agent waits for its caller (a call back rings the caller meanwhile).
+AGENT_WAIT_SECONDS = 60
+# A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
+RECENT_ENDS = 2000
+
+OUTCOME_RESULTS = {
+    "busy": Offer.Result.BUSY,
+    "no_answer": Offer.Result.NO_ANSWER,
+    "congestion": Offer.Result.FAILED,
+    "failed": Offer.Result.FAILED,
+}
+CALL_REJECTED = 21
+
+
+def _caller_id(member: MemberInfo) -> str:
+    name = "".join(c for c in member.cid_name if c.isalnum() or c in " .-_'")[:40]
+    number = "".join(c for c in member.cid_number if c.isdigit() or c in "+*#")[:30]
+    return f'"{name}" <{number}>' if number else ""
+
+
+class Dispatcher:
+    """One PBX server's queues: the board and what the engine's view of it does not carry."""
+
+    def __init__(self, ctx: AppContext, on_wake: Callable[[AppContext], Awaitable]):
+        self.ctx = ctx
+        self.on_wake = on_wake
+        self.tier_keys: dict[int, tuple] = {}
+        self.board = Board()
+        self.queues: dict[int, QueueInfo] = {}
+        self.agents: dict[int, AgentInfo] = {}
+        self.members: dict[int, MemberInfo] = {}
+        self.by_session: dict[str, int] = {}
+        self.offers: dict[str, OfferInfo] = {}
+        self.callbacks: dict[str, str] = {}  # caller leg channel id -> offer channel id
+        self.recent_ends: collections.OrderedDict = collections.OrderedDict()
+        self.no_agent_since: dict[int, float] = {}
+        self.announced: dict[int, float] = {}
+        self.seen_at = None
+        self.wake_handle: asyncio.TimerHandle | None = None
+        self.wake_at: float | None = None
+
+    # -- the board from the database ------------------------------------------------------------
+
+    def load(self, snap: board_services.Snapshot):
+        self.board = Board()
+        self.queues.clear()
+        self.agents.clear()
+        self.members.clear()
+        self.by_session.clear()
+        self.offers.clear()
+        self.callbacks.clear()
+        self.apply(snap)
+        now = time.time()
+        for member in snap.members:
+            self.member_put(board_services.member_view(member), board_services.member_info(member))
+        for offer in snap.offers:
+            self.offers[offer.channel_id] = OfferInfo(
+                offer.pk,
+                offer.channel_id,
+                offer.member_id,
+                offer.agent_id,
+                offer.queue_id,
+                answered=offer.result == Offer.Result.ANSWERED,
+                member_session=offer.member.session_uuid,
+            )
+        for queue_id in self.queues:
+            self.no_agent_since.setdefault(queue_id, now)
+        self.seen_at = snap.taken_at
+
+    def apply(self, snap: board_services.Snapshot):
+        """Rows read from the database replace the copies (the database has the last word)."""
+        for queue in snap.queues:
+            self.queues[queue.pk] = board_services.queue_info(queue)
+            view = board_services.queue_view(queue)
+            old = self.board.queues.get(queue.pk)
+            if old is not None:
+                view.tiers, view.members = old.tiers, old.members
+            self.board.queues[queue.pk] = view
+        for agent in snap.agents:
+            self.agent_put(agent)
+        for tier in snap.tiers:
+            self.agent_put(tier.agent)
+            view = self.board.queues.get(tier.queue_id)
+            if view is None:
+                continue
+            view.tiers = [t for t in view.tiers if t.agent.id != tier.agent_id]
+            view.tiers.append(
+                TierView(self.board.agents[tier.agent_id], tier.level, tier.position, tier.state)
+            )
+            view.tiers_sort()
+        if snap.queue_ids is not None:
+            for gone in set(self.queues) - snap.queue_ids:
+                self.queues.pop(gone, None)
+                self.board.queues.pop(gone, None)
+        if snap.tier_ids is not None:
+            self.tier_ids_keep(snap)
+
+    def tier_ids_keep(self, snap):
+        """Drop the tiers deleted in the database (the snapshot lists every tier id of the server)."""
+        present = {t.pk for t in snap.tiers}
+        if present == snap.tier_ids:
+            # A full load: what was loaded is all there is.
+            keep = {(t.queue_id, t.agent_id) for t in snap.tiers}
+            for view in self.board.queues.values():
+                view.tiers = [t for t in view.tiers if (view.id, t.agent.id) in keep]
+            self.tier_keys = {t.pk: (t.queue_id, t.agent_id) for t in snap.tiers}
+            return
+        for tier in snap.tiers:
+            self.tier_keys[tier.pk] = (tier.queue_id, tier.agent_id)
+        for gone in set(self.tier_keys) - snap.tier_ids:
+            queue_id, agent_id = self.tier_keys.pop(gone)
+            view = self.board.queues.get(queue_id)
+            if view is not None:
+                view.tiers = [t for t in view.tiers if t.agent.id != agent_id]
+
+    def agent_put(self, agent: Agent):
+        fresh = board_services.agent_view(agent)
+        view = self.board.agents.get(agent.pk)
+        if view is None:
+            self.board.agents[agent.pk] = fresh
+        else:
+            view.__dict__.update(fresh.__dict__)  # tiers hold this object
+        self.agents[agent.pk] = board_services.agent_info(agent)
+
+    def member_put(self, view: MemberView, info: MemberInfo):
+        queue = self.board.queues.get(info.queue_id)
+        if queue is None:
+            return
+        queue.member_remove(view.id)
+        queue.member_add(view)
+        self.members[info.id] = info
+        if info.session_uuid and not info.callback_number:
+            self.by_session[info.session_uuid] = info.id
+
+    def member_drop(self, member_id: int) -> MemberInfo | None:
+        info = self.members.pop(member_id, None)
+        if info is None:
+            return None
+        self.by_session.pop(info.session_uuid, None)
+        self.announced.pop(member_id, None)
+        queue = self.board.queues.get(info.queue_id)
+        if queue is not None:
+            queue.member_remove(member_id)
+        return info
+
+    def member_view(self, member_id: int) -> MemberView | None:
+        info = self.members.get(member_id)
+        queue = self.board.queues.get(info.queue_id) if info else None
+        return next((m for m in queue.members if m.id == member_id), None) if queue else None
+
+    # -- waking up --------------------------------------------------------------------------------
+
+    def wake(self, when: float | None):
+        """Run a dispatch pass at `when` (epoch seconds), unless one is due sooner."""
+        if when is None:
+            return
+        if self.wake_at is not None and self.wake_at <= when and self.wake_handle is not None:
+            return
+        if self.wake_handle is not None:
+            self.wake_handle.cancel()
+        self.wake_at = when
+        loop = asyncio.get_running_loop()
+        self.wake_handle = loop.call_later(max(0.0, when - time.time()), self._woken)
+
+    def _woken(self):
+        self.wake_handle = self.wake_at = None
+        self.ctx.lane.put(lambda: self.on_wake(self.ctx), "queues dispatch")
+
+
+class Queues(PbxApp):
+    name = "queues"
+    all_calls = True  # a caller's own call may belong to another flow (a card call sent to a queue)
+    user_events = frozenset({"QueueAgentReady", "QueueCallbackReady"})
+    agi_scripts = {"queue": "join", "queue-key": "key", "queue-standby": "standby"}
+
+    def __init__(self):
+        self.dispatchers: dict[int, Dispatcher] = {}
+
+    def of(self, ctx: AppContext) -> Dispatcher:
+        found = self.dispatchers.get(id(ctx))
+        if found is None or found.ctx is not ctx:
+            found = self.dispatchers[id(ctx)] = Dispatcher(ctx, self.dispatch)
+        return found
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def started(self, ctx: AppContext):
+        d = self.of(ctx)
+        live = {c.get("Uniqueid", "") for c in await ctx.pbx.live_channels()}
+        for channel_id in await ctx.db(calls.board_rebuild, server_id=ctx.server.pk, live_uniqueids=live):
+            await self._hangup_uniqueid(ctx, channel_id)
+        d.load(await ctx.db(board_services.board_load, server_id=ctx.server.pk))
+        ctx.every(REFRESH_SECONDS, self.refresh)
+        await self.dispatch(ctx)
+
+    async def stopping(self, ctx: AppContext):
+        d = self.dispatchers.pop(id(ctx), None)
+        if d and d.wake_handle:
+            d.wake_handle.cancel()
+
+    async def refresh(self, ctx: AppContext):
+        d = self.of(ctx)
+        if d.seen_at is None:
+            return
+        snap = await ctx.db(board_services.board_changes, server_id=ctx.server.pk, since=d.seen_at)
+        d.seen_at = snap.taken_at
+        if snap.queues or snap.agents or snap.tiers or len(snap.tier_ids) != len(d.tier_keys):
+            d.apply(snap)
+            await self.dispatch(ctx)
+
+    # -- the dispatch pass ----------------------------------------------------------------------
+
+    async def dispatch(self, ctx: AppContext):
+        """Offer what can be offered now, send out callers whose wait is over, announce positions."""
+        d = self.of(ctx)
+        now = time.time()
+        choices, wake = d.board.next_offers(now)
+        for choice in choices:
+            for agent in choice.agents:
+                await self.offer(ctx, d, choice.queue.id, choice.member, agent)
+        if choices:  # the offers changed the board: when is the next look due now?
+            wake = d.board.next_offers(time.time())[1]
+        d.wake(earliest(wake, await self.deadlines(ctx, d, now)))
+
+    async def deadlines(self, ctx: AppContext, d: Dispatcher, now: float) -> float | None:
+        """Callers out of the queue when their wait is over; position announcements. Returns when to
+        look again."""
+        wake = None
+        for queue_id, queue in list(d.board.queues.items()):
+            info = d.queues.get(queue_id)
+            if info is None:
+                continue
+            logged_in = any(t.agent.status in ("Available", "Available (On Demand)") for t in queue.tiers)
+            if logged_in:
+                d.no_agent_since.pop(queue_id, None)
+            else:
+                d.no_agent_since.setdefault(queue_id, now)
+            for position, member in enumerate(list(queue.members), 1):
+                minfo = d.members.get(member.id)
+                if minfo is None:
+                    continue
+                reason, due = None, None
+                if not info.loaded:
+                    reason = Member.CancelReason.TIMEOUT
+                if info.max_wait_time:
+                    due = member.joined_at + info.max_wait_time
+                    if due <= now:
+                        reason = Member.CancelReason.TIMEOUT
+                if reason is None and info.max_wait_time_with_no_agent and not logged_in:
+                    no_agent = d.no_agent_since[queue_id] + info.max_wait_time_with_no_agent
+                    reached = member.joined_at + info.max_wait_time_with_no_agent_time_reached
+                    when = max(no_agent, reached)
+                    if when <= now:
+                        reason = Member.CancelReason.NO_AGENT_TIMEOUT
+                    due = earliest(due, when)
+                if reason is not None and not minfo.callback_number:
+                    await self.member_out(ctx, d, minfo, reason)
+                    continue
+                wake = earliest(wake, due)
+                every = info.announce_position_every
+                if every and not member.ringing and not minfo.callback_number:
+                    last = d.announced.setdefault(member.id, now)
+                    if last + every <= now:
+                        d.announced[member.id] = now
+                        await self.announce(ctx, minfo, position)
+                        last = now
+                    wake = earliest(wake, last + every)
+        return wake
+
+    # -- offering ------------------------------------------------------------------------------
+
+    async def offer(
+        self, ctx: AppContext, d: Dispatcher, queue_id: int, member: MemberView, agent: AgentView
+    ):
+        minfo, ainfo, qinfo = d.members.get(member.id), d.agents.get(agent.id), d.queues.get(queue_id)
+        if minfo is None or ainfo is None or qinfo is None:
+            return
+        offer = await ctx.db(calls.offer_claim, member_id=member.id, agent_id=agent.id)
+        if offer is None:  # taken meanwhile (another server's dispatcher, a status change): look again
+            fresh = await ctx.db(board_services.agent_reload, agent_id=agent.id)
+            if fresh is not None:
+                d.agent_put(fresh)
+            return
+        now = time.time()
+        agent.state = Agent.State.RESERVED if offer.agent.reserve_agents else Agent.State.RECEIVING
+        agent.last_offered_call = now
+        queue = d.board.queues[queue_id]
+        queue.last_agent_id = agent.id
+        for tier in queue.tiers:
+            if tier.agent.id == agent.id:
+                tier.state = "Offering"
+                member.last_position = (tier.level, tier.position, agent.id)
+        member.ringing.add(agent.id)
+        member.last_ring_at = now
+        info = OfferInfo(offer.pk, offer.channel_id, member.id, agent.id, queue_id)
+        d.offers[offer.channel_id] = info
+        if ainfo.type == Agent.Type.UUID_STANDBY:
+            info.agent_channel = ainfo.standby_channel
+            await self.agent_ready(ctx, d, info)
+            return
+        variables = {
+            "CC_OFFER": offer.channel_id,
+            "CC_QUEUE": qinfo.full_name,
+            "CC_MOH": qinfo.moh_sound,
+            "CC_AGENT_WAIT": str(AGENT_WAIT_SECONDS),
+            "cc_member_uuid": minfo.uuid,
+            "cc_side": "agent",
+        }
+        dial = {"channel": ainfo.contact} if "/" in ainfo.contact else {"number": ainfo.contact}
+        try:
+            await ctx.pbx.originate(
+                channel_id=offer.channel_id,
+                route=ainfo.route,
+                context="platform-queue-agent",
+                variables=variables,
+                caller_id=_caller_id(minfo),
+                timeout=qinfo.offer_timeout,
+                company=qinfo.company,
+                app=self.name,
+                app_ref=offer.channel_id,
+                **dial,
+            )
+        except (ValueError, AmiError, ConnectionError, TimeoutError) as exc:
+            log.warning("queues: offering %s to %s failed: %s", minfo.uuid, ainfo.full_name, exc)
+            await self.offer_over(ctx, d, info, Offer.Result.FAILED, str(exc)[:40])
+            return
+        if offer.agent.reserve_agents:
+            await ctx.db(calls.offer_sent, offer_id=offer.pk)
+            agent.state = Agent.State.RECEIVING
+
+    async def offer_over(self, ctx: AppContext, d: Dispatcher, info: OfferInfo, result: str, cause: str = ""):
+        """An offer ended without a bridge: the agent's delays, the member waits again."""
+        d.offers.pop(info.channel_id, None)
+        if info.canceled:
+            result = Offer.Result.CANCELED
+        ended = await ctx.db(calls.offer_failed, offer_id=info.id, result=result, cause=cause)
+        agent = d.board.agents.get(info.agent_id)
+        member = d.member_view(info.member_id)
+        if member is not None:
+            member.ringing.discard(info.agent_id)
+        if ended is None:  # ended already (the caller left): the agent as the database has it
+            fresh = await ctx.db(board_services.agent_reload, agent_id=info.agent_id)
+            if fresh is not None:
+                d.agent_put(fresh)
+        elif agent is not None:
+            agent.state = Agent.State.WAITING
+            agent.status = ended.agent_status
+            agent.ready_time = (
+                ended.agent_ready_time.timestamp() if ended.agent_ready_time else agent.ready_time
+            )
+            queue = d.board.queues.get(info.queue_id)
+            for tier in queue.tiers if queue else ():
+                if tier.agent.id == info.agent_id:
+                    tier.state = ended.tier_state
+        for key, offer_channel in list(d.callbacks.items()):
+            if offer_channel == info.channel_id:
+                d.callbacks.pop(key)
+                await self._hangup_uniqueid(ctx, key)
+        await self.dispatch(ctx)
+
+    async def agent_ready(self, ctx: AppContext, d: Dispatcher, info: OfferInfo):
+        """The agent answered (and heard the announcement): bridge the caller, once."""
+        minfo = d.members.get(info.member_id)
+        if minfo is not None and minfo.callback_number:
+            await self.callback_dial(ctx, d, info, minfo)
+            return
+        answered = await ctx.db(calls.offer_answered, offer_id=info.id)
+        if answered is None:  # served by another agent, or gone: let this agent go
+            info.canceled = True
+            if d.agents[info.agent_id].type == Agent.Type.UUID_STANDBY:  # it keeps waiting on its channel
+                await self.offer_over(ctx, d, info, Offer.Result.CANCELED)
+            else:
+                await self._hangup_channel(ctx, info.agent_channel)
+            return
+        await self.bridge(
+            ctx, d, info, answered.member.channel, answered.member.session_uuid, answered.cancel
+        )
+
+    async def bridge(
+        self,
+        ctx: AppContext,
+        d: Dispatcher,
+        info: OfferInfo,
+        caller_channel: str,
+        caller_uniqueid: str,
+        cancel: list,
+    ):
+        info.answered = True
+        info.member_session = caller_uniqueid
+        d.member_drop(info.member_id)
+        agent = d.board.agents.get(info.agent_id)
+        if agent is not None:
+            agent.state = Agent.State.IN_A_QUEUE_CALL
+        queue = d.board.queues.get(info.queue_id)
+        for tier in queue.tiers if queue else ():
+            if tier.agent.id == info.agent_id:
+                tier.state = "Active Inbound"
+        ainfo = d.agents.get(info.agent_id)
+        now = str(int(time.time()))
+        try:
+            for name, value in (
+                ("cc_agent", ainfo.full_name if ainfo else ""),
+                ("cc_queue_answered_epoch", now),
+            ):
+                await ctx.pbx.set_variable(channel=caller_channel, name=name, value=value)
+            await ctx.pbx.bridge(channel1=caller_channel, channel2=info.agent_channel)
+            qinfo = d.queues.get(info.queue_id)
+            if qinfo and qinfo.record_template:
+                await self.record(ctx, qinfo, d.members.get(info.member_id), caller_channel, info)
+        except AmiError as exc:  # the caller (or the agent) was gone a moment ago
+            log.info("queues: bridge for offer %s failed: %s", info.channel_id, exc)
+            await ctx.db(calls.bridge_ended, offer_id=info.id, cause=str(exc)[:40])
+            await self._hangup_channel(ctx, info.agent_channel)
+        for channel_id in cancel:
+            other = d.offers.get(channel_id)
+            if other is not None:
+                other.canceled = True
+            await self._hangup_uniqueid(ctx, channel_id)
+        await self.dispatch(ctx)
+
+    async def record(self, ctx, qinfo: QueueInfo, minfo, caller_channel: str, info: OfferInfo):
+        stamp = timezone.now()
+        name = qinfo.record_template.format(
+            queue=qinfo.full_name.replace("@", "_"),
+            member=info.channel_id,
+            date=stamp.strftime("%Y%m%d"),
+            time=stamp.strftime("%H%M%S"),
+        )
+        await ctx.pbx.set_variable(channel=caller_channel, name="cc_record_filename", value=name)
+        await ctx.pbx.action({"Action": "MixMonitor", "Channel": caller_channel, "File": name})
+
+    async def callback_dial(self, ctx: AppContext, d: Dispatcher, info: OfferInfo, minfo: MemberInfo):
+        """A call back: the agent is ready; now ring the caller, into [platform-queue-callback]."""
+        qinfo = d.queues[info.queue_id]
+        leg = f"{info.channel_id}-cb"
+        d.callbacks[leg] = info.channel_id
+        try:
+            await ctx.pbx.originate(
+                channel_id=leg,
+                number=minfo.callback_number,
+                context="platform-queue-callback",
+                variables={
+                    "CC_OFFER": info.channel_id,
+                    "CC_MOH": qinfo.moh_sound,
+                    "cc_member_uuid": minfo.uuid,
+                },
+                timeout=qinfo.offer_timeout * 2,
+                company=qinfo.company,
+                app=self.name,
+                app_ref=leg,
+            )
+        except (ValueError, AmiError, ConnectionError, TimeoutError) as exc:
+            log.warning("queues: calling %s back failed: %s", minfo.uuid, exc)
+            d.callbacks.pop(leg, None)
+            info.canceled = True
+            await self._hangup_channel(ctx, info.agent_channel)
+
+    async def member_out(self, ctx: AppContext, d: Dispatcher, minfo: MemberInfo, reason: str):
+        """The caller leaves the queue without an agent and goes on in the dialplan after it."""
+        canceled = await ctx.db(calls.member_leave, member_id=minfo.id, reason=reason)
+        d.member_drop(minfo.id)
+        for channel_id in canceled or ():
+            if channel_id in d.offers:
+                d.offers[channel_id].canceled = True
+            await self._hangup_uniqueid(ctx, channel_id)
+        if reason == Member.CancelReason.BREAK_OUT or not minfo.channel:
+            return
+        try:
+            await ctx.pbx.set_variable(channel=minfo.channel, name="cc_cancel_reason", value=reason)
+            await ctx.pbx.set_variable(
+                channel=minfo.channel, name="cc_queue_canceled_epoch", value=str(int(time.time()))
+            )
+            if reason != Member.CancelReason.EXIT_WITH_KEY:  # the key's own AGI sends it on
+                await ctx.pbx.redirect(channel=minfo.channel, context="platform-queue-wait", exten="exit")
+        except AmiError as exc:
+            log.info("queues: %s left before being sent on: %s", minfo.channel, exc)
+
+    async def announce(self, ctx: AppContext, minfo: MemberInfo, position: int):
+        try:
+            await ctx.pbx.set_variable(channel=minfo.channel, name="CC_POSITION", value=str(position))
+            await ctx.pbx.redirect(channel=minfo.channel, context="platform-queue-wait", exten="announce")
+        except AmiError as exc:
+            log.info("queues: no announcement for %s: %s", minfo.channel, exc)
+
+    async def _hangup_channel(self, ctx: AppContext, channel: str):
+        if not channel:
+            return
+        with contextlib.suppress(AmiError):  # gone already
+            await ctx.pbx.hangup(channel=channel)
+
+    async def _hangup_uniqueid(self, ctx: AppContext, uniqueid: str):
+        # Asterisk's Hangup action takes a channel name or a Uniqueid.
+        await self._hangup_channel(ctx, uniqueid)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def on_ami_event(self, ctx: AppContext, event: dict):
+        d = self.of(ctx)
+        offer = d.offers.get(event.get("Offer", "").strip())
+        if offer is None:
+            return
+        if event.get("UserEvent") == "QueueAgentReady":
+            offer.agent_channel = event.get("Channel", "")
+            await self.agent_ready(ctx, d, offer)
+        elif event.get("UserEvent") == "QueueCallbackReady":
+            minfo = d.members.get(offer.member_id)
+            answered = await ctx.db(calls.offer_answered, offer_id=offer.id)
+            if answered is None or minfo is None:
+                await self._hangup_channel(ctx, event.get("Channel", ""))
+                offer.canceled = True
+                await self._hangup_channel(ctx, offer.agent_channel)
+                return
+            leg = f"{offer.channel_id}-cb"
+            d.callbacks.pop(leg, None)
+            await self.bridge(ctx, d, offer, event.get("Channel", ""), leg, answered.cancel)
+
+    async def on_call_event(self, ctx: AppContext, event):
+        d = self.of(ctx)
+        uniqueid = event.record.uniqueid
+        if isinstance(event, OriginateResult):
+            offer = d.offers.get(event.record.app_ref) if event.record.app == self.name else None
+            if offer is not None and event.outcome != "answered" and uniqueid == offer.channel_id:
+                result = OUTCOME_RESULTS.get(event.outcome, Offer.Result.FAILED)
+                if result == Offer.Result.BUSY and event.record.hangup_cause == CALL_REJECTED:
+                    result = Offer.Result.REJECTED
+                await self.offer_over(ctx, d, offer, result, event.outcome)
+            elif uniqueid in d.callbacks and event.outcome != "answered":
+                await self.callback_failed(ctx, d, uniqueid)
+            return
+        if not isinstance(event, CallEnded):
+            return
+        cause = event.record.hangup_cause_text or str(event.record.hangup_cause or "")
+        member_id = d.by_session.get(uniqueid)
+        if member_id is not None:  # a caller hung up while waiting
+            minfo = d.members.get(member_id)
+            if minfo is not None:
+                await self.member_out(ctx, d, minfo, Member.CancelReason.BREAK_OUT)
+            await self.dispatch(ctx)
+            return
+        offer = d.offers.get(uniqueid)
+        if offer is not None:
+            if offer.answered:
+                await self.bridge_over(ctx, d, offer, cause)
+            else:  # the agent's leg ended before the bridge (hung up during the announcement)
+                await self.offer_over(ctx, d, offer, Offer.Result.NO_ANSWER, cause)
+            return
+        if uniqueid in d.callbacks:
+            await self.callback_failed(ctx, d, uniqueid)
+            return
+        for offer in list(d.offers.values()):  # the caller's side of a bridge
+            if offer.answered and uniqueid == offer.member_session:
+                await self.bridge_over(ctx, d, offer, cause)
+                return
+        for agent in d.agents.values():  # a uuid-standby agent hung up its waiting channel
+            if agent.standby_channel and agent.standby_channel == event.record.channel:
+                fresh = await ctx.db(
+                    board_services.standby_set,
+                    server_id=ctx.server.pk,
+                    agent_name=agent.full_name,
+                    channel="",
+                )
+                if fresh is not None:
+                    d.agent_put(fresh)
+                break
+        d.recent_ends[uniqueid] = None
+        while len(d.recent_ends) > RECENT_ENDS:
+            d.recent_ends.popitem(last=False)
+
+    async def bridge_over(self, ctx: AppContext, d: Dispatcher, offer: OfferInfo, cause: str):
+        d.offers.pop(offer.channel_id, None)
+        ended = await ctx.db(calls.bridge_ended, offer_id=offer.id, cause=cause)
+        agent = d.board.agents.get(offer.agent_id)
+        if agent is not None and ended is not None:
+            fresh = await ctx.db(board_services.agent_reload, agent_id=offer.agent_id)
+            if fresh is not None:
+                d.agent_put(fresh)
+        queue = d.board.queues.get(offer.queue_id)
+        for tier in queue.tiers if queue else ():
+            if tier.agent.id == offer.agent_id:
+                tier.state = "Ready"
+        await self.dispatch(ctx)
+
+    async def callback_failed(self, ctx: AppContext, d: Dispatcher, leg: str):
+        """The caller did not answer its call back: the agent is let go, the caller keeps its place
+        for the next agent."""
+        offer_channel = d.callbacks.pop(leg, None)
+        offer = d.offers.get(offer_channel) if offer_channel else None
+        if offer is None:
+            return
+        offer.canceled = True
+        await self._hangup_channel(ctx, offer.agent_channel)
+
+    # -- FastAGI ---------------------------------------------------------------------------------
+
+    async def join(self, ctx: AppContext, call: AgiCall):
+        """[platform-queue]: the caller joins the queue named by PLATFORM_QUEUE."""
+        queue_name = (await call.get_variable("PLATFORM_QUEUE") or "").strip()
+        base = (await call.get_variable("cc_base_score") or "0").strip()
+        answered = (await call.get_variable("CC_ANSWERED_EPOCH") or "").strip()
+        try:
+            joined = await ctx.db(
+                calls.member_join,
+                server_id=ctx.server.pk,
+                queue_name=queue_name,
+                uniqueid=call.uniqueid,
+                channel=call.channel,
+                cid_name=call.headers.get("agi_calleridname", "").replace("unknown", ""),
+                cid_number=call.headers.get("agi_callerid", "").replace("unknown", ""),
+                base_score=int(base) if base.lstrip("-").isdigit() and len(base) < 10 else 0,
+                answered_at=_from_epoch(answered),
+                source_app=(await call.get_variable("CC_SOURCE_APP") or "")[:40],
+                source_ref=(await call.get_variable("CC_SOURCE_REF") or "")[:120],
+            )
+        except calls.JoinRefused as exc:
+            log.warning("queues: %s on %s", exc, call.channel)
+            await call.set_variable("PLATFORM_AGI_RESULT", "unavailable")
+            return
+        member, queue = joined.member, joined.queue
+        moh = (await call.get_variable("cc_moh_override") or "").strip() or queue.moh_sound
+        await call.set_variable("CC_MOH", moh)
+        await call.set_variable("cc_member_uuid", str(member.uuid))
+        await call.set_variable("cc_queue_joined_epoch", str(int(member.joined_at.timestamp())))
+        exit_keys = (await call.get_variable("cc_exit_keys") or "").strip()
+        info = board_services.member_info(member)
+        view = board_services.member_view(member)
+
+        async def register_member():
+            d = self.of(ctx)
+            if info.session_uuid in d.recent_ends:  # hung up before we got here
+                await self.member_out(ctx, d, info, Member.CancelReason.BREAK_OUT)
+                return
+            info.exit_keys = exit_keys or d.queues[info.queue_id].exit_keys
+            d.member_put(view, info)
+            await self.dispatch(ctx)
+
+        await asyncio.wait_for(ctx.submit(register_member, "queue join"), AGI_TIMEOUT)
+
+    async def key(self, ctx: AppContext, call: AgiCall):
+        """[platform-queue-wait]: the caller pressed a key: an exit key, the call back key, or none."""
+        digit = call.headers.get("agi_extension", "")[:1]
+
+        async def decide() -> str:
+            d = self.of(ctx)
+            member_id = d.by_session.get(call.uniqueid)
+            minfo = d.members.get(member_id) if member_id else None
+            if minfo is None:
+                return "wait"
+            qinfo = d.queues[minfo.queue_id]
+            if digit and digit in minfo.exit_keys:
+                await self.member_out(ctx, d, minfo, Member.CancelReason.EXIT_WITH_KEY)
+                return "exit"
+            wants_callback = digit and digit == qinfo.callback_key and minfo.cid_number
+            if wants_callback and await ctx.db(
+                calls.member_callback_set, member_id=minfo.id, number=minfo.cid_number
+            ):
+                d.by_session.pop(minfo.session_uuid, None)
+                minfo.callback_number, minfo.channel = minfo.cid_number, ""
+                for offer in list(d.offers.values()):
+                    if offer.member_id == minfo.id and not offer.answered:
+                        offer.canceled = True
+                        await self._hangup_uniqueid(ctx, offer.channel_id)
+                return "callback"
+            return "wait"
+
+        choice = await asyncio.wait_for(ctx.submit(decide, "queue key"), AGI_TIMEOUT)
+        await call.set_variable("CC_NEXT", choice)
+
+    async def standby(self, ctx: AppContext, call: AgiCall):
+        """[platform-queue-standby]: a uuid-standby agent (CC_AGENT) waits on this channel for callers."""
+        name = (await call.get_variable("CC_AGENT") or "").strip()
+        agent = await ctx.db(
+            board_services.standby_set, server_id=ctx.server.pk, agent_name=name, channel=call.channel
+        )
+        if agent is None:
+            await call.set_variable("PLATFORM_AGI_RESULT", "unavailable")
+            return
+
+        async def register_agent():
+            d = self.of(ctx)
+            d.agent_put(agent)
+            await self.dispatch(ctx)
+
+        await asyncio.wait_for(ctx.submit(register_agent, "queue standby"), AGI_TIMEOUT)
+
+
+def _from_epoch(text: str) -> dt.datetime | None:
+    if not text.isdigit() or len(text) > 11:
+        return None
+    return dt.datetime.fromtimestamp(int(text), tz=dt.UTC)
+
+
+register(Queues())
