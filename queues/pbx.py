@@ -42,6 +42,7 @@ REFRESH_SECONDS = 0.5
 AGI_TIMEOUT = 10.0
 # How long an answered agent waits for its caller (a call back rings the caller meanwhile).
 AGENT_WAIT_SECONDS = 60
+ORIGINATE_RESULT_GRACE = 5.0
 # A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
 RECENT_ENDS = 2000
 
@@ -51,7 +52,9 @@ OUTCOME_RESULTS = {
     "congestion": Offer.Result.FAILED,
     "failed": Offer.Result.FAILED,
 }
-CALL_REJECTED = 21
+BUSY, CALL_REJECTED = 17, 21
+# Causes that say the agent's contact could not be reached at all (congestion, unallocated, ...).
+FAILURES = {1, 3, 27, 34, 38, 41, 42}
 
 
 def _caller_id(member: MemberInfo) -> str:
@@ -583,8 +586,14 @@ class Queues(PbxApp):
         if offer is not None:
             if offer.answered:
                 await self.bridge_over(ctx, d, offer, cause)
-            else:  # the agent's leg ended before the bridge (hung up during the announcement)
-                await self.offer_over(ctx, d, offer, Offer.Result.NO_ANSWER, cause)
+            elif event.record.answered_at is None and not event.record.hangup_cause:
+                # Asterisk tells why an Originate failed in the OriginateResponse that follows
+                # this; should it never come, the offer ends unanswered all the same.
+                asyncio.get_running_loop().call_later(
+                    ORIGINATE_RESULT_GRACE, ctx.lane.put, lambda: self.offer_lost(ctx, offer), "offer lost"
+                )
+            else:  # ended before the bridge: hung up during the announcement, or a cause says why
+                await self.offer_over(ctx, d, offer, _result_of(event.record), cause)
             return
         if uniqueid in d.callbacks:
             await self.callback_failed(ctx, d, uniqueid)
@@ -607,6 +616,11 @@ class Queues(PbxApp):
         d.recent_ends[uniqueid] = None
         while len(d.recent_ends) > RECENT_ENDS:
             d.recent_ends.popitem(last=False)
+
+    async def offer_lost(self, ctx: AppContext, offer: OfferInfo):
+        d = self.of(ctx)
+        if d.offers.get(offer.channel_id) is offer and not offer.answered:
+            await self.offer_over(ctx, d, offer, Offer.Result.NO_ANSWER, "no originate response")
 
     async def bridge_over(self, ctx: AppContext, d: Dispatcher, offer: OfferInfo, cause: str):
         d.offers.pop(offer.channel_id, None)
@@ -723,6 +737,19 @@ class Queues(PbxApp):
             await self.dispatch(ctx)
 
         await asyncio.wait_for(ctx.submit(register_agent, "queue standby"), AGI_TIMEOUT)
+
+
+def _result_of(record) -> str:
+    """What an agent's leg that ended unbridged says of the offer: busy, rejected, or no answer
+    (also when it hung up after answering, before the caller was put through)."""
+    if record.answered_at is None:
+        if record.hangup_cause == BUSY:
+            return Offer.Result.BUSY
+        if record.hangup_cause == CALL_REJECTED:
+            return Offer.Result.REJECTED
+        if record.hangup_cause in FAILURES:
+            return Offer.Result.FAILED
+    return Offer.Result.NO_ANSWER
 
 
 def _from_epoch(text: str) -> dt.datetime | None:
