@@ -32,9 +32,10 @@ from queues.services import board as board_services
 from queues.services import calls
 from queues.services.board import AgentInfo, MemberInfo, OfferInfo, QueueInfo
 from telephony.agi import AgiCall
-from telephony.ami import AmiError
+from telephony.ami import AmiConnectionLost, AmiError, AmiNotConnected
 from telephony.events import CallEnded, OriginateResult
 from telephony.platform import AppContext, PbxApp, register
+from telephony.services.originate import call_record_give_up
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class Dispatcher:
         self.seen_at = None
         self.wake_handle: asyncio.TimerHandle | None = None
         self.wake_at: float | None = None
+        # Between `started` and `disconnected`: offers are only made on a live AMI session.
+        self.connected = False
+        self.refreshing = False
 
     # -- the board from the database ------------------------------------------------------------
 
@@ -235,13 +239,21 @@ class Queues(PbxApp):
         for channel_id in await ctx.db(calls.board_rebuild, server_id=ctx.server.pk, live_uniqueids=live):
             await self._hangup_uniqueid(ctx, channel_id)
         d.load(await ctx.db(board_services.board_load, server_id=ctx.server.pk))
-        ctx.every(REFRESH_SECONDS, self.refresh)
+        if not d.refreshing:  # periodic work lasts until the server is given up, across reconnects
+            ctx.every(REFRESH_SECONDS, self.refresh)
+            d.refreshing = True
+        d.connected = True
         await self.dispatch(ctx)
+
+    async def disconnected(self, ctx: AppContext):
+        self.of(ctx).connected = False
 
     async def stopping(self, ctx: AppContext):
         d = self.dispatchers.pop(id(ctx), None)
-        if d and d.wake_handle:
-            d.wake_handle.cancel()
+        if d:
+            d.connected = False
+            if d.wake_handle:
+                d.wake_handle.cancel()
 
     async def refresh(self, ctx: AppContext):
         d = self.of(ctx)
@@ -258,6 +270,8 @@ class Queues(PbxApp):
     async def dispatch(self, ctx: AppContext):
         """Offer what can be offered now, send out callers whose wait is over, announce positions."""
         d = self.of(ctx)
+        if not d.connected:
+            return  # `started` rebuilds and dispatches on the next connect
         now = time.time()
         choices, wake = d.board.next_offers(now)
         for choice in choices:
@@ -365,7 +379,17 @@ class Queues(PbxApp):
                 app_ref=offer.channel_id,
                 **dial,
             )
-        except (ValueError, AmiError, ConnectionError, TimeoutError) as exc:
+        except AmiConnectionLost as exc:
+            # Nobody was rung (or, the connection lost after sending, the reconcile settles it):
+            # not the agent's fault. The claim is given up; the next connect offers afresh.
+            if isinstance(exc, AmiNotConnected):
+                d.connected = False
+                reason = str(exc)
+                await ctx.db(call_record_give_up, server=ctx.server, uniqueid=offer.channel_id, reason=reason)
+            info.canceled = True
+            await self.offer_over(ctx, d, info, Offer.Result.CANCELED, "pbx not connected")
+            return
+        except (ValueError, AmiError, TimeoutError) as exc:
             log.warning("queues: offering %s to %s failed: %s", minfo.uuid, ainfo.full_name, exc)
             await self.offer_over(ctx, d, info, Offer.Result.FAILED, str(exc)[:40])
             return
