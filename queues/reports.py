@@ -368,7 +368,17 @@ class QueueReportResource(ExportResource):
 
     class Meta:
         model = Queue
-        fields = []
+        fields = [
+            "queue",
+            "offered",
+            "answered",
+            "abandoned",
+            "service_level_seconds",
+            "answered_in_service_level",
+            "service_level",
+            "average_wait",
+            "longest_wait",
+        ]
 
     def get_export_fields(self, selected_fields=None):
         return list(self.fields.values())
@@ -383,7 +393,7 @@ class AgentReportResource(ExportResource):
 
     class Meta:
         model = Agent
-        fields = []
+        fields = ["agent", "offers", "calls", "talk_time", "no_answers"]
 
     def get_export_fields(self, selected_fields=None):
         return list(self.fields.values())
