@@ -59,6 +59,9 @@ class EventFilterForm(forms.Form):
         # Another company's queue or agent is not a choice: "not a valid choice", never its events.
         self.fields["queue"].queryset = Queue.objects.filter(company=company)
         self.fields["agent"].queryset = Agent.objects.filter(company=company)
+        # The short name: full_name would read each one's company again.
+        for name in ("queue", "agent"):
+            self.fields[name].label_from_instance = lambda obj: obj.name
 
     def clean(self):
         data = super().clean()

@@ -379,9 +379,7 @@ class QueueReportResource(ExportResource):
             "average_wait",
             "longest_wait",
         ]
-
-    def get_export_fields(self, selected_fields=None):
-        return list(self.fields.values())
+        export_order = fields
 
 
 class AgentReportResource(ExportResource):
@@ -394,9 +392,7 @@ class AgentReportResource(ExportResource):
     class Meta:
         model = Agent
         fields = ["agent", "offers", "calls", "talk_time", "no_answers"]
-
-    def get_export_fields(self, selected_fields=None):
-        return list(self.fields.values())
+        export_order = fields
 
 
 def home_panel(*, company: Company, user) -> dict:
