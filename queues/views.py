@@ -65,7 +65,7 @@ def agent_detail(request, pk):
                 (Agent.Status.AVAILABLE, "Available"),
                 (Agent.Status.AVAILABLE_ON_DEMAND, "Available (On Demand)"),
                 (Agent.Status.ON_BREAK, "On Break"),
-                (Agent.Status.LOGGED_OUT, "Log out"),
+                (Agent.Status.LOGGED_OUT, "Log out of the queues"),
             ],
         },
     )
