@@ -12,7 +12,7 @@ still waiting count as offered but are in no wait figure until their wait ends.
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from import_export import fields as export_fields
@@ -395,15 +395,31 @@ class AgentReportResource(ExportResource):
         export_order = fields
 
 
+def _count(queryset, outer: str):
+    """A count of `queryset` per `outer` row, as a subquery (0 when none)."""
+    return Coalesce(Subquery(queryset.order_by().values(outer).annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
 def home_panel(*, company: Company, user) -> dict:
-    """The portal home's queues panel: callers waiting and agents available now, and the user's own
-    agent. Four queries; nothing shown for a company without queues."""
-    queues = Queue.objects.filter(company=company)
-    return {
-        "has_queues": queues.exists(),
-        "waiting": Member.objects.filter(queue__in=queues, state__in=Member.WAITING_STATES).count(),
-        "available": Agent.objects.filter(
-            company=company, status__in=[Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND]
-        ).count(),
-        "own_agent": Agent.objects.filter(company=company, user=user).first(),
-    }
+    """The portal home's queues panel: the company's queues, the callers waiting and the agents
+    available now, and the user's own agent. One query (the home page is every user's first)."""
+    figures = (
+        Company.objects.filter(pk=company.pk)
+        .values(
+            queue_count=_count(Queue.objects.filter(company=OuterRef("pk")), "company"),
+            waiting=_count(
+                Member.objects.filter(queue__company=OuterRef("pk"), state__in=Member.WAITING_STATES),
+                "queue__company",
+            ),
+            available=_count(
+                Agent.objects.filter(
+                    company=OuterRef("pk"),
+                    status__in=[Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND],
+                ),
+                "company",
+            ),
+            own_agent=Subquery(Agent.objects.filter(company=OuterRef("pk"), user=user).values("pk")[:1]),
+        )
+        .get()
+    )
+    return figures

@@ -367,3 +367,19 @@ def test_home_panel_links_to_the_queue_pages_and_counts_waiting_callers(logged_i
 def test_home_panel_is_hidden_for_a_company_without_queues(logged_in, company):
     body = logged_in.get(reverse("portal:home", kwargs={"company_slug": company.slug})).content.decode()
     assert url("wallboard", company) + '">Wallboard' not in body
+
+
+def test_home_panel_is_one_query_and_links_an_agent_to_its_page(
+    client, company, queue, agent, django_assert_num_queries
+):
+    agent.user = UserFactory(company=company)
+    agent.save()
+    agent_status_set(agent_id=agent.pk, status=Agent.Status.AVAILABLE)
+    MemberFactory.create_batch(3, queue=queue)
+    client.force_login(agent.user)
+    home = reverse("portal:home", kwargs={"company_slug": company.slug})
+    # session, user, company, active users, the call figures, the queues panel
+    with django_assert_num_queries(6):
+        body = client.get(home).content.decode()
+    assert 'data-figure="queues-waiting">3<' in body and 'data-figure="queues-agents-available">1<' in body
+    assert f'href="{url("agent", company, pk=agent.pk)}">My agent page' in body
