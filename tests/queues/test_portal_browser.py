@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from queues.models import Agent, Offer
+from queues.services.events import queue_events_emit
 from tests.factories import CompanyFactory, UserFactory
 from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
 
@@ -94,3 +95,27 @@ def test_the_agents_status_buttons(live_server, page, screenshot_dir):
     page.get_by_role("button", name="Log out of the queues", exact=True).click()
     agent.refresh_from_db()
     assert agent.status == Agent.Status.LOGGED_OUT
+
+
+def test_reports_and_events_fit_a_phone(live_server, browser, screenshot_dir):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="sue")
+    queue = QueueFactory(company=company, name="support")
+    agent = AgentFactory(company=company, name="1000")
+    TierFactory(queue=queue, agent=agent)
+    MemberFactory(queue=queue, state="Abandoned", ended_at=timezone.now(), cancel_reason="TIMEOUT")
+    queue_events_emit(
+        company_id=company.pk,
+        events=[("agent-status-change", None, agent, {"CC-Agent-Status": "On Break"}),
+                ("members-count", queue, None, {"CC-Count": "1", "CC-Selection": "Single-Queue"})],
+    )  # fmt: skip
+    for width in (1280, 375):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        page = context.new_page()
+        log_in(page, live_server, "sue")
+        for name, path in [("queue-report", "reports/queues/"), ("events", "events/")]:
+            page.goto(f"{live_server.url}/portal/acme/queues/{path}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=screenshot_dir / f"queues-{name}-{width}.png", full_page=True)
+        assert "Agent-Status: On Break" in page.locator("tbody").inner_text()
+        context.close()
