@@ -125,7 +125,8 @@ def test_home_shows_todays_figures_and_a_number_search(client, company_user, dja
     call(company_user.company, now - timedelta(days=40), billsec=600)
     client.force_login(company_user)
     url = reverse("portal:home", args=[company_user.company.slug])
-    with django_assert_num_queries(5):  # session, user, company, active users, the call figures
+    # session, user, company, active users, the call figures, the queues panel
+    with django_assert_num_queries(6):
         response = client.get(url)
     body = response.content.decode()
     for figure, shown in [

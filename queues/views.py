@@ -1,0 +1,162 @@
+"""The company portal's queue pages: an agent's own page (status buttons, the caller offered, today's
+counters), the supervisor's live wallboard, the reports with their CSV, the event log.
+
+Who is who: a company user linked to an Agent (Agent.user) is that agent, and opens only its own
+agent page; any other user of the company is a supervisor and opens every agent's page. Every page
+reads the database only (queues.reports); status changes go through agent_status_set."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.portal import company_view
+from config.exports import export_response
+from queues import forms, reports
+from queues.models import Agent
+from queues.services.agents import agent_status_set
+
+PAGE_SIZE = 50
+
+
+def _own_agent(request) -> Agent | None:
+    return Agent.objects.filter(company=request.company, user=request.user).first()
+
+
+def _agent_for(request, pk) -> Agent:
+    """The company's agent `pk` (404 otherwise), if the user may open it: its own user or a supervisor."""
+    agent = get_object_or_404(Agent.objects.select_related("company", "user"), company=request.company, pk=pk)
+    if agent.user_id != request.user.pk and _own_agent(request) is not None:
+        raise PermissionDenied("An agent opens only its own page.")
+    return agent
+
+
+# Agents
+
+
+@company_view
+@require_GET
+def agent_list(request):
+    """An agent goes straight to its page; a supervisor picks one."""
+    own = _own_agent(request)
+    if own is not None:
+        return redirect("queues:agent", company_slug=request.company.slug, pk=own.pk)
+    agents = Agent.objects.filter(company=request.company).select_related("user")
+    return render(request, "queues/agent_list.html", {"agents": agents})
+
+
+@company_view
+@never_cache
+@require_GET
+def agent_detail(request, pk):
+    agent = _agent_for(request, pk)
+    counters, current = reports.agent_page(agent=agent)
+    return render(
+        request,
+        "queues/agent_detail.html",
+        {
+            "agent": agent,
+            "counters": counters,
+            "current": current,
+            "statuses": [
+                (Agent.Status.AVAILABLE, "Available"),
+                (Agent.Status.AVAILABLE_ON_DEMAND, "Available (On Demand)"),
+                (Agent.Status.ON_BREAK, "On Break"),
+                (Agent.Status.LOGGED_OUT, "Log out of the queues"),
+            ],
+        },
+    )
+
+
+@company_view
+@require_POST
+def agent_status(request, pk):
+    agent = _agent_for(request, pk)
+    form = forms.AgentStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the statuses offered.")
+        return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
+    agent = agent_status_set(agent_id=agent.pk, status=form.cleaned_data["status"])
+    messages.success(request, f"{agent.name} is now {agent.status}.")
+    return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
+
+
+# The wallboard
+
+
+@company_view
+@never_cache
+@require_GET
+def wallboard(request):
+    return render(request, "queues/wallboard.html", {"boards": reports.wallboard(company=request.company)})
+
+
+@company_view
+@never_cache
+@require_GET
+def wallboard_data(request):
+    """What the wallboard's script polls every second."""
+    return JsonResponse({"queues": [board.as_json() for board in reports.wallboard(company=request.company)]})
+
+
+# Reports
+
+
+def _report(request, *, template, figures_of, resource, name):
+    # Bound even when empty: no dates is today.
+    form = forms.PeriodForm(request.GET, today=reports.today(request.company))
+    if not form.is_valid():
+        return render(request, template, {"form": form, "rows": []}, status=400)
+    period = form.cleaned_data
+    rows = figures_of(company=request.company, start=period["start"], end=period["end"])
+    if request.GET.get("format") == "csv":
+        return export_response(
+            resource(),
+            rows,
+            filename=f"queues-{name}-{request.company.slug}-{period['start']:%Y%m%d}-{period['end']:%Y%m%d}",
+        )
+    return render(
+        request, template, {"form": form, "rows": rows, "start": period["start"], "end": period["end"]}
+    )
+
+
+@company_view
+@require_GET
+def queue_report(request):
+    return _report(
+        request,
+        template="queues/queue_report.html",
+        figures_of=reports.queue_report,
+        resource=reports.QueueReportResource,
+        name="queues",
+    )
+
+
+@company_view
+@require_GET
+def agent_report(request):
+    return _report(
+        request,
+        template="queues/agent_report.html",
+        figures_of=reports.agent_report,
+        resource=reports.AgentReportResource,
+        name="agents",
+    )
+
+
+# Events
+
+
+@company_view
+@require_GET
+def event_list(request):
+    form = forms.EventFilterForm(request.GET, company=request.company)
+    if not form.is_valid():
+        return render(request, "queues/event_list.html", {"form": form, "page": []}, status=400)
+    filters = {name: value for name, value in form.cleaned_data.items() if value}
+    events = reports.queue_events(company=request.company, **filters)
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "queues/event_list.html", {"form": form, "page": page})

@@ -1,0 +1,121 @@
+"""The queue pages in Debian's chromium: the wallboard updates itself from the database without a
+reload, and the agent's status buttons change its status."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from queues.models import Agent, Offer
+from queues.services.events import queue_events_emit
+from tests.factories import CompanyFactory, UserFactory
+from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pass-word-123")
+    page.click("button[type=submit]")
+
+
+def test_a_caller_joining_appears_on_the_wallboard_without_a_reload(live_server, page, screenshot_dir):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="sue")
+    queue = QueueFactory(company=company, name="support")
+    TierFactory(queue=queue, agent=AgentFactory(company=company, name="1000"))
+    TierFactory(queue=queue, agent=AgentFactory(company=company, name="1001", status=Agent.Status.ON_BREAK))
+    MemberFactory(
+        queue=queue,
+        cid_number="5550100",
+        cid_name="First",
+        joined_at=timezone.now() - dt.timedelta(seconds=75),
+    )
+    log_in(page, live_server, "sue")
+    page.goto(f"{live_server.url}/portal/acme/queues/")
+    board = page.locator(f'[data-queue="{queue.pk}"]')
+    assert board.locator('[data-field="waiting_count"]').inner_text() == "1"
+    # A marker that a reload would wipe out.
+    page.evaluate("window.notReloaded = true")
+
+    MemberFactory(queue=queue, cid_number="5550199", cid_name="Mallory <img src=x onerror=alert(1)>")
+
+    page.wait_for_function(
+        "document.querySelector('[data-queue] [data-field=waiting_count]').textContent === '2'", timeout=2500
+    )
+    waiting = board.locator('[data-list="waiting"]')
+    assert "5550199" in waiting.inner_text()
+    assert "Mallory <img src=x onerror=alert(1)>" in waiting.inner_text()  # text, not markup
+    assert waiting.locator("img").count() == 0
+    assert page.evaluate("window.notReloaded") is True
+    assert board.locator('[data-status="On Break"]').inner_text() == "1"
+    minutes, seconds = board.locator('[data-field="longest_wait"]').inner_text().split(":")
+    assert 76 <= int(minutes) * 60 + int(seconds) < 100
+    page.screenshot(path=screenshot_dir / "queues-wallboard.png", full_page=True)
+
+    # The first caller is answered: gone from the list on the next poll.
+    queue.members.filter(cid_number="5550100").update(state="Answered", bridged_at=timezone.now())
+    page.wait_for_function(
+        "document.querySelector('[data-queue] [data-field=waiting_count]').textContent === '1'", timeout=2500
+    )
+    assert "5550100" not in waiting.inner_text()
+
+
+def test_the_agents_status_buttons(live_server, page, screenshot_dir):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    user = UserFactory(company=company, username="ann")
+    agent = AgentFactory(company=company, name="1000", user=user, status=Agent.Status.LOGGED_OUT)
+    TierFactory(queue=QueueFactory(company=company, name="support"), agent=agent)
+    log_in(page, live_server, "ann")
+    page.goto(f"{live_server.url}/portal/acme/queues/agents/")
+    assert page.locator('[data-agent="status"]').inner_text() == "Logged Out"
+
+    for label, status in [
+        ("Available (On Demand)", Agent.Status.AVAILABLE_ON_DEMAND),
+        ("On Break", Agent.Status.ON_BREAK),
+        ("Available", Agent.Status.AVAILABLE),
+    ]:
+        page.get_by_role("button", name=label, exact=True).click()
+        assert page.locator('[data-agent="status"]').inner_text() == status
+        agent.refresh_from_db()
+        assert agent.status == status
+    assert page.get_by_role("button", name="Available", exact=True).is_disabled()
+
+    # The dispatcher offers it a caller: the page shows it without a reload.
+    caller = MemberFactory(queue=agent.tiers.get().queue, cid_number="5550142", cid_name="Ada")
+    Offer.objects.create(
+        queue=caller.queue, member=caller, agent=agent, channel_id="o1", offered_at=timezone.now()
+    )
+    page.wait_for_selector("text=Ringing: offered to you", timeout=4000)
+    assert "5550142" in page.locator('[data-live-section="caller"]').inner_text()
+    page.screenshot(path=screenshot_dir / "queues-agent.png", full_page=True)
+
+    page.get_by_role("button", name="Log out of the queues", exact=True).click()
+    agent.refresh_from_db()
+    assert agent.status == Agent.Status.LOGGED_OUT
+
+
+def test_reports_and_events_fit_a_phone(live_server, browser, screenshot_dir):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="sue")
+    queue = QueueFactory(company=company, name="support")
+    agent = AgentFactory(company=company, name="1000")
+    TierFactory(queue=queue, agent=agent)
+    MemberFactory(queue=queue, state="Abandoned", ended_at=timezone.now(), cancel_reason="TIMEOUT")
+    queue_events_emit(
+        company_id=company.pk,
+        events=[("agent-status-change", None, agent, {"CC-Agent-Status": "On Break"}),
+                ("members-count", queue, None, {"CC-Count": "1", "CC-Selection": "Single-Queue"})],
+    )  # fmt: skip
+    for width in (1280, 375):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        page = context.new_page()
+        log_in(page, live_server, "sue")
+        for name, path in [("queue-report", "reports/queues/"), ("events", "events/")]:
+            page.goto(f"{live_server.url}/portal/acme/queues/{path}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=screenshot_dir / f"queues-{name}-{width}.png", full_page=True)
+        assert "Agent-Status: On Break" in page.locator("tbody").inner_text()
+        context.close()
