@@ -22,6 +22,13 @@ def split_full_name(full_name: str) -> tuple[str, str]:
     return name, slug
 
 
+def company_by_slug(slug: str) -> Company:
+    company = Company.objects.filter(slug=slug).first()
+    if company is None:
+        raise NameNotFound(f"no company with slug {slug!r}")
+    return company
+
+
 def queue_by_full_name(full_name: str) -> Queue:
     name, slug = split_full_name(full_name)
     queue = queues(company=None).filter(name=name, company__slug=slug).first()
