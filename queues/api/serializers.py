@@ -1,10 +1,31 @@
-from django.core.validators import RegexValidator
+import re
+
+from django.core.validators import RegexValidator, validate_slug
 from rest_framework import serializers
 
 from queues.models import Agent, Member, Queue, QueueEvent, Tier
 from queues.services.config import AGENT_SETTINGS, QUEUE_SETTINGS
 
 ROW_ID = {"min_value": 1, "max_value": 2**63 - 1}
+# int() would also take " 7", "1_0" and Arabic-Indic digits: an id is ASCII digits (or a JSON number).
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
+class RowIdField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(**ROW_ID, **kwargs)
+
+    def get_value(self, dictionary):
+        # DRF reads an empty query value (?queue=) as "not given"; it is a mistake, not "no filter".
+        if dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not _ASCII_DIGITS.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 # What Agent.clean takes, said in the schema: a number, or one channel such as PJSIP/1000.
 CONTACT = RegexValidator(
@@ -69,7 +90,11 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
         # Names already taken are the service's 409, not a 400.
         validators = []
-        extra_kwargs = {"name": {"validators": [Agent._meta.get_field("name").validators[0]]}}
+        extra_kwargs = {
+            "name": {"validators": [Agent._meta.get_field("name").validators[0]]},
+            # A dial route is named by a slug (telephony's DialRoute.name).
+            "route": {"validators": [validate_slug], "min_length": 1},
+        }
 
 
 class AgentStatusSerializer(serializers.Serializer):
@@ -101,8 +126,8 @@ class TierSerializer(serializers.ModelSerializer):
 
 
 class TierCreateSerializer(serializers.Serializer):
-    queue = serializers.IntegerField(**ROW_ID)
-    agent = serializers.IntegerField(**ROW_ID)
+    queue = RowIdField()
+    agent = RowIdField()
     level = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     position = serializers.IntegerField(min_value=1, max_value=100000, default=1)
 
@@ -150,21 +175,21 @@ class QueueEventSerializer(serializers.ModelSerializer):
 
 
 class AgentFilterSerializer(serializers.Serializer):
-    queue = serializers.IntegerField(required=False, help_text="agents with a tier in this queue", **ROW_ID)
+    queue = RowIdField(required=False, help_text="agents with a tier in this queue")
     status = serializers.ChoiceField(choices=Agent.Status.choices, required=False)
     state = serializers.ChoiceField(choices=Agent.State.choices, required=False)
 
 
 class TierFilterSerializer(serializers.Serializer):
-    queue = serializers.IntegerField(required=False, **ROW_ID)
-    agent = serializers.IntegerField(required=False, **ROW_ID)
+    queue = RowIdField(required=False)
+    agent = RowIdField(required=False)
 
 
 class MemberFilterSerializer(serializers.Serializer):
-    queue = serializers.IntegerField(required=False, **ROW_ID)
+    queue = RowIdField(required=False)
 
 
 class EventFilterSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=QueueEvent.Action.choices, required=False)
-    queue = serializers.IntegerField(required=False, **ROW_ID)
-    agent = serializers.IntegerField(required=False, **ROW_ID)
+    queue = RowIdField(required=False)
+    agent = RowIdField(required=False)
