@@ -143,6 +143,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CallRequestStatusEnum": "click2call.models.CallRequest.Status",
         "CallAttemptStatusEnum": "click2call.models.CallAttempt.Status",
+        "AgentStatusEnum": "queues.models.Agent.Status",
+        "AgentStateEnum": "queues.models.Agent.State",
+        "TierStateEnum": "queues.models.Tier.State",
+        "MemberStateEnum": "queues.models.Member.State",
     },
 }
 

@@ -28,6 +28,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/click2call/", include("click2call.api.urls")),
+    path("api/queues/", include("queues.api.urls")),
     path("c2c/", include("click2call.widget_urls")),
     path("portal/<slug:company_slug>/click2call/", include("click2call.urls")),
     path("portal/<slug:company_slug>/queues/", include("queues.urls")),

@@ -1,0 +1,158 @@
+"""Admin screens for the queues. Writes go through the services (status changes emit their events,
+every write bumps changed_at for the dispatcher); members, offers and events are the dispatcher's
+record and are read-only here."""
+
+from django.contrib import admin, messages
+
+from queues.models import Agent, Member, Offer, Queue, QueueEvent, Tier
+from queues.services import config
+from queues.services.agents import agent_status_set
+
+
+class TierInline(admin.TabularInline):
+    model = Tier
+    extra = 0
+    fields = ["agent", "level", "position", "state"]
+    readonly_fields = ["state"]
+    autocomplete_fields = ["agent"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "strategy", "server", "loaded", "max_wait_time", "changed_at"]
+    list_filter = ["loaded", "strategy", "server", "company"]
+    search_fields = ["name", "company__slug", "company__name"]
+    list_select_related = ["company", "server"]
+    readonly_fields = ["last_agent", "changed_at"]
+    inlines = [TierInline]
+    actions = ["load", "unload"]
+
+    @admin.action(description="Load the selected queues (the dispatcher serves them)")
+    def load(self, request, queryset):
+        for queue in queryset:
+            config.queue_load(queue=queue)
+        self.message_user(request, f"{len(queryset)} queue(s) loaded.")
+
+    @admin.action(description="Unload the selected queues (the dispatcher stops serving them)")
+    def unload(self, request, queryset):
+        for queue in queryset:
+            config.queue_unload(queue=queue)
+        self.message_user(request, f"{len(queryset)} queue(s) unloaded.")
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "type",
+        "contact",
+        "status",
+        "state",
+        "calls_answered",
+        "no_answer_count",
+        "user",
+    ]
+    list_filter = ["status", "state", "type", "company"]
+    search_fields = ["name", "contact", "company__slug", "user__username"]
+    list_select_related = ["company", "user"]
+    raw_id_fields = ["user"]
+    # Status and state change through the actions (and their events), counters through calls.
+    readonly_fields = [
+        "status",
+        "state",
+        "standby_channel",
+        "calls_answered",
+        "talk_time",
+        "no_answer_count",
+        "last_bridge_start",
+        "last_bridge_end",
+        "last_offered_call",
+        "last_status_change",
+        "changed_at",
+    ]
+    actions = ["log_out", "on_break", "available"]
+
+    def set_status(self, request, queryset, status):
+        for agent in queryset:
+            agent_status_set(agent_id=agent.pk, status=status)
+        self.message_user(request, f"{len(queryset)} agent(s) now {status}.")
+
+    @admin.action(description="Log the selected agents out")
+    def log_out(self, request, queryset):
+        self.set_status(request, queryset, Agent.Status.LOGGED_OUT)
+
+    @admin.action(description="Put the selected agents On Break")
+    def on_break(self, request, queryset):
+        self.set_status(request, queryset, Agent.Status.ON_BREAK)
+
+    @admin.action(description="Make the selected agents Available")
+    def available(self, request, queryset):
+        self.set_status(request, queryset, Agent.Status.AVAILABLE)
+
+    def delete_model(self, request, obj):
+        try:
+            config.agent_del(agent=obj)
+        except config.ConfigRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for agent in queryset:
+            self.delete_model(request, agent)
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "queue", "agent", "level", "position", "state"]
+    list_filter = ["state", "level", "queue__company"]
+    search_fields = ["queue__name", "agent__name", "queue__company__slug"]
+    list_select_related = ["queue__company", "agent__company"]
+    autocomplete_fields = ["queue", "agent"]
+    readonly_fields = ["changed_at"]
+
+    def delete_model(self, request, obj):
+        try:
+            config.tier_del(tier=obj)
+        except config.ConfigRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for tier in queryset:
+            self.delete_model(request, tier)
+
+
+@admin.register(Member)
+class MemberAdmin(ReadOnlyAdmin):
+    list_display = ["cid_number", "cid_name", "queue", "state", "joined_at", "agent", "cancel_reason"]
+    list_filter = ["state", "cancel_reason", "queue__company"]
+    search_fields = ["cid_number", "cid_name", "uuid", "session_uuid", "queue__name"]
+    list_select_related = ["queue__company", "agent__company"]
+    date_hierarchy = "joined_at"
+
+
+@admin.register(Offer)
+class OfferAdmin(ReadOnlyAdmin):
+    list_display = ["agent", "member", "queue", "result", "offered_at", "talk_time", "hangup_cause"]
+    list_filter = ["result", "queue__company"]
+    search_fields = ["agent__name", "channel_id", "member__cid_number"]
+    list_select_related = ["agent__company", "member", "queue__company"]
+    date_hierarchy = "offered_at"
+
+
+@admin.register(QueueEvent)
+class QueueEventAdmin(ReadOnlyAdmin):
+    list_display = ["action", "company", "queue", "agent", "created_at"]
+    list_filter = ["action", "company"]
+    search_fields = ["queue__name", "agent__name"]
+    list_select_related = ["company", "queue__company", "agent__company"]
+    date_hierarchy = "created_at"

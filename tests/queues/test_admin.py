@@ -1,0 +1,56 @@
+"""The queues' admin screens: lists, read-only records, and actions through the services."""
+
+import pytest
+from django.urls import reverse
+
+from queues.models import Agent, Queue, QueueEvent, Tier
+from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.parametrize("model", ["queue", "agent", "tier", "member", "offer", "queueevent"])
+def test_every_list_and_search_answers(admin_client, model):
+    TierFactory()
+    MemberFactory()
+    url = reverse(f"admin:queues_{model}_changelist")
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.get(url, {"q": "100"}).status_code == 200
+
+
+def test_members_are_read_only(admin_client):
+    member = MemberFactory()
+    assert admin_client.get(reverse("admin:queues_member_add")).status_code == 403
+    response = admin_client.post(reverse("admin:queues_member_change", args=[member.pk]), {"cid_name": "x"})
+    assert response.status_code == 403
+
+
+def test_agent_actions_set_status_with_events(admin_client):
+    agents = [AgentFactory(status="Available"), AgentFactory(status="Available")]
+    url = reverse("admin:queues_agent_changelist")
+    admin_client.post(url, {"action": "on_break", "_selected_action": [a.pk for a in agents]})
+    assert set(Agent.objects.values_list("status", flat=True)) == {"On Break"}
+    assert QueueEvent.objects.filter(action="agent-status-change").count() == 2
+    admin_client.post(url, {"action": "log_out", "_selected_action": [agents[0].pk]})
+    assert Agent.objects.get(pk=agents[0].pk).status == "Logged Out"
+
+
+def test_queue_actions_unload_and_load(admin_client):
+    queue = QueueFactory()
+    url = reverse("admin:queues_queue_changelist")
+    admin_client.post(url, {"action": "unload", "_selected_action": [queue.pk]})
+    assert Queue.objects.get().loaded is False
+    admin_client.post(url, {"action": "load", "_selected_action": [queue.pk]})
+    assert Queue.objects.get().loaded is True
+
+
+def test_a_tier_in_a_call_is_not_deleted(admin_client):
+    tier = TierFactory(state="Active Inbound")
+    admin_client.post(reverse("admin:queues_tier_delete", args=[tier.pk]), {"post": "yes"})
+    assert Tier.objects.filter(pk=tier.pk).exists()
