@@ -456,7 +456,7 @@ class Queues(PbxApp):
     ):
         info.answered = True
         info.member_session = caller_uniqueid
-        d.member_drop(info.member_id)
+        minfo = d.member_drop(info.member_id)
         agent = d.board.agents.get(info.agent_id)
         if agent is not None:
             agent.state = Agent.State.IN_A_QUEUE_CALL
@@ -478,13 +478,35 @@ class Queues(PbxApp):
                 await self.record(ctx, qinfo, d.members.get(info.member_id), caller_channel, info)
         except AmiError as exc:  # the caller (or the agent) was gone a moment ago
             log.info("queues: bridge for offer %s failed: %s", info.channel_id, exc)
-            await ctx.db(calls.bridge_ended, offer_id=info.id, cause=str(exc)[:40])
-            await self._hangup_channel(ctx, info.agent_channel)
+            caller_gone = "Channel1" in str(exc) or "Channel2" not in str(exc)
+            await self.unbridged(ctx, d, info, minfo, caller_gone)
+            return
         for channel_id in cancel:
             other = d.offers.get(channel_id)
             if other is not None:
                 other.canceled = True
             await self._hangup_uniqueid(ctx, channel_id)
+        await self.dispatch(ctx)
+
+    async def unbridged(
+        self, ctx: AppContext, d: Dispatcher, info: OfferInfo, minfo: MemberInfo | None, caller_gone: bool
+    ):
+        """The Bridge failed: whoever is still there is let go (the agent) or waits again (the caller)."""
+        d.offers.pop(info.channel_id, None)
+        await ctx.db(calls.offer_unbridged, offer_id=info.id, caller_gone=caller_gone, cause="bridge failed")
+        if caller_gone:
+            await self._hangup_channel(ctx, info.agent_channel)
+        fresh = await ctx.db(board_services.agent_reload, agent_id=info.agent_id)
+        if fresh is not None:
+            d.agent_put(fresh)
+        queue = d.board.queues.get(info.queue_id)
+        for tier in queue.tiers if queue else ():
+            if tier.agent.id == info.agent_id:
+                tier.state = "Ready"
+        if not caller_gone and minfo is not None:
+            member = await ctx.db(board_services.member_reload, member_id=info.member_id)
+            if member is not None:
+                d.member_put(board_services.member_view(member), minfo)
         await self.dispatch(ctx)
 
     async def record(self, ctx, qinfo: QueueInfo, minfo, caller_channel: str, info: OfferInfo):

@@ -227,6 +227,10 @@ def board_changes(*, server_id: int, since: dt.datetime) -> Snapshot:
     )
 
 
+def member_reload(*, member_id: int) -> Member | None:
+    return Member.objects.filter(pk=member_id, state__in=Member.WAITING_STATES).first()
+
+
 def agent_reload(*, agent_id: int) -> Agent | None:
     return Agent.objects.select_related("company").filter(pk=agent_id).first()
 

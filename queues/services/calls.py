@@ -331,6 +331,50 @@ def offer_answered(*, offer_id: int) -> Answered | None:
 
 
 @transaction.atomic
+def offer_unbridged(*, offer_id: int, caller_gone: bool, cause: str = "") -> bool:
+    """The agent answered but the Bridge could not be made: one of the two hung up a moment before.
+    Caller gone: it abandoned (BREAK_OUT). Agent gone: the caller waits again; the agent counts a
+    no-answer. Nobody talked, so no call is counted."""
+    offer = (
+        Offer.objects.select_for_update()
+        .select_related("agent__company", "member", "queue__company")
+        .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True)
+        .first()
+    )
+    if offer is None:
+        return False
+    now = timezone.now()
+    result = Offer.Result.CANCELED if caller_gone else Offer.Result.NO_ANSWER
+    Offer.objects.filter(pk=offer.pk).update(
+        result=result, answered_at=None, ended_at=now, hangup_cause=cause[:40]
+    )
+    member = offer.member
+    events: list = []
+    if caller_gone:
+        Member.objects.filter(pk=member.pk).update(
+            state=Member.State.ABANDONED,
+            agent=None,
+            bridged_at=None,
+            ended_at=now,
+            cancel_reason=Member.CancelReason.BREAK_OUT,
+            hangup_cause=cause[:40],
+        )
+        fields = member_fields(member) | {"CC-Cause": "Cancel", "CC-Cancel-Reason": "BREAK_OUT"}
+        events.append(("member-queue-end", offer.queue, None, fields))
+    else:
+        Member.objects.filter(pk=member.pk).update(state=Member.State.WAITING, agent=None, bridged_at=None)
+    agent = offer.agent
+    changes = {} if caller_gone else {"no_answer_count": F("no_answer_count") + 1}
+    _agent_back(agent, now, events, **changes)
+    Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=Tier.State.READY)
+    fail = member_fields(member) | {"CC-Agent-UUID": offer.channel_id, "CC-Hangup-Cause": cause}
+    events.append(("bridge-agent-fail", offer.queue, agent, fail))
+    events.append(_members_count(offer.queue))
+    queue_events_emit(company_id=offer.queue.company_id, events=events, when=now)
+    return True
+
+
+@transaction.atomic
 def bridge_ended(*, offer_id: int, cause: str = "") -> Offer | None:
     """The caller and the agent are no longer joined: the talk time counts for the agent, who is
     Idle (On Demand) or Waiting again after its wrap-up."""

@@ -1,0 +1,57 @@
+"""200 callers at once on pbxsim: every one served, no agent offered two callers at once, no caller
+bridged twice."""
+
+import collections
+
+import pytest
+
+from queues.models import Agent, Member, Offer
+from telephony.testing import wait_for
+from tests.queues.conftest import AGENT_TALKS_LONG, CALLER_WAITS
+from tests.queues.factories import AgentFactory, TierFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CALLERS = 200
+AGENTS = 20
+
+
+@pytest.mark.parametrize("strategy", ["longest-idle-agent", "ring-all"])
+def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(queue, pbx, call_in, strategy):
+    queue.strategy = strategy
+    queue.offer_timeout = 60
+    queue.save()
+    for _ in range(AGENTS):
+        TierFactory(
+            queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_TALKS_LONG, wrap_up_time=0)
+        )
+
+    for _ in range(CALLERS):
+        call_in(queue, CALLER_WAITS)
+
+    wait_for(
+        lambda: Member.objects.filter(queue=queue).count() == CALLERS, timeout=60, what="every caller joined"
+    )
+    wait_for(
+        lambda: (
+            Offer.objects.filter(queue=queue, result=Offer.Result.ANSWERED, ended_at__isnull=False).count()
+            == CALLERS
+        ),
+        timeout=180,
+        what="every call answered and over",
+    )
+    answered = collections.Counter(
+        Offer.objects.filter(result=Offer.Result.ANSWERED).values_list("member_id", flat=True)
+    )
+    assert len(answered) == CALLERS and set(answered.values()) == {1}
+    assert not Member.objects.exclude(state=Member.State.ANSWERED).exists()
+    by_agent = collections.defaultdict(list)
+    for offer in Offer.objects.order_by("offered_at", "id"):
+        by_agent[offer.agent_id].append(offer)
+    for offers in by_agent.values():
+        for before, after in zip(offers, offers[1:], strict=False):
+            assert before.ended_at is not None and before.ended_at <= after.offered_at
+    wait_for(
+        lambda: not Agent.objects.exclude(state=Agent.State.WAITING).exists(),
+        what="every agent waiting again",
+    )
