@@ -17,6 +17,7 @@ from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperat
 from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
+from telephony.models import CallRecord
 from telephony.services.originate import OriginateAlreadyClaimed
 
 Status = CallRequest.Status
@@ -30,6 +31,8 @@ MAX_HOPS = 20
 CLAIM_LOST_AFTER = dt.timedelta(seconds=60)
 # A countdown may fire a little before next_try_at on another host's clock.
 DUE_SLACK = dt.timedelta(seconds=2)
+# An unanswered leg's disposition, in the words of an OriginateResult's outcome.
+_UNANSWERED_OUTCOME = {CallRecord.Disposition.BUSY: "busy", CallRecord.Disposition.NO_ANSWER: "no_answer"}
 
 
 class CallbackRefused(Exception):
@@ -155,8 +158,14 @@ def attempt_originate(*, attempt_id: int) -> CallAttempt | None:
             app_ref=attempt.app_ref,
             **plan,
         )
-    except OriginateAlreadyClaimed:
-        pass  # sent by the task that died: its events decide
+    except OriginateAlreadyClaimed as sent:
+        # Sent by the task that died: its events decide, unless its record ended already (the
+        # reconcile gave up a claim that was never sent): then no event will come.
+        record = sent.record
+        if record is not None and record.state == CallRecord.State.ENDED:
+            return attempt_first_leg_ended(
+                attempt_id=attempt.pk, answered=record.answered_at is not None, disposition=record.disposition
+            )
     except ValueError as exc:  # the campaign's setup (operators, dial route): nothing was claimed
         return attempt_finish(attempt_id=attempt.pk, status=AttemptStatus.FAILED_COMPANY, detail=str(exc))
     except AmiError as exc:  # Asterisk refused the Originate: its record ended FAILED
@@ -240,9 +249,13 @@ def attempt_unanswered(*, attempt_id: int, outcome: str) -> CallAttempt | None:
     )
 
 
-def attempt_ended_unreported(*, attempt_id: int) -> CallAttempt | None:
-    """The first leg ended and no C2CEnd came (the PBX lost it, or the process was away): the
-    attempt cannot stay dialing; it counts against the first party."""
+def attempt_first_leg_ended(*, attempt_id: int, answered: bool, disposition: str) -> CallAttempt | None:
+    """The first leg ended. Its OriginateResult (unanswered) or C2CEnd (answered) ended the attempt
+    already, unless it was lost (the AMI dropped, reconcile closed the leg, the PBX lost the
+    report): the attempt cannot stay dialing; it counts against the first party."""
+    if not answered:
+        outcome = _UNANSWERED_OUTCOME.get(disposition, "failed")
+        return attempt_unanswered(attempt_id=attempt_id, outcome=outcome)
     attempt = CallAttempt.objects.filter(pk=attempt_id).only("first_party").first()
     if attempt is None:
         return None

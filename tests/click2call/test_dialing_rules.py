@@ -1,0 +1,80 @@
+"""Dialing's rules where the PBX is not needed: attempts whose events were lost, requests whose
+campaign changed, and the Originate an attempt sends."""
+
+import datetime as dt
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.utils import timezone
+
+from click2call.pbx import ClickToCall
+from click2call.services import dialing
+from telephony.models import CallRecord
+from telephony.services import calls as call_services
+from telephony.services.servers import ami_source
+from tests.click2call.factories import CallRequestFactory, CampaignFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class DirectContext:
+    """The app's context in the pbx process, its database calls made in the test's thread."""
+
+    async def db(self, function, **kwargs):
+        return await sync_to_async(function)(**kwargs)
+
+
+def first_leg(attempt, *, state, minutes_ago=1):
+    campaign = attempt.request.campaign
+    record = CallRecord.objects.create(
+        server=campaign.server,
+        source=ami_source(campaign.server),
+        uniqueid=attempt.channel_id,
+        linkedid=attempt.channel_id,
+        company=campaign.company,
+        app="click2call",
+        app_ref=attempt.app_ref,
+        state=state,
+    )
+    earlier = timezone.now() - dt.timedelta(minutes=minutes_ago)
+    CallRecord.objects.filter(pk=record.pk).update(updated_at=earlier)
+    return record
+
+
+def reconcile(server):
+    """The pbx process's reconcile, the PBX listing no channel: its typed events go to the app."""
+    typed = call_services.call_records_reconcile(
+        server_id=server.pk, live_uniqueids=set(), listed_at=timezone.now()
+    )
+    for event in typed:
+        async_to_sync(ClickToCall().on_call_event)(DirectContext(), event)
+    return typed
+
+
+def test_a_first_leg_whose_originate_response_was_lost_ends_its_attempt_on_reconcile():
+    request = CallRequestFactory(campaign=CampaignFactory(redial_count=0))
+    attempt = dialing.attempt_claim_next(request_id=request.pk)
+    attempt.status = "dialing"
+    attempt.save(update_fields=["status"])
+    first_leg(attempt, state=CallRecord.State.SENT)
+    assert reconcile(request.campaign.server)
+    attempt.refresh_from_db()
+    request.refresh_from_db()
+    assert (attempt.status, attempt.detail) == ("FAILED_USER", "first party: failed")
+    assert request.status == "FAILED_USER"  # the portal can call it back
+
+
+def test_a_redelivered_task_finishes_an_attempt_whose_unsent_claim_was_given_up():
+    request = CallRequestFactory(campaign=CampaignFactory(redial_count=1))
+    attempt = dialing.attempt_claim_next(request_id=request.pk)  # the worker dies after the claim
+    first_leg(attempt, state=CallRecord.State.CLAIMED, minutes_ago=20)
+    reconcile_closed = call_services.call_records_reconcile(
+        server_id=request.campaign.server.pk, live_uniqueids=set(), listed_at=timezone.now()
+    )
+    assert reconcile_closed  # the pbx process was away: nobody heard this CallEnded
+    dialing.attempt_dial_next(request_id=request.pk)  # the redelivery
+    attempt.refresh_from_db()
+    request.refresh_from_db()
+    assert attempt.status == "FAILED_USER"
+    assert (request.status, request.tries) == ("PENDING", 1)  # its next try is scheduled
+    assert request.next_try_at is not None
