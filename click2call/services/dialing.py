@@ -109,6 +109,16 @@ def _attempt_create(*, request: CallRequest, kind: str, first_party: str, user=N
     )
 
 
+def _request_out_of_tries(*, request: CallRequest, now: dt.datetime):
+    """A waiting request with no try left fails as its last try did, and waits for a call back."""
+    last = request.attempts.order_by("-seq").first()
+    ended = last is not None and last.status in (AttemptStatus.FAILED_USER, AttemptStatus.FAILED_COMPANY)
+    status = last.status if ended else _failed_status(request.campaign.first_party)
+    CallRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+        status=status, next_try_at=None, finished_at=now, updated_at=now
+    )
+
+
 def attempt_claim_next(*, request_id: int, now: dt.datetime | None = None) -> CallAttempt | None:
     """The attempt to originate now: a new automatic try of a due PENDING request (the request
     turns DIALING by a conditional update, so of two tasks one claims), or the try claimed but
@@ -120,7 +130,10 @@ def attempt_claim_next(*, request_id: int, now: dt.datetime | None = None) -> Ca
             return None
         if request.status == Status.DIALING:
             return request.attempts.filter(status=AttemptStatus.CLAIMED).select_related("request").first()
-        if request.status != Status.PENDING or request.tries >= 1 + request.campaign.redial_count:
+        if request.status != Status.PENDING:
+            return None
+        if request.tries >= 1 + request.campaign.redial_count:  # the campaign's redial count was lowered
+            _request_out_of_tries(request=request, now=now)
             return None
         if request.next_try_at and request.next_try_at > now + DUE_SLACK:
             return None

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
+from click2call.models import CallRequest, Campaign
 from click2call.pbx import ClickToCall
 from click2call.services import dialing
 from telephony.models import CallRecord
@@ -78,3 +79,21 @@ def test_a_redelivered_task_finishes_an_attempt_whose_unsent_claim_was_given_up(
     assert attempt.status == "FAILED_USER"
     assert (request.status, request.tries) == ("PENDING", 1)  # its next try is scheduled
     assert request.next_try_at is not None
+
+
+def test_a_waiting_request_out_of_tries_after_its_redial_count_was_lowered_fails_for_a_call_back():
+    campaign = CampaignFactory(redial_count=2, first_party="visitor")
+    request = CallRequestFactory(campaign=campaign)
+    attempt = dialing.attempt_claim_next(request_id=request.pk)
+    dialing.attempt_finish(attempt_id=attempt.pk, status="FAILED_COMPANY", detail="dialing: BUSY")
+    request.refresh_from_db()
+    assert (request.status, request.tries) == ("PENDING", 1)
+    Campaign.objects.filter(pk=campaign.pk).update(redial_count=0)
+    CallRequest.objects.filter(pk=request.pk).update(next_try_at=timezone.now())
+
+    assert dialing.attempt_dial_next(request_id=request.pk) is None
+    request.refresh_from_db()
+    assert (request.status, request.tries, request.next_try_at) == ("FAILED_COMPANY", 1, None)
+    assert request.finished_at is not None
+    assert request.pk not in dialing.requests_due()  # the sweep queues it no more
+    assert dialing.request_callback(request=request, user=None).seq == 2
