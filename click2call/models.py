@@ -24,6 +24,9 @@ sound_name = RegexValidator(
     r"^[A-Za-z0-9_/-]{1,80}$", "A sound name as Asterisk plays it: letters, digits, _ - and /, no extension."
 )
 
+# A caller ID travels in an Originate variable (C2C_CALLERID), which Asterisk splits on commas.
+no_comma = RegexValidator(r",", inverse_match=True, message="No commas: write Doe John, not Doe, John.")
+
 
 def generate_public_key():
     return "c2c_pk_" + secrets.token_urlsafe(18)
@@ -156,13 +159,13 @@ class Campaign(models.Model):
     visitor_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value],
+        validators=[validate_header_value, no_comma],
         help_text="what the visitor's phone shows",
     )
     company_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value],
+        validators=[validate_header_value, no_comma],
         help_text="what the operators' phones show",
     )
     allowed_origins = models.TextField(

@@ -409,6 +409,15 @@ def test_bad_campaign_values_are_form_errors(logged_in, company, campaign, chang
     assert company.c2c_campaigns.count() == 1
 
 
+@pytest.mark.parametrize("field", ["visitor_caller_id", "company_caller_id"])
+def test_a_caller_id_with_a_comma_is_refused_with_its_reason(logged_in, company, campaign, field):
+    # Every try would fail in the Originate's check, counted against the company.
+    data = campaign_data(campaign.tariff, campaign.server, **{field: '"Doe, John" <0123456789>'})
+    response = logged_in.post(url("campaign-new", company), data)
+    assert response.status_code == 400 and "No commas" in response.content.decode()
+    assert company.c2c_campaigns.count() == 1
+
+
 @pytest.mark.parametrize("name", HOSTILE_STRINGS)
 def test_hostile_campaign_names_never_500(logged_in, company, campaign, name):
     data = campaign_data(campaign.tariff, campaign.server, name=HOSTILE_STRINGS[name])
