@@ -306,6 +306,27 @@ def test_comment_type_with_its_fields_is_created_and_edited(logged_in, company):
     assert [f.choice_list() for f in kind.fields.all()] == [["new", "won"]]
 
 
+def test_two_fields_swap_their_names(logged_in, company, client):
+    kind = CommentTypeFactory(company=company, name="Lead")
+    first = CommentFieldFactory(comment_type=kind, name="budget", position=0)
+    second = CommentFieldFactory(comment_type=kind, name="stage", position=1)
+    swap = {
+        "name": "Lead",
+        "active": "on",
+        "fields-TOTAL_FORMS": "2",
+        "fields-INITIAL_FORMS": "2",
+        "fields-0-id": first.pk,
+        "fields-0-name": "stage",
+        "fields-0-kind": "text",
+        "fields-1-id": second.pk,
+        "fields-1-name": "budget",
+        "fields-1-kind": "text",
+    }
+    client.raise_request_exception = False
+    assert logged_in.post(url("comment-type", company, kind.pk), swap).status_code == 302
+    assert list(kind.fields.values_list("pk", "name")) == [(first.pk, "stage"), (second.pk, "budget")]
+
+
 def test_choice_field_without_choices_is_refused(logged_in, company):
     data = {
         "name": "Lead",
