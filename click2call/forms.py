@@ -174,6 +174,12 @@ CommentFieldFormSet = forms.inlineformset_factory(
 )
 
 
+class CommentTypeChoiceForm(forms.Form):
+    """The comment type a comment is added with: an id the database can hold, in ASCII digits."""
+
+    comment_type = forms.IntegerField(min_value=1, max_value=2**31 - 1)
+
+
 class CallCommentForm(forms.Form):
     """A comment type's fields as inputs; what they accept is decided by click2call.services.comments."""
 

@@ -260,6 +260,14 @@ def test_missing_comment_type_is_404(logged_in, company, campaign, comment_type)
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("value", ["²", "١", "99999999999999999999999", "-1", ""])
+def test_a_comment_type_that_is_no_id_is_404(logged_in, company, campaign, client, value):
+    call = CallRequestFactory(campaign=campaign)
+    client.raise_request_exception = False
+    assert logged_in.post(url("call-comment", company, call.pk), {"comment_type": value}).status_code == 404
+    assert not call.comments.exists()
+
+
 def test_another_company_comment_type_is_404(logged_in, company, campaign):
     call = CallRequestFactory(campaign=campaign)
     foreign = CommentTypeFactory()
