@@ -165,6 +165,26 @@ def test_call_detail_shows_attempts_and_both_legs(logged_in, company, campaign):
     assert "Call back" in body
 
 
+def test_call_detail_shows_every_operator_rung_and_the_one_who_answered(logged_in, company, campaign):
+    call = CallRequestFactory(campaign=campaign, status="COMPLETED")
+    attempt = CallAttemptFactory(request=call, seq=1, status="COMPLETED", detail="bridged")
+    start = timezone.now()
+    first = CallRecordFactory(company=company, app="click2call", app_ref=attempt.app_ref, started_at=start)
+    for seconds, (operator, disposition) in enumerate([("5552002", "BUSY"), ("5552001", "ANSWERED")], 5):
+        CallRecordFactory(
+            company=company,
+            app="click2call",
+            app_ref=attempt.app_ref,
+            parent=first,
+            callee=operator,
+            disposition=disposition,
+            started_at=start + dt.timedelta(seconds=seconds),
+        )
+    body = logged_in.get(url("call", company, call.pk)).content.decode()
+    busy, answered = body.index("5552002</a>: Busy"), body.index("5552001</a>: Answered")
+    assert busy < answered  # as they were rung
+
+
 def test_call_detail_of_a_completed_call_has_no_call_back(logged_in, company, campaign):
     call = CallRequestFactory(campaign=campaign, status="COMPLETED")
     assert "Call back" not in logged_in.get(url("call", company, call.pk)).content.decode()
