@@ -91,7 +91,8 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
             hops = operators
     else:
         first = {"channel": operators[0], "caller_id": campaign.company_caller_id or request.number}
-        variables["C2C_CALLERID"] = campaign.visitor_caller_id
+        # Blank, the visitor's leg would show the first leg's caller ID: maybe their own number.
+        variables["C2C_CALLERID"] = campaign.visitor_caller_id or campaign.server.outbound_caller_id
         hops = [visitor]
     variables |= {f"C2C_DIAL_{n}": hop for n, hop in enumerate(hops, 1)}
     return {**first, "variables": variables}

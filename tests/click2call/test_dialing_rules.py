@@ -97,3 +97,19 @@ def test_a_waiting_request_out_of_tries_after_its_redial_count_was_lowered_fails
     assert request.finished_at is not None
     assert request.pk not in dialing.requests_due()  # the sweep queues it no more
     assert dialing.request_callback(request=request, user=None).seq == 2
+
+
+@pytest.mark.parametrize(
+    ("visitor_caller_id", "shown"), [("", '"Platform" <5550000>'), ("Shop <0140>", "Shop <0140>")]
+)
+def test_a_visitor_called_second_sees_the_campaign_or_server_caller_id_never_their_own_number(
+    visitor_caller_id, shown
+):
+    campaign = CampaignFactory(
+        first_party="company", visitor_caller_id=visitor_caller_id, company_caller_id=""
+    )
+    request = CallRequestFactory(campaign=campaign)
+    attempt = dialing.attempt_claim_next(request_id=request.pk)
+    plan = dialing.attempt_dial_plan(attempt=attempt)
+    assert plan["variables"]["C2C_CALLERID"] == shown
+    assert plan["caller_id"] == request.number  # the operator sees whom they will be put through to
