@@ -13,7 +13,12 @@ import secrets
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import Q
 
@@ -144,7 +149,12 @@ class Campaign(models.Model):
     message_sound = models.CharField(
         max_length=80, default="hello-world", validators=[sound_name], help_text="what the first party hears"
     )
-    message_file = models.FileField(upload_to="click2call/messages/", blank=True)
+    message_file = models.FileField(
+        upload_to="click2call/messages/",
+        blank=True,
+        validators=[FileExtensionValidator(["wav"])],
+        help_text="played instead of the sound when given",
+    )
     ring_timeout = models.PositiveSmallIntegerField(
         default=30, validators=[MinValueValidator(5), MaxValueValidator(120)], help_text="seconds, per leg"
     )

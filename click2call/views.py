@@ -169,7 +169,9 @@ def campaign_list(request):
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk=None):
     campaign = get_object_or_404(Campaign, company=request.company, pk=pk) if pk else Campaign()
-    form = forms.CampaignForm(request.POST or None, instance=campaign, company=request.company)
+    form = forms.CampaignForm(
+        request.POST or None, request.FILES or None, instance=campaign, company=request.company
+    )
     if request.method == "POST" and form.is_valid():
         try:
             campaigns.campaign_save(campaign=form.instance)

@@ -8,6 +8,7 @@ or leaves the request FAILED_* for the portal's call back.
 """
 
 import datetime as dt
+from pathlib import Path
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -60,6 +61,14 @@ def _operator_channels(campaign: Campaign) -> list[str]:
     ]
 
 
+def _message(campaign: Campaign) -> str:
+    """What Playback plays: the uploaded file by its path without the extension (Asterisk
+    reads it from MEDIA_ROOT, shared with it), or else the sound name."""
+    if campaign.message_file:
+        return str(Path(campaign.message_file.path).with_suffix(""))
+    return campaign.message_sound
+
+
 def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     """The Originate of an attempt's first leg: whom it rings, and the variables of
     [platform-click2call] that say what the answered party hears and whom it is put through to.
@@ -77,7 +86,7 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     variables = {
         "PLATFORM_CALL": attempt.app_ref,
         "C2C_ATTEMPT": str(attempt.pk),
-        "C2C_MESSAGE": campaign.message_sound,
+        "C2C_MESSAGE": _message(campaign),
         "C2C_TIMEOUT": str(campaign.ring_timeout),
     }
     if attempt.first_party == FirstParty.VISITOR:

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from click2call.models import CallRequest, Campaign
@@ -113,3 +114,12 @@ def test_a_visitor_called_second_sees_the_campaign_or_server_caller_id_never_the
     plan = dialing.attempt_dial_plan(attempt=attempt)
     assert plan["variables"]["C2C_CALLERID"] == shown
     assert plan["caller_id"] == request.number  # the operator sees whom they will be put through to
+
+
+def test_an_uploaded_message_is_played_instead_of_the_sound(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    campaign = CampaignFactory(message_sound="hello-world")
+    campaign.message_file.save("welcome.wav", ContentFile(b"RIFF\x24\x00\x00\x00WAVE"))
+    attempt = dialing.attempt_claim_next(request_id=CallRequestFactory(campaign=campaign).pk)
+    message = dialing.attempt_dial_plan(attempt=attempt)["variables"]["C2C_MESSAGE"]
+    assert message == str(tmp_path / "click2call" / "messages" / "welcome")  # Playback adds the extension

@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -465,6 +466,36 @@ def test_a_caller_id_with_a_comma_is_refused_with_its_reason(logged_in, company,
     response = logged_in.post(url("campaign-new", company), data)
     assert response.status_code == 400 and "No commas" in response.content.decode()
     assert company.c2c_campaigns.count() == 1
+
+
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
+
+
+def test_a_campaign_message_is_uploaded_as_a_wav_file(logged_in, company, campaign, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    data = campaign_data(campaign.tariff, campaign.server, message_file=SimpleUploadedFile("hello.wav", WAV))
+    assert logged_in.post(url("campaign-new", company), data).status_code == 302
+    created = company.c2c_campaigns.get(name="Summer")
+    assert created.message_file.name.startswith("click2call/messages/hello")
+    assert (tmp_path / created.message_file.name).read_bytes() == WAV
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("hello.wav", b"ID3\x03 an mp3 named wav" + bytes(20), "A WAV audio file"),
+        ("hello.mp3", WAV, "File extension"),
+        ("long.wav", WAV + bytes(5 * 1024 * 1024), "At most 5 MB"),
+    ],
+)
+def test_a_campaign_message_that_is_no_wav_file_is_refused(
+    logged_in, company, campaign, settings, tmp_path, name, content, error
+):
+    settings.MEDIA_ROOT = tmp_path
+    data = campaign_data(campaign.tariff, campaign.server, message_file=SimpleUploadedFile(name, content))
+    response = logged_in.post(url("campaign-new", company), data)
+    assert response.status_code == 400 and error in response.content.decode()
+    assert company.c2c_campaigns.count() == 1 and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name", HOSTILE_STRINGS)
