@@ -118,9 +118,11 @@ def test_a_company_that_does_not_answer_fails_then_its_call_back_completes(make_
     with pytest.raises(dialing.CallbackRefused):  # one call back at a time
         dialing.request_callback(request=request, user=user)
     dial_callback(attempt.pk)
+    dial_callback(attempt.pk)  # redelivered (acks_late): the operators ring once
     assert settled(request).status == "COMPLETED"
     attempt.refresh_from_db()
     assert attempt.status == "COMPLETED"
+    assert len([e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]) == 1
     wait_for(lambda: len(legs(attempt)) == 2)
     company_leg, visitor_leg = legs(attempt)
     assert company_leg.callee == f"Local/{OPERATOR_STAYS}@c2c-test-phones"
@@ -182,6 +184,17 @@ def test_a_visitor_who_hangs_up_during_the_message_fails_calling_to_user(make_ca
     assert attempt.detail == "message: hung up"
     wait_for(lambda: legs(attempt) and legs(attempt)[0].state == "ended")
     assert len(legs(attempt)) == 1  # the company was never rung
+
+
+def test_a_visitor_who_hangs_up_while_the_company_rings_fails_calling_to_user(make_campaign, pbx):
+    # The visitor listens 2 s: the message (1.4 s) is over and the operator that never answers rings.
+    request = request_for(make_campaign(operators=[OPERATOR_NEVER_ANSWERS]), VISITOR_TALKS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "FAILED_USER"
+    attempt = request.attempts.get()
+    assert attempt.detail == "dialing: CANCEL"
+    wait_for(lambda: len(legs(attempt)) == 2 and all(leg.state == "ended" for leg in legs(attempt)))
+    assert legs(attempt)[1].answered_at is None  # the operator's phone stopped ringing unanswered
 
 
 @pytest.mark.parametrize(
