@@ -26,6 +26,9 @@ AttemptStatus = CallAttempt.Status
 FirstParty = Campaign.FirstParty
 
 CONTEXT = "platform-click2call"
+# The company first: a Local channel whose far half rings the operators (/n: kept, not optimised
+# away, so the first leg lasts the whole call).
+COMPANY_RING = "Local/s@platform-click2call-company/n"
 # The contract's dialplan reads C2C_DIAL_1 .. C2C_DIAL_n; an Originate carries at most 32 variables.
 MAX_HOPS = 20
 # A claim still unsent this long after it was made lost its task: the sweep queues it again.
@@ -70,18 +73,25 @@ def _message(campaign: Campaign) -> str:
 
 
 def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
-    """The Originate of an attempt's first leg: whom it rings, and the variables of
+    """The Originate of an attempt's first leg: whom it rings, for how long, and the variables of
     [platform-click2call] that say what the answered party hears and whom it is put through to.
 
     In order, each operator is one hop (C2C_DIAL_1, C2C_DIAL_2, ...) rung ring_timeout seconds;
     all together, one hop of every operator joined with &. When the company is the first party,
-    its first active operator is rung (a ring group belongs in that operator's dial string).
+    the first leg is a Local channel into [platform-click2call-company], which rings the same
+    hops (C2C_RING_n) and is answered by the operator who answers.
     Raises ValueError when the campaign has nobody to ring or too many operators."""
     request = attempt.request
     campaign = request.campaign
     operators = _operator_channels(campaign)
     if not operators:
         raise ValueError("the campaign has no active operator")
+    if campaign.ringing == Campaign.Ringing.TOGETHER:
+        company = ["&".join(operators)]
+    elif len(operators) > MAX_HOPS:
+        raise ValueError(f"at most {MAX_HOPS} operators are rung one after the other")
+    else:
+        company = operators
     visitor = dial_string(server=campaign.server, number=request.number, route=campaign.route)
     variables = {
         "PLATFORM_CALL": attempt.app_ref,
@@ -92,19 +102,15 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     if attempt.first_party == FirstParty.VISITOR:
         first = {"number": request.number, "route": campaign.route, "caller_id": campaign.visitor_caller_id}
         variables["C2C_CALLERID"] = campaign.company_caller_id or request.number
-        if campaign.ringing == Campaign.Ringing.TOGETHER:
-            hops = ["&".join(operators)]
-        elif len(operators) > MAX_HOPS:
-            raise ValueError(f"at most {MAX_HOPS} operators are rung one after the other")
-        else:
-            hops = operators
+        timeout, hops = campaign.ring_timeout, company
     else:
-        first = {"channel": operators[0], "caller_id": campaign.company_caller_id or request.number}
+        first = {"channel": COMPANY_RING, "caller_id": campaign.company_caller_id or request.number}
         # Blank, the visitor's leg would show the first leg's caller ID: maybe their own number.
         variables["C2C_CALLERID"] = campaign.visitor_caller_id or campaign.server.outbound_caller_id
-        hops = [visitor]
+        variables |= {f"C2C_RING_{n}": hop for n, hop in enumerate(company, 1)}
+        timeout, hops = campaign.ring_timeout * len(company), [visitor]
     variables |= {f"C2C_DIAL_{n}": hop for n, hop in enumerate(hops, 1)}
-    return {**first, "variables": variables}
+    return {**first, "timeout": timeout, "variables": variables}
 
 
 def _attempt_create(*, request: CallRequest, kind: str, first_party: str, user=None) -> CallAttempt:
@@ -175,7 +181,6 @@ def attempt_originate(*, attempt_id: int) -> CallAttempt | None:
             server=campaign.server,
             channel_id=attempt.channel_id,
             context=CONTEXT,
-            timeout=campaign.ring_timeout,
             company=attempt.request.company,
             app="click2call",
             app_ref=attempt.app_ref,
