@@ -35,14 +35,40 @@ class OperatorAdmin(admin.ModelAdmin):
         messages.success(request, f"{queryset.update(active=False)} operators deactivated.")
 
 
+class CampaignOperatorFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        # As campaigns.campaign_operators_set: a campaign rings its own company's operators only.
+        super().clean()
+        for form in self.forms:
+            operator = form.cleaned_data.get("operator") if form.cleaned_data else None
+            if (
+                operator
+                and not form.cleaned_data.get("DELETE")
+                and operator.company_id != self.instance.company_id
+            ):
+                form.add_error("operator", "An operator of the campaign's company.")
+
+
 class CampaignOperatorInline(admin.TabularInline):
     model = CampaignOperator
+    formset = CampaignOperatorFormSet
     extra = 1
     raw_id_fields = ["operator"]
 
 
+class CampaignAdminForm(forms.ModelForm):
+    def clean(self):
+        # As campaigns.campaign_save: a campaign prices its calls with its own company's tariff.
+        cleaned = super().clean()
+        company, tariff = cleaned.get("company"), cleaned.get("tariff")
+        if company and tariff and tariff.company_id != company.pk:
+            self.add_error("tariff", "A tariff of the campaign's company.")
+        return cleaned
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
     list_display = ["name", "company", "tariff", "server", "first_party", "active", "created_at"]
     list_filter = ["active", "first_party", "ringing", "server", "company"]
     list_select_related = ["company", "tariff", "server"]

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 
 from click2call.models import (
     BlockedPrefix,
@@ -17,6 +18,7 @@ from click2call.selectors import campaign_placement
 from click2call.services.comments import MAX_TEXT, comment_values_clean
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024  # 10^5 rates are about 4 MB of CSV
+MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # a minute of 8 kHz 16-bit WAV is under 1 MB
 
 
 class CallFilterForm(forms.Form):
@@ -41,6 +43,7 @@ class CampaignForm(forms.ModelForm):
             "first_party",
             "ringing",
             "message_sound",
+            "message_file",
             "ring_timeout",
             "redial_count",
             "redial_pause",
@@ -56,6 +59,18 @@ class CampaignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.company = company
         self.fields["tariff"].queryset = Tariff.objects.filter(company=company)
+
+    def clean_message_file(self):
+        upload = self.cleaned_data["message_file"]
+        if not isinstance(upload, UploadedFile):  # kept, or cleared
+            return upload
+        if upload.size > MAX_MESSAGE_BYTES:
+            raise ValidationError(f"At most {MAX_MESSAGE_BYTES // (1024 * 1024)} MB.")
+        header = upload.read(12)
+        upload.seek(0)
+        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            raise ValidationError("A WAV audio file (Asterisk plays 8 kHz mono best).")
+        return upload
 
     def clean(self):
         # The PBX server and its dial route are the operator's to set (the admin): a company never
@@ -172,6 +187,12 @@ CommentFieldFormSet = forms.inlineformset_factory(
     validate_max=True,
     can_delete=True,
 )
+
+
+class CommentTypeChoiceForm(forms.Form):
+    """The comment type a comment is added with: an id the database can hold, in ASCII digits."""
+
+    comment_type = forms.IntegerField(min_value=1, max_value=2**31 - 1)
 
 
 class CallCommentForm(forms.Form):

@@ -13,7 +13,12 @@ import secrets
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import Q
 
@@ -23,6 +28,9 @@ digits_only = RegexValidator(r"^[0-9]{1,15}$", "Digits only, 1 to 15 of them (an
 sound_name = RegexValidator(
     r"^[A-Za-z0-9_/-]{1,80}$", "A sound name as Asterisk plays it: letters, digits, _ - and /, no extension."
 )
+
+# A caller ID travels in an Originate variable (C2C_CALLERID), which Asterisk splits on commas.
+no_comma = RegexValidator(r",", inverse_match=True, message="No commas: write Doe John, not Doe, John.")
 
 
 def generate_public_key():
@@ -141,7 +149,12 @@ class Campaign(models.Model):
     message_sound = models.CharField(
         max_length=80, default="hello-world", validators=[sound_name], help_text="what the first party hears"
     )
-    message_file = models.FileField(upload_to="click2call/messages/", blank=True)
+    message_file = models.FileField(
+        upload_to="click2call/messages/",
+        blank=True,
+        validators=[FileExtensionValidator(["wav"])],
+        help_text="played instead of the sound when given",
+    )
     ring_timeout = models.PositiveSmallIntegerField(
         default=30, validators=[MinValueValidator(5), MaxValueValidator(120)], help_text="seconds, per leg"
     )
@@ -156,13 +169,13 @@ class Campaign(models.Model):
     visitor_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value],
+        validators=[validate_header_value, no_comma],
         help_text="what the visitor's phone shows",
     )
     company_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value],
+        validators=[validate_header_value, no_comma],
         help_text="what the operators' phones show",
     )
     allowed_origins = models.TextField(

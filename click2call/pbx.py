@@ -2,9 +2,10 @@
 
 The first leg is originated by a Celery task (click2call.services.dialing) into
 [platform-click2call]. A first party that does not answer is known from the
-OriginateResult; once it answered, the context's hangup handler reports how far
-the call got with UserEvent C2CEnd (attempt, stage, DIALSTATUS). A first leg
-that ends without that report still ends its attempt.
+OriginateResult, or from the leg's end when that response was lost (the AMI
+dropped and reconcile closed the leg); once it answered, the context's hangup
+handler reports how far the call got with UserEvent C2CEnd (attempt, stage,
+DIALSTATUS). A first leg that ends without that report still ends its attempt.
 """
 
 from click2call.services import dialing
@@ -31,10 +32,15 @@ class ClickToCall(PbxApp):
             return
         if isinstance(event, OriginateResult) and event.outcome != "answered":
             await ctx.db(dialing.attempt_unanswered, attempt_id=attempt_id, outcome=event.outcome)
-        elif isinstance(event, CallEnded) and event.record.answered_at is not None:
-            # The C2CEnd came before this (a raw event is not folded first): this only ends an
-            # attempt whose report was lost.
-            await ctx.db(dialing.attempt_ended_unreported, attempt_id=attempt_id)
+        elif isinstance(event, CallEnded):
+            # The OriginateResult or the C2CEnd came before this (a raw event is not folded
+            # first): this only ends an attempt whose response or report was lost.
+            await ctx.db(
+                dialing.attempt_first_leg_ended,
+                attempt_id=attempt_id,
+                answered=event.record.answered_at is not None,
+                disposition=event.record.disposition,
+            )
 
     async def on_ami_event(self, ctx: AppContext, event: dict):
         attempt = event.get("Attempt", "").strip()

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+from collections import defaultdict
 
 from django.db.models import Count, Prefetch, Q
 
@@ -56,26 +57,27 @@ def call_requests_for_company(
 class AttemptLegs:
     attempt: CallAttempt
     first: CallRecord | None
-    second: CallRecord | None
+    seconds: list[CallRecord]
 
 
 def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
-    """Each try with its two real calls: the first party's leg, and the leg it dialed (its child)."""
+    """Each try with its real calls: the first party's leg, and every leg it dialed (its children:
+    operators rung one after the other are one leg each), in the order they were rung."""
     attempts = list(request.attempts.select_related("requested_by"))
     refs = {attempt.app_ref: attempt for attempt in attempts}
     records = CallRecord.objects.filter(company=request.company_id, app=APP, app_ref__in=refs).order_by(
         "started_at", "id"
     )
-    firsts, seconds = {}, {}
+    firsts, seconds = {}, defaultdict(list)
     for record in records:
         if record.parent_id is None:
             firsts.setdefault(record.app_ref, record)
         else:
-            seconds.setdefault(record.parent_id, record)
+            seconds[record.parent_id].append(record)
     legs = []
     for attempt in attempts:
         first = firsts.get(attempt.app_ref)
-        legs.append(AttemptLegs(attempt, first, seconds.get(first.pk) if first else None))
+        legs.append(AttemptLegs(attempt, first, seconds[first.pk] if first else []))
     return legs
 
 

@@ -96,9 +96,10 @@ def call_callback(request, pk):
 @require_POST
 def call_comment_add(request, pk):
     call = get_object_or_404(CallRequest.objects.select_related("campaign"), company=request.company, pk=pk)
+    chosen = forms.CommentTypeChoiceForm(request.POST)
     kind = get_object_or_404(
         selectors.comment_types_for_company(company=request.company, active_only=True),
-        pk=request.POST.get("comment_type") if str(request.POST.get("comment_type", "")).isdigit() else None,
+        pk=chosen.cleaned_data["comment_type"] if chosen.is_valid() else None,
     )
     form = forms.CallCommentForm(request.POST, comment_type=kind)
     if form.is_valid():
@@ -168,7 +169,9 @@ def campaign_list(request):
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk=None):
     campaign = get_object_or_404(Campaign, company=request.company, pk=pk) if pk else Campaign()
-    form = forms.CampaignForm(request.POST or None, instance=campaign, company=request.company)
+    form = forms.CampaignForm(
+        request.POST or None, request.FILES or None, instance=campaign, company=request.company
+    )
     if request.method == "POST" and form.is_valid():
         try:
             campaigns.campaign_save(campaign=form.instance)

@@ -117,6 +117,14 @@ def comment_type_save(*, comment_type: CommentType, fields: list[CommentField]) 
         comment_type.save()
         kept = [field.pk for field in fields if field.pk]
         comment_type.fields.exclude(pk__in=kept).delete()
+        # Names are unique per type and each field is saved on its own: a renamed field first
+        # leaves its old name free, so that two fields can swap their names.
+        stored = dict(comment_type.fields.values_list("pk", "name"))
+        for field in fields:
+            if field.pk and stored.get(field.pk) != field.name:
+                CommentField.objects.filter(pk=field.pk).update(
+                    name=f"renaming {field.pk} {secrets.token_hex(8)}"
+                )
         for position, field in enumerate(fields):
             field.comment_type = comment_type
             field.position = position

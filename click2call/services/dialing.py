@@ -8,6 +8,7 @@ or leaves the request FAILED_* for the portal's call back.
 """
 
 import datetime as dt
+from pathlib import Path
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -17,6 +18,7 @@ from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperat
 from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
+from telephony.models import CallRecord
 from telephony.services.originate import OriginateAlreadyClaimed
 
 Status = CallRequest.Status
@@ -24,12 +26,17 @@ AttemptStatus = CallAttempt.Status
 FirstParty = Campaign.FirstParty
 
 CONTEXT = "platform-click2call"
+# The company first: a Local channel whose far half rings the operators (/n: kept, not optimised
+# away, so the first leg lasts the whole call).
+COMPANY_RING = "Local/s@platform-click2call-company/n"
 # The contract's dialplan reads C2C_DIAL_1 .. C2C_DIAL_n; an Originate carries at most 32 variables.
 MAX_HOPS = 20
 # A claim still unsent this long after it was made lost its task: the sweep queues it again.
 CLAIM_LOST_AFTER = dt.timedelta(seconds=60)
 # A countdown may fire a little before next_try_at on another host's clock.
 DUE_SLACK = dt.timedelta(seconds=2)
+# An unanswered leg's disposition, in the words of an OriginateResult's outcome.
+_UNANSWERED_OUTCOME = {CallRecord.Disposition.BUSY: "busy", CallRecord.Disposition.NO_ANSWER: "no_answer"}
 
 
 class CallbackRefused(Exception):
@@ -57,41 +64,53 @@ def _operator_channels(campaign: Campaign) -> list[str]:
     ]
 
 
+def _message(campaign: Campaign) -> str:
+    """What Playback plays: the uploaded file by its path without the extension (Asterisk
+    reads it from MEDIA_ROOT, shared with it), or else the sound name."""
+    if campaign.message_file:
+        return str(Path(campaign.message_file.path).with_suffix(""))
+    return campaign.message_sound
+
+
 def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
-    """The Originate of an attempt's first leg: whom it rings, and the variables of
+    """The Originate of an attempt's first leg: whom it rings, for how long, and the variables of
     [platform-click2call] that say what the answered party hears and whom it is put through to.
 
     In order, each operator is one hop (C2C_DIAL_1, C2C_DIAL_2, ...) rung ring_timeout seconds;
     all together, one hop of every operator joined with &. When the company is the first party,
-    its first active operator is rung (a ring group belongs in that operator's dial string).
+    the first leg is a Local channel into [platform-click2call-company], which rings the same
+    hops (C2C_RING_n) and is answered by the operator who answers.
     Raises ValueError when the campaign has nobody to ring or too many operators."""
     request = attempt.request
     campaign = request.campaign
     operators = _operator_channels(campaign)
     if not operators:
         raise ValueError("the campaign has no active operator")
+    if campaign.ringing == Campaign.Ringing.TOGETHER:
+        company = ["&".join(operators)]
+    elif len(operators) > MAX_HOPS:
+        raise ValueError(f"at most {MAX_HOPS} operators are rung one after the other")
+    else:
+        company = operators
     visitor = dial_string(server=campaign.server, number=request.number, route=campaign.route)
     variables = {
         "PLATFORM_CALL": attempt.app_ref,
         "C2C_ATTEMPT": str(attempt.pk),
-        "C2C_MESSAGE": campaign.message_sound,
+        "C2C_MESSAGE": _message(campaign),
         "C2C_TIMEOUT": str(campaign.ring_timeout),
     }
     if attempt.first_party == FirstParty.VISITOR:
         first = {"number": request.number, "route": campaign.route, "caller_id": campaign.visitor_caller_id}
         variables["C2C_CALLERID"] = campaign.company_caller_id or request.number
-        if campaign.ringing == Campaign.Ringing.TOGETHER:
-            hops = ["&".join(operators)]
-        elif len(operators) > MAX_HOPS:
-            raise ValueError(f"at most {MAX_HOPS} operators are rung one after the other")
-        else:
-            hops = operators
+        timeout, hops = campaign.ring_timeout, company
     else:
-        first = {"channel": operators[0], "caller_id": campaign.company_caller_id or request.number}
-        variables["C2C_CALLERID"] = campaign.visitor_caller_id
-        hops = [visitor]
+        first = {"channel": COMPANY_RING, "caller_id": campaign.company_caller_id or request.number}
+        # Blank, the visitor's leg would show the first leg's caller ID: maybe their own number.
+        variables["C2C_CALLERID"] = campaign.visitor_caller_id or campaign.server.outbound_caller_id
+        variables |= {f"C2C_RING_{n}": hop for n, hop in enumerate(company, 1)}
+        timeout, hops = campaign.ring_timeout * len(company), [visitor]
     variables |= {f"C2C_DIAL_{n}": hop for n, hop in enumerate(hops, 1)}
-    return {**first, "variables": variables}
+    return {**first, "timeout": timeout, "variables": variables}
 
 
 def _attempt_create(*, request: CallRequest, kind: str, first_party: str, user=None) -> CallAttempt:
@@ -106,6 +125,16 @@ def _attempt_create(*, request: CallRequest, kind: str, first_party: str, user=N
     )
 
 
+def _request_out_of_tries(*, request: CallRequest, now: dt.datetime):
+    """A waiting request with no try left fails as its last try did, and waits for a call back."""
+    last = request.attempts.order_by("-seq").first()
+    ended = last is not None and last.status in (AttemptStatus.FAILED_USER, AttemptStatus.FAILED_COMPANY)
+    status = last.status if ended else _failed_status(request.campaign.first_party)
+    CallRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
+        status=status, next_try_at=None, finished_at=now, updated_at=now
+    )
+
+
 def attempt_claim_next(*, request_id: int, now: dt.datetime | None = None) -> CallAttempt | None:
     """The attempt to originate now: a new automatic try of a due PENDING request (the request
     turns DIALING by a conditional update, so of two tasks one claims), or the try claimed but
@@ -117,7 +146,10 @@ def attempt_claim_next(*, request_id: int, now: dt.datetime | None = None) -> Ca
             return None
         if request.status == Status.DIALING:
             return request.attempts.filter(status=AttemptStatus.CLAIMED).select_related("request").first()
-        if request.status != Status.PENDING or request.tries >= 1 + request.campaign.redial_count:
+        if request.status != Status.PENDING:
+            return None
+        if request.tries >= 1 + request.campaign.redial_count:  # the campaign's redial count was lowered
+            _request_out_of_tries(request=request, now=now)
             return None
         if request.next_try_at and request.next_try_at > now + DUE_SLACK:
             return None
@@ -149,14 +181,19 @@ def attempt_originate(*, attempt_id: int) -> CallAttempt | None:
             server=campaign.server,
             channel_id=attempt.channel_id,
             context=CONTEXT,
-            timeout=campaign.ring_timeout,
             company=attempt.request.company,
             app="click2call",
             app_ref=attempt.app_ref,
             **plan,
         )
-    except OriginateAlreadyClaimed:
-        pass  # sent by the task that died: its events decide
+    except OriginateAlreadyClaimed as sent:
+        # Sent by the task that died: its events decide, unless its record ended already (the
+        # reconcile gave up a claim that was never sent): then no event will come.
+        record = sent.record
+        if record is not None and record.state == CallRecord.State.ENDED:
+            return attempt_first_leg_ended(
+                attempt_id=attempt.pk, answered=record.answered_at is not None, disposition=record.disposition
+            )
     except ValueError as exc:  # the campaign's setup (operators, dial route): nothing was claimed
         return attempt_finish(attempt_id=attempt.pk, status=AttemptStatus.FAILED_COMPANY, detail=str(exc))
     except AmiError as exc:  # Asterisk refused the Originate: its record ended FAILED
@@ -240,9 +277,13 @@ def attempt_unanswered(*, attempt_id: int, outcome: str) -> CallAttempt | None:
     )
 
 
-def attempt_ended_unreported(*, attempt_id: int) -> CallAttempt | None:
-    """The first leg ended and no C2CEnd came (the PBX lost it, or the process was away): the
-    attempt cannot stay dialing; it counts against the first party."""
+def attempt_first_leg_ended(*, attempt_id: int, answered: bool, disposition: str) -> CallAttempt | None:
+    """The first leg ended. Its OriginateResult (unanswered) or C2CEnd (answered) ended the attempt
+    already, unless it was lost (the AMI dropped, reconcile closed the leg, the PBX lost the
+    report): the attempt cannot stay dialing; it counts against the first party."""
+    if not answered:
+        outcome = _UNANSWERED_OUTCOME.get(disposition, "failed")
+        return attempt_unanswered(attempt_id=attempt_id, outcome=outcome)
     attempt = CallAttempt.objects.filter(pk=attempt_id).only("first_party").first()
     if attempt is None:
         return None

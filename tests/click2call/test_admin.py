@@ -12,6 +12,7 @@ from tests.click2call.factories import (
     BlockedPrefixFactory,
     CallAttemptFactory,
     CallRequestFactory,
+    CampaignFactory,
     CommentTypeFactory,
     OperatorFactory,
     RateFactory,
@@ -135,3 +136,53 @@ def test_secret_key_action_shows_the_key_once(admin_client):
     start = text.index("shown only this once: ") + len("shown only this once: ")
     key = text[start : text.index("<", start)].strip()
     assert call.campaign.secret_key_matches(key)
+
+
+def campaign_change(admin_client, campaign, *, operators=(), **changes):
+    data = {
+        "name": campaign.name,
+        "company": campaign.company_id,
+        "server": campaign.server_id,
+        "route": campaign.route,
+        "tariff": campaign.tariff_id,
+        "ringing": campaign.ringing,
+        "first_party": campaign.first_party,
+        "message_sound": campaign.message_sound,
+        "ring_timeout": campaign.ring_timeout,
+        "redial_count": campaign.redial_count,
+        "redial_pause": campaign.redial_pause,
+        "default_country": campaign.default_country,
+        "reminder_minutes": campaign.reminder_minutes,
+        "price_per_completed": campaign.price_per_completed,
+        "active": "on",
+        "campaignoperator_set-TOTAL_FORMS": len(operators),
+        "campaignoperator_set-INITIAL_FORMS": 0,
+        **changes,
+    }
+    for n, operator in enumerate(operators):
+        data |= {f"campaignoperator_set-{n}-operator": operator.pk, f"campaignoperator_set-{n}-position": n}
+    return admin_client.post(reverse("admin:click2call_campaign_change", args=[campaign.pk]), data)
+
+
+def test_the_admin_saves_a_campaign_with_its_company_tariff_and_operators(admin_client):
+    campaign = CampaignFactory(with_operator=False)
+    operator = OperatorFactory(company=campaign.company)
+    assert campaign_change(admin_client, campaign, operators=[operator], redial_count=4).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.redial_count == 4 and list(campaign.operators.all()) == [operator]
+
+
+def test_the_admin_refuses_another_company_tariff_or_operators_on_a_campaign(admin_client):
+    campaign = CampaignFactory(with_operator=False)
+    response = campaign_change(admin_client, campaign, tariff=TariffFactory().pk)
+    assert (
+        response.status_code == 200
+        and "A tariff of the campaign&#x27;s company." in response.content.decode()
+    )
+    response = campaign_change(admin_client, campaign, operators=[OperatorFactory()])
+    assert (
+        response.status_code == 200
+        and "An operator of the campaign&#x27;s company." in response.content.decode()
+    )
+    campaign.refresh_from_db()
+    assert campaign.tariff.company == campaign.company and not campaign.operators.exists()

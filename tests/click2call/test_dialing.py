@@ -118,14 +118,34 @@ def test_a_company_that_does_not_answer_fails_then_its_call_back_completes(make_
     with pytest.raises(dialing.CallbackRefused):  # one call back at a time
         dialing.request_callback(request=request, user=user)
     dial_callback(attempt.pk)
+    dial_callback(attempt.pk)  # redelivered (acks_late): the operators ring once
     assert settled(request).status == "COMPLETED"
     attempt.refresh_from_db()
     assert attempt.status == "COMPLETED"
-    wait_for(lambda: len(legs(attempt)) == 2)
-    company_leg, visitor_leg = legs(attempt)
-    assert company_leg.callee == f"Local/{OPERATOR_STAYS}@c2c-test-phones"
-    assert visitor_leg.parent_id == company_leg.id
+    assert len([e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]) == 1
+    wait_for(lambda: len(legs(attempt)) == 3)
+    company_leg, operator_leg, visitor_leg = legs(attempt)
+    assert company_leg.uniqueid == attempt.channel_id
+    assert (operator_leg.callee, visitor_leg.callee) == (OPERATOR_STAYS, VISITOR_WAITS)
+    assert operator_leg.parent_id == visitor_leg.parent_id == company_leg.id
     assert request.tries == 1  # a call back is no automatic try
+
+
+def test_a_call_back_rings_the_operators_in_the_campaign_order_until_one_answers(make_campaign, pbx):
+    campaign = make_campaign(operators=[OPERATOR_BUSY, OPERATOR_STAYS])
+    request = request_for(campaign, VISITOR_TALKS)
+    CallRequest.objects.filter(pk=request.pk).update(status="FAILED_COMPANY")
+    attempt = dialing.request_callback(request=request, user=None)
+    dial_callback(attempt.pk)
+    assert settled(request).status == "COMPLETED"
+    wait_for(lambda: len(legs(attempt)) == 4)
+    company_leg, *rung = legs(attempt)
+    assert company_leg.uniqueid == attempt.channel_id and company_leg.parent_id is None
+    assert [(leg.callee, leg.disposition) for leg in rung] == [
+        (OPERATOR_BUSY, "BUSY"),
+        (OPERATOR_STAYS, "ANSWERED"),
+        (VISITOR_TALKS, "ANSWERED"),
+    ]
 
 
 def test_a_call_back_is_refused_unless_the_request_failed(make_campaign):
@@ -143,8 +163,8 @@ def test_a_campaign_may_ring_the_company_first(make_campaign, pbx):
     dial_attempt(request.pk)
     assert settled(request).status == "COMPLETED"
     attempt = request.attempts.get()
-    wait_for(lambda: len(legs(attempt)) == 2)
-    assert [leg.callee for leg in legs(attempt)] == [f"Local/{OPERATOR_STAYS}@c2c-test-phones", VISITOR_TALKS]
+    wait_for(lambda: len(legs(attempt)) == 3)
+    assert [leg.callee for leg in legs(attempt)[1:]] == [OPERATOR_STAYS, VISITOR_TALKS]
 
 
 def test_a_busy_company_first_fails_calling_to_company(make_campaign, pbx):
@@ -182,6 +202,17 @@ def test_a_visitor_who_hangs_up_during_the_message_fails_calling_to_user(make_ca
     assert attempt.detail == "message: hung up"
     wait_for(lambda: legs(attempt) and legs(attempt)[0].state == "ended")
     assert len(legs(attempt)) == 1  # the company was never rung
+
+
+def test_a_visitor_who_hangs_up_while_the_company_rings_fails_calling_to_user(make_campaign, pbx):
+    # The visitor listens 2 s: the message (1.4 s) is over and the operator that never answers rings.
+    request = request_for(make_campaign(operators=[OPERATOR_NEVER_ANSWERS]), VISITOR_TALKS)
+    dial_attempt(request.pk)
+    assert settled(request).status == "FAILED_USER"
+    attempt = request.attempts.get()
+    assert attempt.detail == "dialing: CANCEL"
+    wait_for(lambda: len(legs(attempt)) == 2 and all(leg.state == "ended" for leg in legs(attempt)))
+    assert legs(attempt)[1].answered_at is None  # the operator's phone stopped ringing unanswered
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -165,6 +166,26 @@ def test_call_detail_shows_attempts_and_both_legs(logged_in, company, campaign):
     assert "Call back" in body
 
 
+def test_call_detail_shows_every_operator_rung_and_the_one_who_answered(logged_in, company, campaign):
+    call = CallRequestFactory(campaign=campaign, status="COMPLETED")
+    attempt = CallAttemptFactory(request=call, seq=1, status="COMPLETED", detail="bridged")
+    start = timezone.now()
+    first = CallRecordFactory(company=company, app="click2call", app_ref=attempt.app_ref, started_at=start)
+    for seconds, (operator, disposition) in enumerate([("5552002", "BUSY"), ("5552001", "ANSWERED")], 5):
+        CallRecordFactory(
+            company=company,
+            app="click2call",
+            app_ref=attempt.app_ref,
+            parent=first,
+            callee=operator,
+            disposition=disposition,
+            started_at=start + dt.timedelta(seconds=seconds),
+        )
+    body = logged_in.get(url("call", company, call.pk)).content.decode()
+    busy, answered = body.index("5552002</a>: Busy"), body.index("5552001</a>: Answered")
+    assert busy < answered  # as they were rung
+
+
 def test_call_detail_of_a_completed_call_has_no_call_back(logged_in, company, campaign):
     call = CallRequestFactory(campaign=campaign, status="COMPLETED")
     assert "Call back" not in logged_in.get(url("call", company, call.pk)).content.decode()
@@ -260,6 +281,14 @@ def test_missing_comment_type_is_404(logged_in, company, campaign, comment_type)
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("value", ["²", "١", "99999999999999999999999", "-1", ""])
+def test_a_comment_type_that_is_no_id_is_404(logged_in, company, campaign, client, value):
+    call = CallRequestFactory(campaign=campaign)
+    client.raise_request_exception = False
+    assert logged_in.post(url("call-comment", company, call.pk), {"comment_type": value}).status_code == 404
+    assert not call.comments.exists()
+
+
 def test_another_company_comment_type_is_404(logged_in, company, campaign):
     call = CallRequestFactory(campaign=campaign)
     foreign = CommentTypeFactory()
@@ -304,6 +333,27 @@ def test_comment_type_with_its_fields_is_created_and_edited(logged_in, company):
     }
     assert logged_in.post(url("comment-type", company, kind.pk), edit).status_code == 302
     assert [f.choice_list() for f in kind.fields.all()] == [["new", "won"]]
+
+
+def test_two_fields_swap_their_names(logged_in, company, client):
+    kind = CommentTypeFactory(company=company, name="Lead")
+    first = CommentFieldFactory(comment_type=kind, name="budget", position=0)
+    second = CommentFieldFactory(comment_type=kind, name="stage", position=1)
+    swap = {
+        "name": "Lead",
+        "active": "on",
+        "fields-TOTAL_FORMS": "2",
+        "fields-INITIAL_FORMS": "2",
+        "fields-0-id": first.pk,
+        "fields-0-name": "stage",
+        "fields-0-kind": "text",
+        "fields-1-id": second.pk,
+        "fields-1-name": "budget",
+        "fields-1-kind": "text",
+    }
+    client.raise_request_exception = False
+    assert logged_in.post(url("comment-type", company, kind.pk), swap).status_code == 302
+    assert list(kind.fields.values_list("pk", "name")) == [(first.pk, "stage"), (second.pk, "budget")]
 
 
 def test_choice_field_without_choices_is_refused(logged_in, company):
@@ -407,6 +457,45 @@ def test_bad_campaign_values_are_form_errors(logged_in, company, campaign, chang
     data = campaign_data(campaign.tariff, campaign.server, **changes)
     assert logged_in.post(url("campaign-new", company), data).status_code == 400
     assert company.c2c_campaigns.count() == 1
+
+
+@pytest.mark.parametrize("field", ["visitor_caller_id", "company_caller_id"])
+def test_a_caller_id_with_a_comma_is_refused_with_its_reason(logged_in, company, campaign, field):
+    # Every try would fail in the Originate's check, counted against the company.
+    data = campaign_data(campaign.tariff, campaign.server, **{field: '"Doe, John" <0123456789>'})
+    response = logged_in.post(url("campaign-new", company), data)
+    assert response.status_code == 400 and "No commas" in response.content.decode()
+    assert company.c2c_campaigns.count() == 1
+
+
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
+
+
+def test_a_campaign_message_is_uploaded_as_a_wav_file(logged_in, company, campaign, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    data = campaign_data(campaign.tariff, campaign.server, message_file=SimpleUploadedFile("hello.wav", WAV))
+    assert logged_in.post(url("campaign-new", company), data).status_code == 302
+    created = company.c2c_campaigns.get(name="Summer")
+    assert created.message_file.name.startswith("click2call/messages/hello")
+    assert (tmp_path / created.message_file.name).read_bytes() == WAV
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("hello.wav", b"ID3\x03 an mp3 named wav" + bytes(20), "A WAV audio file"),
+        ("hello.mp3", WAV, "File extension"),
+        ("long.wav", WAV + bytes(5 * 1024 * 1024), "At most 5 MB"),
+    ],
+)
+def test_a_campaign_message_that_is_no_wav_file_is_refused(
+    logged_in, company, campaign, settings, tmp_path, name, content, error
+):
+    settings.MEDIA_ROOT = tmp_path
+    data = campaign_data(campaign.tariff, campaign.server, message_file=SimpleUploadedFile(name, content))
+    response = logged_in.post(url("campaign-new", company), data)
+    assert response.status_code == 400 and error in response.content.decode()
+    assert company.c2c_campaigns.count() == 1 and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name", HOSTILE_STRINGS)
