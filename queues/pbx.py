@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from django.utils import timezone
 
-from queues.engine import AgentView, Board, MemberView, TierView, earliest
+from queues.engine import RINGS_MANY, AgentView, Board, MemberView, TierView, earliest
 from queues.models import Agent, Member, Offer
 from queues.services import board as board_services
 from queues.services import calls
@@ -44,6 +44,8 @@ AGI_TIMEOUT = 10.0
 # How long an answered agent waits for its caller (a call back rings the caller meanwhile).
 AGENT_WAIT_SECONDS = 60
 ORIGINATE_RESULT_GRACE = 5.0
+# A caller who asked to be called back keeps its place this long at most (no channel holds it).
+CALLBACK_MAX_WAIT = 4 * 3600
 # A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
 RECENT_ENDS = 2000
 
@@ -87,6 +89,7 @@ class Dispatcher:
         # Between `started` and `disconnected`: offers are only made on a live AMI session.
         self.connected = False
         self.refreshing = False
+        self.dispatching = self.again = False
 
     # -- the board from the database ------------------------------------------------------------
 
@@ -272,14 +275,24 @@ class Queues(PbxApp):
         d = self.of(ctx)
         if not d.connected:
             return  # `started` rebuilds and dispatches on the next connect
-        now = time.time()
-        choices, wake = d.board.next_offers(now)
-        for choice in choices:
-            for agent in choice.agents:
-                await self.offer(ctx, d, choice.queue.id, choice.member, agent)
-        if choices:  # the offers changed the board: when is the next look due now?
-            wake = d.board.next_offers(time.time())[1]
-        d.wake(earliest(wake, await self.deadlines(ctx, d, now)))
+        if d.dispatching:  # called back from within a pass (an offer failed at once): one more round
+            d.again = True
+            return
+        d.dispatching = True
+        try:
+            while True:
+                d.again = False
+                now = time.time()
+                choices, wake = d.board.next_offers(now)
+                for choice in choices:
+                    for agent in choice.agents:
+                        await self.offer(ctx, d, choice.queue.id, choice.member, agent)
+                wake = earliest(wake, await self.deadlines(ctx, d, now))
+                if not choices and not d.again:
+                    break
+        finally:
+            d.dispatching = False
+        d.wake(wake)
 
     async def deadlines(self, ctx: AppContext, d: Dispatcher, now: float) -> float | None:
         """Callers out of the queue when their wait is over; position announcements. Returns when to
@@ -312,7 +325,10 @@ class Queues(PbxApp):
                     if when <= now:
                         reason = Member.CancelReason.NO_AGENT_TIMEOUT
                     due = earliest(due, when)
-                if reason is not None and not minfo.callback_number:
+                if minfo.callback_number:  # no channel waits: only an unloaded queue or a very long wait
+                    due = member.joined_at + CALLBACK_MAX_WAIT
+                    reason = Member.CancelReason.TIMEOUT if not info.loaded or due <= now else None
+                if reason is not None:
                     await self.member_out(ctx, d, minfo, reason)
                     continue
                 wake = earliest(wake, due)
@@ -334,6 +350,9 @@ class Queues(PbxApp):
         minfo, ainfo, qinfo = d.members.get(member.id), d.agents.get(agent.id), d.queues.get(queue_id)
         if minfo is None or ainfo is None or qinfo is None:
             return
+        strategy = d.board.queues[queue_id].strategy
+        if not agent.offerable(time.time()) or (member.ringing and strategy not in RINGS_MANY):
+            return  # changed since the choice was made, by an offer that failed at once
         offer = await ctx.db(calls.offer_claim, member_id=member.id, agent_id=agent.id)
         if offer is None:  # taken meanwhile (another server's dispatcher, a status change): look again
             fresh = await ctx.db(board_services.agent_reload, agent_id=agent.id)

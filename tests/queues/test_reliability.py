@@ -7,7 +7,7 @@ import pytest
 
 from queues.models import Agent, Member, Offer
 from telephony.testing import wait_for
-from tests.queues.conftest import AGENT_TALKS_LONG, CALLER_WAITS
+from tests.queues.conftest import AGENT_TALKS_LONG, CALLER_WAITS_LONG
 from tests.queues.factories import AgentFactory, TierFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(q
         )
 
     for _ in range(CALLERS):
-        call_in(queue, CALLER_WAITS)
+        call_in(queue, CALLER_WAITS_LONG)
 
     wait_for(
         lambda: Member.objects.filter(queue=queue).count() == CALLERS, timeout=60, what="every caller joined"
@@ -37,7 +37,7 @@ def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(q
             Offer.objects.filter(queue=queue, result=Offer.Result.ANSWERED, ended_at__isnull=False).count()
             == CALLERS
         ),
-        timeout=180,
+        timeout=400,
         what="every call answered and over",
     )
     answered = collections.Counter(
