@@ -30,11 +30,11 @@ def _heard(ears, name):
 def test_the_caller_hears_its_position_at_the_queue_interval(queue, ears, call_in):
     queue.announce_position_every = 2
     queue.save()
-    first = call_in(queue, CALLER_WAITS)
+    call_in(queue, CALLER_WAITS)
     call_in(queue, CALLER_WAITS)
 
     announced = wait_for(lambda: len(_heard(ears, "QueueAnnounce")) >= 4 and _heard(ears, "QueueAnnounce"))
-    member = Member.objects.get(session_uuid=first)
+    member = Member.objects.order_by("joined_at").first()  # the first to join is first in line
     positions = {e["Member"]: e["Position"] for e in announced}
     assert positions[str(member.uuid)] == "1" and sorted(positions.values()) == ["1", "2"]
 
@@ -46,7 +46,7 @@ def test_a_caller_timed_out_goes_on_in_the_exit_context_at_its_did(queue, ears, 
     call_in(queue, CALLER_WAITS, PLATFORM_QUEUE_EXIT="queue-tests-exit")
 
     exit_event = wait_for(lambda: _heard(ears, "QueueTestExit"), what="the exit context")[0]
-    assert exit_event["Exten"] == "5000" and exit_event["Reason"] == "TIMEOUT"
+    assert exit_event["Did"] == "5000" and exit_event["Reason"] == "TIMEOUT"
 
 
 def test_after_the_call_the_caller_goes_on_in_the_after_context_and_the_call_was_recorded(
