@@ -264,6 +264,32 @@ def test_demo_data_adds_a_banner_campaign_whose_numbers_reach_the_demo_phones(se
     assert request.number == "+33612345010"
 
 
+def test_demo_data_brings_the_banner_origins_to_another_demo_port_base(settings, tmp_path, client):
+    settings.VAR_DIR, settings.DEMO_PORT_BASE = tmp_path, 18000
+    call_command("demo_data")
+    campaign = Campaign.objects.get(name="Demo banner")
+    campaign.allowed_origins += "\nhttps://shop.example.com"  # one the user added is kept
+    campaign.save()
+    settings.DEMO_PORT_BASE = 19000
+    call_command("demo_data")
+    call_command("demo_data")
+    campaign.refresh_from_db()
+    assert campaign.origins() == [
+        "http://127.0.0.1:19000",
+        "http://localhost:19000",
+        "https://shop.example.com",
+    ]
+    # The widget on the demo page, now served on 19000, is let in.
+    response = client.post(
+        "/api/click2call/requests/",
+        {"number": "06 12 34 50 10", "consent": True},
+        content_type="application/json",
+        headers={"X-Campaign-Key": campaign.public_key, "Origin": "http://localhost:19000"},
+    )
+    assert response.status_code == 201, response.content
+    assert response["Access-Control-Allow-Origin"] == "http://localhost:19000"
+
+
 @pytest.fixture
 def pbx_down(monkeypatch):
     """A campaign on a PBX nobody listens for: its tries are claimed and cannot be sent."""
