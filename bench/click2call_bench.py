@@ -13,6 +13,7 @@ bare JSON view, and drives both with the same 32 connections, in interleaved rou
 replaced. Goals: the POST at >= 30% of the bare view's rate, p99 < 50 ms, no error; the
 lookup's p99 < 1 ms. (c) times a throttle's write on the embedded file cache holding many
 keys, Django's backend beside config.cache.FileCache. Prints figures, asserts nothing.
+`--parts a` runs only (a), `--parts bc` the other two.
 """
 
 import argparse
