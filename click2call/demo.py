@@ -1,16 +1,34 @@
 """The click2call demo of `make run`: a banner campaign on the demo PBX server, its operators
 on the demo phones, and a tariff that serves the numbers reaching them."""
 
+import re
 from decimal import Decimal
 
-from django.conf import settings
-
 from click2call.models import Campaign, CampaignOperator, Operator, Rate, Tariff
+from telephony.demo import demo_ports
 from telephony.models import PbxServer
 
 # The demo phones (telephony/asterisk/demo/phones.conf) take +33 6 12 34 50 NN for 55510NN.
 DEMO_PREFIX = "3361234"
 OPERATORS = [("Reception", "5552005"), ("Sales", "5552001")]
+# The demo page's own origins, on whatever port some DEMO_PORT_BASE gave; other origins are the user's.
+DEMO_ORIGIN = re.compile(r"http://(127\.0\.0\.1|localhost):\d+")
+
+
+def demo_origins() -> list[str]:
+    web = demo_ports().web
+    return [f"http://127.0.0.1:{web}", f"http://localhost:{web}"]
+
+
+def origins_follow_demo_port(campaign: Campaign) -> bool:
+    """Point the demo page's origins at this run's web port, keeping any other; True if changed."""
+    kept = [origin for origin in campaign.origins() if not DEMO_ORIGIN.fullmatch(origin)]
+    origins = "\n".join(demo_origins() + kept)
+    if campaign.allowed_origins == origins:
+        return False
+    campaign.allowed_origins = origins
+    campaign.save(update_fields=["allowed_origins"])
+    return True
 
 
 def load_demo_click2call(sender, *, company, write, **kwargs):
@@ -23,8 +41,7 @@ def load_demo_click2call(sender, *, company, write, **kwargs):
         prefix=DEMO_PREFIX,
         defaults={"destination": "France - Mobile (demo phones)", "price": Decimal("0.05")},
     )
-    base = settings.DEMO_PORT_BASE
-    campaign, _ = Campaign.objects.get_or_create(
+    campaign, created = Campaign.objects.get_or_create(
         company=company,
         name="Demo banner",
         defaults={
@@ -34,9 +51,12 @@ def load_demo_click2call(sender, *, company, write, **kwargs):
             "redial_count": 2,
             "redial_pause": 30,
             "company_caller_id": '"Banner" <5550100>',
-            "allowed_origins": f"http://127.0.0.1:{base}\nhttp://localhost:{base}",
+            "allowed_origins": "\n".join(demo_origins()),
         },
     )
+    # A run with another DEMO_PORT_BASE serves the demo page elsewhere: its widget must be let in.
+    if not created and origins_follow_demo_port(campaign):
+        write(f"  click2call campaign's origins now: {', '.join(campaign.origins())}")
     for position, (name, number) in enumerate(OPERATORS):
         operator, _ = Operator.objects.get_or_create(company=company, name=name, defaults={"number": number})
         CampaignOperator.objects.get_or_create(

@@ -299,6 +299,8 @@ class CallAttempt(models.Model):
         COMPLETED = "COMPLETED"
         FAILED_USER = "FAILED_USER", "FAILED CALLING TO USER"
         FAILED_COMPANY = "FAILED_COMPANY", "FAILED CALLING TO COMPANY"
+        # Never sent to the PBX within C2C_CLAIM_GIVE_UP_SECONDS: nobody was rung.
+        NOT_DIALED = "NOT_DIALED", "NOT DIALED (PBX unreachable)"
 
     request = models.ForeignKey(CallRequest, on_delete=models.CASCADE, related_name="attempts")
     seq = models.PositiveSmallIntegerField(help_text="1 for the first try")

@@ -35,6 +35,8 @@ def dial_callback(attempt_id: int):
 
 @shared_task(name="click2call.dial_due")
 def dial_due():
-    """Queue the tries whose task was lost (a broker restart, a countdown dropped, a worker gone)."""
+    """Give up the claims unsent for too long, then queue the tries whose task was lost (a broker
+    restart, a countdown dropped, a worker gone)."""
+    dialing.claims_give_up()
     for request_id in dialing.requests_due():
         dial_attempt.delay(request_id)

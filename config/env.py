@@ -96,13 +96,14 @@ def env_database(name, default):
     if not config.get("NAME"):
         raise EnvError(name, raw, "no database name")
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["CONN_MAX_AGE"] = 0
         # A file, not SQLite's in-memory default: the pbx process's threads share the test
         # database, and an in-memory shared cache locks whole tables instead of waiting.
         name = Path(config["NAME"])
         config["TEST"] = {"NAME": str(name.with_name(f"test-{name.name}"))}
         # Several processes (web, worker, beat, pbx) share one file under make run.
         # WAL lets readers and the one writer work at once; NORMAL syncs at checkpoints, not every commit.
+        # Connections persist (CONN_MAX_AGE, as for PostgreSQL): a web process closing its connection
+        # after each request was often the last one open, and the last close checkpoints the WAL.
         config["OPTIONS"] = {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",

@@ -120,6 +120,9 @@ TRUSTED_PROXY_HOPS = env.env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 # The click2call banner's requests per campaign, per client address and per called number.
 C2C_THROTTLE_PER_ADDRESS = env.env_rate("C2C_THROTTLE_PER_ADDRESS", "10/hour")
 C2C_THROTTLE_PER_NUMBER = env.env_rate("C2C_THROTTLE_PER_NUMBER", "3/hour")
+# A click2call try its task could not send (the PBX was down) is given up this long after its
+# claim, rather than ring the visitor whenever the PBX comes back.
+C2C_CLAIM_GIVE_UP_SECONDS = env.env_int("C2C_CLAIM_GIVE_UP_SECONDS", 300, minimum=60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

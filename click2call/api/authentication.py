@@ -48,13 +48,10 @@ class CampaignKeyAuthentication(BaseAuthentication):
         key = request.headers.get("X-Campaign-Key", "").strip()
         if not CAMPAIGN_KEY.fullmatch(key):
             raise campaign_key_invalid()
-        campaign = (
-            Campaign.objects.select_related("company")
-            .filter(
-                Q(public_key=key) | Q(secret_key_hash=hash_secret_key(key)), active=True, company__active=True
-            )
-            .first()
-        )
+        # No select_related("company"): the banner needs only the campaign's own columns.
+        campaign = Campaign.objects.filter(
+            Q(public_key=key) | Q(secret_key_hash=hash_secret_key(key)), active=True, company__active=True
+        ).first()
         if campaign is None:
             raise campaign_key_invalid()
         if campaign.public_key == key:

@@ -18,11 +18,13 @@ CONNECTED = "connected"
 COMPLETED = "completed"
 FAILED_YOU = "failed: you did not answer"
 FAILED_COMPANY = "failed: the company did not answer"
+NOT_DIALED = "not dialed: the company's line was unavailable"
 
 FINISHED_WORDS = {
     CallAttempt.Status.COMPLETED: COMPLETED,
     CallAttempt.Status.FAILED_USER: FAILED_YOU,
     CallAttempt.Status.FAILED_COMPANY: FAILED_COMPANY,
+    CallAttempt.Status.NOT_DIALED: NOT_DIALED,
 }
 
 

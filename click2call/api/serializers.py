@@ -31,6 +31,7 @@ PROGRESS_WORDS = [
     progress.COMPLETED,
     progress.FAILED_YOU,
     progress.FAILED_COMPANY,
+    progress.NOT_DIALED,
 ]
 
 

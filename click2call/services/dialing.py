@@ -10,6 +10,7 @@ or leaves the request FAILED_* for the portal's call back.
 import datetime as dt
 from pathlib import Path
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -19,7 +20,7 @@ from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
 from telephony.models import CallRecord
-from telephony.services.originate import OriginateAlreadyClaimed
+from telephony.services.originate import OriginateAlreadyClaimed, call_record_claim, call_record_give_up
 
 Status = CallRequest.Status
 AttemptStatus = CallAttempt.Status
@@ -231,7 +232,7 @@ def attempt_finish(*, attempt_id: int, status: str, detail: str = "") -> CallAtt
         if request.status != Status.DIALING:
             return attempt
         retry = (
-            status != AttemptStatus.COMPLETED
+            status not in (AttemptStatus.COMPLETED, AttemptStatus.NOT_DIALED)
             and attempt.kind == CallAttempt.Kind.AUTO
             and request.tries < 1 + campaign.redial_count
         )
@@ -239,10 +240,17 @@ def attempt_finish(*, attempt_id: int, status: str, detail: str = "") -> CallAtt
             request.status = Status.PENDING
             request.next_try_at = now + dt.timedelta(seconds=campaign.redial_pause)
             dial_attempt.apply_async_on_commit((request.pk,), countdown=campaign.redial_pause)
+        elif status == AttemptStatus.NOT_DIALED:
+            # Rang nobody, so no automatic try is spent; later tries would ring the visitor late,
+            # so none follow: the company's side failed, and the portal can call back.
+            if attempt.kind == CallAttempt.Kind.AUTO:
+                request.tries -= 1
+            request.status = Status.FAILED_COMPANY
+            request.finished_at = now
         else:
             request.status = status
             request.finished_at = now
-        request.save(update_fields=["status", "next_try_at", "finished_at", "updated_at"])
+        request.save(update_fields=["status", "tries", "next_try_at", "finished_at", "updated_at"])
     return attempt
 
 
@@ -290,6 +298,45 @@ def attempt_first_leg_ended(*, attempt_id: int, answered: bool, disposition: str
     return attempt_finish(
         attempt_id=attempt_id, status=_failed_status(attempt.first_party), detail="ended without a report"
     )
+
+
+def attempt_give_up(*, attempt_id: int, reason: str) -> CallAttempt | None:
+    """End a claimed attempt whose Originate was never sent, without ringing anyone (NOT_DIALED).
+    Its ChannelId is claimed and given up in telephony, so a task still holding the attempt finds
+    it taken and sends nothing. None when the Originate went out meanwhile: its events decide."""
+    attempt = (
+        CallAttempt.objects.select_related("request__campaign__server", "request__company")
+        .filter(pk=attempt_id, status=AttemptStatus.CLAIMED)
+        .first()
+    )
+    if attempt is None:
+        return None
+    server = attempt.request.campaign.server
+    try:
+        # The task may have died before its own claim: claim here, so none can follow.
+        call_record_claim(
+            server=server,
+            uniqueid=attempt.channel_id,
+            company=attempt.request.company,
+            app="click2call",
+            app_ref=attempt.app_ref,
+        )
+    except OriginateAlreadyClaimed:
+        return None
+    if call_record_give_up(server=server, uniqueid=attempt.channel_id, reason=reason) is None:
+        return None
+    return attempt_finish(attempt_id=attempt.pk, status=AttemptStatus.NOT_DIALED, detail=reason)
+
+
+def claims_give_up(*, now: dt.datetime | None = None) -> list[CallAttempt]:
+    """Give up every claim left unsent for C2C_CLAIM_GIVE_UP_SECONDS: the visitor expects a call
+    within minutes of asking, not whenever the PBX comes back."""
+    now = now or timezone.now()
+    give_up_after = dt.timedelta(seconds=settings.C2C_CLAIM_GIVE_UP_SECONDS)
+    stale = CallAttempt.objects.filter(status=AttemptStatus.CLAIMED, created_at__lte=now - give_up_after)
+    reason = f"not sent to the PBX within {settings.C2C_CLAIM_GIVE_UP_SECONDS} s; nobody was rung"
+    given_up = (attempt_give_up(attempt_id=pk, reason=reason) for pk in stale.values_list("pk", flat=True))
+    return [attempt for attempt in given_up if attempt is not None]
 
 
 def requests_due(*, now: dt.datetime | None = None) -> list[int]:

@@ -1,11 +1,17 @@
 """The banner API: POST /api/click2call/requests/ and the status URL it answers."""
 
 import json
+import shutil
+import subprocess
 
 import pytest
+import redis
+from django.test import override_settings
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest
+from pbxsim.harness import free_port
+from telephony.testing import wait_for
 from tests.click2call.factories import (
     FRENCH_MOBILE,
     BlockedPrefixFactory,
@@ -237,6 +243,66 @@ def test_one_number_is_throttled_however_it_is_written(client, campaign, setting
     assert_refused(answers[-1], 429, "throttled")
     assert int(answers[-1]["Retry-After"]) > 0
     assert post(client, campaign, {"number": "06 12 34 56 99", "consent": True}).status_code == 201
+
+
+@pytest.fixture
+def redis_cache():
+    """The cache on a Redis server of the test's own, as production runs it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+
+        def answers():
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_for(answers, what="redis-server")
+        redis_settings = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "KEY_PREFIX": "cache",
+        }
+        # Back on the usual cache before the server stops: the suite's own fixtures clear it.
+        with override_settings(CACHES={"default": redis_settings}):
+            yield client
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_on_redis_both_throttles_count_in_one_round_trip_and_hold(client, campaign, settings, redis_cache):
+    settings.C2C_THROTTLE_PER_ADDRESS = (3, 3600)
+    settings.C2C_THROTTLE_PER_NUMBER = (1, 600)
+    assert post(client, campaign).status_code == 201
+    before = redis_cache.info("commandstats")
+    assert post(client, campaign, {"number": "06 12 34 56 79", "consent": True}).status_code == 201
+    after = redis_cache.info("commandstats")
+    called = {name: stats["calls"] - before.get(name, {}).get("calls", 0) for name, stats in after.items()}
+    # One script call counts both windows: its INCRs, and the EXPIRE of the new one, run inside Redis.
+    assert {name: calls for name, calls in called.items() if calls} == {
+        "cmdstat_evalsha": 1,
+        "cmdstat_incr": 2,
+        "cmdstat_expire": 1,
+        "cmdstat_info": 1,
+    }
+    again = post(client, campaign, {"number": "+33 6 12 34 56 78", "consent": True})
+    assert_refused(again, 429, "throttled")
+    assert 0 < int(again["Retry-After"]) <= 600
+    fourth = post(client, campaign, {"number": "06 12 34 56 80", "consent": True})
+    assert_refused(fourth, 429, "throttled")
+    assert CallRequest.objects.count() == 2
+    # Every window's key goes with its window.
+    ttls = [redis_cache.ttl(key) for key in redis_cache.keys("cache:*c2c-throttle*")]
+    assert len(ttls) == 4 and all(0 < ttl <= 3600 for ttl in ttls)
 
 
 # -- CORS preflight ------------------------------------------------------------------

@@ -2,8 +2,11 @@
 by the Celery task's service into [platform-click2call], the message, the second party, the
 outcome decided by click2call.pbx from the legs, retries, call backs, a task that died."""
 
+import datetime as dt
+
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator, Operator
@@ -11,8 +14,13 @@ from click2call.services import dialing
 from click2call.services.rating import NumberRefused
 from click2call.services.requests import call_request_create
 from click2call.tasks import dial_attempt, dial_callback, dial_due
+from pbxsim.harness import free_port
+from telephony import facade as telephony_facade
+from telephony.ami import AmiNotConnected
+from telephony.facade import facade
 from telephony.models import CallRecord
 from telephony.services import originate as originate_services
+from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.testing import wait_for
 from tests.click2call.conftest import (
     OPERATOR_BUSY,
@@ -24,7 +32,9 @@ from tests.click2call.conftest import (
     VISITOR_TALKS,
     VISITOR_WAITS,
 )
+from tests.click2call.factories import CampaignFactory
 from tests.factories import UserFactory
+from tests.telephony.factories import PbxServerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -283,3 +293,101 @@ def test_demo_data_adds_a_banner_campaign_whose_numbers_reach_the_demo_phones(se
     ]
     request, _ = call_request_create(campaign=campaign, number="06 12 34 50 10", consent=True)
     assert request.number == "+33612345010"
+
+
+def test_demo_data_brings_the_banner_origins_to_another_demo_port_base(settings, tmp_path, client):
+    settings.VAR_DIR, settings.DEMO_PORT_BASE = tmp_path, 18000
+    call_command("demo_data")
+    campaign = Campaign.objects.get(name="Demo banner")
+    campaign.allowed_origins += "\nhttps://shop.example.com"  # one the user added is kept
+    campaign.save()
+    settings.DEMO_PORT_BASE = 19000
+    call_command("demo_data")
+    call_command("demo_data")
+    campaign.refresh_from_db()
+    assert campaign.origins() == [
+        "http://127.0.0.1:19000",
+        "http://localhost:19000",
+        "https://shop.example.com",
+    ]
+    # The widget on the demo page, now served on 19000, is let in.
+    response = client.post(
+        "/api/click2call/requests/",
+        {"number": "06 12 34 50 10", "consent": True},
+        content_type="application/json",
+        headers={"X-Campaign-Key": campaign.public_key, "Origin": "http://localhost:19000"},
+    )
+    assert response.status_code == 201, response.content
+    assert response["Access-Control-Allow-Origin"] == "http://localhost:19000"
+
+
+@pytest.fixture
+def pbx_down(monkeypatch):
+    """A campaign on a PBX nobody listens for: its tries are claimed and cannot be sent."""
+    monkeypatch.setattr(telephony_facade, "CONNECT_TIMEOUT", 0.2)
+    server = PbxServerFactory(ami_port=free_port())
+    yield CampaignFactory(server=server, redial_count=2)
+    facade.close()
+
+
+def claimed_long_ago(attempt, seconds):
+    claimed_at = timezone.now() - dt.timedelta(seconds=seconds)
+    CallAttempt.objects.filter(pk=attempt.pk).update(created_at=claimed_at)
+
+
+def test_a_claim_unsent_past_the_give_up_time_ends_not_dialed_and_rings_nobody_late(
+    pbx_down, settings, monkeypatch, client
+):
+    settings.C2C_CLAIM_GIVE_UP_SECONDS = 300
+    request = request_for(pbx_down, VISITOR_TALKS)
+    with pytest.raises(AmiNotConnected):
+        dialing.attempt_dial_next(request_id=request.pk)
+    attempt = request.attempts.get()
+    assert CallRecord.objects.get(uniqueid=attempt.channel_id).state == "claimed"
+    queued = []
+    monkeypatch.setattr(dial_attempt, "delay", queued.append)
+
+    claimed_long_ago(attempt, 290)  # before the give-up time: queued again, still claimed
+    dial_due()
+    assert queued == [request.pk]
+    attempt.refresh_from_db()
+    assert attempt.status == "claimed"
+
+    queued.clear()
+    claimed_long_ago(attempt, 310)
+    dial_due()
+    assert queued == []
+    attempt.refresh_from_db()
+    request.refresh_from_db()
+    assert attempt.status == "NOT_DIALED"
+    assert attempt.detail == "not sent to the PBX within 300 s; nobody was rung"
+    # Not counted among the automatic tries, and no more of them: the company may call back.
+    assert (request.status, request.tries, request.next_try_at) == ("FAILED_COMPANY", 0, None)
+    record = CallRecord.objects.get(uniqueid=attempt.channel_id)
+    assert (record.state, record.disposition) == ("ended", "FAILED")
+    assert dialing.attempt_dial_next(request_id=request.pk) is None  # a late task sends nothing
+
+    client.force_login(UserFactory(company=pbx_down.company))
+    detail = client.get(reverse("click2call:call", args=[pbx_down.company.slug, request.pk]))
+    body = detail.content.decode()
+    assert "NOT DIALED (PBX unreachable)" in body and "nobody was rung" in body and "Call back" in body
+    status = client.get(f"/api/click2call/status/{request.status_token}/").json()
+    assert status["attempts"][0]["progress"] == "not dialed: the company's line was unavailable"
+
+
+def test_a_give_up_burns_the_channel_id_of_a_task_that_died_before_its_claim(pbx_down, settings):
+    request = request_for(pbx_down, VISITOR_TALKS)
+    attempt = dialing.attempt_claim_next(request_id=request.pk)  # the worker dies before the facade
+    claimed_long_ago(attempt, settings.C2C_CLAIM_GIVE_UP_SECONDS + 1)
+    assert [a.pk for a in dialing.claims_give_up()] == [attempt.pk]
+    # A task that read the attempt before the give-up reaches the facade: its claim is refused.
+    with pytest.raises(OriginateAlreadyClaimed):
+        facade.originate(
+            server=pbx_down.server,
+            channel_id=attempt.channel_id,
+            number=VISITOR_TALKS,
+            context=dialing.CONTEXT,
+            app="click2call",
+            app_ref=attempt.app_ref,
+        )
+    assert CallRequest.objects.get(pk=request.pk).status == "FAILED_COMPANY"

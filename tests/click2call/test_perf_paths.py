@@ -98,3 +98,18 @@ def test_the_file_cache_culls_expired_entries_first_and_not_on_every_write(tmp_p
     for n in range(5):  # within a minute of the last cull: no cull, however many keys
         cache.set(f"visitor-{n}", 1, timeout=60)
     assert cache.get("live") == 1 and all(cache.get(f"visitor-{n}") == 1 for n in range(5))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_banner_post_costs_three_queries(client, monkeypatch, django_assert_num_queries):
+    """The key's campaign, the blocked prefixes and rates, the insert: in autocommit, nothing more."""
+    monkeypatch.setattr(dial_attempt, "delay", lambda request_id: None)
+    campaign = CampaignFactory()
+    with django_assert_num_queries(3):
+        response = client.post(
+            "/api/click2call/requests/",
+            {"number": "06 12 34 56 78", "consent": True},
+            content_type="application/json",
+            headers={"X-Campaign-Key": campaign.public_key, "Origin": "https://shop.example.com"},
+        )
+    assert response.status_code == 201
