@@ -485,19 +485,24 @@ class Queues(PbxApp):
                 tier.state = "Active Inbound"
         ainfo = d.agents.get(info.agent_id)
         now = str(int(time.time()))
+        qinfo = d.queues.get(info.queue_id)
         try:
             for name, value in (
                 ("cc_agent", ainfo.full_name if ainfo else ""),
                 ("cc_queue_answered_epoch", now),
             ):
                 await ctx.pbx.set_variable(channel=caller_channel, name=name, value=value)
+            if qinfo and qinfo.record_template:  # from the first word of the call
+                await self.record(ctx, qinfo, caller_channel, info)
             await ctx.pbx.bridge(channel1=caller_channel, channel2=info.agent_channel)
-            qinfo = d.queues.get(info.queue_id)
-            if qinfo and qinfo.record_template:
-                await self.record(ctx, qinfo, d.members.get(info.member_id), caller_channel, info)
         except AmiError as exc:  # the caller (or the agent) was gone a moment ago
             log.info("queues: bridge for offer %s failed: %s", info.channel_id, exc)
             caller_gone = "Channel1" in str(exc) or "Channel2" not in str(exc)
+            if not caller_gone:  # it waits again: not "after the call" for its dialplan
+                with contextlib.suppress(AmiError):
+                    await ctx.pbx.set_variable(channel=caller_channel, name="cc_agent", value="")
+                    if qinfo and qinfo.record_template:
+                        await ctx.pbx.action({"Action": "StopMixMonitor", "Channel": caller_channel})
             await self.unbridged(ctx, d, info, minfo, caller_gone)
             return
         for channel_id in cancel:
@@ -528,7 +533,7 @@ class Queues(PbxApp):
                 d.member_put(board_services.member_view(member), minfo)
         await self.dispatch(ctx)
 
-    async def record(self, ctx, qinfo: QueueInfo, minfo, caller_channel: str, info: OfferInfo):
+    async def record(self, ctx: AppContext, qinfo: QueueInfo, caller_channel: str, info: OfferInfo):
         stamp = timezone.now()
         name = qinfo.record_template.format(
             queue=qinfo.full_name.replace("@", "_"),

@@ -9,7 +9,7 @@ from queues.pbx import Queues
 from queues.services.agents import agent_status_set
 from telephony.models import CallRecord, PbxServer, WebhookDelivery
 from telephony.testing import ListeningApp, pbx_process, wait_for
-from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, CALLER_HANGS_UP, CALLER_WAITS
+from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, AGENT_TALKS_LONG, CALLER_HANGS_UP, CALLER_WAITS
 from tests.queues.factories import AgentFactory, TierFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,25 +54,22 @@ def test_after_the_call_the_caller_goes_on_in_the_after_context_and_the_call_was
 ):
     queue.record_template = "queues/{queue}-{member}.wav"
     queue.save()
-    TierFactory(queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_TALKS))
+    TierFactory(queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_TALKS_LONG))
 
     call_in(queue, CALLER_WAITS, PLATFORM_QUEUE_AFTER="queue-tests-after")
 
     after = wait_for(lambda: _heard(ears, "QueueTestAfter"), what="the after context")[0]
     offer = Offer.objects.get(result=Offer.Result.ANSWERED)
     assert after["Agent"] == offer.agent.full_name
-    name = f"queues/{queue.full_name.replace('@', '_')}-{offer.channel_id}.wav"
-    if sim.monitor_dir is not None:
-        wait_for(lambda: any(sim.monitor_dir.rglob("*.wav")), what="the recording written")
-        assert any(p.name == name.split("/")[-1] for p in sim.monitor_dir.rglob("*.wav"))
+    recording = sim.monitor_dir / "queues" / f"{queue.full_name.replace('@', '_')}-{offer.channel_id}.wav"
+    wait_for(recording.exists, what="the recording written")
 
 
 def test_an_agent_made_available_in_the_portal_is_offered_the_waiting_caller(queue, ears, call_in):
     agent = AgentFactory(company=queue.company, contact=AGENT_STAYS, status=Agent.Status.LOGGED_OUT)
     TierFactory(queue=queue, agent=agent)
-    member = wait_for(
-        lambda: Member.objects.filter(session_uuid=call_in(queue, CALLER_WAITS)).first(), what="the member"
-    )
+    session = call_in(queue, CALLER_WAITS)
+    member = wait_for(lambda: Member.objects.filter(session_uuid=session).first(), what="the member")
     assert not Offer.objects.exists()
 
     agent_status_set(agent_id=agent.pk, status=Agent.Status.AVAILABLE)
@@ -87,7 +84,8 @@ def test_an_abandoned_caller_who_calls_again_takes_up_its_old_place(queue, ears,
     queue.abandoned_resume_allowed = True
     queue.discard_abandoned_after = 600
     queue.save()
-    first = wait_for(lambda: Member.objects.filter(session_uuid=call_in(queue, CALLER_HANGS_UP)).first())
+    session = call_in(queue, CALLER_HANGS_UP)
+    first = wait_for(lambda: Member.objects.filter(session_uuid=session).first(), what="the member")
     wait_for(
         lambda: Member.objects.filter(pk=first.pk, state=Member.State.ABANDONED).exists(), what="abandon"
     )
@@ -118,7 +116,8 @@ def test_a_uuid_standby_agent_is_bridged_on_its_own_waiting_channel(queue, ears,
         facade.close()
     wait_for(lambda: Agent.objects.get(pk=agent.pk).standby_channel, what="the agent waiting")
 
-    member = wait_for(lambda: Member.objects.filter(session_uuid=call_in(queue, CALLER_HANGS_UP)).first())
+    session = call_in(queue, CALLER_HANGS_UP)
+    member = wait_for(lambda: Member.objects.filter(session_uuid=session).first(), what="the member")
 
     wait_for(
         lambda: Member.objects.filter(pk=member.pk, state=Member.State.ANSWERED).exists(), what="bridged"
