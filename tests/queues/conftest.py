@@ -15,7 +15,7 @@ from tests.telephony.factories import PbxServerFactory
 
 QUEUE_PHONES = Path(__file__).with_name("extensions_queues.conf")
 CALLER_WAITS = "5561001"
-CALLER_HANGS_UP = "5561002"  # after 3 s
+CALLER_HANGS_UP = "5561002"  # after 20 s
 CALLER_PRESSES_1 = "5561003"
 CALLER_PRESSES_9 = "5561004"
 CALLER_CALLED_BACK = "5561005"

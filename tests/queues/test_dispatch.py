@@ -165,9 +165,14 @@ def test_the_call_back_key_keeps_the_place_and_the_agent_is_rung_first(queue, pb
         Member.objects.filter(pk=member.pk, state=Member.State.ANSWERED, agent=agent), "the call back bridged"
     )
     offer = Offer.objects.get(member=member, result=Offer.Result.ANSWERED)
-    back = CallRecord.objects.get(uniqueid=f"{offer.channel_id}-cb")
+    back = wait_for(
+        lambda: CallRecord.objects.filter(
+            uniqueid=f"{offer.channel_id}-cb", started_at__isnull=False
+        ).first(),
+        what="the call back leg",
+    )
     agent_leg = CallRecord.objects.get(uniqueid=offer.channel_id)
-    assert agent_leg.started_at < back.started_at  # agent first, then the caller
+    assert agent_leg.answered_at <= back.started_at  # the agent answered first, then the caller was rung
 
 
 def test_ring_all_rings_everyone_and_the_first_to_answer_takes_the_caller(queue, pbx, call_in):

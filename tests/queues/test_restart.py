@@ -93,7 +93,7 @@ def test_callers_gone_while_the_process_was_away_have_abandoned(server, queue, c
     wait_for(lambda: CallRecord.objects.filter(uniqueid=session).exists(), what="the record")
     import time
 
-    time.sleep(0.3)  # the caller hangs up (3 s of the simulator's time) while nobody listens
+    time.sleep(1.5)  # the caller hangs up (20 s of the simulator's time) while nobody listens
 
     process = _running(server)
     try:
