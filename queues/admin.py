@@ -50,6 +50,16 @@ class QueueAdmin(admin.ModelAdmin):
             config.queue_unload(queue=queue)
         self.message_user(request, f"{len(queryset)} queue(s) unloaded.")
 
+    def delete_model(self, request, obj):
+        try:
+            config.queue_del(queue=obj)
+        except config.ConfigRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for queue in queryset:
+            self.delete_model(request, queue)
+
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):

@@ -44,6 +44,10 @@ AGI_TIMEOUT = 10.0
 # How long an answered agent waits for its caller (a call back rings the caller meanwhile).
 AGENT_WAIT_SECONDS = 60
 ORIGINATE_RESULT_GRACE = 5.0
+# A dispatch pass goes round again while it makes offers; a bound, should something keep asking.
+MAX_ROUNDS = 50
+CALLBACK_TRIES = 3
+CALLBACK_RETRY_SECONDS = 60
 # A caller who asked to be called back keeps its place this long at most (no channel holds it).
 CALLBACK_MAX_WAIT = 4 * 3600
 # A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
@@ -113,7 +117,7 @@ class Dispatcher:
                 offer.agent_id,
                 offer.queue_id,
                 answered=offer.result == Offer.Result.ANSWERED,
-                member_session=offer.member.session_uuid,
+                member_session=calls.caller_leg(offer),
             )
         for queue_id in self.queues:
             self.no_agent_since.setdefault(queue_id, now)
@@ -195,6 +199,28 @@ class Dispatcher:
             queue.member_remove(member_id)
         return info
 
+    def agent_drop(self, agent_id: int):
+        self.board.agents.pop(agent_id, None)
+        self.agents.pop(agent_id, None)
+        for queue in self.board.queues.values():
+            queue.tiers = [t for t in queue.tiers if t.agent.id != agent_id]
+
+    def hold(self, member_id: int, seconds: float):
+        """Take the member off the board for a while (its call back just failed); it comes back
+        in its place."""
+        info, view = self.members.get(member_id), self.member_view(member_id)
+        if info is None or view is None:
+            return
+        self.board.queues[info.queue_id].member_remove(member_id)
+        view.ringing.clear()
+
+        async def release():
+            if self.members.get(member_id) is info and info.queue_id in self.board.queues:
+                self.board.queues[info.queue_id].member_add(view)
+                await self.on_wake(self.ctx)
+
+        asyncio.get_running_loop().call_later(seconds, self.ctx.lane.put, release, "queues call back again")
+
     def member_view(self, member_id: int) -> MemberView | None:
         info = self.members.get(member_id)
         queue = self.board.queues.get(info.queue_id) if info else None
@@ -238,8 +264,13 @@ class Queues(PbxApp):
 
     async def started(self, ctx: AppContext):
         d = self.of(ctx)
-        live = {c.get("Uniqueid", "") for c in await ctx.pbx.live_channels()}
-        for channel_id in await ctx.db(calls.board_rebuild, server_id=ctx.server.pk, live_uniqueids=live):
+        channels = await ctx.pbx.live_channels()
+        live = {c.get("Uniqueid", "") for c in channels}
+        names = {c.get("Channel", "") for c in channels}
+        rebuild = calls.board_rebuild
+        for channel_id in await ctx.db(
+            rebuild, server_id=ctx.server.pk, live_uniqueids=live, live_channels=names
+        ):
             await self._hangup_uniqueid(ctx, channel_id)
         d.load(await ctx.db(board_services.board_load, server_id=ctx.server.pk))
         if not d.refreshing:  # periodic work lasts until the server is given up, across reconnects
@@ -280,15 +311,18 @@ class Queues(PbxApp):
             return
         d.dispatching = True
         try:
-            while True:
+            for _ in range(MAX_ROUNDS):
                 d.again = False
                 now = time.time()
                 choices, wake = d.board.next_offers(now)
+                made = False
                 for choice in choices:
                     for agent in choice.agents:
-                        await self.offer(ctx, d, choice.queue.id, choice.member, agent)
+                        made = await self.offer(ctx, d, choice.queue.id, choice.member, agent) or made
                 wake = earliest(wake, await self.deadlines(ctx, d, now))
-                if not choices and not d.again:
+                # Another round only when this one changed something (a claim that failed corrected
+                # the board instead): never spinning on a pair the database refuses.
+                if not made and not d.again:
                     break
         finally:
             d.dispatching = False
@@ -315,12 +349,12 @@ class Queues(PbxApp):
                 if not info.loaded:
                     reason = Member.CancelReason.TIMEOUT
                 if info.max_wait_time:
-                    due = member.joined_at + info.max_wait_time
+                    due = minfo.waiting_since + info.max_wait_time
                     if due <= now:
                         reason = Member.CancelReason.TIMEOUT
                 if reason is None and info.max_wait_time_with_no_agent and not logged_in:
                     no_agent = d.no_agent_since[queue_id] + info.max_wait_time_with_no_agent
-                    reached = member.joined_at + info.max_wait_time_with_no_agent_time_reached
+                    reached = minfo.waiting_since + info.max_wait_time_with_no_agent_time_reached
                     when = max(no_agent, reached)
                     if when <= now:
                         reason = Member.CancelReason.NO_AGENT_TIMEOUT
@@ -352,13 +386,19 @@ class Queues(PbxApp):
             return
         strategy = d.board.queues[queue_id].strategy
         if not agent.offerable(time.time()) or (member.ringing and strategy not in RINGS_MANY):
-            return  # changed since the choice was made, by an offer that failed at once
+            return False  # changed since the choice was made, by an offer that failed at once
         offer = await ctx.db(calls.offer_claim, member_id=member.id, agent_id=agent.id)
-        if offer is None:  # taken meanwhile (another server's dispatcher, a status change): look again
-            fresh = await ctx.db(board_services.agent_reload, agent_id=agent.id)
-            if fresh is not None:
-                d.agent_put(fresh)
-            return
+        if offer is None:  # the database says no: correct the board from it
+            why = await ctx.db(calls.claim_refused, member_id=member.id, agent_id=agent.id)
+            if not why.member_waiting:
+                d.member_drop(member.id)
+            if why.agent is None:
+                d.agent_drop(agent.id)
+            else:
+                d.agent_put(why.agent)
+                if why.agent_ringing:  # Waiting by hand while an offer rings: it is receiving
+                    agent.state = Agent.State.RECEIVING
+            return False
         now = time.time()
         agent.state = Agent.State.RESERVED if offer.agent.reserve_agents else Agent.State.RECEIVING
         agent.last_offered_call = now
@@ -375,7 +415,7 @@ class Queues(PbxApp):
         if ainfo.type == Agent.Type.UUID_STANDBY:
             info.agent_channel = ainfo.standby_channel
             await self.agent_ready(ctx, d, info)
-            return
+            return True
         variables = {
             "CC_OFFER": offer.channel_id,
             "CC_QUEUE": qinfo.full_name,
@@ -398,23 +438,28 @@ class Queues(PbxApp):
                 app_ref=offer.channel_id,
                 **dial,
             )
-        except AmiConnectionLost as exc:
-            # Nobody was rung (or, the connection lost after sending, the reconcile settles it):
-            # not the agent's fault. The claim is given up; the next connect offers afresh.
-            if isinstance(exc, AmiNotConnected):
-                d.connected = False
-                reason = str(exc)
-                await ctx.db(call_record_give_up, server=ctx.server, uniqueid=offer.channel_id, reason=reason)
+        except AmiNotConnected as exc:
+            # Nobody was rung: not the agent's fault. The claim is given up; the next connect
+            # offers afresh.
+            d.connected = False
+            reason = str(exc)
+            await ctx.db(call_record_give_up, server=ctx.server, uniqueid=offer.channel_id, reason=reason)
             info.canceled = True
             await self.offer_over(ctx, d, info, Offer.Result.CANCELED, "pbx not connected")
-            return
+            return True
+        except AmiConnectionLost:
+            # Sent, and the connection lost before the answer: the agent may be ringing. The offer
+            # stays open; the rebuild on the next connect settles it from the PBX's live channels.
+            d.connected = False
+            return True
         except (ValueError, AmiError, TimeoutError) as exc:
             log.warning("queues: offering %s to %s failed: %s", minfo.uuid, ainfo.full_name, exc)
             await self.offer_over(ctx, d, info, Offer.Result.FAILED, str(exc)[:40])
-            return
+            return True
         if offer.agent.reserve_agents:
             await ctx.db(calls.offer_sent, offer_id=offer.pk)
             agent.state = Agent.State.RECEIVING
+        return True
 
     async def offer_over(self, ctx: AppContext, d: Dispatcher, info: OfferInfo, result: str, cause: str = ""):
         """An offer ended without a bridge: the agent's delays, the member waits again."""
@@ -450,7 +495,15 @@ class Queues(PbxApp):
         """The agent answered (and heard the announcement): bridge the caller, once."""
         minfo = d.members.get(info.member_id)
         if minfo is not None and minfo.callback_number:
+            if any(d.offers.get(o) and d.offers[o].member_id == minfo.id for o in d.callbacks.values()):
+                info.canceled = True  # another agent of this caller is ready and its call back rings
+                await self._hangup_channel(ctx, info.agent_channel)
+                return
             await self.callback_dial(ctx, d, info, minfo)
+            for other in list(d.offers.values()):  # the caller is being rung for this agent
+                if other.member_id == minfo.id and other is not info and not other.answered:
+                    other.canceled = True
+                    await self._hangup_uniqueid(ctx, other.channel_id)
             return
         answered = await ctx.db(calls.offer_answered, offer_id=info.id)
         if answered is None:  # served by another agent, or gone: let this agent go
@@ -495,11 +548,16 @@ class Queues(PbxApp):
             if qinfo and qinfo.record_template:  # from the first word of the call
                 await self.record(ctx, qinfo, caller_channel, info)
             await ctx.pbx.bridge(channel1=caller_channel, channel2=info.agent_channel)
+        except AmiConnectionLost as exc:
+            # Bridged or not, the rebuild on the next connect tells from the live channels.
+            log.warning("queues: bridge for offer %s: %s", info.channel_id, exc)
+            d.connected = False
+            return
         except AmiError as exc:  # the caller (or the agent) was gone a moment ago
             log.info("queues: bridge for offer %s failed: %s", info.channel_id, exc)
             caller_gone = "Channel1" in str(exc) or "Channel2" not in str(exc)
             if not caller_gone:  # it waits again: not "after the call" for its dialplan
-                with contextlib.suppress(AmiError):
+                with contextlib.suppress(AmiError, AmiConnectionLost):
                     await ctx.pbx.set_variable(channel=caller_channel, name="cc_agent", value="")
                     if qinfo and qinfo.record_template:
                         await ctx.pbx.action({"Action": "StopMixMonitor", "Channel": caller_channel})
@@ -564,43 +622,48 @@ class Queues(PbxApp):
                 app=self.name,
                 app_ref=leg,
             )
-        except (ValueError, AmiError, ConnectionError, TimeoutError) as exc:
+        except (ValueError, AmiError, AmiConnectionLost, TimeoutError) as exc:
             log.warning("queues: calling %s back failed: %s", minfo.uuid, exc)
             d.callbacks.pop(leg, None)
             info.canceled = True
             await self._hangup_channel(ctx, info.agent_channel)
 
     async def member_out(self, ctx: AppContext, d: Dispatcher, minfo: MemberInfo, reason: str):
-        """The caller leaves the queue without an agent and goes on in the dialplan after it."""
+        """The caller leaves the queue without an agent and goes on in the dialplan after it: sent
+        on first, so that a PBX out of reach leaves it waiting (and sent on after the reconnect)
+        rather than recorded as gone while it still hears the music."""
+        if reason != Member.CancelReason.BREAK_OUT and minfo.channel:
+            try:
+                await ctx.pbx.set_variable(channel=minfo.channel, name="cc_cancel_reason", value=reason)
+                await ctx.pbx.set_variable(
+                    channel=minfo.channel, name="cc_queue_canceled_epoch", value=str(int(time.time()))
+                )
+                if reason != Member.CancelReason.EXIT_WITH_KEY:  # the key's own AGI sends it on
+                    await ctx.pbx.redirect(channel=minfo.channel, context="platform-queue-wait", exten="exit")
+            except AmiConnectionLost as exc:
+                log.warning("queues: %s not sent on yet: %s", minfo.channel, exc)
+                d.connected = False
+                return
+            except AmiError as exc:
+                log.info("queues: %s left before being sent on: %s", minfo.channel, exc)
         canceled = await ctx.db(calls.member_leave, member_id=minfo.id, reason=reason)
         d.member_drop(minfo.id)
         for channel_id in canceled or ():
             if channel_id in d.offers:
                 d.offers[channel_id].canceled = True
             await self._hangup_uniqueid(ctx, channel_id)
-        if reason == Member.CancelReason.BREAK_OUT or not minfo.channel:
-            return
-        try:
-            await ctx.pbx.set_variable(channel=minfo.channel, name="cc_cancel_reason", value=reason)
-            await ctx.pbx.set_variable(
-                channel=minfo.channel, name="cc_queue_canceled_epoch", value=str(int(time.time()))
-            )
-            if reason != Member.CancelReason.EXIT_WITH_KEY:  # the key's own AGI sends it on
-                await ctx.pbx.redirect(channel=minfo.channel, context="platform-queue-wait", exten="exit")
-        except AmiError as exc:
-            log.info("queues: %s left before being sent on: %s", minfo.channel, exc)
 
     async def announce(self, ctx: AppContext, minfo: MemberInfo, position: int):
         try:
             await ctx.pbx.set_variable(channel=minfo.channel, name="CC_POSITION", value=str(position))
             await ctx.pbx.redirect(channel=minfo.channel, context="platform-queue-wait", exten="announce")
-        except AmiError as exc:
+        except (AmiError, AmiConnectionLost) as exc:
             log.info("queues: no announcement for %s: %s", minfo.channel, exc)
 
     async def _hangup_channel(self, ctx: AppContext, channel: str):
         if not channel:
             return
-        with contextlib.suppress(AmiError):  # gone already
+        with contextlib.suppress(AmiError, AmiConnectionLost):  # gone already (or the rebuild will)
             await ctx.pbx.hangup(channel=channel)
 
     async def _hangup_uniqueid(self, ctx: AppContext, uniqueid: str):
@@ -707,14 +770,22 @@ class Queues(PbxApp):
         await self.dispatch(ctx)
 
     async def callback_failed(self, ctx: AppContext, d: Dispatcher, leg: str):
-        """The caller did not answer its call back: the agent is let go, the caller keeps its place
-        for the next agent."""
+        """The caller did not answer its call back: the agent is let go; the caller keeps its place
+        and is tried again CALLBACK_RETRY_SECONDS later, CALLBACK_TRIES times in all."""
         offer_channel = d.callbacks.pop(leg, None)
         offer = d.offers.get(offer_channel) if offer_channel else None
         if offer is None:
             return
         offer.canceled = True
         await self._hangup_channel(ctx, offer.agent_channel)
+        minfo = d.members.get(offer.member_id)
+        if minfo is None:
+            return
+        minfo.callback_failures += 1
+        if minfo.callback_failures >= CALLBACK_TRIES:
+            await self.member_out(ctx, d, minfo, Member.CancelReason.TIMEOUT)
+            return
+        d.hold(minfo.id, CALLBACK_RETRY_SECONDS)
 
     # -- FastAGI ---------------------------------------------------------------------------------
 
@@ -749,6 +820,8 @@ class Queues(PbxApp):
         exit_keys = (await call.get_variable("cc_exit_keys") or "").strip()
         info = board_services.member_info(member)
         view = board_services.member_view(member)
+        if joined.resumed:
+            info.waiting_since = time.time()
 
         async def register_member():
             d = self.of(ctx)
@@ -759,7 +832,9 @@ class Queues(PbxApp):
             d.member_put(view, info)
             await self.dispatch(ctx)
 
-        await asyncio.wait_for(ctx.submit(register_member, "queue join"), AGI_TIMEOUT)
+        # Not awaited: the caller goes on to the music at once; the lane takes the member in turn
+        # (it is in the database already, so a restart meanwhile finds it too).
+        ctx.submit(register_member, "queue join")
 
     async def key(self, ctx: AppContext, call: AgiCall):
         """[platform-queue-wait]: the caller pressed a key: an exit key, the call back key, or none."""
@@ -788,7 +863,10 @@ class Queues(PbxApp):
                 return "callback"
             return "wait"
 
-        choice = await asyncio.wait_for(ctx.submit(decide, "queue key"), AGI_TIMEOUT)
+        try:
+            choice = await asyncio.wait_for(ctx.submit(decide, "queue key"), AGI_TIMEOUT)
+        except TimeoutError:  # the lane is far behind: the caller keeps waiting, its key unheard
+            choice = "wait"
         await call.set_variable("CC_NEXT", choice)
 
     async def standby(self, ctx: AppContext, call: AgiCall):
@@ -806,7 +884,7 @@ class Queues(PbxApp):
             d.agent_put(agent)
             await self.dispatch(ctx)
 
-        await asyncio.wait_for(ctx.submit(register_agent, "queue standby"), AGI_TIMEOUT)
+        ctx.submit(register_agent, "queue standby")
 
 
 def _result_of(record) -> str:

@@ -18,18 +18,23 @@ def agent_status_set(*, agent_id: int, status: str) -> Agent:
     if status not in Agent.Status.values:
         raise ValueError(f"unknown status {status!r}; one of: {', '.join(Agent.Status.values)}")
     agent = Agent.objects.select_for_update().select_related("company").get(pk=agent_id)
-    if agent.status == status:
+    # Choosing Available (either kind) again is how an On Demand agent, Idle after a call, says
+    # it is ready for the next one.
+    ready_again = status in AVAILABLE and agent.state == Agent.State.IDLE
+    if agent.status == status and not ready_again:
         return agent
     now = timezone.now()
-    changes = {"status": status, "last_status_change": now}
+    changes: dict = {"status": status, "last_status_change": now} if agent.status != status else {}
     if status in AVAILABLE and agent.status not in AVAILABLE:
         changes |= {"calls_answered": 0, "talk_time": 0, "no_answer_count": 0, "ready_time": None}
-        if agent.state == Agent.State.IDLE:
-            changes["state"] = Agent.State.WAITING
+    if ready_again:
+        changes["state"] = Agent.State.WAITING
     for name, value in changes.items():
         setattr(agent, name, value)
     agent.save(update_fields=[*changes, "changed_at"])
-    events = [("agent-status-change", None, agent, {"CC-Agent-Status": status})]
+    events = (
+        [("agent-status-change", None, agent, {"CC-Agent-Status": status})] if "status" in changes else []
+    )
     if "state" in changes:
         events.append(("agent-state-change", None, agent, {"CC-Agent-State": agent.state}))
     queue_events_emit(company_id=agent.company_id, events=events, when=now)

@@ -61,6 +61,10 @@ class MemberInfo:
     callback_number: str
     joined_at: float
     exit_keys: str = ""
+    callback_failures: int = 0
+    # Since when this call waits: its deadlines count from here (a resumed caller keeps its place
+    # and its joined_at, not the time it waited before hanging up).
+    waiting_since: float = 0.0
 
 
 @dataclasses.dataclass
@@ -159,6 +163,7 @@ def member_info(member: Member) -> MemberInfo:
         cid_number=member.cid_number,
         callback_number=member.callback_number,
         joined_at=member.joined_at.timestamp(),
+        waiting_since=member.joined_at.timestamp(),
     )
 
 

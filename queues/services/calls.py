@@ -211,6 +211,16 @@ def _member_back_to_waiting(member_id: int):
         Member.objects.filter(pk=member_id, state=Member.State.TRYING).update(state=Member.State.WAITING)
 
 
+def _max_no_answer(agent: Agent, now: dt.datetime, events: list) -> str:
+    """At max-no-answer no-answers in a row, the agent goes On Break. Returns its status."""
+    agent.refresh_from_db(fields=["no_answer_count", "status"])
+    if agent.max_no_answer and agent.no_answer_count >= agent.max_no_answer and agent.status in AVAILABLE:
+        agent.status = Agent.Status.ON_BREAK
+        Agent.objects.filter(pk=agent.pk).update(status=agent.status, last_status_change=now, changed_at=now)
+        events.append(("agent-status-change", None, agent, {"CC-Agent-Status": agent.status}))
+    return agent.status
+
+
 @dataclasses.dataclass(frozen=True)
 class OfferEnded:
     offer: Offer
@@ -249,13 +259,7 @@ def offer_failed(*, offer_id: int, result: str, cause: str = "") -> OfferEnded |
         tier_state = Tier.State.NO_ANSWER
     _agent_back(agent, now, events, **changes)
     Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=tier_state)
-    status = agent.status
-    if "no_answer_count" in changes:
-        agent.refresh_from_db(fields=["no_answer_count", "status"])
-        if agent.max_no_answer and agent.no_answer_count >= agent.max_no_answer and agent.status in AVAILABLE:
-            status = Agent.Status.ON_BREAK
-            Agent.objects.filter(pk=agent.pk).update(status=status, last_status_change=now, changed_at=now)
-            events.append(("agent-status-change", None, agent, {"CC-Agent-Status": status}))
+    status = _max_no_answer(agent, now, events) if "no_answer_count" in changes else agent.status
     if result != Offer.Result.CANCELED:
         events.append(
             (
@@ -305,14 +309,7 @@ def offer_answered(*, offer_id: int) -> Answered | None:
     )
     agent = offer.agent
     events: list = []
-    _agent_back(
-        agent,
-        now,
-        events,
-        state=Agent.State.IN_A_QUEUE_CALL,
-        last_bridge_start=now,
-        no_answer_count=0,
-    )
+    _agent_back(agent, now, events, state=Agent.State.IN_A_QUEUE_CALL, last_bridge_start=now)
     Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=Tier.State.ACTIVE_INBOUND)
     member.state, member.bridged_at, member.agent = Member.State.ANSWERED, now, agent
     events.append(
@@ -364,9 +361,19 @@ def offer_unbridged(*, offer_id: int, caller_gone: bool, cause: str = "") -> boo
     else:
         Member.objects.filter(pk=member.pk).update(state=Member.State.WAITING, agent=None, bridged_at=None)
     agent = offer.agent
-    changes = {} if caller_gone else {"no_answer_count": F("no_answer_count") + 1}
+    changes: dict = {}
+    tier_state = Tier.State.READY
+    if not caller_gone:  # the agent's channel was gone: as a no-answer (a standby agent's is over)
+        changes = {
+            "no_answer_count": F("no_answer_count") + 1,
+            "ready_time": now + dt.timedelta(seconds=agent.no_answer_delay_time),
+            "standby_channel": "",
+        }
+        tier_state = Tier.State.NO_ANSWER
     _agent_back(agent, now, events, **changes)
-    Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=Tier.State.READY)
+    Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=tier_state)
+    if not caller_gone:
+        _max_no_answer(agent, now, events)
     fail = member_fields(member) | {"CC-Agent-UUID": offer.channel_id, "CC-Hangup-Cause": cause}
     events.append(("bridge-agent-fail", offer.queue, agent, fail))
     events.append(_members_count(offer.queue))
@@ -401,6 +408,7 @@ def bridge_ended(*, offer_id: int, cause: str = "") -> Offer | None:
         last_bridge_end=now,
         calls_answered=F("calls_answered") + 1,
         talk_time=F("talk_time") + talk,
+        no_answer_count=0,  # max-no-answer counts no-answers in a row
     )
     Tier.objects.filter(queue_id=offer.queue_id, agent_id=agent.pk).update(state=Tier.State.READY)
     fields = member_fields(offer.member) | {"CC-Agent-UUID": offer.channel_id}
@@ -451,12 +459,32 @@ def member_callback_set(*, member_id: int, number: str) -> bool:
     )
 
 
-def offer_of_channel(*, channel_id: str) -> Offer | None:
-    return Offer.objects.filter(channel_id=channel_id).first()
+@dataclasses.dataclass(frozen=True)
+class ClaimRefused:
+    member_waiting: bool
+    agent: Agent | None
+    agent_ringing: bool
+
+
+def claim_refused(*, member_id: int, agent_id: int) -> ClaimRefused:
+    """Why offer_claim said no, for the dispatcher to correct its board: the member is no longer
+    waiting, the agent is gone, or it is not Waiting, or an offer of it still rings."""
+    return ClaimRefused(
+        member_waiting=Member.objects.filter(pk=member_id, state__in=WAITING).exists(),
+        agent=Agent.objects.select_related("company").filter(pk=agent_id).first(),
+        agent_ringing=Offer.objects.filter(agent_id=agent_id, result=Offer.Result.RINGING).exists(),
+    )
+
+
+def caller_leg(offer: Offer) -> str:
+    """The uniqueid of the caller's channel in a bridge: its own call, or its call back leg."""
+    return f"{offer.channel_id}-cb" if offer.member.callback_number else offer.member.session_uuid
 
 
 @transaction.atomic
-def board_rebuild(*, server_id: int, live_uniqueids: set[str]) -> list[str]:
+def board_rebuild(
+    *, server_id: int, live_uniqueids: set[str], live_channels: frozenset | set = frozenset()
+) -> list[str]:
     """After the pbx process (re)starts: nobody is left Receiving, Reserved or Trying. Ringing offers
     are cancelled (their agent legs, if still live, are returned to be hung up) and their agents are
     Waiting again; calls still bridged stay; bridges whose legs are gone end; waiting callers whose
@@ -468,7 +496,7 @@ def board_rebuild(*, server_id: int, live_uniqueids: set[str]) -> list[str]:
             ended.append(offer.channel_id)
         offer_failed(offer_id=offer.pk, result=Offer.Result.CANCELED, cause="pbx process restarted")
     for offer in offers.filter(result=Offer.Result.ANSWERED, ended_at__isnull=True).select_related("member"):
-        if offer.channel_id not in live_uniqueids or offer.member.session_uuid not in live_uniqueids:
+        if offer.channel_id not in live_uniqueids or caller_leg(offer) not in live_uniqueids:
             bridge_ended(offer_id=offer.pk, cause="ended while the pbx process was away")
     members = Member.objects.filter(queue__server_id=server_id, state__in=WAITING)
     for member in members:
@@ -478,12 +506,20 @@ def board_rebuild(*, server_id: int, live_uniqueids: set[str]) -> list[str]:
             member_leave(member_id=member.pk, reason=Member.CancelReason.BREAK_OUT, cause="gone")
         else:
             Member.objects.filter(pk=member.pk, state=Member.State.TRYING).update(state=Member.State.WAITING)
-    stuck = Agent.objects.filter(
-        Q(state=Agent.State.RECEIVING) | Q(state=Agent.State.RESERVED),
-        tiers__queue__server_id=server_id,
-    ).exclude(offers__result=Offer.Result.RINGING)
-    for agent in stuck.distinct():
+    agents = Agent.objects.filter(tiers__queue__server_id=server_id).distinct()
+    stuck = agents.filter(Q(state=Agent.State.RECEIVING) | Q(state=Agent.State.RESERVED)).exclude(
+        offers__result=Offer.Result.RINGING
+    )
+    in_call = agents.filter(state=Agent.State.IN_A_QUEUE_CALL).exclude(
+        offers__result=Offer.Result.ANSWERED, offers__ended_at__isnull=True
+    )
+    for agent in [*stuck, *in_call]:
         Agent.objects.filter(pk=agent.pk, state=agent.state).update(
             state=Agent.State.WAITING, changed_at=timezone.now()
         )
+    # A uuid-standby agent whose waiting channel hung up while nobody listened waits no more.
+    standby = Agent.objects.filter(pk__in=agents.values("pk"), type=Agent.Type.UUID_STANDBY)
+    standby.exclude(standby_channel="").exclude(standby_channel__in=live_channels).update(
+        standby_channel="", changed_at=timezone.now()
+    )
     return ended

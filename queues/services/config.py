@@ -14,7 +14,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from accounts.models import Company, User
-from queues.models import Agent, Queue, Tier
+from queues.models import Agent, Member, Queue, Tier
 from queues.services.agents import agent_state_set, agent_status_set
 
 
@@ -275,3 +275,16 @@ def queue_reload(*, queue: Queue) -> Queue:
     Queue.objects.filter(pk=queue.pk).update(changed_at=timezone.now())
     queue.refresh_from_db(fields=["changed_at"])
     return queue
+
+
+def queue_del(*, queue: Queue) -> None:
+    """Delete a queue, refused while callers wait in it or its calls go on: unload it first, and
+    its callers are sent on in the dialplan."""
+    if (
+        queue.members.filter(state__in=Member.WAITING_STATES).exists()
+        or queue.offers.filter(ended_at__isnull=True).exists()
+    ):
+        raise ConfigRefused(
+            "queue_busy", f"{queue.full_name} has callers waiting or calls going on; unload it first"
+        )
+    queue.delete()
