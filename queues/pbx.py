@@ -21,6 +21,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -53,6 +54,9 @@ CALLBACK_MAX_WAIT = 4 * 3600
 # A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
 RECENT_ENDS = 2000
 
+DTMF = frozenset("0123456789*#")
+# A sound as Playback names it (cc_outbound_announce); sounds joined with & play one after the other.
+SOUND = re.compile(r"[A-Za-z0-9_/.&-]{1,200}")
 OUTCOME_RESULTS = {
     "busy": Offer.Result.BUSY,
     "no_answer": Offer.Result.NO_ANSWER,
@@ -424,6 +428,8 @@ class Queues(PbxApp):
             "cc_member_uuid": minfo.uuid,
             "cc_side": "agent",
         }
+        if minfo.outbound_announce:
+            variables["CC_OUTBOUND_ANNOUNCE"] = minfo.outbound_announce
         dial = {"channel": ainfo.contact} if "/" in ainfo.contact else {"number": ainfo.contact}
         try:
             await ctx.pbx.originate(
@@ -817,11 +823,14 @@ class Queues(PbxApp):
         await call.set_variable("CC_MOH", moh)
         await call.set_variable("cc_member_uuid", str(member.uuid))
         await call.set_variable("cc_queue_joined_epoch", str(int(member.joined_at.timestamp())))
-        exit_keys = (await call.get_variable("cc_exit_keys") or "").strip()
+        exit_keys = "".join(c for c in (await call.get_variable("cc_exit_keys") or "") if c in DTMF)[:12]
+        announce = (await call.get_variable("cc_outbound_announce") or "").strip()
         info = board_services.member_info(member)
         view = board_services.member_view(member)
         if joined.resumed:
             info.waiting_since = time.time()
+        if SOUND.fullmatch(announce):
+            info.outbound_announce = announce
 
         async def register_member():
             d = self.of(ctx)

@@ -65,6 +65,8 @@ class MemberInfo:
     # Since when this call waits: its deadlines count from here (a resumed caller keeps its place
     # and its joined_at, not the time it waited before hanging up).
     waiting_since: float = 0.0
+    # cc_outbound_announce: what the agent hears before the caller is put through.
+    outbound_announce: str = ""
 
 
 @dataclasses.dataclass

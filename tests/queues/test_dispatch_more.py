@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def ears(server):
-    ears = ListeningApp(user_events={"QueueAnnounce", "QueueTestExit", "QueueTestAfter", "QueueExit"})
+    ears = ListeningApp(
+        ami_events={"Newexten"}, user_events={"QueueAnnounce", "QueueTestExit", "QueueTestAfter", "QueueExit"}
+    )
     with pbx_process([server], apps=[Queues(), ears]):
         wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
         yield ears
@@ -144,3 +146,22 @@ def test_queue_events_are_pushed_to_the_company_webhook(queue, ears, call_in):
     assert (
         start.payload["CC-Queue"] == queue.full_name and start.payload["CC-Member-CID-Number"] == CALLER_WAITS
     )
+
+
+def test_the_agent_hears_the_callers_outbound_announce_before_the_bridge(queue, ears, call_in):
+    TierFactory(queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_STAYS))
+
+    call_in(queue, CALLER_WAITS, cc_outbound_announce="beep")
+
+    wait_for(lambda: Member.objects.filter(state=Member.State.ANSWERED).exists(), what="the bridge")
+    offer = Offer.objects.get()
+
+    def announced():
+        steps = [
+            e for e in ears.events if e.get("Event") == "Newexten" and e.get("Uniqueid") == offer.channel_id
+        ]
+        return any(
+            e.get("Application") == "ExecIf" and "Playback(beep)" in e.get("AppData", "") for e in steps
+        )
+
+    wait_for(announced, what="the announcement on the agent's leg")
