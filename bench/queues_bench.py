@@ -309,7 +309,10 @@ def measure(callers: Callers, dispatcher, stamps: Stamps, queue, rounds: int):
             stamps.current = None
         channel_id = callers.call(queue)
         if not stamps.sent.wait(20):
-            raise SystemExit("no Originate for the measured caller")
+            member = Member.objects.filter(session_uuid=channel_id).first()
+            print(f"    no Originate in 20 s for {channel_id} (member {member and member.state}): left out")
+            callers.hangup(channel_id)
+            continue
         results.append(stamps.current)
         callers.hangup(channel_id)
         # The member leaves and its agent's leg is hung up: wait until the agent is free again.
