@@ -254,23 +254,27 @@ class Board:
         queues = (
             [self.queues[q] for q in queue_ids if q in self.queues] if queue_ids else self.queues.values()
         )
-        waiting = [
-            (m.order, queue, m) for queue in queues if queue.loaded and queue.tiers for m in queue.members
-        ]
-        if len(queues) > 1:
+        wake = None
+        surveys: dict[int, tuple] = {}
+        active = []
+        for queue in queues:
+            if not (queue.loaded and queue.tiers and queue.members):
+                continue
+            survey = surveys[queue.id] = self.survey(queue, now)
+            wake = earliest(wake, survey[2])
+            # Only the callers of queues with an agent to offer are sorted and looked at (and those
+            # ringing progressively, whose next agent is a matter of time).
+            if survey[0] or (
+                queue.strategy == "ring-progressively" and any(m.ringing for m in queue.members)
+            ):
+                active.append(queue)
+        waiting = [(m.order, queue, m) for queue in active for m in queue.members]
+        if len(active) > 1:
             waiting.sort(key=lambda item: item[0])
         taken: set = set()
         choices: list[Choice] = []
-        wake = None
-        surveys: dict[int, tuple] = {}
         for _, queue, member in waiting:
-            survey = surveys.get(queue.id)
-            if survey is None:
-                survey = surveys[queue.id] = self.survey(queue, now)
-            if not survey[0] and not member.ringing:
-                wake = earliest(wake, survey[2])
-                continue
-            agents, when = self.choose(queue, member, now, taken, survey)
+            agents, when = self.choose(queue, member, now, taken, surveys[queue.id])
             wake = earliest(wake, when)
             if agents:
                 taken.update(a.id for a in agents)

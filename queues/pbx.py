@@ -477,10 +477,14 @@ class Queues(PbxApp):
         member = d.member_view(info.member_id)
         if member is not None:
             member.ringing.discard(info.agent_id)
-        if ended is None:  # ended already (the caller left): the agent as the database has it
+        if ended is None:  # ended already (the caller left: cancelled, at no cost to the agent)
             fresh = await ctx.db(board_services.agent_reload, agent_id=info.agent_id)
             if fresh is not None:
                 d.agent_put(fresh)
+            queue = d.board.queues.get(info.queue_id)
+            for tier in queue.tiers if queue else ():
+                if tier.agent.id == info.agent_id and tier.state == "Offering":
+                    tier.state = "Ready"
         elif agent is not None:
             agent.state = Agent.State.WAITING
             agent.status = ended.agent_status
@@ -800,6 +804,8 @@ class Queues(PbxApp):
         queue_name = (await call.get_variable("PLATFORM_QUEUE") or "").strip()
         base = (await call.get_variable("cc_base_score") or "0").strip()
         answered = (await call.get_variable("CC_ANSWERED_EPOCH") or "").strip()
+        exit_keys = "".join(c for c in (await call.get_variable("cc_exit_keys") or "") if c in DTMF)[:12]
+        announce = (await call.get_variable("cc_outbound_announce") or "").strip()
         try:
             joined = await ctx.db(
                 calls.member_join,
@@ -819,12 +825,6 @@ class Queues(PbxApp):
             await call.set_variable("PLATFORM_AGI_RESULT", "unavailable")
             return
         member, queue = joined.member, joined.queue
-        moh = (await call.get_variable("cc_moh_override") or "").strip() or queue.moh_sound
-        await call.set_variable("CC_MOH", moh)
-        await call.set_variable("cc_member_uuid", str(member.uuid))
-        await call.set_variable("cc_queue_joined_epoch", str(int(member.joined_at.timestamp())))
-        exit_keys = "".join(c for c in (await call.get_variable("cc_exit_keys") or "") if c in DTMF)[:12]
-        announce = (await call.get_variable("cc_outbound_announce") or "").strip()
         info = board_services.member_info(member)
         view = board_services.member_view(member)
         if joined.resumed:
@@ -841,9 +841,15 @@ class Queues(PbxApp):
             d.member_put(view, info)
             await self.dispatch(ctx)
 
-        # Not awaited: the caller goes on to the music at once; the lane takes the member in turn
-        # (it is in the database already, so a restart meanwhile finds it too).
+        # Not awaited: the dispatcher takes the member in its turn while the caller is told its
+        # variables and goes on to the music (the member is in the database already, so a restart
+        # meanwhile finds it too). An agent is ready seconds later at the soonest, by then the
+        # caller waits in [platform-queue-wait].
         ctx.submit(register_member, "queue join")
+        moh = (await call.get_variable("cc_moh_override") or "").strip() or queue.moh_sound
+        await call.set_variable("CC_MOH", moh)
+        await call.set_variable("cc_member_uuid", str(member.uuid))
+        await call.set_variable("cc_queue_joined_epoch", str(int(member.joined_at.timestamp())))
 
     async def key(self, ctx: AppContext, call: AgiCall):
         """[platform-queue-wait]: the caller pressed a key: an exit key, the call back key, or none."""

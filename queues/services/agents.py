@@ -37,7 +37,7 @@ def agent_status_set(*, agent_id: int, status: str) -> Agent:
     )
     if "state" in changes:
         events.append(("agent-state-change", None, agent, {"CC-Agent-State": agent.state}))
-    queue_events_emit(company_id=agent.company_id, events=events, when=now)
+    queue_events_emit(company=agent.company, events=events, when=now)
     return agent
 
 
@@ -53,6 +53,6 @@ def agent_state_set(*, agent_id: int, state: str) -> Agent:
     agent.state = state
     agent.save(update_fields=["state", "changed_at"])
     queue_events_emit(
-        company_id=agent.company_id, events=[("agent-state-change", None, agent, {"CC-Agent-State": state})]
+        company=agent.company, events=[("agent-state-change", None, agent, {"CC-Agent-State": state})]
     )
     return agent

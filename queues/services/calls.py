@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from queues.models import Agent, Member, Offer, Queue, Tier
+from queues.models import Agent, Member, Offer, Queue, Strategy, Tier
 from queues.services.events import member_fields, queue_events_emit
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
@@ -121,7 +121,7 @@ def member_join(
             app_ref=str(member.uuid),
         )
     queue_events_emit(
-        company_id=queue.company_id,
+        company=queue.company,
         events=[("member-queue-start", queue, None, member_fields(member)), _members_count(queue)],
         when=now,
     )
@@ -132,16 +132,22 @@ def _new_channel_id() -> str:
     return "cc-" + uuid.uuid4().hex[:24]
 
 
-@transaction.atomic
-def offer_claim(*, member_id: int, agent_id: int, callback: bool = False) -> Offer | None:
+def offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     """Claim the agent (Waiting and logged in -> Receiving, or Reserved with reserve-agents) and the
-    member (-> Trying) for one offer; None when either was taken meanwhile."""
+    member (-> Trying) for one offer; None when either was taken meanwhile. The unique constraint
+    on ringing offers backs the conditional update: should it fire, nothing was claimed."""
+    try:
+        return _offer_claim(member_id=member_id, agent_id=agent_id)
+    except IntegrityError:  # a ringing offer of this agent exists (its state was set by hand)
+        return None
+
+
+@transaction.atomic
+def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
     member = Member.objects.select_related("queue__company").filter(pk=member_id, state__in=WAITING).first()
-    if member is None:
-        return None
     agent = Agent.objects.select_related("company").filter(pk=agent_id).first()
-    if agent is None:
+    if member is None or agent is None:
         return None
     state = Agent.State.RESERVED if agent.reserve_agents else Agent.State.RECEIVING
     claimed = Agent.objects.filter(pk=agent_id, state=Agent.State.WAITING, status__in=AVAILABLE).update(
@@ -149,24 +155,20 @@ def offer_claim(*, member_id: int, agent_id: int, callback: bool = False) -> Off
     )
     if claimed != 1:
         return None
+    offer = Offer.objects.create(
+        queue_id=member.queue_id,
+        member=member,
+        agent_id=agent_id,
+        channel_id=_new_channel_id(),
+        offered_at=now,
+    )
     Member.objects.filter(pk=member_id).update(state=Member.State.TRYING)
     Tier.objects.filter(queue_id=member.queue_id, agent_id=agent_id).update(state=Tier.State.OFFERING)
-    try:
-        with transaction.atomic():
-            offer = Offer.objects.create(
-                queue_id=member.queue_id,
-                member=member,
-                agent_id=agent_id,
-                channel_id=_new_channel_id(),
-                offered_at=now,
-            )
-    except IntegrityError:  # a ringing offer of this agent exists: the constraint says no
-        transaction.set_rollback(True)
-        return None
-    Queue.objects.filter(pk=member.queue_id).update(last_agent_id=agent_id)
+    if member.queue.strategy == Strategy.ROUND_ROBIN:  # it goes on after this agent, across restarts
+        Queue.objects.filter(pk=member.queue_id).update(last_agent_id=agent_id)
     agent.state = state
     queue_events_emit(
-        company_id=member.queue.company_id,
+        company=member.queue.company,
         events=[
             ("agent-state-change", None, agent, {"CC-Agent-State": state}),
             (
@@ -189,7 +191,7 @@ def offer_sent(*, offer_id: int):
     received = Agent.objects.filter(pk=offer.agent_id, state=Agent.State.RESERVED)
     if received.update(state=Agent.State.RECEIVING, changed_at=timezone.now()):
         queue_events_emit(
-            company_id=offer.agent.company_id,
+            company=offer.agent.company,
             events=[("agent-state-change", None, offer.agent, {"CC-Agent-State": Agent.State.RECEIVING})],
         )
 
@@ -271,7 +273,7 @@ def offer_failed(*, offer_id: int, result: str, cause: str = "") -> OfferEnded |
             )
         )
     _member_back_to_waiting(offer.member_id)
-    queue_events_emit(company_id=agent.company_id, events=events, when=now)
+    queue_events_emit(company=agent.company, events=events, when=now)
     return OfferEnded(offer, status, changes.get("ready_time"), tier_state)
 
 
@@ -322,7 +324,7 @@ def offer_answered(*, offer_id: int) -> Answered | None:
         )
     )
     events.append(_members_count(offer.queue))
-    queue_events_emit(company_id=offer.queue.company_id, events=events, when=now)
+    queue_events_emit(company=offer.queue.company, events=events, when=now)
     offer.member = member
     return Answered(offer, member, others)
 
@@ -377,7 +379,7 @@ def offer_unbridged(*, offer_id: int, caller_gone: bool, cause: str = "") -> boo
     fail = member_fields(member) | {"CC-Agent-UUID": offer.channel_id, "CC-Hangup-Cause": cause}
     events.append(("bridge-agent-fail", offer.queue, agent, fail))
     events.append(_members_count(offer.queue))
-    queue_events_emit(company_id=offer.queue.company_id, events=events, when=now)
+    queue_events_emit(company=offer.queue.company, events=events, when=now)
     return True
 
 
@@ -415,7 +417,7 @@ def bridge_ended(*, offer_id: int, cause: str = "") -> Offer | None:
     ended = {"CC-Bridge-Terminated-Time": str(int(now.timestamp())), "CC-Hangup-Cause": cause}
     events.append(("bridge-agent-end", offer.queue, agent, fields | ended))
     events.append(("member-queue-end", offer.queue, agent, fields | ended | {"CC-Cause": "Terminated"}))
-    queue_events_emit(company_id=offer.queue.company_id, events=events, when=now)
+    queue_events_emit(company=offer.queue.company, events=events, when=now)
     offer.talk_time, offer.ended_at = talk, now
     return offer
 
@@ -444,7 +446,7 @@ def member_leave(*, member_id: int, reason: str, cause: str = "") -> list[str] |
         "CC-Member-Leaving-Time": str(int(now.timestamp())),
     }
     queue_events_emit(
-        company_id=member.queue.company_id,
+        company=member.queue.company,
         events=[("member-queue-end", member.queue, None, fields), _members_count(member.queue)],
         when=now,
     )

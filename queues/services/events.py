@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from accounts.models import Company
 from queues.models import Agent, Member, Queue, QueueEvent
 from telephony.services.webhooks import webhook_deliveries_add
 
@@ -29,7 +30,7 @@ def agent_fields(agent: Agent) -> dict:
 
 def queue_events_emit(
     *,
-    company_id: int,
+    company: Company,
     events: list[tuple[str, Queue | None, Agent | None, dict]],
     when: dt.datetime | None = None,
 ):
@@ -47,8 +48,8 @@ def queue_events_emit(
         body["Event-Date-Timestamp"] = _epoch(when)
         rows.append(
             QueueEvent(
-                company_id=company_id, queue=queue, agent=agent, action=action, fields=body, created_at=when
+                company_id=company.pk, queue=queue, agent=agent, action=action, fields=body, created_at=when
             )
         )
     QueueEvent.objects.bulk_create(rows)
-    webhook_deliveries_add(company_id=company_id, items=[(row.action, row.fields) for row in rows])
+    webhook_deliveries_add(company=company, items=[(row.action, row.fields) for row in rows])

@@ -75,11 +75,10 @@ def _deliver_on_commit(deliveries: list[WebhookDelivery]):
         transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
 
 
-def webhook_deliveries_add(*, company_id: int, items: list[tuple[str, dict]]):
+def webhook_deliveries_add(*, company: Company, items: list[tuple[str, dict]]):
     """Queue one signed POST per (event, payload) for the company, if it has a webhook URL: the
     same deliveries as call events, for the events an app keeps of its own (queue events)."""
-    company = Company.objects.filter(pk=company_id, active=True).exclude(webhook_url="").first()
-    if company is None or not items:
+    if not (company.active and company.webhook_url and items):
         return
     created = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(company=company, event=event, url=company.webhook_url, payload=payload)
