@@ -325,11 +325,6 @@ def measure(callers: Callers, dispatcher, stamps: Stamps, queue, rounds: int):
             interval=0.005,
             what="the measured caller's end",
         )
-        # Works around a dispatcher bug (queues/pbx.py, offer_over after member_out): the agent's
-        # tier stays Offering in the board when the caller hangs up while the agent rings, although
-        # the database has it Ready; without this each agent of the queue would serve one round.
-        for tier in dispatcher.board.queues[queue.pk].tiers:
-            tier.state = "Ready"
         time.sleep(0.02)
     return results
 
