@@ -1,11 +1,14 @@
 """The simulator with the queues' test people, a server routing to them, the real pbx process with
 the queues app, and callers calling in."""
 
+import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from queues.pbx import Queues
+from queues.models import Queue
+from queues.pbx import REFRESH_SECONDS, Queues
 from telephony.facade import PbxFacade
 from telephony.models import DialRoute, PbxServer
 from telephony.testing import pbx_process, running_contract_pbxsim, wait_for
@@ -64,6 +67,11 @@ def call_in(server):
     count = iter(range(1, 10_000))
 
     def call(queue, number, **variables):
+        # A test that changed the queue's settings a moment ago calls once the dispatcher's refresh
+        # (every REFRESH_SECONDS) has seen them.
+        changed = Queue.objects.filter(pk=queue.pk).values_list("changed_at", flat=True).first()
+        if changed is not None:
+            time.sleep(max(0.0, (changed - timezone.now()).total_seconds() + 2 * REFRESH_SECONDS))
         channel_id = f"in-{number}-{next(count)}"
         facade.originate(
             server=server,

@@ -105,7 +105,7 @@ def test_reports_and_events_fit_a_phone(live_server, browser, screenshot_dir):
     TierFactory(queue=queue, agent=agent)
     MemberFactory(queue=queue, state="Abandoned", ended_at=timezone.now(), cancel_reason="TIMEOUT")
     queue_events_emit(
-        company_id=company.pk,
+        company=company,
         events=[("agent-status-change", None, agent, {"CC-Agent-Status": "On Break"}),
                 ("members-count", queue, None, {"CC-Count": "1", "CC-Selection": "Single-Queue"})],
     )  # fmt: skip
