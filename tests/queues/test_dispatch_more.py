@@ -62,7 +62,7 @@ def test_after_the_call_the_caller_goes_on_in_the_after_context_and_the_call_was
 
     after = wait_for(lambda: _heard(ears, "QueueTestAfter"), what="the after context")[0]
     offer = Offer.objects.get(result=Offer.Result.ANSWERED)
-    assert after["Agent"] == offer.agent.full_name
+    assert after["Agent"] == offer.agent.full_name and after["Ended"].isdigit()
     recording = sim.monitor_dir / "queues" / f"{queue.full_name.replace('@', '_')}-{offer.channel_id}.wav"
     wait_for(recording.exists, what="the recording written")
 
