@@ -33,8 +33,8 @@ def campaign_save(*, campaign: Campaign) -> Campaign:
 
 def campaign_deactivate(*, campaign: Campaign) -> Campaign:
     """A campaign is never deleted once visitors used it (its requests are evidence): it stops taking them."""
-    Campaign.objects.filter(pk=campaign.pk).update(active=False)
     campaign.active = False
+    campaign.save(update_fields=["active"])
     return campaign
 
 
