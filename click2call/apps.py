@@ -17,4 +17,4 @@ class Click2callConfig(AppConfig):
         demo_data_loading.connect(load_demo_click2call, dispatch_uid="click2call-demo")
         for signal in (post_save, post_delete):
             for sender in (Campaign, Company):
-                signal.connect(campaigns_by_key_forget, sender=sender, dispatch_uid="click2call-campaign-keys")
+                signal.connect(campaigns_by_key_forget, sender=sender, dispatch_uid="c2c-campaign-keys")
