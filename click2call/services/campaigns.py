@@ -46,7 +46,8 @@ def campaign_delete(*, campaign: Campaign) -> None:
 
 
 def campaign_public_key_rotate(*, campaign: Campaign) -> str:
-    """A new public key: banners still carrying the old one stop working at once."""
+    """A new public key: banners still carrying the old one stop working (in the other web
+    processes within C2C_CAMPAIGN_CACHE_SECONDS)."""
     campaign.public_key = generate_public_key()
     campaign.save(update_fields=["public_key"])
     return campaign.public_key
