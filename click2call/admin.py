@@ -17,6 +17,7 @@ from click2call.models import (
     Tariff,
 )
 from click2call.resources import RateResource
+from click2call.selectors import campaigns_by_key_forget
 from click2call.services import campaigns
 from config.exports import SPREADSHEET_FORMATS
 
@@ -81,6 +82,7 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate the selected campaigns (their banners stop taking requests)")
     def deactivate(self, request, queryset):
         messages.success(request, f"{queryset.update(active=False)} campaigns deactivated.")
+        campaigns_by_key_forget()  # update() sends no post_save
 
     @admin.action(description="Make a new secret key (shown once)")
     def rotate_secret_key(self, request, queryset):

@@ -2,8 +2,10 @@
 
 import dataclasses
 import datetime as dt
+import time
 from collections import defaultdict
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, Q
 
 from click2call.models import (
@@ -17,10 +19,43 @@ from click2call.models import (
     Operator,
     Rate,
     Tariff,
+    hash_secret_key,
 )
 from telephony.models import CallRecord, PbxServer
 
 APP = "click2call"
+
+# The banner's campaigns by key, in this process: {hash of the key: (valid until, campaign)}.
+_campaigns_by_key: dict[str, tuple[float, Campaign]] = {}
+# Only keys that found an active campaign are kept, so this bounds keys rotated away meanwhile.
+CAMPAIGNS_BY_KEY_MAX = 10_000
+
+
+def campaign_for_key(*, key: str) -> Campaign | None:
+    """The active campaign of an active company whose public or secret key hash matches `key`
+    (the caller still checks which key it is). Kept in this process for C2C_CAMPAIGN_CACHE_SECONDS:
+    the banner's every POST looked it up, and a rotated key or a deactivation made in another
+    process takes effect here within that time (at once when made in this one)."""
+    digest = hash_secret_key(key)
+    now = time.monotonic()
+    cached = _campaigns_by_key.get(digest)
+    if cached and cached[0] > now:
+        return cached[1]
+    # No select_related("company"): the banner needs only the campaign's own columns.
+    campaign = Campaign.objects.filter(
+        Q(public_key=key) | Q(secret_key_hash=digest), active=True, company__active=True
+    ).first()
+    ttl = settings.C2C_CAMPAIGN_CACHE_SECONDS
+    if campaign is not None and ttl:
+        if len(_campaigns_by_key) >= CAMPAIGNS_BY_KEY_MAX:
+            _campaigns_by_key.clear()
+        _campaigns_by_key[digest] = (now + ttl, campaign)
+    return campaign
+
+
+def campaigns_by_key_forget(**kwargs) -> None:
+    """A campaign or company changed in this process: look keys up afresh (receiver of post_save)."""
+    _campaigns_by_key.clear()
 
 
 def call_requests_for_company(

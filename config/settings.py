@@ -120,6 +120,9 @@ TRUSTED_PROXY_HOPS = env.env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 # The click2call banner's requests per campaign, per client address and per called number.
 C2C_THROTTLE_PER_ADDRESS = env.env_rate("C2C_THROTTLE_PER_ADDRESS", "10/hour")
 C2C_THROTTLE_PER_NUMBER = env.env_rate("C2C_THROTTLE_PER_NUMBER", "3/hour")
+# How long a web process keeps a banner key's campaign: a rotated key or a deactivation made in
+# another process takes effect within it. 0 looks the key up on every request.
+C2C_CAMPAIGN_CACHE_SECONDS = env.env_int("C2C_CAMPAIGN_CACHE_SECONDS", 5, minimum=0)
 # A click2call try its task could not send (the PBX was down) is given up this long after its
 # claim, rather than ring the visitor whenever the PBX comes back.
 C2C_CLAIM_GIVE_UP_SECONDS = env.env_int("C2C_CLAIM_GIVE_UP_SECONDS", 300, minimum=60)

@@ -5,13 +5,13 @@ from the campaign's own sites (their Origin); the secret key is for the company'
 import re
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Q
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException
 
-from click2call.models import Campaign, hash_secret_key
+from click2call.models import Campaign
+from click2call.selectors import campaign_for_key
 
 # Keys are URL-safe base64 with a prefix: anything else cannot match and is not looked up.
 CAMPAIGN_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -48,10 +48,7 @@ class CampaignKeyAuthentication(BaseAuthentication):
         key = request.headers.get("X-Campaign-Key", "").strip()
         if not CAMPAIGN_KEY.fullmatch(key):
             raise campaign_key_invalid()
-        # No select_related("company"): the banner needs only the campaign's own columns.
-        campaign = Campaign.objects.filter(
-            Q(public_key=key) | Q(secret_key_hash=hash_secret_key(key)), active=True, company__active=True
-        ).first()
+        campaign = campaign_for_key(key=key)
         if campaign is None:
             raise campaign_key_invalid()
         if campaign.public_key == key:

@@ -33,8 +33,8 @@ def campaign_save(*, campaign: Campaign) -> Campaign:
 
 def campaign_deactivate(*, campaign: Campaign) -> Campaign:
     """A campaign is never deleted once visitors used it (its requests are evidence): it stops taking them."""
-    Campaign.objects.filter(pk=campaign.pk).update(active=False)
     campaign.active = False
+    campaign.save(update_fields=["active"])
     return campaign
 
 
@@ -46,7 +46,8 @@ def campaign_delete(*, campaign: Campaign) -> None:
 
 
 def campaign_public_key_rotate(*, campaign: Campaign) -> str:
-    """A new public key: banners still carrying the old one stop working at once."""
+    """A new public key: banners still carrying the old one stop working (in the other web
+    processes within C2C_CAMPAIGN_CACHE_SECONDS)."""
     campaign.public_key = generate_public_key()
     campaign.save(update_fields=["public_key"])
     return campaign.public_key

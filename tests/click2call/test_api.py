@@ -3,13 +3,20 @@
 import json
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 import redis
 from django.test import override_settings
 from django.utils import timezone
 
-from click2call.models import CallAttempt, CallRequest
+from click2call import selectors
+from click2call.models import CallAttempt, CallRequest, Campaign
+from click2call.services.campaigns import (
+    campaign_deactivate,
+    campaign_public_key_rotate,
+    campaign_secret_key_rotate,
+)
 from pbxsim.harness import free_port
 from telephony.testing import wait_for
 from tests.click2call.factories import (
@@ -91,6 +98,9 @@ def test_the_post_takes_a_fixed_number_of_queries(client, campaign, django_asser
     # Campaign; blocked prefixes and rate in one; savepoint, insert, release (no open-request lookup).
     with django_assert_num_queries(5):
         assert post(client, campaign).status_code == 201
+    # The key's campaign is kept for C2C_CAMPAIGN_CACHE_SECONDS: the next visitor's post skips it.
+    with django_assert_num_queries(4):
+        assert post(client, campaign, {**VISITOR, "number": "06 12 34 56 79"}).status_code == 201
 
 
 # -- refusals -------------------------------------------------------------------
@@ -202,6 +212,35 @@ def test_an_inactive_company_is_refused(client, campaign):
     campaign.company.active = False
     campaign.company.save()
     assert_refused(post(client, campaign), 403, "campaign_key_invalid")
+
+
+def test_keys_rotated_or_a_campaign_deactivated_here_stop_at_once(client, campaign):
+    assert post(client, campaign).status_code == 201  # the campaign is now kept by its keys
+    old_public, old_secret = campaign.public_key, campaign.secret_key
+    campaign_public_key_rotate(campaign=campaign)
+    campaign_secret_key_rotate(campaign=campaign)
+    assert_refused(post(client, campaign, key=old_public), 403, "campaign_key_invalid")
+    assert_refused(post(client, campaign, key=old_secret, origin=None), 403, "campaign_key_invalid")
+    other_number = {**VISITOR, "number": "06 12 34 56 79"}
+    assert post(client, campaign, other_number).status_code == 201
+    campaign_deactivate(campaign=campaign)
+    assert_refused(post(client, campaign, other_number), 403, "campaign_key_invalid")
+
+
+def test_a_key_rotated_by_another_process_stops_within_the_cache_time(
+    client, campaign, settings, monkeypatch
+):
+    clock = [1000.0]
+    monkeypatch.setattr(selectors, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    settings.C2C_CAMPAIGN_CACHE_SECONDS = 5
+    assert post(client, campaign).status_code == 201
+    # Another web process rotates the key: this one's post_save receiver never hears of it.
+    Campaign.objects.filter(pk=campaign.pk).update(public_key="c2c_pk_rotated-elsewhere")
+    clock[0] += 4.9
+    assert post(client, campaign, {**VISITOR, "number": "06 12 34 56 79"}).status_code == 201
+    clock[0] += 0.2
+    later = post(client, campaign, {**VISITOR, "number": "06 12 34 56 77"})
+    assert_refused(later, 403, "campaign_key_invalid")
 
 
 def test_one_campaign_key_never_opens_another(client, campaign):
