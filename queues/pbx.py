@@ -41,6 +41,7 @@ from telephony.services.originate import call_record_give_up
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.5
+# How long a caller's key waits for the dispatcher's answer before the caller goes back to music.
 AGI_TIMEOUT = 10.0
 # How long an answered agent waits for its caller (a call back rings the caller meanwhile).
 AGENT_WAIT_SECONDS = 60
@@ -51,12 +52,13 @@ CALLBACK_TRIES = 3
 CALLBACK_RETRY_SECONDS = 60
 # A caller who asked to be called back keeps its place this long at most (no channel holds it).
 CALLBACK_MAX_WAIT = 4 * 3600
-# A caller who keeps a channel we no longer know of: remember recent ends, for a join that raced one.
+# Channels that ended lately while no member's: a join whose caller hung up before the lane took it
+# in is let go at once.
 RECENT_ENDS = 2000
 
 DTMF = frozenset("0123456789*#")
 # A sound as Playback names it (cc_outbound_announce); sounds joined with & play one after the other.
-SOUND = re.compile(r"[A-Za-z0-9_/.&-]{1,200}")
+SOUND = re.compile(r"[A-Za-z0-9_/&-]{1,200}")
 OUTCOME_RESULTS = {
     "busy": Offer.Result.BUSY,
     "no_answer": Offer.Result.NO_ANSWER,
