@@ -83,6 +83,10 @@ class Dispatcher:
         self.ctx = ctx
         self.on_wake = on_wake
         self.tier_keys: dict[int, tuple] = {}
+        # Lookups for every ended call (the app sees them all): a bridged caller's channel uniqueid
+        # -> its offer, a uuid-standby agent's waiting channel -> the agent.
+        self.bridged_callers: dict[str, OfferInfo] = {}
+        self.standby_channels: dict[str, int] = {}
         self.board = Board()
         self.queues: dict[int, QueueInfo] = {}
         self.agents: dict[int, AgentInfo] = {}
@@ -111,6 +115,8 @@ class Dispatcher:
         self.by_session.clear()
         self.offers.clear()
         self.callbacks.clear()
+        self.bridged_callers.clear()
+        self.standby_channels.clear()
         self.apply(snap)
         now = time.time()
         for member in snap.members:
@@ -125,6 +131,8 @@ class Dispatcher:
                 answered=offer.result == Offer.Result.ANSWERED,
                 member_session=calls.caller_leg(offer),
             )
+            if offer.result == Offer.Result.ANSWERED:
+                self.bridged_callers[calls.caller_leg(offer)] = self.offers[offer.channel_id]
         for queue_id in self.queues:
             self.no_agent_since.setdefault(queue_id, now)
         self.seen_at = snap.taken_at
@@ -182,7 +190,12 @@ class Dispatcher:
             self.board.agents[agent.pk] = fresh
         else:
             view.__dict__.update(fresh.__dict__)  # tiers hold this object
+        old = self.agents.get(agent.pk)
+        if old is not None and old.standby_channel:
+            self.standby_channels.pop(old.standby_channel, None)
         self.agents[agent.pk] = board_services.agent_info(agent)
+        if agent.standby_channel:
+            self.standby_channels[agent.standby_channel] = agent.pk
 
     def member_put(self, view: MemberView, info: MemberInfo):
         queue = self.board.queues.get(info.queue_id)
@@ -207,7 +220,9 @@ class Dispatcher:
 
     def agent_drop(self, agent_id: int):
         self.board.agents.pop(agent_id, None)
-        self.agents.pop(agent_id, None)
+        info = self.agents.pop(agent_id, None)
+        if info is not None:
+            self.standby_channels.pop(info.standby_channel, None)
         for queue in self.board.queues.values():
             queue.tiers = [t for t in queue.tiers if t.agent.id != agent_id]
 
@@ -540,6 +555,7 @@ class Queues(PbxApp):
     ):
         info.answered = True
         info.member_session = caller_uniqueid
+        d.bridged_callers[caller_uniqueid] = info
         minfo = d.member_drop(info.member_id)
         agent = d.board.agents.get(info.agent_id)
         if agent is not None:
@@ -587,6 +603,7 @@ class Queues(PbxApp):
     ):
         """The Bridge failed: whoever is still there is let go (the agent) or waits again (the caller)."""
         d.offers.pop(info.channel_id, None)
+        d.bridged_callers.pop(info.member_session, None)
         await ctx.db(calls.offer_unbridged, offer_id=info.id, caller_gone=caller_gone, cause="bridge failed")
         if caller_gone:
             await self._hangup_channel(ctx, info.agent_channel)
@@ -743,21 +760,19 @@ class Queues(PbxApp):
         if uniqueid in d.callbacks:
             await self.callback_failed(ctx, d, uniqueid)
             return
-        for offer in list(d.offers.values()):  # the caller's side of a bridge
-            if offer.answered and uniqueid == offer.member_session:
-                await self.bridge_over(ctx, d, offer, cause)
-                return
-        for agent in d.agents.values():  # a uuid-standby agent hung up its waiting channel
-            if agent.standby_channel and agent.standby_channel == event.record.channel:
-                fresh = await ctx.db(
-                    board_services.standby_set,
-                    server_id=ctx.server.pk,
-                    agent_name=agent.full_name,
-                    channel="",
-                )
-                if fresh is not None:
-                    d.agent_put(fresh)
-                break
+        offer = d.bridged_callers.get(uniqueid)  # the caller's side of a bridge
+        if offer is not None and d.offers.get(offer.channel_id) is offer:
+            await self.bridge_over(ctx, d, offer, cause)
+            return
+        agent_id = d.standby_channels.get(event.record.channel)
+        if agent_id is not None:  # a uuid-standby agent hung up its waiting channel
+            name = d.agents[agent_id].full_name
+            fresh = await ctx.db(
+                board_services.standby_set, server_id=ctx.server.pk, agent_name=name, channel=""
+            )
+            if fresh is not None:
+                d.agent_put(fresh)
+            return
         d.recent_ends[uniqueid] = None
         while len(d.recent_ends) > RECENT_ENDS:
             d.recent_ends.popitem(last=False)
@@ -769,6 +784,7 @@ class Queues(PbxApp):
 
     async def bridge_over(self, ctx: AppContext, d: Dispatcher, offer: OfferInfo, cause: str):
         d.offers.pop(offer.channel_id, None)
+        d.bridged_callers.pop(offer.member_session, None)
         ended = await ctx.db(calls.bridge_ended, offer_id=offer.id, cause=cause)
         agent = d.board.agents.get(offer.agent_id)
         if agent is not None and ended is not None:
