@@ -477,7 +477,9 @@ class Queues(PbxApp):
             return True
         except (ValueError, AmiError, TimeoutError) as exc:
             log.warning("queues: offering %s to %s failed: %s", minfo.uuid, ainfo.full_name, exc)
-            await self.offer_over(ctx, d, info, Offer.Result.FAILED, str(exc)[:40])
+            reason = str(exc)  # a contact Asterisk cannot dial: the claim made with the offer ends
+            await ctx.db(call_record_give_up, server=ctx.server, uniqueid=offer.channel_id, reason=reason)
+            await self.offer_over(ctx, d, info, Offer.Result.FAILED, reason[:40])
             return True
         if offer.agent.reserve_agents:
             await ctx.db(calls.offer_sent, offer_id=offer.pk)

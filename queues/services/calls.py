@@ -17,6 +17,7 @@ from queues.models import Agent, Member, Offer, Queue, Strategy, Tier
 from queues.services.events import member_fields, queue_events_emit
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
+from telephony.services.originate import call_record_claim, call_record_give_up
 
 AVAILABLE = (Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND)
 WAITING = Member.WAITING_STATES
@@ -145,7 +146,11 @@ def offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
 @transaction.atomic
 def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
-    member = Member.objects.select_related("queue__company").filter(pk=member_id, state__in=WAITING).first()
+    member = (
+        Member.objects.select_related("queue__company", "queue__server")
+        .filter(pk=member_id, state__in=WAITING)
+        .first()
+    )
     agent = Agent.objects.select_related("company").filter(pk=agent_id).first()
     if member is None or agent is None:
         return None
@@ -162,6 +167,18 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
         channel_id=_new_channel_id(),
         offered_at=now,
     )
+    if agent.type == Agent.Type.CALLBACK:
+        # The agent's leg is claimed with the offer, in one transaction: the Originate that follows
+        # finds its claim made (and no offer is ever without its call record).
+        call_record_claim(
+            server=member.queue.server,
+            uniqueid=offer.channel_id,
+            company=member.queue.company,
+            app="queues",
+            app_ref=offer.channel_id,
+            caller=member.cid_number[:80],
+            callee=agent.contact[:80],
+        )
     Member.objects.filter(pk=member_id).update(state=Member.State.TRYING)
     Tier.objects.filter(queue_id=member.queue_id, agent_id=agent_id).update(state=Tier.State.OFFERING)
     if member.queue.strategy == Strategy.ROUND_ROBIN:  # it goes on after this agent, across restarts
@@ -493,10 +510,14 @@ def board_rebuild(
     channel is gone have abandoned. The dispatcher then offers afresh."""
     ended: list[str] = []
     offers = Offer.objects.filter(queue__server_id=server_id)
-    for offer in offers.filter(result=Offer.Result.RINGING).select_related("member"):
+    for offer in offers.filter(result=Offer.Result.RINGING).select_related("member", "queue__server"):
         if offer.channel_id in live_uniqueids:
             ended.append(offer.channel_id)
         offer_failed(offer_id=offer.pk, result=Offer.Result.CANCELED, cause="pbx process restarted")
+        # Claimed with the offer and never sent (the process died in between): nobody was rung.
+        call_record_give_up(
+            server=offer.queue.server, uniqueid=offer.channel_id, reason="pbx process restarted"
+        )
     for offer in offers.filter(result=Offer.Result.ANSWERED, ended_at__isnull=True).select_related("member"):
         if offer.channel_id not in live_uniqueids or caller_leg(offer) not in live_uniqueids:
             bridge_ended(offer_id=offer.pk, cause="ended while the pbx process was away")

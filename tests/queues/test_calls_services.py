@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from queues.models import Agent, Member, Offer, QueueEvent, Tier
 from queues.services import calls
+from telephony.models import CallRecord
 from tests.queues.factories import MemberFactory, QueueFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
@@ -148,3 +149,13 @@ def test_the_rebuild_leaves_nobody_receiving_or_trying(tier):
     assert Member.objects.get(pk=member.pk).state == Member.State.WAITING
     assert Member.objects.get(pk=gone.pk).state == Member.State.ABANDONED
     assert Offer.objects.get(pk=offer.pk).result == Offer.Result.CANCELED
+    # its leg was claimed with the offer; never sent, it ends with it
+    assert CallRecord.objects.get(uniqueid=offer.channel_id).state == CallRecord.State.ENDED
+
+
+def test_an_offer_is_claimed_with_its_agent_leg_in_one_transaction(tier):
+    offer = calls.offer_claim(member_id=_member(tier).pk, agent_id=tier.agent_id)
+
+    record = CallRecord.objects.get(uniqueid=offer.channel_id)
+    assert (record.state, record.app, record.app_ref) == ("claimed", "queues", offer.channel_id)
+    assert record.company_id == tier.queue.company_id and record.callee == tier.agent.contact
