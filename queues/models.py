@@ -335,7 +335,8 @@ class Offer(models.Model):
 
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="offers")
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="offers")
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="offers")
+    # An agent deleted later leaves its offers (the queue's history) with no agent.
+    agent = models.ForeignKey(Agent, null=True, on_delete=models.SET_NULL, related_name="offers")
     channel_id = models.CharField(max_length=100, unique=True)
     offered_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -378,7 +379,7 @@ class QueueEvent(models.Model):
 
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="queue_events")
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     action = models.CharField(max_length=24, choices=Action.choices)
     fields = models.JSONField(default=dict, help_text="the event's CC-* headers")
     created_at = models.DateTimeField(db_index=True)

@@ -263,6 +263,10 @@ def offer_failed(*, offer_id: int, result: str, cause: str = "") -> OfferEnded |
     if offer is None:
         return None
     now = timezone.now()
+    if offer.agent is None:  # its agent was deleted meanwhile: the offer is over, the caller waits
+        Offer.objects.filter(pk=offer.pk).update(result=Offer.Result.CANCELED, ended_at=now)
+        _member_back_to_waiting(offer.member_id)
+        return None
     agent = offer.agent
     Offer.objects.filter(pk=offer.pk).update(result=result, ended_at=now, hangup_cause=cause[:40])
     events: list = []
@@ -309,7 +313,7 @@ def offer_answered(*, offer_id: int) -> Answered | None:
     offer = (
         Offer.objects.select_for_update()
         .select_related("agent__company", "member", "queue__company")
-        .filter(pk=offer_id, result=Offer.Result.RINGING)
+        .filter(pk=offer_id, result=Offer.Result.RINGING, agent__isnull=False)
         .first()
     )
     if offer is None:
@@ -354,7 +358,7 @@ def offer_unbridged(*, offer_id: int, caller_gone: bool, cause: str = "") -> boo
     offer = (
         Offer.objects.select_for_update()
         .select_related("agent__company", "member", "queue__company")
-        .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True)
+        .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True, agent__isnull=False)
         .first()
     )
     if offer is None:
@@ -407,7 +411,7 @@ def bridge_ended(*, offer_id: int, cause: str = "") -> Offer | None:
     offer = (
         Offer.objects.select_for_update()
         .select_related("agent__company", "member", "queue__company")
-        .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True)
+        .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True, agent__isnull=False)
         .first()
     )
     if offer is None:

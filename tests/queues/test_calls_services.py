@@ -159,3 +159,14 @@ def test_an_offer_is_claimed_with_its_agent_leg_in_one_transaction(tier):
     record = CallRecord.objects.get(uniqueid=offer.channel_id)
     assert (record.state, record.app, record.app_ref) == ("claimed", "queues", offer.channel_id)
     assert record.company_id == tier.queue.company_id and record.callee == tier.agent.contact
+
+
+def test_a_deleted_agent_leaves_its_offers_and_events_in_the_history(tier):
+    offer = calls.offer_claim(member_id=_member(tier).pk, agent_id=tier.agent_id)
+    calls.offer_failed(offer_id=offer.pk, result=Offer.Result.NO_ANSWER)
+
+    tier.agent.delete()
+
+    offer.refresh_from_db()
+    assert offer.agent is None and offer.result == Offer.Result.NO_ANSWER
+    assert QueueEvent.objects.filter(action="agent-offering", agent=None).exists()
