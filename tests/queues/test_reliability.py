@@ -13,15 +13,18 @@ from tests.queues.factories import AgentFactory, TierFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLERS = 200
-AGENTS = 20
 
 
-@pytest.mark.parametrize("strategy", ["longest-idle-agent", "ring-all"])
-def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(queue, pbx, call_in, strategy):
+# Ring-all rings every free agent for each caller and cancels all but one: with 10 agents that is
+# some 3,800 offers and cancellations for 200 callers, each a commit (minutes on CI's PostgreSQL).
+@pytest.mark.parametrize(("strategy", "agents"), [("longest-idle-agent", 20), ("ring-all", 10)])
+def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(
+    queue, pbx, call_in, strategy, agents
+):
     queue.strategy = strategy
     queue.offer_timeout = 60
     queue.save()
-    for _ in range(AGENTS):
+    for _ in range(agents):
         TierFactory(
             queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_TALKS_LONG, wrap_up_time=0)
         )
@@ -37,7 +40,7 @@ def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(q
             Offer.objects.filter(queue=queue, result=Offer.Result.ANSWERED, ended_at__isnull=False).count()
             == CALLERS
         ),
-        timeout=400,
+        timeout=900,
         what="every call answered and over",
     )
     answered = collections.Counter(
