@@ -255,7 +255,7 @@ def offer_failed(*, offer_id: int, result: str, cause: str = "") -> OfferEnded |
     No Answer, and at max-no-answer no-answers in a row the agent goes On Break. A cancelled offer
     (the caller left or another agent answered) costs the agent nothing."""
     offer = (
-        Offer.objects.select_for_update()
+        Offer.objects.select_for_update(of=("self",))
         .select_related("agent__company", "member", "queue")
         .filter(pk=offer_id, result=Offer.Result.RINGING)
         .first()
@@ -311,7 +311,7 @@ def offer_answered(*, offer_id: int) -> Answered | None:
     member was served by another agent, or left, meanwhile: the agent is then let go)."""
     now = timezone.now()
     offer = (
-        Offer.objects.select_for_update()
+        Offer.objects.select_for_update(of=("self",))
         .select_related("agent__company", "member", "queue__company")
         .filter(pk=offer_id, result=Offer.Result.RINGING, agent__isnull=False)
         .first()
@@ -356,7 +356,7 @@ def offer_unbridged(*, offer_id: int, caller_gone: bool, cause: str = "") -> boo
     Caller gone: it abandoned (BREAK_OUT). Agent gone: the caller waits again; the agent counts a
     no-answer. Nobody talked, so no call is counted."""
     offer = (
-        Offer.objects.select_for_update()
+        Offer.objects.select_for_update(of=("self",))
         .select_related("agent__company", "member", "queue__company")
         .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True, agent__isnull=False)
         .first()
@@ -409,7 +409,7 @@ def bridge_ended(*, offer_id: int, cause: str = "") -> Offer | None:
     """The caller and the agent are no longer joined: the talk time counts for the agent, who is
     Idle (On Demand) or Waiting again after its wrap-up."""
     offer = (
-        Offer.objects.select_for_update()
+        Offer.objects.select_for_update(of=("self",))
         .select_related("agent__company", "member", "queue__company")
         .filter(pk=offer_id, result=Offer.Result.ANSWERED, ended_at__isnull=True, agent__isnull=False)
         .first()
