@@ -1,0 +1,73 @@
+"""One error body for the whole API: `{"code": ..., "detail": ...}`, whatever refused the request.
+
+`code` is stable and meant for programs (`not_found`, `not_authenticated`, `authentication_failed`,
+`permission_denied`, `method_not_allowed`, `not_acceptable`, `unsupported_media_type`,
+`request_too_large`, `throttled`, `parse_error`, `invalid`, or a view's own such as `agent_busy`);
+`detail` is one sentence for people. A body or query refused field by field (`invalid`) adds
+`fields`: each field's name with its messages, as DRF gives them. DRF's status and headers
+(WWW-Authenticate, Allow, Retry-After) are kept.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.views import exception_handler
+
+NOT_FOUND = {"code": "not_found", "detail": "Not found."}
+
+
+def api_exception_handler(exc, context):
+    """DEFAULT: DRF's answer with its body in the API's one shape."""
+    # Django's Http404 carries get_object_or_404's "No CallRecord matches the given query.":
+    # a model's name is no business of a client's.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = error_body(exc.detail)
+    return response
+
+
+def error_body(detail) -> dict:
+    if isinstance(detail, list | dict):
+        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        return {"code": "invalid", "detail": _first_message(fields), "fields": fields}
+    return {"code": detail.code, "detail": str(detail)}
+
+
+def _first_message(errors) -> str:
+    """The first message of a (possibly nested) set of field errors, for `detail`."""
+    while isinstance(errors, list | dict):
+        values = list(errors.values()) if isinstance(errors, dict) else errors
+        if not values:
+            return "Invalid input."
+        errors = values[0]
+    return str(errors)
+
+
+def api_not_found_response() -> JsonResponse:
+    return JsonResponse(NOT_FOUND, status=404)
+
+
+class ApiNotFoundMiddleware:
+    """A 404 under /api/ that no API view answered (a path no URL matches, such as an id that is
+    not a number) is the API's JSON 404, with DEBUG on too, where Django would answer its HTML page.
+
+    Listed before CommonMiddleware, so the slash it appends by redirect still comes first.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return api_not_found_response()
+        return response
