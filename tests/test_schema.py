@@ -18,6 +18,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from accounts import services as account_services
 from telephony.services import push as push_services
 from tests.click2call.factories import CampaignFactory
 from tests.factories import UserFactory
@@ -103,10 +104,12 @@ def test_lists_document_their_page_bounds(schema):
 def api_credentials(transactional_db):
     user = UserFactory()
     token = push_services.push_token_create(company=user.company)
+    _, api_key = account_services.api_token_create(user=user, name="schemathesis")
     campaign = CampaignFactory(company=user.company)
     # By security scheme name: Schemathesis calls each operation with the credentials it asks for.
     return {
         "basicAuth": {"username": user.username, "password": "pass-word-123"},
+        "bearerAuth": {"bearer": api_key},
         "pushToken": {"api_key": f"Token {token.key}"},
         "campaignKey": {"api_key": campaign.secret_key},
         "company": user.company,
