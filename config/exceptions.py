@@ -52,9 +52,20 @@ def api_not_found_response() -> JsonResponse:
     return JsonResponse(NOT_FOUND, status=404)
 
 
-class ApiNotFoundMiddleware:
-    """A 404 under /api/ that no API view answered (a path no URL matches, such as an id that is
-    not a number) is the API's JSON 404, with DEBUG on too, where Django would answer its HTML page.
+# What Django itself may answer before or around a view, with the API's code for it.
+_DJANGO_ERRORS = {
+    400: ("bad_request", "Bad request."),  # a Host header not allowed, a malformed request
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("request_too_large", "The request body is too large."),
+}
+
+
+class ApiErrorMiddleware:
+    """An error under /api/ that no API view answered (a path no URL matches, such as an id that is not
+    a number; a Host not allowed) is the API's JSON body, with DEBUG on too, where Django would answer
+    its HTML page. Server errors keep Django's own answer (its debug page, or the logged 500).
 
     Listed before CommonMiddleware, so the slash it appends by redirect still comes first.
     """
@@ -64,10 +75,15 @@ class ApiNotFoundMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        known = _DJANGO_ERRORS.get(response.status_code)
         if (
-            response.status_code == 404
+            known
             and request.path.startswith("/api/")
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            return api_not_found_response()
+            code, detail = known
+            answer = JsonResponse({"code": code, "detail": detail}, status=response.status_code)
+            if response.has_header("Allow"):
+                answer["Allow"] = response["Allow"]
+            return answer
         return response

@@ -72,6 +72,19 @@ def test_a_path_no_url_matches_is_a_json_404_even_with_debug_on(client, company_
     assert response.json() == NOT_FOUND
 
 
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_host_not_allowed_is_a_json_400_under_api(client, settings, debug):
+    settings.DEBUG = debug
+    settings.ALLOWED_HOSTS = ["testserver"]
+    response = client.get("/api/company/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.json() == {"code": "bad_request", "detail": "Bad request."}
+    # The portal keeps its page.
+    assert not client.get("/portal/", headers={"Host": "evil.example"})["Content-Type"].startswith(
+        "application/json"
+    )
+
+
 def test_a_missing_slash_under_api_still_redirects(client, company_user):
     client.force_login(company_user)
     response = client.get("/api/telephony/calls")
