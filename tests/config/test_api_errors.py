@@ -198,3 +198,30 @@ def test_errors_are_documented_with_their_code(schema):
     assert error["required"] == ["code", "detail"]
     validation = schema["components"]["schemas"]["ValidationError"]
     assert set(validation["properties"]) == {"code", "detail", "fields"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_operation_refuses_a_request_without_credentials_with_a_code(client, schema):
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if {"basicAuth": []} not in operation.get("security", []):
+                continue  # the banner's key, the push token and the public status URL say their own
+            response = client.generic(method.upper(), concrete(path), b"{}", content_type="application/json")
+            assert_error(response, 401, "not_authenticated")
+            checked += 1
+    assert checked >= 20
+
+
+def test_every_path_refuses_a_method_it_has_not_with_a_code(client, company_user, schema):
+    client.force_login(company_user)
+    for path, operations in schema["paths"].items():
+        if any({"basicAuth": []} not in operation.get("security", []) for operation in operations.values()):
+            continue  # the banner's key and the push token are checked first, and say their own
+        missing = next(m for m in ("put", "delete", "post", "get") if m not in operations)
+        response = client.generic(missing.upper(), concrete(path), b"{}", content_type="application/json")
+        assert_error(response, 405, "method_not_allowed")
+        assert response["Allow"], path
