@@ -300,3 +300,18 @@ def test_the_schema_declares_bearer_tokens_on_every_company_operation(client):
     operation = schema["paths"]["/api/company/"]["get"]
     assert {"bearerAuth": []} in operation["security"] and {"basicAuth": []} in operation["security"]
     assert schema["paths"]["/api/telephony/events/"]["post"]["security"] == [{"pushToken": []}]
+
+
+def test_staff_see_tokens_in_the_admin_never_their_keys_and_delete_one_to_refuse_it(
+    client, staff_user, company_user
+):
+    token, key = make_token(company_user)
+    client.force_login(staff_user)
+    listing = client.get(reverse("admin:accounts_apitoken_changelist")).content.decode()
+    assert "CRM sync" in listing and token.key_hint in listing and key not in listing
+    assert client.get(reverse("admin:accounts_apitoken_add")).status_code == 403
+    change = client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])).content.decode()
+    assert key not in change and token.key_digest not in change
+    client.post(reverse("admin:accounts_apitoken_delete", args=[token.pk]), {"post": "yes"})
+    client.logout()
+    assert client.get(COMPANY, headers=bearer(key)).status_code == 401
