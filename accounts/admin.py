@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.forms import AdminLoginForm
-from accounts.models import Company, User
+from accounts.models import ApiToken, Company, User
 
 admin.site.login_form = AdminLoginForm
 
@@ -64,3 +64,19 @@ class UserAdmin(BaseUserAdmin):
         *BaseUserAdmin.add_fieldsets,
         ("Company", {"fields": ["company"]}),
     ]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Users make and revoke their tokens in the portal (the key is shown to them only); staff see them,
+    and delete one to refuse it at once."""
+
+    list_display = ["name", "user", "key_hint", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user__company"]
+    search_fields = ["name", "user__username", "user__company__name", "key_hint"]
+    readonly_fields = ["user", "name", "key_hint", "created_at", "last_used_at", "revoked_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False

@@ -1,5 +1,6 @@
 import ipaddress
 import secrets
+import unicodedata
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -122,3 +123,43 @@ class User(AbstractUser):
         super().clean()
         if self.company_id and (self.is_staff or self.is_superuser):
             raise ValidationError("Staff use the admin and belong to no company.")
+
+
+def validate_plain_text(value):
+    """One line a person reads: no control or format characters (a BEL, an ESC, a right-to-left override
+    that shows "evil" as "live", a zero-width space)."""
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise ValidationError(
+            "Use printable characters only (no control, line-break or direction characters)."
+        )
+
+
+class ApiToken(models.Model):
+    """A key an API client sends as `Authorization: Bearer <key>` to act as its user, without the password.
+
+    Only an HMAC of the key is kept (`key_digest`), so a key is shown once, when made; the lookup is one
+    indexed query, not a password hasher's deliberate 0.25 s. A revoked token stays listed, refused.
+    """
+
+    PREFIX = "cct_"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(
+        max_length=100, validators=[validate_plain_text], help_text="what uses it, e.g. CRM sync"
+    )
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    key_hint = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"API token {self.name!r} of {self.user} ({self.key_hint})"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

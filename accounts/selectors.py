@@ -1,4 +1,4 @@
-from accounts.models import Company, User
+from accounts.models import ApiToken, Company, User
 
 
 def company_users(*, company: Company):
@@ -11,3 +11,8 @@ def company_summary(*, company: Company) -> dict:
         "users": User.objects.filter(company=company, is_active=True).count(),
         "webhook": bool(company.webhook_url),
     }
+
+
+def api_tokens_for_user(*, user: User):
+    """The user's API tokens, newest first, revoked ones too (they say when they were last used)."""
+    return ApiToken.objects.filter(user=user)

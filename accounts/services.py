@@ -1,15 +1,21 @@
 import hashlib
 import ipaddress
 import math
+import secrets
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
-from accounts.models import Company, User
+from accounts.models import ApiToken, Company, User
 
 
 @transaction.atomic
@@ -138,3 +144,73 @@ def _login_failure_record(subject, *, now):
         return 0
     cache.set(subject.lock_key, now + window, timeout=window)
     return now + window
+
+
+# -- API tokens -------------------------------------------------------------------------------------
+
+# Enough for a few integrations and a rotation; a script stuck in a loop stops here.
+API_TOKENS_PER_USER = 20
+# last_used_at is a hint for people ("used 3 minutes ago"): written at most once a minute per token,
+# not on every request.
+API_TOKEN_USE_PRECISION = timedelta(minutes=1)
+
+
+def _api_token_digest(key: str, secret: str) -> str:
+    return salted_hmac("accounts.ApiToken", key, secret=secret, algorithm="sha256").hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new API token of an active company user, answered with its key: the key is not kept (only its
+    HMAC under SECRET_KEY), so this is the one time anyone sees it."""
+    # The user's row is the lock: two creations at once cannot both pass the count.
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.company_id is None or not user.is_active:
+        raise ValidationError("Only an active company user has API tokens; staff use the admin.")
+    if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= API_TOKENS_PER_USER:
+        raise ValidationError(f"You have {API_TOKENS_PER_USER} active API tokens: revoke one first.")
+    key = ApiToken.PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name.strip(),
+        key_digest=_api_token_digest(key, settings.SECRET_KEY),
+        key_hint=key[: len(ApiToken.PREFIX) + 6],
+    )
+    token.full_clean()
+    token.save()
+    return token, key
+
+
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens: requests with it get 401 from then on. Another user's
+    token (of this company or another) is ApiToken.DoesNotExist, as if it did not exist."""
+    token = ApiToken.objects.get(pk=token_id, user=user)
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+def api_token_authenticate(*, key: str) -> ApiToken | None:
+    """The active token of this key whose user is active, its user loaded; None for any other key.
+
+    Keys made under an older SECRET_KEY still work while it is listed in SECRET_KEY_FALLBACKS.
+    Notes the time of use, to the minute. The company's own state is the API permission's to judge.
+    """
+    digests = [
+        _api_token_digest(key, secret) for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    ]
+    token = (
+        ApiToken.objects.select_related("user__company")
+        .filter(key_digest__in=digests, revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    stale = now - API_TOKEN_USE_PRECISION
+    if token.last_used_at is None or token.last_used_at < stale:
+        ApiToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale), pk=token.pk).update(
+            last_used_at=now
+        )
+        token.last_used_at = now
+    return token

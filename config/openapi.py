@@ -3,9 +3,11 @@
 `ApiAutoSchema` (DEFAULT_SCHEMA_CLASS) adds to each operation the error answers its view
 can give: 400 (bad body or query), 401 and 403 (authentication, permission), 404 (a path
 with an id), 413 and 415 (bodies). A view's own `@extend_schema(responses=...)` wins.
-Errors are DRF's: `{"detail": "..."}`, or for a rejected body or query the field names,
-each with a list of messages.
+Every error is `{"code", "detail"}` (config.exceptions), and for a body or query refused field
+by field also `fields`: each field's name with its list of messages.
 """
+
+import re
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -15,14 +17,20 @@ from rest_framework.permissions import AllowAny
 
 
 class ErrorSerializer(serializers.Serializer):
+    """Every refusal of the API: a stable `code` for programs, a sentence for people."""
+
+    code = serializers.CharField(help_text="e.g. not_found, not_authenticated, permission_denied, throttled")
     detail = serializers.CharField()
 
 
-class ValidationErrorSerializer(serializers.Serializer):
-    """`detail` for a body that is no JSON; else each rejected field's name with its messages."""
+class ValidationErrorSerializer(ErrorSerializer):
+    """`parse_error` for a body that is no JSON; `invalid` with each refused field's messages."""
 
-    detail = serializers.CharField(required=False)
-    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+    fields = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="each refused field's name with its messages (`non_field_errors` for the whole)",
+    )
 
 
 def error(description: str, serializer=ErrorSerializer) -> OpenApiResponse:
@@ -60,6 +68,20 @@ class ApiAutoSchema(AutoSchema):
                 responses[code] = self._get_response_for_code(response, code, direction=direction)
         return responses
 
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        # drf-spectacular adds `oneOf: [the field's constraints, {maxLength: 0}]` to a blank-allowed
+        # string; where the constraints take "" too, "" matches both and oneOf refuses it: the
+        # field's own constraints alone say it.
+        alternatives = schema.get("oneOf")
+        if (
+            alternatives
+            and len(alternatives) == 2
+            and alternatives[1] == {"type": "string", "maxLength": 0}
+            and _string_schema_takes_empty(alternatives[0])
+        ):
+            schema.update(schema.pop("oneOf")[0])
+
     def _error_responses(self) -> dict[str, OpenApiResponse]:
         errors = {}
         has_body = self.method in BODY_METHODS
@@ -75,3 +97,9 @@ class ApiAutoSchema(AutoSchema):
             errors["413"] = TOO_LARGE
             errors["415"] = UNSUPPORTED_MEDIA_TYPE
         return errors
+
+
+def _string_schema_takes_empty(schema: dict) -> bool:
+    if schema.get("type") != "string" or "format" in schema or schema.get("minLength", 0) > 0:
+        return False
+    return "pattern" not in schema or re.search(schema["pattern"], "") is not None

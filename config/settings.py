@@ -9,6 +9,8 @@ VAR_DIR = env.env_path("VAR_DIR", BASE_DIR / "var")
 
 DEBUG = env.env_bool("DEBUG", False)
 SECRET_KEY = env.env_secret_key("SECRET_KEY", debug=DEBUG, dev_key_file=VAR_DIR / "dev-secret-key")
+# Former keys, comma-separated: sessions and API tokens made under them still work after a rotation.
+SECRET_KEY_FALLBACKS = env.env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -36,6 +38,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.exceptions.ApiErrorMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -131,6 +134,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Basic first: a request without credentials gets 401 with WWW-Authenticate, not 403.
         "accounts.api.authentication.ThrottledBasicAuthentication",
+        "accounts.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsCompanyMember"],
@@ -138,6 +142,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_PARSER_CLASSES": ["config.parsers.ApiJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "config.openapi.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Call-center platform API",

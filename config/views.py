@@ -1,9 +1,10 @@
-from django.http import JsonResponse
 from django.views.defaults import page_not_found
+
+from config.exceptions import api_not_found_response
 
 
 def not_found(request, exception):
-    """An unknown URL under /api/ is DRF's JSON 404, as the schema documents; elsewhere the page."""
+    """An unknown URL under /api/ is the API's JSON 404, as the schema documents; elsewhere the page."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return api_not_found_response()
     return page_not_found(request, exception)

@@ -126,12 +126,12 @@ def assert_answers_cleanly(client, method, url, body=None, **kwargs):
 
 
 def assert_error_body(response):
-    """DRF's error shape: {"detail": "..."} or {"field": ["message", ...], ...}."""
+    """The API's one error shape: {"code": "...", "detail": "..."}, and `fields` for a refused body
+    or query: {"field": ["message", ...], ...}."""
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body = response.json()
-    assert isinstance(body, dict) and body, body
-    if "detail" in body:
-        assert isinstance(body["detail"], str) and body["detail"], body
-    else:
-        for field, messages in body.items():
-            assert isinstance(messages, list | dict) and messages, (field, messages)
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("code"), str) and body["code"], body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    for field, messages in body.get("fields", {}).items():
+        assert isinstance(messages, list | dict) and messages, (field, messages)

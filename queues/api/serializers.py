@@ -3,6 +3,7 @@ import re
 from django.core.validators import RegexValidator, validate_slug
 from rest_framework import serializers
 
+from config.filters import ListFilterSerializer
 from queues.models import Agent, Member, Queue, QueueEvent, Tier
 from queues.services.config import AGENT_SETTINGS, QUEUE_SETTINGS
 
@@ -14,12 +15,6 @@ _ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 class RowIdField(serializers.IntegerField):
     def __init__(self, **kwargs):
         super().__init__(**ROW_ID, **kwargs)
-
-    def get_value(self, dictionary):
-        # DRF reads an empty query value (?queue=) as "not given"; it is a mistake, not "no filter".
-        if dictionary.get(self.field_name) == "":
-            return ""
-        return super().get_value(dictionary)
 
     def to_internal_value(self, data):
         if isinstance(data, str) and not _ASCII_DIGITS.fullmatch(data):
@@ -174,22 +169,22 @@ class QueueEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AgentFilterSerializer(serializers.Serializer):
+class AgentFilterSerializer(ListFilterSerializer):
     queue = RowIdField(required=False, help_text="agents with a tier in this queue")
     status = serializers.ChoiceField(choices=Agent.Status.choices, required=False)
     state = serializers.ChoiceField(choices=Agent.State.choices, required=False)
 
 
-class TierFilterSerializer(serializers.Serializer):
+class TierFilterSerializer(ListFilterSerializer):
     queue = RowIdField(required=False)
     agent = RowIdField(required=False)
 
 
-class MemberFilterSerializer(serializers.Serializer):
+class MemberFilterSerializer(ListFilterSerializer):
     queue = RowIdField(required=False)
 
 
-class EventFilterSerializer(serializers.Serializer):
+class EventFilterSerializer(ListFilterSerializer):
     action = serializers.ChoiceField(choices=QueueEvent.Action.choices, required=False)
     queue = RowIdField(required=False)
     agent = RowIdField(required=False)

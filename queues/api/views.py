@@ -1,19 +1,18 @@
 """The queues API: mod_callcenter's callcenter_config over HTTP, scoped to the user's company, and
 an agent's own status (/me/). Views check the input, call one service, answer the row.
 
-Every refusal is `{"code": ..., "detail": ...}` (a rejected body adds `fields`); another
+Every refusal is the API's `{"code": ..., "detail": ...}` (config.exceptions); another
 company's object is a 404; a write the queue's state forbids (an agent in a call, a name taken,
 settings that contradict each other) is a 409.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
 from accounts.models import User
 from config.openapi import NOT_FOUND, error
@@ -32,23 +31,6 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
     default_detail = "The write conflicts with the current state."
-
-
-def queues_exception_handler(exc, context):
-    """DRF's answer (status, headers), its body as `{"code", "detail"}`, with `fields` for a body refused."""
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc.detail, list | dict):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        first = next(iter(fields.values()))
-        detail = str(first[0] if isinstance(first, list) and first else first)
-        response.data = {"code": "invalid", "detail": detail, "fields": fields}
-    else:
-        response.data = {"code": exc.detail.code, "detail": str(exc.detail)}
-    return response
 
 
 class service_errors:
@@ -72,9 +54,6 @@ def query(serializer_class, request) -> dict:
 
 
 class QueuesApiMixin:
-    def get_exception_handler(self):
-        return queues_exception_handler
-
     @property
     def company(self):
         return self.request.user.company

@@ -134,7 +134,8 @@ OFFSET_MESSAGE = ["Must be a whole number from 0 to 2147483647."]
 def test_bad_limit_is_a_400_naming_it(client, company_user, url, value):
     client.force_login(company_user)
     response = hostile.assert_rejects_cleanly(client, "get", f"{url}?limit={value}", status=400)
-    assert response.json() == {"limit": LIMIT_MESSAGE}
+    expected = {"code": "invalid", "detail": LIMIT_MESSAGE[0], "fields": {"limit": LIMIT_MESSAGE}}
+    assert response.json() == expected
 
 
 @pytest.mark.parametrize("url", LISTS)
@@ -142,7 +143,8 @@ def test_bad_limit_is_a_400_naming_it(client, company_user, url, value):
 def test_bad_offset_is_a_400_naming_it(client, company_user, url, value):
     client.force_login(company_user)
     response = hostile.assert_rejects_cleanly(client, "get", f"{url}?offset={value}", status=400)
-    assert response.json() == {"offset": OFFSET_MESSAGE}
+    expected = {"code": "invalid", "detail": OFFSET_MESSAGE[0], "fields": {"offset": OFFSET_MESSAGE}}
+    assert response.json() == expected
 
 
 @pytest.mark.parametrize("url", LISTS)
