@@ -2,10 +2,14 @@
 
     python -m tests.config.broker_load produce FOLDER NAME COUNT
     python -m tests.config.broker_load consume FOLDER COUNT
+    python -m tests.config.broker_load send COUNT
 
 The producer publishes COUNT messages {"producer": NAME, "n": i, "pad": ...} of 0 to 100 kB; the
 consumer prints "ready" once it consumes, then the messages it received, and exits when it has
 COUNT of them (or after a minute, or at the first error, which is what killed Celery's worker).
+`send` queues COUNT tasks through the project's Celery app (its broker under VAR_DIR), as the web
+and beat processes queue tasks for `make run`'s worker: a task the worker does not know, so it
+reads each message whole, logs it as unregistered and drops it, with no database needed.
 """
 
 import contextlib
@@ -18,6 +22,7 @@ from kombu import Connection, Queue
 from config.celery import FilesystemTransport
 
 QUEUE = Queue("default", routing_key="default")
+NOOP_TASK = "tests.broker_load.noop"
 
 
 def connect(folder: str) -> Connection:
@@ -52,8 +57,20 @@ def consume(folder: str, count: int) -> None:
     print(json.dumps(received), flush=True)
 
 
+def send(count: int) -> None:
+    from config.celery import app
+
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task(NOOP_TASK, producer=producer)
+
+
 if __name__ == "__main__":
-    role, folder, *rest = sys.argv[1:]
+    role, *rest = sys.argv[1:]
+    if role == "send":
+        send(int(rest[0]))
+        sys.exit()
+    folder, *rest = rest
     if role == "produce":
         produce(folder, rest[0], int(rest[1]))
     else:
