@@ -9,9 +9,8 @@ Imports the rows into a fresh tariff as the portal's job does (click2call.servic
 every row checked, then batches of BATCH_ROWS, each its own transaction), then the same file
 again (every row unchanged, skipped), then with every price changed (every prefix an update), and
 prints the times and the longest batch (how long the database's write lock is held at most);
-with --admin, through RateResource as the admin's import does (one transaction); with --memory
-also the peak Python memory, under tracemalloc, which slows the import (compare times of like
-runs). It asserts nothing.
+with --memory also the peak Python memory, under tracemalloc, which slows the import (compare
+times of like runs). It asserts nothing.
 """
 
 import argparse
@@ -39,7 +38,6 @@ from django.db import connection, transaction  # noqa: E402
 
 from accounts.models import Company  # noqa: E402
 from click2call.models import RateImport, Tariff  # noqa: E402
-from click2call.resources import RateResource  # noqa: E402
 from click2call.services import rate_imports  # noqa: E402
 
 
@@ -63,30 +61,22 @@ class BatchTimer:
         self.longest = max(self.longest, time.perf_counter() - started)
 
 
-def timed_import(tariff, body: bytes, *, memory: bool, admin: bool) -> tuple[float, float | None, dict, str]:
+def timed_import(tariff, body: bytes, *, memory: bool) -> tuple[float, float | None, dict, str]:
     if memory:  # tracemalloc slows every allocation: times with it are not comparable without it
         tracemalloc.start()
     started = time.perf_counter()
-    if admin:
-        dataset = tablib.Dataset().load(body.decode(), format="csv")
-        result = RateResource(tariff=tariff).import_data(
-            dataset, dry_run=False, use_transactions=True, rollback_on_validation_errors=True
-        )
-        assert not result.has_errors() and not result.has_validation_errors(), "the bench's table is valid"
-        totals, note = result.totals, "one transaction"
-    else:
-        # The job's row as rate_imports.rate_import_start makes it, without queueing a task.
-        job = RateImport.objects.create(tariff=tariff, file_name="bench.csv", content=body)
-        timer = rate_imports._write_batch = BatchTimer()
-        try:
-            rate_imports.rate_import_run(rate_import_id=job.pk)
-        finally:
-            rate_imports._write_batch = timer._write_batch
-        job.refresh_from_db()
-        assert job.status == RateImport.Status.DONE, job.problems
-        unchanged = job.rows - job.created_count - job.changed_count
-        totals = {"new": job.created_count, "update": job.changed_count, "skip": unchanged}
-        note = f"longest batch {timer.longest * 1000:.0f} ms"
+    # The job's row as rate_imports.rate_import_start makes it, without queueing a task.
+    job = RateImport.objects.create(tariff=tariff, file_name="bench.csv", content=body)
+    timer = rate_imports._write_batch = BatchTimer()
+    try:
+        rate_imports.rate_import_run(rate_import_id=job.pk)
+    finally:
+        rate_imports._write_batch = timer._write_batch
+    job.refresh_from_db()
+    assert job.status == RateImport.Status.DONE, job.problems
+    unchanged = job.rows - job.created_count - job.changed_count
+    totals = {"new": job.created_count, "update": job.changed_count, "skip": unchanged}
+    note = f"longest batch {timer.longest * 1000:.0f} ms"
     elapsed = time.perf_counter() - started
     peak = None
     if memory:
@@ -99,7 +89,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--memory", action="store_true", help="also the peak Python memory (tracemalloc)")
-    parser.add_argument("--admin", action="store_true", help="the admin's import (RateResource) instead")
     args = parser.parse_args()
     rows = args.rows
     body = carrier_table(rows)
@@ -113,7 +102,7 @@ def main():
             for label in ("new", "same", "changed"):
                 if label == "changed":  # a carrier's new table: every price moves
                     body = body.replace(b",0.", b",1.")
-                elapsed, peak, totals, note = timed_import(tariff, body, memory=args.memory, admin=args.admin)
+                elapsed, peak, totals, note = timed_import(tariff, body, memory=args.memory)
                 print(
                     f"{label:>8}: {elapsed:6.1f} s, {rows / elapsed:8.0f} rows/s, "
                     + (f"peak {peak:6.1f} MB, " if peak is not None else "")

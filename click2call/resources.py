@@ -11,8 +11,7 @@ import zipfile
 from decimal import Decimal, InvalidOperation
 
 import openpyxl
-from django.core.exceptions import ValidationError
-from import_export import fields, widgets
+from import_export import fields
 
 from click2call.models import CallRequest, Rate, Tariff
 from config.exports import ExportResource, unescape_cell
@@ -197,129 +196,22 @@ def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> Rat
     return table
 
 
-class PriceWidget(widgets.DecimalWidget):
-    """The admin's import of a price: as price_of."""
-
-    def clean(self, value, row=None, **kwargs):
-        return price_of(value)
-
-
-class PrefixWidget(widgets.CharWidget):
-    """The admin's import of a prefix: as prefix_of."""
-
-    def clean(self, value, row=None, **kwargs):
-        return prefix_of(value)
-
-
-class DestinationWidget(widgets.CharWidget):
-    """The admin's import of a destination: as destination_of."""
-
-    def clean(self, value, row=None, **kwargs):
-        return destination_of(value)
-
-
 class RateResource(ExportResource):
-    """A tariff's rates: prefix, destination, price; the portal's export and the admin's import (the
-    portal imports through click2call.services.rate_imports). Given a `tariff`, an import fills that
-    tariff only (the file needs no tariff column) in bulk: the existing rates are read once, a prefix
-    already there gets the new destination and price (a row that changes nothing is skipped), a
-    prefix twice in the file is a row error, and any row error leaves the tariff as it was."""
-
-    prefix = fields.Field(attribute="prefix", column_name="prefix", widget=PrefixWidget())
-    destination = fields.Field(attribute="destination", column_name="destination", widget=DestinationWidget())
-    price = fields.Field(attribute="price", column_name="price", widget=PriceWidget())
+    """A tariff's rates as a spreadsheet (prefix, destination, price), as rate_table reads them back;
+    given a `tariff`, that tariff's only. Imports go through click2call.services.rate_imports."""
 
     class Meta:
         model = Rate
         fields = ["prefix", "destination", "price"]
         export_order = fields
-        import_id_fields = ["prefix"]
-        use_bulk = True
-        batch_size = 2000
-        skip_diff = True
-        # Row results of 10^5 rows are kept only for those in error.
-        report_skipped = False
-        use_transactions = True
 
     def __init__(self, *, tariff: Tariff | None = None, **kwargs):
         super().__init__(**kwargs)
         self.tariff = tariff
-        # Set again by before_import; here too, since import-export goes on to the rows after a
-        # before_import that refused the file.
-        self._existing, self._stored, self._seen = {}, {}, set()
 
     def get_queryset(self):
         queryset = super().get_queryset().select_related("tariff")
         return queryset.filter(tariff=self.tariff) if self.tariff else queryset
-
-    def before_import(self, dataset, **kwargs):
-        if self.tariff is None:
-            raise ValidationError("Choose the tariff the rates are for.")
-        missing = {"prefix", "destination", "price"} - {
-            header.strip().lower() for header in dataset.headers or []
-        }
-        if missing:
-            raise ValidationError(
-                f"Columns prefix, destination, price needed; missing: {', '.join(sorted(missing))}."
-            )
-        dataset.headers = [header.strip().lower() for header in dataset.headers]
-        self._existing = {rate.prefix: rate for rate in Rate.objects.filter(tariff=self.tariff)}
-        # What each rate was before the file, so a row that changes nothing is not written again.
-        self._stored = {prefix: (rate.destination, rate.price) for prefix, rate in self._existing.items()}
-        self._seen = set()
-
-    def get_instance(self, instance_loader, row):
-        try:
-            return self._existing.get(prefix_of(row.get("prefix")))
-        except ValueError:
-            return None  # import_instance names the error
-
-    def init_instance(self, row=None):
-        return Rate(tariff=self.tariff)
-
-    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
-        # Field checks only: a per-row unique check would be one query per row; duplicates are
-        # caught here against the file and against the tariff by _existing.
-        errors = dict(import_validation_errors or {})
-        if instance.prefix in self._seen:
-            errors.setdefault("prefix", []).append(f"{instance.prefix} is twice in the file.")
-        if errors:
-            raise ValidationError(errors)
-        self._seen.add(instance.prefix)
-
-    def import_instance(self, instance, row, **kwargs):
-        # The three columns through their widgets, errors reported as import-export does, without
-        # its generic walk over fields (a third of the time of 10^5 rows).
-        errors = {}
-        for field in self.fields.values():
-            try:
-                setattr(instance, field.attribute, field.clean(row))
-            except ValueError as exc:
-                errors[field.attribute] = ValidationError(str(exc), code="invalid")
-        if errors:
-            raise ValidationError(errors)
-
-    def skip_row(self, instance, original, row, import_validation_errors=None):
-        # A carrier's new table changes few of its prefixes: the others are left as they are,
-        # but still count for the check of a prefix twice in the file.
-        unchanged = self._stored.get(instance.prefix) == (instance.destination, instance.price)
-        if import_validation_errors or not unchanged or instance.prefix in self._seen:
-            return False
-        self._seen.add(instance.prefix)
-        return True
-
-    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
-        # Django's bulk_update writes a CASE per column over the whole batch, which took minutes
-        # for 10^5 rows; deleting the changed rates and inserting them again, ids kept, is two
-        # statements a batch, inside the import's one transaction (all or nothing).
-        if self.update_instances and (using_transactions or not dry_run):
-            try:
-                Rate.objects.filter(pk__in=[rate.pk for rate in self.update_instances]).delete()
-                Rate.objects.bulk_create(self.update_instances, batch_size=batch_size)
-            except Exception as exc:
-                self.handle_import_error(result, exc, raise_errors)
-            finally:
-                self.update_instances.clear()
 
 
 class CallRequestResource(ExportResource):
