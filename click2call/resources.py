@@ -99,6 +99,7 @@ class RateTable:
 
     rates: list[RateRow] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    problem_count: int = 0  # all of them, when problems holds the first ones only
 
 
 def _rows_of_xlsx(content: bytes):
@@ -154,7 +155,6 @@ def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> Rat
     rows = _rows_of_xlsx(content) if is_xlsx else _rows_of_csv(content)
     columns = None
     seen = {}
-    problem_count = 0
     for number, cells in rows:
         if all(_blank(cell) for cell in cells):
             continue
@@ -181,16 +181,16 @@ def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> Rat
         elif prefix is not None:
             seen[prefix] = number
         if errors:
-            problem_count += len(errors)
+            table.problem_count += len(errors)
             table.problems.extend(errors[: max(0, max_problems - len(table.problems))])
-        elif not problem_count:
+        elif not table.problem_count:
             table.rates.append(RateRow(row=number, **values))
     if columns is None:
         raise UnreadableFile(
             "The file is empty: a first row naming prefix, destination, price, then the rates."
         )
-    if problem_count > len(table.problems):
-        table.problems.append(f"… and {problem_count - len(table.problems)} more.")
+    if table.problem_count > len(table.problems):
+        table.problems.append(f"… and {table.problem_count - len(table.problems)} more.")
     if not table.problems and not table.rates:
         raise UnreadableFile("The file has the columns but no rate.")
     return table

@@ -91,8 +91,7 @@ def rate_import_run(*, rate_import_id: int) -> None:
         _finish(job, RateImport.Status.FAILED, problems=[failure])
         raise
     if table.problems:
-        problem_count = sum(1 for p in table.problems if p.startswith("row "))
-        _finish(job, RateImport.Status.REFUSED, problems=table.problems, problem_count=problem_count)
+        _finish(job, RateImport.Status.REFUSED, problems=table.problems, problem_count=table.problem_count)
         return
     stored = dict(
         (prefix, (destination, price))

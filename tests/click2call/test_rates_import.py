@@ -131,6 +131,13 @@ def test_problems_are_in_row_order_with_the_spreadsheet_numbers(client, company_
     assert "Correct these 5 problems" in page
 
 
+def test_a_table_wrong_everywhere_lists_the_first_problems_and_counts_them_all(client, company_user, tariff):
+    client.force_login(company_user)
+    page = upload(client, tariff, csv_of([f"{n},Somewhere,abc" for n in range(10, 130)])).content.decode()
+    assert "row 51, price" in page and "row 52, price" not in page
+    assert "… and 70 more." in page and "Correct these 120 problems" in page
+
+
 def test_xlsx_cells_of_the_wrong_kind_are_said_in_words(client, company_user, tariff):
     dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
     dataset.append([33, "France", dt.datetime(2026, 1, 2, 3, 4)])
