@@ -105,9 +105,9 @@ class RateTable:
 def _rows_of_xlsx(content: bytes):
     try:
         book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
     except Exception:  # openpyxl raises many kinds on a file that only looks like a workbook
         raise UnreadableFile("This file cannot be read as an XLSX workbook.") from None
-    sheet = book.worksheets[0]
     try:
         yield from enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row or 1)
     except Exception:

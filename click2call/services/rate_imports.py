@@ -93,12 +93,8 @@ def rate_import_run(*, rate_import_id: int) -> None:
     if table.problems:
         _finish(job, RateImport.Status.REFUSED, problems=table.problems, problem_count=table.problem_count)
         return
-    stored = dict(
-        (prefix, (destination, price))
-        for prefix, destination, price in Rate.objects.filter(tariff=job.tariff).values_list(
-            "prefix", "destination", "price"
-        )
-    )
+    rates = Rate.objects.filter(tariff=job.tariff).values_list("prefix", "destination", "price")
+    stored = {prefix: (destination, price) for prefix, destination, price in rates}
     writes = [
         Rate(tariff=job.tariff, prefix=rate.prefix, destination=rate.destination, price=rate.price)
         for rate in table.rates
