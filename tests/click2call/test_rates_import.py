@@ -392,7 +392,7 @@ def test_import_into_another_company_tariff_is_404(client, company_user, tariff)
 def test_an_import_of_another_company_is_404(client, company_user, tariff):
     job = rate_imports.rate_import_start(tariff=tariff, file_name="a.csv", content=big_table(1))
     assert_other_company_gets_404(client, job_url(job), owner=company_user)
-    other_job = rate_imports.rate_import_start(tariff=TariffFactory(), file_name="b.csv", content=big_table(1))
+    other_job = rate_imports.rate_import_start(tariff=TariffFactory(), file_name="b", content=big_table(1))
     client.force_login(company_user)
     # Another tariff's job under this company's own tariff.
     url = reverse("click2call:tariff-import-detail", args=[tariff.company.slug, tariff.pk, other_job.pk])
