@@ -1,8 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
-from import_export.admin import ImportExportModelAdmin
-from import_export.forms import ConfirmImportForm, ImportForm
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
 
+from click2call.forms import RateImportForm
 from click2call.models import (
     BlockedPrefix,
     CallAttempt,
@@ -14,12 +18,13 @@ from click2call.models import (
     CommentType,
     Operator,
     Rate,
+    RateImport,
     Tariff,
 )
-from click2call.resources import RateResource
+from click2call.resources import RateResource, UnreadableFile, rate_file_check
 from click2call.selectors import campaigns_by_key_forget
-from click2call.services import campaigns
-from config.exports import SPREADSHEET_FORMATS
+from click2call.services import campaigns, rate_imports
+from config.exports import ExportAdminMixin
 
 
 @admin.register(Operator)
@@ -104,22 +109,17 @@ class TariffAdmin(admin.ModelAdmin):
     raw_id_fields = ["company"]
 
 
-class RateImportForm(ImportForm):
-    tariff = forms.ModelChoiceField(queryset=Tariff.objects.select_related("company"), required=True)
-
-
-class RateConfirmImportForm(ConfirmImportForm):
-    tariff = forms.ModelChoiceField(queryset=Tariff.objects.all(), widget=forms.HiddenInput)
+class RateImportAdminForm(RateImportForm):
+    tariff = forms.ModelChoiceField(queryset=Tariff.objects.select_related("company"))
 
 
 @admin.register(Rate)
-class RateAdmin(ImportExportModelAdmin):
-    """Rates in bulk from a carrier's table (prefix, destination, price); the import form names the tariff."""
+class RateAdmin(ExportAdminMixin, admin.ModelAdmin):
+    """Rates in bulk from a carrier's table (prefix, destination, price): the import names the tariff
+    and runs as the portal's does, a job (click2call.services.rate_imports) followed on its page."""
 
     resource_classes = [RateResource]
-    formats = SPREADSHEET_FORMATS
-    import_form_class = RateImportForm
-    confirm_form_class = RateConfirmImportForm
+    change_list_template = "admin/click2call/rate/change_list.html"
     list_display = ["prefix", "destination", "price", "tariff"]
     list_filter = ["tariff__company", "tariff"]
     list_select_related = ["tariff__company"]
@@ -127,23 +127,83 @@ class RateAdmin(ImportExportModelAdmin):
     raw_id_fields = ["tariff"]
     list_per_page = 100
 
-    def get_confirm_form_initial(self, request, import_form):
-        initial = super().get_confirm_form_initial(request, import_form)
-        if import_form:
-            initial["tariff"] = import_form.cleaned_data["tariff"].pk
-        return initial
+    def get_urls(self):
+        rate_import = path(
+            "import/", self.admin_site.admin_view(self.import_view), name="click2call_rate_import"
+        )
+        return [rate_import, *super().get_urls()]
 
-    def get_import_resource_kwargs(self, request, **kwargs):
-        resource_kwargs = super().get_import_resource_kwargs(request, **kwargs)
-        form = kwargs.get("form")
-        if form is not None and getattr(form, "cleaned_data", None) and form.cleaned_data.get("tariff"):
-            resource_kwargs["tariff"] = form.cleaned_data["tariff"]
-        return resource_kwargs
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RateImportAdminForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            content = upload.read()
+            try:
+                rate_file_check(content, file_name=upload.name)
+                job = rate_imports.rate_import_start(
+                    tariff=form.cleaned_data["tariff"],
+                    file_name=upload.name,
+                    content=content,
+                    user=request.user,
+                )
+            except UnreadableFile as exc:
+                form.add_error("file", str(exc))
+            except ValidationError as exc:
+                form.add_error("file", exc.messages[0])
+            else:
+                return redirect("admin:click2call_rateimport_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import a carrier's rates",
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/click2call/rate/import.html", context, status=400 if form.errors else 200
+        )
 
-    def get_import_data_kwargs(self, **kwargs):
-        data_kwargs = super().get_import_data_kwargs(**kwargs)
-        data_kwargs["rollback_on_validation_errors"] = True
-        return data_kwargs
+
+@admin.register(RateImport)
+class RateImportAdmin(admin.ModelAdmin):
+    """Rate imports as they run and as they ended; read only, started from the rates' Import button."""
+
+    list_display = ["file_name", "tariff", "status", "progress", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "tariff__company"]
+    list_select_related = ["tariff__company", "requested_by"]
+    fields = [
+        "tariff",
+        "file_name",
+        "status",
+        "progress",
+        "outcome",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")
+
+    @admin.display(description="written")
+    def progress(self, job):
+        return f"{job.written} of {job.to_write} new or changed rates ({job.rows} in the file)"
+
+    @admin.display(description="outcome")
+    def outcome(self, job):
+        if job.status == RateImport.Status.DONE:
+            return f"{job.created_count} new, {job.changed_count} changed"
+        if not job.problems:
+            return "—"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((p,) for p in job.problems)))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(BlockedPrefix)

@@ -113,6 +113,58 @@ class Rate(models.Model):
         return f"{self.prefix} {self.destination}"
 
 
+class RateImport(models.Model):
+    """A carrier's table on its way into a tariff, run by a Celery job (click2call.services.rate_imports):
+    every row is checked first, then the rates are written in batches, each its own transaction, so
+    the database is never held for the whole table. The row says how far it got and how it ended."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        CHECKING = "checking", "Checking the rows"
+        WRITING = "writing", "Writing the rates"
+        DONE = "done", "Imported"
+        REFUSED = "refused", "Refused, nothing changed"
+        FAILED = "failed", "Stopped before the end"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.CHECKING, Status.WRITING)
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="imports")
+    requested_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL)
+    file_name = models.CharField(max_length=200)
+    # The file itself until the job has read it (at most forms.MAX_IMPORT_BYTES).
+    content = models.BinaryField(editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows = models.PositiveIntegerField(default=0, help_text="rates in the file")
+    to_write = models.PositiveIntegerField(default=0, help_text="new or changed rates")
+    written = models.PositiveIntegerField(default=0, help_text="of to_write, committed")
+    created_count = models.PositiveIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text="what is wrong, first ones, in row order")
+    problem_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two tables written into one tariff at once would interleave their batches.
+            models.UniqueConstraint(
+                fields=["tariff"],
+                condition=Q(status__in=["queued", "checking", "writing"]),
+                name="one_active_rate_import_per_tariff",
+                violation_error_message="An import into this tariff is under way.",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.file_name} into {self.tariff}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
 class BlockedPrefix(models.Model):
     """Numbers a company never calls (premium-rate ranges), refused before rating."""
 

@@ -1,67 +1,209 @@
 """Spreadsheets of click2call: rates in and out (carriers' tables of 10^4 to 10^5 prefixes), and the
 call list with its comments out. Exports go through config.exports' formula escaping."""
 
+import csv
+import dataclasses
+import datetime as dt
+import io
 import re
+import unicodedata
+import zipfile
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError
-from import_export import fields, widgets
+import openpyxl
+from import_export import fields
 
 from click2call.models import CallRequest, Rate, Tariff
-from config.exports import ExportResource
+from config.exports import ExportResource, unescape_cell
 
 PREFIX = re.compile(r"^[0-9]{1,15}$")
 MAX_PRICE = Decimal("99999.99999")
+MAX_DESTINATION = Rate._meta.get_field("destination").max_length
+RATE_COLUMNS = ("prefix", "destination", "price")
 
 
-class PriceWidget(widgets.DecimalWidget):
-    """A price as carriers write it, "0.0123" or "0,0123"; negative, absurd or not a number: a row error."""
-
-    def clean(self, value, row=None, **kwargs):
-        text = str(value if value is not None else "").strip().replace(",", ".")
-        try:
-            price = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a price.") from None
-        if not text.isascii() or not price.is_finite() or price < 0 or price > MAX_PRICE:
-            raise ValueError(f"{value!r} is not a price from 0 to {MAX_PRICE}.")
-        return price.quantize(Decimal("0.00001"))
+class UnreadableFile(ValueError):
+    """The file is not a table this import reads; the message says so to a person."""
 
 
-class PrefixWidget(widgets.CharWidget):
-    """Digits only: a leading + or 00 and spaces are what carriers add, and are dropped."""
+def _shown(value) -> str:
+    """A cell as a person may see it in a message: short, invisible characters made visible."""
+    text = "".join("?" if unicodedata.category(c)[0] == "C" else c for c in str(value))
+    return f"“{text[:30]}…”" if len(text) > 30 else f"“{text}”"
 
-    def clean(self, value, row=None, **kwargs):
-        text = re.sub(r"[\s.]", "", str(value if value is not None else ""))
-        if text.endswith(".0"):  # a spreadsheet's number cell
-            text = text[:-2]
-        text = text.removeprefix("+")
-        if not PREFIX.match(text):
-            raise ValueError(f"{value!r} is not a prefix (1 to 15 digits).")
-        return text
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def price_of(value) -> Decimal:
+    """A price per minute as carriers write it (0.0123, "0,0123", a number cell), to 5 decimals."""
+    if _blank(value):
+        raise ValueError("empty: the price per minute is needed.")
+    if isinstance(value, dt.date | dt.time | dt.timedelta):
+        raise ValueError("a date or a time, not a price (is the column a price column?).")
+    if isinstance(value, bool):
+        raise ValueError(f"{_shown(value)} is not a price.")
+    text = str(value).strip().replace(",", ".") if isinstance(value, str) else str(value)
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{_shown(value)} is not a price (a number such as 0.0123).") from None
+    if not text.isascii() or not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ValueError(f"{_shown(value)} is not a price from 0 to {MAX_PRICE}.")
+    return price.quantize(Decimal("0.00001"))
+
+
+def prefix_of(value) -> str:
+    """Digits only: spaces and a leading + are what carriers add, and are dropped."""
+    if _blank(value):
+        raise ValueError("empty: the prefix is needed.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet's number cell
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{_shown(value)} is not a prefix (1 to 15 digits).")
+    text = re.sub(r"\s", "", str(value)).removeprefix("+")
+    if re.fullmatch(r"[0-9]+\.0+", text):  # a number cell written out by a spreadsheet
+        text = text.partition(".")[0]
+    if not PREFIX.match(text):
+        raise ValueError(f"{_shown(value)} is not a prefix (1 to 15 digits).")
+    return text
+
+
+def destination_of(value) -> str:
+    """A destination's name, as exported (the formula guard's quote taken off again), visible text only."""
+    if _blank(value):
+        raise ValueError("empty: a destination name is needed.")
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"{_shown(value)} is not a destination name.")
+    text = unescape_cell(str(value)).strip()
+    if len(text) > MAX_DESTINATION:
+        raise ValueError(f"longer than {MAX_DESTINATION} characters.")
+    hidden = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        raise ValueError(f"contains an invisible control character (U+{ord(hidden):04X}).")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class RateRow:
+    row: int  # as the spreadsheet numbers it: the header is row 1
+    prefix: str
+    destination: str
+    price: Decimal
+
+
+@dataclasses.dataclass
+class RateTable:
+    """A carrier's table, checked: its rates, or what is wrong with it, in the file's row order."""
+
+    rates: list[RateRow] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    problem_count: int = 0  # all of them, when problems holds the first ones only
+
+
+def _rows_of_xlsx(content: bytes):
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+    except Exception:  # openpyxl raises many kinds on a file that only looks like a workbook
+        raise UnreadableFile("This file cannot be read as an XLSX workbook.") from None
+    try:
+        yield from enumerate(sheet.iter_rows(values_only=True), start=sheet.min_row or 1)
+    except Exception:
+        raise UnreadableFile("This file cannot be read as an XLSX workbook.") from None
+    finally:
+        book.close()
+
+
+def _rows_of_csv(content: bytes):
+    if b"\x00" in content:
+        raise UnreadableFile("This is not a CSV file (it holds binary data): send a CSV or an XLSX.")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile(
+            "This file cannot be read as CSV in UTF-8: save it as CSV UTF-8 or XLSX."
+        ) from None
+    first_line = text.partition("\n")[0]
+    # A spreadsheet set to a European language separates its CSV cells with ";".
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    try:
+        # Numbered as a spreadsheet numbers them: a blank line is a row too.
+        yield from enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1)
+    except csv.Error as exc:
+        raise UnreadableFile(f"This file cannot be read as CSV: {exc}.") from None
+
+
+def rate_file_check(content: bytes, *, file_name: str) -> None:
+    """What can be told of a file without reading its rows (at upload, in milliseconds): an XLSX that
+    is no workbook, a CSV that is binary or not UTF-8. Raises UnreadableFile."""
+    if file_name.lower().endswith(".xlsx"):
+        if not zipfile.is_zipfile(io.BytesIO(content)):
+            raise UnreadableFile("This file is not an XLSX workbook.")
+        return
+    next(_rows_of_csv(content), None)
+
+
+def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> RateTable:
+    """The rates of a carrier's CSV or XLSX file (columns prefix, destination, price in any order,
+    other columns ignored), every row checked; problems name the spreadsheet's row and column, in
+    row order, the first `max_problems` of them. Raises UnreadableFile for a file that is no table."""
+    table = RateTable()
+    rate_file_check(content, file_name=file_name)
+    is_xlsx = file_name.lower().endswith(".xlsx")
+    rows = _rows_of_xlsx(content) if is_xlsx else _rows_of_csv(content)
+    columns = None
+    seen = {}
+    for number, cells in rows:
+        if all(_blank(cell) for cell in cells):
+            continue
+        if columns is None:
+            headers = [str(cell).strip().lower() if cell is not None else "" for cell in cells]
+            missing = [name for name in RATE_COLUMNS if name not in headers]
+            if missing:
+                raise UnreadableFile(
+                    f"Row {number} must name the columns prefix, destination and price; "
+                    f"missing: {', '.join(missing)}."
+                )
+            columns = [headers.index(name) for name in RATE_COLUMNS]
+            continue
+        values, errors = {}, []
+        cleaners = (prefix_of, destination_of, price_of)
+        for name, index, clean in zip(RATE_COLUMNS, columns, cleaners, strict=True):
+            try:
+                values[name] = clean(cells[index] if index < len(cells) else None)
+            except ValueError as exc:
+                errors.append(f"row {number}, {name}: {exc}")
+        prefix = values.get("prefix")
+        if prefix is not None and prefix in seen:
+            errors.append(f"row {number}, prefix: {prefix} is already on row {seen[prefix]}.")
+        elif prefix is not None:
+            seen[prefix] = number
+        if errors:
+            table.problem_count += len(errors)
+            table.problems.extend(errors[: max(0, max_problems - len(table.problems))])
+        elif not table.problem_count:
+            table.rates.append(RateRow(row=number, **values))
+    if columns is None:
+        raise UnreadableFile(
+            "The file is empty: a first row naming prefix, destination, price, then the rates."
+        )
+    if table.problem_count > len(table.problems):
+        table.problems.append(f"… and {table.problem_count - len(table.problems)} more.")
+    if not table.problems and not table.rates:
+        raise UnreadableFile("The file has the columns but no rate.")
+    return table
 
 
 class RateResource(ExportResource):
-    """A tariff's rates: prefix, destination, price. Given a `tariff`, an import fills that tariff only
-    (the file needs no tariff column) in bulk: the existing rates are read once, a prefix already there
-    gets the new destination and price (a row that changes nothing is skipped), a prefix twice in the
-    file is a row error, and any row error leaves the tariff as it was."""
-
-    prefix = fields.Field(attribute="prefix", column_name="prefix", widget=PrefixWidget())
-    destination = fields.Field(attribute="destination", column_name="destination")
-    price = fields.Field(attribute="price", column_name="price", widget=PriceWidget())
+    """A tariff's rates as a spreadsheet (prefix, destination, price), as rate_table reads them back;
+    given a `tariff`, that tariff's only. Imports go through click2call.services.rate_imports."""
 
     class Meta:
         model = Rate
         fields = ["prefix", "destination", "price"]
         export_order = fields
-        import_id_fields = ["prefix"]
-        use_bulk = True
-        batch_size = 2000
-        skip_diff = True
-        # Row results of 10^5 rows are kept only for those in error.
-        report_skipped = False
-        use_transactions = True
 
     def __init__(self, *, tariff: Tariff | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -70,76 +212,6 @@ class RateResource(ExportResource):
     def get_queryset(self):
         queryset = super().get_queryset().select_related("tariff")
         return queryset.filter(tariff=self.tariff) if self.tariff else queryset
-
-    def before_import(self, dataset, **kwargs):
-        if self.tariff is None:
-            raise ValidationError("Choose the tariff the rates are for.")
-        missing = {"prefix", "destination", "price"} - {
-            header.strip().lower() for header in dataset.headers or []
-        }
-        if missing:
-            raise ValidationError(
-                f"Columns prefix, destination, price needed; missing: {', '.join(sorted(missing))}."
-            )
-        dataset.headers = [header.strip().lower() for header in dataset.headers]
-        self._existing = {rate.prefix: rate for rate in Rate.objects.filter(tariff=self.tariff)}
-        # What each rate was before the file, so a row that changes nothing is not written again.
-        self._stored = {prefix: (rate.destination, rate.price) for prefix, rate in self._existing.items()}
-        self._seen = set()
-
-    def get_instance(self, instance_loader, row):
-        prefix = PrefixWidget().clean(row.get("prefix"))
-        return self._existing.get(prefix)
-
-    def init_instance(self, row=None):
-        return Rate(tariff=self.tariff)
-
-    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
-        # Field checks only: a per-row unique check would be one query per row; duplicates are
-        # caught here against the file and against the tariff by _existing.
-        errors = dict(import_validation_errors or {})
-        if instance.prefix in self._seen:
-            errors.setdefault("prefix", []).append(f"{instance.prefix} is twice in the file.")
-        destination = instance.destination or ""
-        if not destination.strip() or len(destination) > 120 or "\x00" in destination:
-            errors.setdefault("destination", []).append("A destination name of 1 to 120 characters.")
-        if errors:
-            raise ValidationError(errors)
-        self._seen.add(instance.prefix)
-
-    def import_instance(self, instance, row, **kwargs):
-        # The three columns through their widgets, errors reported as import-export does, without
-        # its generic walk over fields (a third of the time of 10^5 rows).
-        errors = {}
-        for field in self.fields.values():
-            try:
-                setattr(instance, field.attribute, field.clean(row))
-            except ValueError as exc:
-                errors[field.attribute] = ValidationError(str(exc), code="invalid")
-        if errors:
-            raise ValidationError(errors)
-
-    def skip_row(self, instance, original, row, import_validation_errors=None):
-        # A carrier's new table changes few of its prefixes: the others are left as they are,
-        # but still count for the check of a prefix twice in the file.
-        unchanged = self._stored.get(instance.prefix) == (instance.destination, instance.price)
-        if import_validation_errors or not unchanged or instance.prefix in self._seen:
-            return False
-        self._seen.add(instance.prefix)
-        return True
-
-    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
-        # Django's bulk_update writes a CASE per column over the whole batch, which took minutes
-        # for 10^5 rows; deleting the changed rates and inserting them again, ids kept, is two
-        # statements a batch, inside the import's one transaction (all or nothing).
-        if self.update_instances and (using_transactions or not dry_run):
-            try:
-                Rate.objects.filter(pk__in=[rate.pk for rate in self.update_instances]).delete()
-                Rate.objects.bulk_create(self.update_instances, batch_size=batch_size)
-            except Exception as exc:
-                self.handle_import_error(result, exc, raise_errors)
-            finally:
-                self.update_instances.clear()
 
 
 class CallRequestResource(ExportResource):

@@ -18,6 +18,7 @@ from click2call.models import (
     CommentType,
     Operator,
     Rate,
+    RateImport,
     Tariff,
     hash_secret_key,
 )
@@ -160,6 +161,11 @@ def operators_for_company(*, company):
 
 def tariffs_for_company(*, company):
     return Tariff.objects.filter(company=company).annotate(rate_count=Count("rates")).order_by("name")
+
+
+def rate_imports_of_tariff(*, tariff: Tariff):
+    """A tariff's imports, the latest first, without the files they carry."""
+    return RateImport.objects.filter(tariff=tariff).defer("content").order_by("-created_at", "-pk")
 
 
 def rates_of_tariff(*, tariff: Tariff, prefix: str = ""):

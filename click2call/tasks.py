@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from click2call.services import dialing
+from click2call.services import dialing, rate_imports
 from telephony.ami import AmiNotConnected
 
 
@@ -40,3 +40,10 @@ def dial_due():
     dialing.claims_give_up()
     for request_id in dialing.requests_due():
         dial_attempt.delay(request_id)
+
+
+@shared_task(name="click2call.rate_import_run", soft_time_limit=15 * 60, time_limit=16 * 60)
+def rate_import_run(rate_import_id: int):
+    """A carrier's table into its tariff: checked, then written in batches (a table of 10^5 rates
+    takes about a minute; the default limit of a task is shorter)."""
+    rate_imports.rate_import_run(rate_import_id=rate_import_id)

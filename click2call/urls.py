@@ -26,6 +26,7 @@ urlpatterns = [
     path("tariffs/", views.tariff_list, name="tariffs"),
     path("tariffs/<int:pk>/", views.tariff_detail, name="tariff"),
     path("tariffs/<int:pk>/import/", views.tariff_import, name="tariff-import"),
+    path("tariffs/<int:pk>/imports/<int:job>/", views.tariff_import_detail, name="tariff-import-detail"),
     path("tariffs/<int:pk>/export/", views.tariff_export, name="tariff-export"),
     path("blocked/", views.blocked_list, name="blocked"),
     path("blocked/<int:pk>/delete/", views.blocked_delete, name="blocked-delete"),

@@ -12,8 +12,8 @@ from import_export.formats import base_formats
 from accounts.portal import company_view
 from click2call import forms, selectors
 from click2call.models import BlockedPrefix, CallRequest, Campaign, CommentType, Operator, Tariff
-from click2call.resources import CallRequestResource, RateResource
-from click2call.services import campaigns, comments, dialing
+from click2call.resources import CallRequestResource, RateResource, UnreadableFile, rate_file_check
+from click2call.services import campaigns, comments, dialing, rate_imports
 from config.exports import export_response
 
 PAGE_SIZE = 50
@@ -333,7 +333,7 @@ def tariff_detail(request, pk):
     return _tariff_page(request, tariff, rate_form=rate_form, status=400 if request.method == "POST" else 200)
 
 
-def _tariff_page(request, tariff, *, rate_form=None, import_form=None, import_result=None, status=200):
+def _tariff_page(request, tariff, *, rate_form=None, import_form=None, status=200):
     search = forms.RateSearchForm(request.GET)
     prefix = search.cleaned_data["prefix"] if search.is_valid() else ""
     rates = selectors.rates_of_tariff(tariff=tariff, prefix=prefix)
@@ -346,58 +346,44 @@ def _tariff_page(request, tariff, *, rate_form=None, import_form=None, import_re
             "page": Paginator(rates, PAGE_SIZE).get_page(request.GET.get("page")),
             "rate_form": rate_form or forms.RateForm(tariff=tariff),
             "import_form": import_form or forms.RateImportForm(),
-            "import_result": import_result,
+            "last_import": selectors.rate_imports_of_tariff(tariff=tariff).first(),
         },
         status=status,
     )
 
 
-MAX_ROW_ERRORS_SHOWN = 50
-
-
 @company_view
 @require_POST
 def tariff_import(request, pk):
-    """A carrier's table into the tariff, all or nothing: any bad row changes nothing, and is listed."""
+    """A carrier's table into the tariff, as a job (click2call.services.rate_imports): the answer is
+    the job's page, which follows its progress and says how it ended."""
     tariff = get_object_or_404(Tariff, company=request.company, pk=pk)
     form = forms.RateImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _tariff_page(request, tariff, import_form=form, status=400)
     upload = form.cleaned_data["file"]
+    content = upload.read()
     try:
-        dataset = _dataset_of(upload)
-    except Exception:  # tablib and openpyxl raise many kinds on a file that is not what it says
-        form.add_error("file", "This file cannot be read as CSV (UTF-8) or XLSX.")
+        # What can be told at once (not a workbook, not text) is told here; the rows in the job.
+        rate_file_check(content, file_name=upload.name)
+        job = rate_imports.rate_import_start(
+            tariff=tariff, file_name=upload.name, content=content, user=request.user
+        )
+    except (UnreadableFile, ValidationError) as exc:
+        form.add_error("file", exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
         return _tariff_page(request, tariff, import_form=form, status=400)
-    result = RateResource(tariff=tariff).import_data(
-        dataset, dry_run=False, raise_errors=False, use_transactions=True, rollback_on_validation_errors=True
+    return redirect(
+        "click2call:tariff-import-detail", company_slug=request.company.slug, pk=tariff.pk, job=job.pk
     )
-    problems = _import_problems(result)
-    if problems:
-        form.add_error("file", "Nothing was imported: correct these rows and send the file again.")
-        return _tariff_page(request, tariff, import_form=form, import_result=problems, status=400)
-    totals = result.totals
-    messages.success(request, f"Imported: {totals['new']} new rates, {totals['update']} changed.")
-    return redirect("click2call:tariff", company_slug=request.company.slug, pk=tariff.pk)
 
 
-def _dataset_of(upload):
-    if upload.name.lower().endswith(".xlsx"):
-        return base_formats.XLSX().create_dataset(upload.read())
-    return base_formats.CSV().create_dataset(upload.read().decode("utf-8-sig"))
-
-
-def _import_problems(result) -> list[str]:
-    """Row errors as "row N: field: message", the first ones only; a file-wide error on its own."""
-    problems = [f"{error.error}" for error in result.base_errors]
-    for invalid in result.invalid_rows:
-        for field, field_messages in invalid.error_dict.items():
-            problems.append(f"row {invalid.number}: {field}: {' '.join(str(m) for m in field_messages)}")
-            if len(problems) >= MAX_ROW_ERRORS_SHOWN:
-                return problems
-    for number, errors in result.row_errors():
-        problems.extend(f"row {number}: {error.error}" for error in errors)
-    return problems[:MAX_ROW_ERRORS_SHOWN]
+@company_view
+@require_GET
+def tariff_import_detail(request, pk, job):
+    """An import's progress (the page reloads itself while it runs) and its outcome."""
+    tariff = get_object_or_404(Tariff, company=request.company, pk=pk)
+    rate_import = get_object_or_404(selectors.rate_imports_of_tariff(tariff=tariff), pk=job)
+    return render(request, "click2call/rate_import.html", {"tariff": tariff, "job": rate_import})
 
 
 @company_view

@@ -18,6 +18,7 @@ from django.http import HttpResponse
 from import_export import resources
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
+from import_export.formats.base_formats import BINARY_FORMATS
 
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,6 +30,15 @@ def escape_cell(value):
     """A text cell a spreadsheet would evaluate gets a leading single quote; anything else is as it was."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTERS):
         return "'" + value
+    return value
+
+
+def unescape_cell(value: str) -> str:
+    """The inverse of escape_cell, for imports of what we exported: without it each export and import
+    of a "-" or "+" text added one more quote, for good. A text that really starts with a quote and
+    a formula starter loses that quote (the price of a round trip)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTERS):
+        return value[1:]
     return value
 
 
@@ -54,9 +64,11 @@ class ExportAdminMixin(ExportMixin):
 
 
 def export_response(resource: ExportResource, queryset, *, filename: str, file_format=None) -> HttpResponse:
-    """The queryset as a download (CSV unless told), through the resource's escaping."""
+    """The queryset as a download (CSV unless told), through the resource's escaping. In a workbook
+    (XLSX) numbers and dates are cells of their type, as the admin's export writes them, not text."""
     file_format = file_format or base_formats.CSV()
-    body = file_format.export_data(resource.export(queryset))
+    native = type(file_format) in BINARY_FORMATS
+    body = file_format.export_data(resource.export(queryset, force_native_type=native))
     response = HttpResponse(body, content_type=file_format.get_content_type())
     response["Content-Disposition"] = f'attachment; filename="{filename}.{file_format.get_extension()}"'
     return response

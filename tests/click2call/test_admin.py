@@ -7,7 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from click2call.models import CallAttempt, CallRequest
+from click2call.models import CallAttempt, CallRequest, RateImport
+from click2call.tasks import rate_import_run
 from tests.click2call.factories import (
     BlockedPrefixFactory,
     CallAttemptFactory,
@@ -86,28 +87,30 @@ def test_campaign_with_requests_cannot_be_deleted(admin_client):
 
 
 def rates_import(admin_client, tariff, body: bytes):
-    """The admin's import form, a CSV into `tariff`: the preview (or the errors)."""
-    return admin_client.post(
+    """The admin's import form, a CSV into `tariff`, then its job run as the worker runs it: the job's
+    page, where the admin was sent."""
+    response = admin_client.post(
         reverse("admin:click2call_rate_import"),
-        {
-            "resource": "0",
-            "format": "0",
-            "tariff": tariff.pk,
-            "import_file": SimpleUploadedFile("r.csv", body),
-        },
+        {"tariff": tariff.pk, "file": SimpleUploadedFile("r.csv", body)},
     )
+    if response.status_code != 302:
+        return response
+    job = RateImport.objects.get(tariff=tariff)
+    assert response["Location"] == reverse("admin:click2call_rateimport_change", args=[job.pk])
+    rate_import_run(job.pk)
+    return admin_client.get(response["Location"])
 
 
 def test_rates_are_imported_into_the_chosen_tariff(admin_client):
     tariff, other = TariffFactory(), TariffFactory()
     RateFactory(tariff=tariff, prefix="33", destination="France", price="0.01")
+    changelist = admin_client.get(reverse("admin:click2call_rate_changelist")).content.decode()
+    assert 'href="/admin/click2call/rate/import/"' in changelist
+    assert "/admin/click2call/rate/export/" in changelist
     body = b"prefix,destination,price\n33,France fixed,0.02\n336,France mobile,0.03\n"
     response = rates_import(admin_client, tariff, body)
     assert response.status_code == 200
-    confirm = response.context["confirm_form"]
-    assert confirm is not None, response.content.decode()[:2000]
-    response = admin_client.post(reverse("admin:click2call_rate_process_import"), confirm.initial)
-    assert response.status_code == 302
+    assert "1 new, 1 changed" in response.content.decode()
     assert dict(tariff.rates.values_list("prefix", "price")) == {
         "33": Decimal("0.02"),
         "336": Decimal("0.03"),
@@ -120,8 +123,16 @@ def test_rate_import_with_a_bad_row_is_shown_and_changes_nothing(admin_client):
     body = b"prefix,destination,price\n33,France,0.02\n3x,Bad,0.03\n"
     response = rates_import(admin_client, tariff, body)
     assert response.status_code == 200
-    assert "not a prefix" in response.content.decode()
+    assert "row 3, prefix: “3x” is not a prefix (1 to 15 digits)." in response.content.decode()
     assert not tariff.rates.exists()
+
+
+def test_rate_import_of_a_file_that_is_no_table_is_a_form_error(admin_client):
+    tariff = TariffFactory()
+    response = rates_import(admin_client, tariff, b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert response.status_code == 400
+    assert "This is not a CSV file (it holds binary data)" in response.content.decode()
+    assert not RateImport.objects.exists()
 
 
 def test_secret_key_action_shows_the_key_once(admin_client):

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 import tablib
 
-from click2call.models import CallRequest, Rate
-from click2call.resources import RateResource
+from click2call.models import CallRequest, Rate, RateImport
+from click2call.services import rate_imports
 from click2call.services.rating import NumberRefused, number_rate, rate_find
 from click2call.services.requests import call_request_create
 from click2call.tasks import dial_attempt
@@ -58,20 +58,22 @@ def test_in_autocommit_a_repeat_number_gets_the_open_request_and_one_try(monkeyp
     assert CallRequest.objects.count() == 1
 
 
-def import_rates(tariff, rows):
+def import_rates(tariff, rows) -> RateImport:
     dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
     for row in rows:
         dataset.append(row)
-    return RateResource(tariff=tariff).import_data(
-        dataset, dry_run=False, use_transactions=True, rollback_on_validation_errors=True
-    )
+    content = dataset.export("csv").encode()
+    job = rate_imports.rate_import_start(tariff=tariff, file_name="r.csv", content=content)
+    rate_imports.rate_import_run(rate_import_id=job.pk)
+    job.refresh_from_db()
+    return job
 
 
 def test_reimport_writes_only_changed_rates_and_keeps_their_ids():
     tariff = TariffFactory(rates={"33": ("France", "0.01"), "44": ("UK", "0.02")})
     ids = dict(Rate.objects.filter(tariff=tariff).values_list("prefix", "id"))
-    result = import_rates(tariff, [["33", "France", "0,01"], ["44", "UK fixed", "0.03"], ["49", "DE", "1"]])
-    assert (result.totals["new"], result.totals["update"], result.totals["skip"]) == (1, 1, 1)
+    job = import_rates(tariff, [["33", "France", "0,01"], ["44", "UK fixed", "0.03"], ["49", "DE", "1"]])
+    assert (job.created_count, job.changed_count, job.rows, job.to_write) == (1, 1, 3, 2)
     rates = {rate.prefix: (rate.pk, rate.destination, rate.price) for rate in tariff.rates.all()}
     assert rates["33"] == (ids["33"], "France", Decimal("0.01"))
     assert rates["44"] == (ids["44"], "UK fixed", Decimal("0.03"))
@@ -80,11 +82,9 @@ def test_reimport_writes_only_changed_rates_and_keeps_their_ids():
 
 def test_an_unchanged_prefix_twice_in_the_file_is_a_row_error_and_nothing_is_written():
     tariff = TariffFactory(rates={"33": ("France", "0.01")})
-    result = import_rates(
-        tariff, [["33", "France", "0.01"], ["34", "Spain", "0.02"], ["33", "France", "0.01"]]
-    )
-    assert [row.number for row in result.invalid_rows] == [3]
-    assert "twice in the file" in str(result.invalid_rows[0].error)
+    job = import_rates(tariff, [["33", "France", "0.01"], ["34", "Spain", "0.02"], ["33", "France", "0.01"]])
+    assert job.status == RateImport.Status.REFUSED
+    assert job.problems == ["row 4, prefix: 33 is already on row 2."]
     assert list(tariff.rates.values_list("prefix", flat=True)) == ["33"]
 
 
