@@ -3,10 +3,14 @@ bounded, with a cull that does not list the whole directory on every write."""
 
 import contextlib
 import math
+import os
 import pickle
+import tempfile
 import time
+import zlib
 
 from django.core.cache.backends.filebased import FileBasedCache
+from django.core.files import locks
 
 
 class FileCache(FileBasedCache):
@@ -49,6 +53,44 @@ class FileCache(FileBasedCache):
                 self._delete(name)
             live = live[len(live) - keep :]
         FileCache._entries = len(live) + 1
+
+    def incr(self, key, delta=1, version=None):
+        """Django's incr is a get and a set, and the set gives the key the default timeout (300 s):
+        an hour's throttle window ended after five minutes while Retry-After promised the hour.
+        Here the count changes under a lock and keeps its expiry; the new file replaces the old
+        whole (readers never see half of it), and a writer that finds the file replaced meanwhile
+        reads it again."""
+        fname = self._key_to_file(key, version)
+        while (value := self._incr_in_place(fname, key, delta)) is None:
+            pass  # the file was replaced while this process waited for its lock
+        return value
+
+    def _incr_in_place(self, fname: str, key: str, delta: int):
+        try:
+            with open(fname, "rb") as entry:
+                locks.lock(entry, locks.LOCK_EX)
+                try:
+                    with contextlib.suppress(FileNotFoundError):
+                        if os.fstat(entry.fileno()).st_ino != os.stat(fname).st_ino:
+                            return None
+                    try:
+                        expiry = pickle.load(entry)
+                        value = pickle.loads(zlib.decompress(entry.read()))
+                    except (EOFError, pickle.UnpicklingError, zlib.error):
+                        expiry, value = 0, None
+                    if expiry is not None and expiry < time.time():
+                        raise ValueError(f"Key '{key}' not found")
+                    value += delta
+                    fd, tmp_path = tempfile.mkstemp(dir=self._dir)
+                    with open(fd, "wb") as new:
+                        new.write(pickle.dumps(expiry, self.pickle_protocol))
+                        new.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
+                    os.replace(tmp_path, fname)
+                    return value
+                finally:
+                    locks.unlock(entry)
+        except FileNotFoundError:
+            raise ValueError(f"Key '{key}' not found") from None
 
     @staticmethod
     def _expiry(name: str) -> float | None:
