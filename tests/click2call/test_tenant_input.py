@@ -17,6 +17,8 @@ from tests.click2call.factories import (
     CallAttemptFactory,
     CallRequestFactory,
     CampaignFactory,
+    CommentFieldFactory,
+    CommentTypeFactory,
     OperatorFactory,
     RateFactory,
     TariffFactory,
@@ -325,3 +327,16 @@ def test_the_tariff_table_never_shows_evil_as_live(company):
     rate = RateFactory(tariff=TariffFactory(company=company), destination="\u202eevil")
     with pytest.raises(ValidationError, match="U\\+202E"):
         rate.full_clean()
+
+
+@pytest.mark.parametrize("value", hostile.HIDDEN_CHARACTERS.values(), ids=hostile.HIDDEN_CHARACTERS)
+def test_a_comment_refuses_invisible_characters_and_keeps_its_lines(logged_in, company, campaign, value):
+    kind = CommentTypeFactory(company=company, name="Survey")
+    remark = CommentFieldFactory(comment_type=kind, name="remark")
+    call = CallRequestFactory(campaign=campaign)
+    comment = url("call-comment", company, call.pk)
+    response = logged_in.post(comment, {"comment_type": kind.pk, f"type{kind.pk}-f{remark.pk}": value})
+    assert response.status_code == 400 and "Invisible or control characters" in page(response)
+    lines = {"comment_type": kind.pk, f"type{kind.pk}-f{remark.pk}": "called back\r\nsold"}
+    assert logged_in.post(comment, lines).status_code == 302
+    assert call.comments.get().values == {"remark": "called back\r\nsold"}
