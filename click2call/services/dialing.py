@@ -17,7 +17,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator
-from click2call.services.rating import NumberRefused, operator_number_check
+from click2call.services.rating import NumberRefused, number_rate, operator_number_check
 from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
@@ -99,12 +99,17 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     all together, one hop of every operator joined with &. When the company is the first party,
     the first leg is a Local channel into [platform-click2call-company], which rings the same
     hops (C2C_RING_n) and is answered by the operator who answers.
-    Raises ValueError when the campaign has nobody to ring or too many operators."""
+    Raises ValueError when the campaign has nobody to ring or too many operators, or when the
+    visitor's number was blocked or lost its rate since the request was taken."""
     request = attempt.request
     campaign = request.campaign
     operators = _operator_channels(campaign)
     if not operators:
         raise ValueError("the campaign has no active operator")
+    try:
+        number_rate(campaign=campaign, number=request.number)
+    except NumberRefused as refusal:
+        raise ValueError(f"the visitor's number: {refusal.detail}") from None
     if campaign.ringing == Campaign.Ringing.TOGETHER:
         company = ["&".join(operators)]
     elif len(operators) > MAX_HOPS:

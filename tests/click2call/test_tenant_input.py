@@ -340,3 +340,12 @@ def test_a_comment_refuses_invisible_characters_and_keeps_its_lines(logged_in, c
     lines = {"comment_type": kind.pk, f"type{kind.pk}-f{remark.pk}": "called back\r\nsold"}
     assert logged_in.post(comment, lines).status_code == 302
     assert call.comments.get().values == {"remark": "called back\r\nsold"}
+
+
+def test_a_visitor_number_blocked_after_the_request_is_not_dialed(campaign):
+    request = CallRequestFactory(campaign=campaign, number="+33899123456", destination="France")
+    attempt = CallAttemptFactory(request=request, status="claimed")
+    BlockedPrefixFactory(company=campaign.company, prefix="33899")
+    attempt = attempt_originate(attempt_id=attempt.pk)
+    assert attempt.status == "FAILED_COMPANY"
+    assert attempt.detail == "the visitor's number: Calls to this number are not allowed."
