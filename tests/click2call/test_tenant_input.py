@@ -2,6 +2,7 @@
 looks like: operators that bypass the blocked prefixes or the tariff, sounds that are paths,
 origins that are not origins, bounds and grammar, invisible characters (issue 22)."""
 
+import importlib
 import json
 from decimal import Decimal
 
@@ -349,3 +350,16 @@ def test_a_visitor_number_blocked_after_the_request_is_not_dialed(campaign):
     attempt = attempt_originate(attempt_id=attempt.pk)
     assert attempt.status == "FAILED_COMPANY"
     assert attempt.detail == "the visitor's number: Calls to this number are not allowed."
+
+
+def test_the_migration_drops_the_origins_and_sounds_saved_before(campaign):
+    from django.apps import apps
+
+    migration = importlib.import_module("click2call.migrations.0005_tenant_input_checked")
+    saved = "null\n*\nHTTPS://Shop.Example.com/\njavascript:alert(1)\nhttps://www.example.com/path"
+    Campaign.objects.filter(pk=campaign.pk).update(allowed_origins=saved, message_sound="/etc/passwd")
+    untouched = CampaignFactory(message_sound="custom/welcome")
+    migration.drop_bad_origins_and_sounds(apps, None)
+    campaign.refresh_from_db()
+    assert (campaign.allowed_origins, campaign.message_sound) == ("https://shop.example.com", "hello-world")
+    assert Campaign.objects.get(pk=untouched.pk).message_sound == "custom/welcome"
