@@ -11,11 +11,12 @@ class StrictBooleanField(serializers.Field):
     """JSON true or false only: DRF's BooleanField also takes "true", "yes", "on" and 1, and a
     visitor's consent is a box they ticked, not a word a script sent."""
 
-    default_error_messages = {"invalid": "Must be true or false (JSON), not {kind}."}
+    default_error_messages = {"invalid": "Must be JSON true or false, not {kind}."}
+    KINDS = {str: "a string", int: "a number", float: "a number", list: "a list", dict: "an object"}
 
     def to_internal_value(self, data):
         if not isinstance(data, bool):
-            self.fail("invalid", kind=type(data).__name__ if data is not None else "null")
+            self.fail("invalid", kind="null" if data is None else self.KINDS.get(type(data), "that"))
         return data
 
     def to_representation(self, value):
