@@ -61,7 +61,7 @@ def campaign_on(server):
     campaign = Campaign.objects.create(
         company=company, name="bench", server=server, route="c2c", tariff=tariff, redial_count=0
     )
-    operator = Operator.objects.create(company=company, name="op", number="5552001")
+    operator = Operator.objects.create(company=company, name="op", number="+33612345201")  # phone 5552001
     CampaignOperator.objects.create(campaign=campaign, operator=operator)
     return campaign
 

@@ -15,7 +15,9 @@ from click2call.models import (
     Tariff,
 )
 from click2call.selectors import campaign_placement
+from click2call.services.campaigns import campaign_operators_check, operator_check
 from click2call.services.comments import MAX_TEXT, comment_values_clean
+from click2call.services.rating import NumberRefused, operator_number_normalize
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024  # 10^5 rates are about 4 MB of CSV
 MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # a minute of 8 kHz 16-bit WAV is under 1 MB
@@ -90,8 +92,9 @@ class CampaignForm(forms.ModelForm):
 class CampaignOperatorsForm(forms.Form):
     """One box per operator of the company: its place in the ringing order, empty when not on the campaign."""
 
-    def __init__(self, *args, operators, current: dict[int, int], **kwargs):
+    def __init__(self, *args, operators, current: dict[int, int], campaign: Campaign | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.campaign = campaign
         self.operators = list(operators)
         for operator in self.operators:
             self.fields[f"op_{operator.pk}"] = forms.IntegerField(
@@ -110,15 +113,52 @@ class CampaignOperatorsForm(forms.Form):
         ]
         return [operator for _, _, operator in sorted(chosen, key=lambda item: item[:2])]
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.campaign is not None and not self.errors:
+            try:
+                campaign_operators_check(campaign=self.campaign, operators=self.ordered_operators())
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
+
 
 class OperatorForm(forms.ModelForm):
+    """A company's operator is a number; a dial string (PJSIP/reception) is set by staff, in the admin."""
+
     class Meta:
         model = Operator
-        fields = ["name", "number", "dial_string", "active"]
+        fields = ["name", "number", "active"]
+        help_texts = {"number": "in international form: + and the country code (+33 6 12 34 56 78)"}
 
     def __init__(self, *args, company, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.company = company
+        self.fields["number"].required = not self.instance.dial_string
+
+    def clean_number(self):
+        number = self.cleaned_data["number"]
+        if not number:
+            return number
+        if self.instance.dial_string:
+            raise ValidationError(
+                "This operator rings a dial string set by your operator: ask them to change it."
+            )
+        try:
+            return operator_number_normalize(raw=number)
+        except NumberRefused as refused:
+            raise ValidationError(refused.detail) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("number"):
+            candidate = Operator(pk=self.instance.pk, company=self.instance.company, number=cleaned["number"])
+            candidate.name = cleaned.get("name") or self.instance.name
+            try:
+                operator_check(operator=candidate)
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
 
 
 class TariffForm(forms.ModelForm):

@@ -9,9 +9,13 @@ redial count, then waits in the company's portal for a call back.
 """
 
 import hashlib
+import ipaddress
+import re
 import secrets
 from decimal import Decimal
+from urllib.parse import urlsplit
 
+import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import (
     FileExtensionValidator,
@@ -22,15 +26,108 @@ from django.core.validators import (
 from django.db import models
 from django.db.models import Q
 
+from config.validators import validate_plain_lines, validate_plain_text
 from telephony.models import PbxServer, validate_header_value
 
 digits_only = RegexValidator(r"^[0-9]{1,15}$", "Digits only, 1 to 15 of them (an E.164 prefix without +).")
+# A name in the PBX's sounds directory, never a path of its own: no leading /, no "..".
 sound_name = RegexValidator(
-    r"^[A-Za-z0-9_/-]{1,80}$", "A sound name as Asterisk plays it: letters, digits, _ - and /, no extension."
+    r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+    "A sound name as Asterisk plays it (hello-world, custom/welcome): letters, digits, _ and -, "
+    "folders joined by /; no leading /, no .. and no extension.",
 )
+# What a company's operator is: a number in international form, dialed through the campaign's route.
+e164_number = RegexValidator(
+    r"^\+[1-9][0-9]{6,14}$", "A number in international form, + and 7 to 15 digits (+33612345678)."
+)
+# Caller ID as Asterisk's CALLERID(all) takes it: "Name" <number>, Name <number>, or the number alone.
+CALLER_ID = re.compile(
+    r'(?:"(?P<quoted>[^"<>]*)"\s*|(?P<name>[^"<>]*?)\s*)<(?P<inner>\+?[0-9]+)>|(?P<bare>\+?[0-9]+)'
+)
+MAX_REMINDER_MINUTES = 30 * 24 * 60
 
 # A caller ID travels in an Originate variable (C2C_CALLERID), which Asterisk splits on commas.
 no_comma = RegexValidator(r",", inverse_match=True, message="No commas: write Doe John, not Doe, John.")
+
+
+def caller_id_number(value: str) -> str | None:
+    """The number of a caller ID, or None when it is not one of the forms Asterisk reads."""
+    match = CALLER_ID.fullmatch(value.strip())
+    return match and (match["inner"] or match["bare"])
+
+
+def validate_caller_id(value):
+    if caller_id_number(value) is None:
+        raise ValidationError(
+            'Write a caller ID as "Name" <number> or the number alone, the number in digits '
+            '(an optional + first, no spaces): "Shop" <+33199001234>.'
+        )
+
+
+def validate_country(value):
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a country code: an ISO 3166 code such as FR, BE or US.")
+
+
+def origin_normalize(line: str) -> str:
+    """An allowed origin as a browser sends it (scheme://host[:port], lower case, no default port),
+    or ValidationError saying what is wrong with the line."""
+    text = line.strip()
+    if text.lower() == "null":
+        raise ValidationError(
+            "null is the origin of sandboxed frames and local files: any site can send it, "
+            "so it is never allowed."
+        )
+    if "*" in text:
+        raise ValidationError(f"{text}: no wildcards, one site a line (https://shop.example.com).")
+    parts = urlsplit(text.removesuffix("/"))
+    if parts.scheme.lower() not in ("http", "https") or not text.lower().startswith(
+        parts.scheme.lower() + "://"
+    ):
+        raise ValidationError(f"{text}: a site is https://host or http://host, nothing else.")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ValidationError(f"{text}: the port is a number from 1 to 65535.") from None
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc or "?" in text or "#" in text:
+        raise ValidationError(f"{text}: only scheme://host[:port], no path, query or user name.")
+    if not host or not text.isascii() or not _valid_host(host):
+        raise ValidationError(f"{text}: not a host name (write an international name in its xn-- form).")
+    scheme = parts.scheme.lower()
+    shown = f"[{host}]" if ":" in host else host
+    default_port = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{shown}" + (f":{port}" if port not in (None, default_port) else "")
+
+
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.split(".")
+        return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def validate_origins(value):
+    errors = []
+    for line in value.splitlines():
+        if line.strip():
+            try:
+                origin_normalize(line)
+            except ValidationError as error:
+                errors.extend(error.messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _full_number(number: str, country: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, country))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def generate_public_key():
@@ -46,17 +143,18 @@ def hash_secret_key(key: str) -> str:
 
 
 class Operator(models.Model):
-    """A person or device of the company that answers: a number dialed through the campaign's
-    dial route, or a dial string of its own (`PJSIP/reception`)."""
+    """A person or device of the company that answers: a number (E.164) dialed through the
+    campaign's dial route, checked like a visitor's (blocked prefixes, a rate in the campaign's
+    tariff), or a dial string of its own (`PJSIP/reception`), which only staff set, in the admin."""
 
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_operators")
-    name = models.CharField(max_length=100)
-    number = models.CharField(max_length=20, blank=True, validators=[RegexValidator(r"^\+?[0-9*#]{1,20}$")])
+    name = models.CharField(max_length=100, validators=[validate_plain_text])
+    number = models.CharField(max_length=20, blank=True, validators=[e164_number])
     dial_string = models.CharField(
         max_length=120,
         blank=True,
         validators=[validate_header_value],
-        help_text="instead of a number, e.g. PJSIP/reception (no commas: Dial would split them)",
+        help_text="staff only, instead of a number, e.g. PJSIP/reception (no commas: Dial would split them)",
     )
     active = models.BooleanField(default=True)
 
@@ -83,7 +181,7 @@ class Tariff(models.Model):
     """The prices of the destinations a company's campaigns may call; unrated numbers are never dialed."""
 
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_tariffs")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_plain_text])
 
     class Meta:
         ordering = ["company", "name"]
@@ -100,7 +198,9 @@ class Rate(models.Model):
 
     tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="rates")
     prefix = models.CharField(max_length=15, validators=[digits_only])
-    destination = models.CharField(max_length=120, help_text="e.g. France - Mobile - Orange")
+    destination = models.CharField(
+        max_length=120, validators=[validate_plain_text], help_text="e.g. France - Mobile - Orange"
+    )
     price = models.DecimalField(
         max_digits=10, decimal_places=5, validators=[MinValueValidator(Decimal("0"))], help_text="per minute"
     )
@@ -170,7 +270,7 @@ class BlockedPrefix(models.Model):
 
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_blocked")
     prefix = models.CharField(max_length=15, validators=[digits_only])
-    reason = models.CharField(max_length=120, blank=True)
+    reason = models.CharField(max_length=120, blank=True, validators=[validate_plain_text])
 
     class Meta:
         ordering = ["company", "prefix"]
@@ -191,7 +291,7 @@ class Campaign(models.Model):
         TOGETHER = "together", "all together"
 
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_campaigns")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_plain_text])
     server = models.ForeignKey(PbxServer, on_delete=models.PROTECT, related_name="+")
     route = models.SlugField(max_length=40, default="default", help_text="the server's dial route to numbers")
     tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="campaigns")
@@ -221,27 +321,31 @@ class Campaign(models.Model):
     visitor_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value, no_comma],
-        help_text="what the visitor's phone shows",
+        validators=[validate_plain_text, no_comma, validate_caller_id],
+        help_text='what the visitor\'s phone shows: "Name" <number>, a full number (no 112, no short code)',
     )
     company_caller_id = models.CharField(
         max_length=80,
         blank=True,
-        validators=[validate_header_value, no_comma],
-        help_text="what the operators' phones show",
+        validators=[validate_plain_text, no_comma, validate_caller_id],
+        help_text='what the operators\' phones show: "Name" <number>, the number a full one',
     )
     allowed_origins = models.TextField(
         blank=True,
-        help_text="one origin a line (https://shop.example.com): the sites the banner may post from",
+        validators=[validate_origins],
+        help_text="one origin a line, scheme://host[:port] (https://shop.example.com): the sites the banner "
+        "may post from with the public key; none, and it works from no site",
     )
     public_key = models.CharField(max_length=64, unique=True, default=generate_public_key, editable=False)
     secret_key_hash = models.CharField(max_length=64, blank=True, editable=False)
     secret_key_hint = models.CharField(max_length=12, blank=True, editable=False)
     default_country = models.CharField(
-        max_length=2, default="FR", validators=[RegexValidator(r"^[A-Z]{2}$")], help_text="ISO 3166 code"
+        max_length=2, default="FR", validators=[validate_country], help_text="ISO 3166 code"
     )
     reminder_minutes = models.PositiveIntegerField(
-        default=60, help_text="remind the company of a failed request waiting this long"
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REMINDER_MINUTES)],
+        help_text="remind the company of a failed request waiting this long (1 minute to 30 days)",
     )
     price_per_completed = models.DecimalField(
         max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
@@ -258,8 +362,30 @@ class Campaign(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        errors = {}
+        for field in ("visitor_caller_id", "company_caller_id"):
+            number = caller_id_number(getattr(self, field))
+            if number and not _full_number(number, self.default_country):
+                errors[field] = (
+                    f"{number} is not a full phone number in {self.default_country} or in international "
+                    "form: a caller ID shows a number one can call back, never an emergency or short number."
+                )
+        if errors:
+            raise ValidationError(errors)
+        self.allowed_origins = "\n".join(self.origins())
+
     def origins(self) -> list[str]:
-        return [line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()]
+        """The allowed origins as browsers send them; a line that is not one is never honoured."""
+        origins = []
+        for line in self.allowed_origins.splitlines():
+            try:
+                origin = origin_normalize(line) if line.strip() else None
+            except ValidationError:
+                continue
+            if origin and origin not in origins:
+                origins.append(origin)
+        return origins
 
     def secret_key_matches(self, key: str) -> bool:
         return bool(self.secret_key_hash) and secrets.compare_digest(
@@ -297,8 +423,8 @@ class CallRequest(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="requests")
     company = models.ForeignKey("accounts.Company", on_delete=models.PROTECT, related_name="c2c_requests")
     number = models.CharField(max_length=16, help_text="E.164")
-    name = models.CharField(max_length=100, blank=True)
-    note = models.CharField(max_length=500, blank=True)
+    name = models.CharField(max_length=100, blank=True, validators=[validate_plain_text])
+    note = models.CharField(max_length=500, blank=True, validators=[validate_plain_text])
     consent = models.BooleanField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     status_token = models.CharField(max_length=40, unique=True, default=generate_status_token, editable=False)
@@ -383,7 +509,7 @@ class CommentType(models.Model):
     company = models.ForeignKey(
         "accounts.Company", on_delete=models.CASCADE, related_name="c2c_comment_types"
     )
-    name = models.CharField(max_length=80)
+    name = models.CharField(max_length=80, validators=[validate_plain_text])
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -402,9 +528,11 @@ class CommentField(models.Model):
         DATE = "date"
 
     comment_type = models.ForeignKey(CommentType, on_delete=models.CASCADE, related_name="fields")
-    name = models.CharField(max_length=60)
+    name = models.CharField(max_length=60, validators=[validate_plain_text])
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
-    choices = models.TextField(blank=True, help_text="one choice a line, for a choice field")
+    choices = models.TextField(
+        blank=True, validators=[validate_plain_lines], help_text="one choice a line, for a choice field"
+    )
     required = models.BooleanField(default=False)
     position = models.PositiveSmallIntegerField(default=0)
 

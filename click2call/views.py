@@ -221,7 +221,10 @@ def campaign_detail(request, pk):
 def campaign_operators(request, pk):
     campaign = get_object_or_404(Campaign, company=request.company, pk=pk)
     form = forms.CampaignOperatorsForm(
-        request.POST, operators=selectors.operators_for_company(company=request.company), current={}
+        request.POST,
+        operators=selectors.operators_for_company(company=request.company),
+        current={},
+        campaign=campaign,
     )
     if not form.is_valid():
         return _campaign_page(request, campaign, operators_form=form, status=400)

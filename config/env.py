@@ -142,8 +142,8 @@ def env_cache(name, default_dir):
         return {
             "BACKEND": "config.cache.FileCache",
             "LOCATION": str(default_dir),
-            # Django's 300 would drop live throttle counts under a flood of new addresses.
-            "OPTIONS": {"MAX_ENTRIES": 100_000},
+            # About 40 MB of files at most; Django's 300 would drop live throttle counts early.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
         }
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -75,6 +75,16 @@ HOSTILE_STRINGS = {
     "very long": "x" * 10_000,
 }
 
+# Text that reads otherwise than it is: every field a person reads (names, destinations, notes)
+# refuses these (config.validators.validate_plain_text).
+HIDDEN_CHARACTERS = {
+    "BEL": "ring\x07",
+    "ESC": "\x1b[31mred",
+    "RTL override": "\u202eevil",
+    "zero-width space": "e\u200bvil",
+    "line separator": "a\u2028b",
+}
+
 # Values for an integer query parameter (limit, offset, page ...) that must be a 400;
 # add the values beyond the parameter's own maximum.
 BAD_INTEGER_QUERY_VALUES = {

@@ -3,16 +3,39 @@ from rest_framework import serializers
 
 from click2call.api import progress
 from click2call.models import CallAttempt, CallRequest
+from config.validators import validate_plain_text
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanField(serializers.Field):
+    """JSON true or false only: DRF's BooleanField also takes "true", "yes", "on" and 1, and a
+    visitor's consent is a box they ticked, not a word a script sent."""
+
+    default_error_messages = {"invalid": "Must be JSON true or false, not {kind}."}
+    KINDS = {str: "a string", int: "a number", float: "a number", list: "a list", dict: "an object"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", kind="null" if data is None else self.KINDS.get(type(data), "that"))
+        return data
+
+    def to_representation(self, value):
+        return bool(value)
 
 
 class CallRequestInSerializer(serializers.Serializer):
     number = serializers.CharField(
         max_length=40, help_text="as the visitor typed it; read in the campaign's default country"
     )
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    consent = serializers.BooleanField(
-        default=False, help_text="the visitor agrees to be called; refused (consent_required) unless true"
+    name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", validators=[validate_plain_text]
+    )
+    note = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", validators=[validate_plain_text]
+    )
+    consent = StrictBooleanField(
+        default=False,
+        help_text="JSON true: the visitor agrees to be called; refused (consent_required) unless true",
     )
 
 

@@ -18,17 +18,50 @@ from click2call.models import (
     generate_public_key,
     hash_secret_key,
 )
+from click2call.services.rating import NumberRefused, blocked_prefix_find, operator_number_check
 
 SECRET_KEY_PREFIX = "c2c_sk_"
 
 
 def campaign_save(*, campaign: Campaign) -> Campaign:
-    """Create or update a campaign of its company; its tariff must be the same company's."""
+    """Create or update a campaign of its company; its tariff must be the same company's, and a
+    new tariff or default country must still rate every operator it rings."""
     if campaign.tariff.company_id != campaign.company_id:
         raise ValidationError({"tariff": "Choose one of your tariffs."})
     campaign.full_clean()
+    if campaign.pk:
+        before = Campaign.objects.filter(pk=campaign.pk).values("tariff_id", "default_country").first()
+        if before and before != {
+            "tariff_id": campaign.tariff_id,
+            "default_country": campaign.default_country,
+        }:
+            links = CampaignOperator.objects.filter(campaign=campaign).select_related("operator")
+            operators = [link.operator for link in links]
+            campaign_operators_check(campaign=campaign, operators=operators)
     campaign.save()
     return campaign
+
+
+def _operator_refusal(*, campaign: Campaign, operator: Operator) -> str | None:
+    """Why the campaign may not ring this operator's number, or None (dial strings are staff's)."""
+    if not operator.number:
+        return None
+    try:
+        operator_number_check(campaign=campaign, number=operator.number)
+    except NumberRefused as refused:
+        reason = {
+            "blocked_prefix": "its number is in one of your blocked prefixes",
+            "unsupported_destination": f"the tariff {campaign.tariff.name} has no rate for its number",
+        }.get(refused.code, refused.detail)
+        return f"{operator.name} ({operator.number}) cannot be rung by {campaign.name}: {reason}."
+    return None
+
+
+def campaign_operators_check(*, campaign: Campaign, operators: list[Operator]) -> None:
+    """Each operator's number is one the campaign may call (not blocked, rated in its tariff)."""
+    refusals = [_operator_refusal(campaign=campaign, operator=operator) for operator in operators]
+    if any(refusals):
+        raise ValidationError([refusal for refusal in refusals if refusal])
 
 
 def campaign_deactivate(*, campaign: Campaign) -> Campaign:
@@ -66,6 +99,7 @@ def campaign_operators_set(*, campaign: Campaign, operators: list[Operator]) -> 
     """The campaign's operators in the order they are rung (position 0 first); all of its company."""
     if any(operator.company_id != campaign.company_id for operator in operators):
         raise ValidationError("Choose your own operators.")
+    campaign_operators_check(campaign=campaign, operators=operators)
     with transaction.atomic():
         CampaignOperator.objects.filter(campaign=campaign).delete()
         CampaignOperator.objects.bulk_create(
@@ -74,8 +108,24 @@ def campaign_operators_set(*, campaign: Campaign, operators: list[Operator]) -> 
         )
 
 
+def operator_check(*, operator: Operator) -> None:
+    """A company's operator is a number checked like a visitor's: not in the company's blocked
+    prefixes, and rated by the tariff of every campaign that rings it (ValidationError on number)."""
+    if not operator.number:
+        return
+    blocked = blocked_prefix_find(company=operator.company_id, number=operator.number)
+    if blocked:
+        raise ValidationError({"number": f"Calls to {operator.number} are blocked (your prefix {blocked})."})
+    if operator.pk:
+        links = CampaignOperator.objects.filter(operator=operator).select_related("campaign__tariff")
+        refusals = [_operator_refusal(campaign=link.campaign, operator=operator) for link in links]
+        if any(refusals):
+            raise ValidationError({"number": [refusal for refusal in refusals if refusal]})
+
+
 def operator_save(*, operator: Operator) -> Operator:
     operator.full_clean()
+    operator_check(operator=operator)
     operator.save()
     return operator
 

@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 
 from click2call.models import CallComment, CallRequest, CommentField, CommentType
+from config.validators import validate_plain_lines
 
 MAX_TEXT = 2000
 MAX_NUMBER = Decimal("1e12")
@@ -45,6 +46,10 @@ def comment_value_clean(*, field: CommentField, raw) -> str | None:
         return text
     if len(text) > MAX_TEXT:
         raise ValidationError({field.name: f"At most {MAX_TEXT} characters."})
+    try:
+        validate_plain_lines(text)
+    except ValidationError as error:
+        raise ValidationError({field.name: error.messages}) from None
     return text
 
 

@@ -8,6 +8,7 @@ or leaves the request FAILED_* for the portal's call back.
 """
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -16,11 +17,14 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator
+from click2call.services.rating import NumberRefused, number_rate, operator_number_check
 from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
 from telephony.models import CallRecord
 from telephony.services.originate import OriginateAlreadyClaimed, call_record_claim, call_record_give_up
+
+logger = logging.getLogger(__name__)
 
 Status = CallRequest.Status
 AttemptStatus = CallAttempt.Status
@@ -55,14 +59,28 @@ def _second_party(first_party: str) -> str:
 
 
 def _operator_channels(campaign: Campaign) -> list[str]:
+    """The active operators' channels. A number is checked again as it is dialed (a prefix
+    blocked or a rate removed since it was saved still holds); one refused is left out, and
+    when every one is, the attempt fails with the reasons (ValueError)."""
     links = CampaignOperator.objects.filter(campaign=campaign, operator__active=True).select_related(
         "operator"
     )
-    return [
-        link.operator.dial_string
-        or dial_string(server=campaign.server, number=link.operator.number, route=campaign.route)
-        for link in links
-    ]
+    channels, refused = [], []
+    for link in links:
+        operator = link.operator
+        if operator.dial_string:  # set by staff in the admin
+            channels.append(operator.dial_string)
+            continue
+        try:
+            number = operator_number_check(campaign=campaign, number=operator.number)
+        except NumberRefused as refusal:
+            logger.warning("campaign %s: operator %s not rung: %s", campaign.pk, operator.pk, refusal.detail)
+            refused.append(f"{operator.name}: {refusal.detail}")
+            continue
+        channels.append(dial_string(server=campaign.server, number=number, route=campaign.route))
+    if refused and not channels:
+        raise ValueError("no operator may be rung (" + "; ".join(refused) + ")")
+    return channels
 
 
 def _message(campaign: Campaign) -> str:
@@ -81,12 +99,17 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     all together, one hop of every operator joined with &. When the company is the first party,
     the first leg is a Local channel into [platform-click2call-company], which rings the same
     hops (C2C_RING_n) and is answered by the operator who answers.
-    Raises ValueError when the campaign has nobody to ring or too many operators."""
+    Raises ValueError when the campaign has nobody to ring or too many operators, or when the
+    visitor's number was blocked or lost its rate since the request was taken."""
     request = attempt.request
     campaign = request.campaign
     operators = _operator_channels(campaign)
     if not operators:
         raise ValueError("the campaign has no active operator")
+    try:
+        number_rate(campaign=campaign, number=request.number)
+    except NumberRefused as refusal:
+        raise ValueError(f"the visitor's number: {refusal.detail}") from None
     if campaign.ringing == Campaign.Ringing.TOGETHER:
         company = ["&".join(operators)]
     elif len(operators) > MAX_HOPS:

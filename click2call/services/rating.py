@@ -33,7 +33,25 @@ def number_normalize(*, raw: str, country: str) -> str:
         raise NumberRefused("invalid_number", f"{text!r} is not a phone number.") from None
     if not phonenumbers.is_valid_number(parsed):
         raise NumberRefused("invalid_number", f"{text!r} is not a valid phone number.")
+    if parsed.extension:
+        # Dropping it would ring the switchboard, not the person asked for.
+        raise NumberRefused(
+            "invalid_number",
+            "Extensions (;ext=, ext., x) are not dialed: give the number that rings you directly.",
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def operator_number_normalize(*, raw: str) -> str:
+    """E.164 from an operator's number as a company user typed it: in international form, as an
+    operator serves every campaign of the company, whatever their default country."""
+    text = str(raw).strip()
+    if not text.startswith("+"):
+        raise NumberRefused(
+            "invalid_number",
+            "Write the number in international form: + and the country code (+33 6 12 34 56 78).",
+        )
+    return number_normalize(raw=text, country="ZZ")
 
 
 def number_prefixes(number: str) -> list[str]:
@@ -110,6 +128,16 @@ def direction_of(*, number: str, rate: Rate | None) -> Direction:
         region=geocoder.description_for_number(parsed, "en")[:120],
         carrier=carrier.name_for_number(parsed, "en")[:120],
     )
+
+
+def operator_number_check(*, campaign, number: str) -> str:
+    """The E.164 number to dial for a company's operator on this campaign, checked like a
+    visitor's: a number (not a dial string), not blocked, with a rate in the campaign's tariff.
+    Read in the campaign's default country, so that a row saved before numbers were checked
+    (0899123456) is judged as the trunk would dial it. Raises NumberRefused."""
+    e164 = number_normalize(raw=number, country=campaign.default_country)
+    number_rate(campaign=campaign, number=e164)
+    return e164
 
 
 def number_rate(*, campaign, number: str) -> tuple[Rate, Direction]:

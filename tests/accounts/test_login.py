@@ -197,7 +197,7 @@ def test_cache_is_shared_files_or_redis(monkeypatch, tmp_path):
     assert env.env_cache("REDIS_URL", tmp_path) == {
         "BACKEND": "config.cache.FileCache",
         "LOCATION": str(tmp_path),
-        "OPTIONS": {"MAX_ENTRIES": 100_000},
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
     }
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/0")
     config = env.env_cache("REDIS_URL", tmp_path)

@@ -21,10 +21,11 @@ VISITOR_TALKS = "+33612345001"  # answers after 1 s, talks 2 s
 VISITOR_BUSY = "+33612345002"
 VISITOR_HANGS_UP_IN_MESSAGE = "+33612345008"  # answers after 1 s, hangs up 0.5 s later
 VISITOR_WAITS = "+33612345010"  # answers after 1 s, stays 30 s
-OPERATOR_TALKS = "5552001"  # answers after 1 s, talks 2 s
-OPERATOR_BUSY = "5552002"
-OPERATOR_NEVER_ANSWERS = "5552003"
-OPERATOR_STAYS = "5552005"
+# Operators are French mobiles too: +336123452NN rings the company phone 55520NN.
+OPERATOR_TALKS = "+33612345201"  # answers after 1 s, talks 2 s
+OPERATOR_BUSY = "+33612345202"
+OPERATOR_NEVER_ANSWERS = "+33612345203"
+OPERATOR_STAYS = "+33612345205"
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ class OperatorFactory(factory.django.DjangoModelFactory):
 
     company = factory.SubFactory("tests.factories.CompanyFactory")
     name = factory.Sequence(lambda n: f"Operator {n}")
-    number = "5552001"  # the simulator's company phone that answers after 1 s and talks 2 s
+    # A French mobile that reaches the simulator's company phone 5552001 (answers after 1 s, talks 2 s).
+    number = "+33612345201"
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):

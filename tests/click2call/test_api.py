@@ -467,3 +467,23 @@ def test_a_request_between_tries_waits_to_try_again(client, campaign):
     request = CallRequestFactory(campaign=campaign, tries=1)
     CallAttemptFactory(request=request, seq=1, status=CallAttempt.Status.FAILED_USER)
     assert status_of(client, request).json()["progress"] == "waiting to try again"
+
+
+def test_windows_are_clock_aligned_and_retry_after_is_when_the_next_request_is_taken(
+    client, campaign, settings, monkeypatch
+):
+    """The README's promise: fixed windows aligned on the clock (an hour from :00 UTC), and a
+    429's Retry-After is exactly the time left in the window that refused it."""
+    from click2call.api import throttles
+
+    settings.C2C_THROTTLE_PER_ADDRESS = (1, 3600)
+    now = 1_800_000_000 + 2100.25  # 35 min 0.25 s into an hour
+    monkeypatch.setattr(throttles.time, "time", lambda: now)
+    assert post(client, campaign).status_code == 201
+    refused = post(client, campaign, {"number": "06 12 34 56 79", "consent": True})
+    assert_refused(refused, 429, "throttled")
+    assert int(refused["Retry-After"]) == 1500
+    now += 1499
+    assert post(client, campaign, {"number": "06 12 34 56 79", "consent": True}).status_code == 429
+    now += 1
+    assert post(client, campaign, {"number": "06 12 34 56 79", "consent": True}).status_code == 201

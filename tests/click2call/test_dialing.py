@@ -288,8 +288,8 @@ def test_demo_data_adds_a_banner_campaign_whose_numbers_reach_the_demo_phones(se
         "http://localhost:18000",
     ]
     assert [link.operator.number for link in CampaignOperator.objects.filter(campaign=campaign)] == [
-        "5552005",
-        "5552001",
+        "+33612345205",
+        "+33612345201",
     ]
     request, _ = call_request_create(campaign=campaign, number="06 12 34 50 10", consent=True)
     assert request.number == "+33612345010"

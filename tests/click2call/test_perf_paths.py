@@ -88,16 +88,45 @@ def test_an_unchanged_prefix_twice_in_the_file_is_a_row_error_and_nothing_is_wri
     assert list(tariff.rates.values_list("prefix", flat=True)) == ["33"]
 
 
-def test_the_file_cache_culls_expired_entries_first_and_not_on_every_write(tmp_path, monkeypatch):
-    cache = FileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 3}})
+def cache_files(path):
+    return list(path.glob("*.djcache"))
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """A process that has not looked at the cache directory yet."""
+    monkeypatch.setattr(FileCache, "_next_cull", 0.0)
+    monkeypatch.setattr(FileCache, "_entries", 0, raising=False)
+
+
+def test_the_file_cache_culls_expired_entries_first_and_not_on_every_write(
+    tmp_path, fresh_process, monkeypatch
+):
+    cache = FileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 30}})
     for n in range(3):
         cache.set(f"window-{n}", n, timeout=0)  # an expired throttle window
     monkeypatch.setattr(FileCache, "_next_cull", 0.0)  # a minute since the last cull
     cache.set("live", 1, timeout=60)  # culls: the expired go, the live count stays
-    assert len(list(tmp_path.iterdir())) == 1 and cache.get("live") == 1
-    for n in range(5):  # within a minute of the last cull: no cull, however many keys
+    assert len(cache_files(tmp_path)) == 1 and cache.get("live") == 1
+    listings = []
+    monkeypatch.setattr(FileCache, "_list_cache_files", lambda self: listings.append(1) or [])
+    for n in range(20):  # within a minute of the last cull and under the bound: no listing
         cache.set(f"visitor-{n}", 1, timeout=60)
-    assert cache.get("live") == 1 and all(cache.get(f"visitor-{n}") == 1 for n in range(5))
+    assert not listings and all(cache.get(f"visitor-{n}") == 1 for n in range(20))
+
+
+def test_the_file_cache_stays_bounded_under_a_flood_of_new_addresses(tmp_path, fresh_process):
+    """10,000 banner requests from 10,000 addresses left 10,041 files: each address's throttle
+    window is an entry, live for its hour. The cache keeps MAX_ENTRIES, dropping the windows that
+    end soonest, never the one that lasts longest."""
+    cache = FileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 60}})
+    cache.set("login-lockout", 1, timeout=7200)
+    most = 0
+    for n in range(600):
+        assert cache.add(f"c2c-throttle:address:{n}", 1, timeout=3600 - n % 7)
+        most = max(most, len(cache_files(tmp_path)))
+    assert most <= 60
+    assert cache.get("login-lockout") == 1 and cache.get("c2c-throttle:address:599") == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -567,7 +567,8 @@ def test_operators_are_set_in_order(logged_in, company, campaign):
 
 
 def test_operator_needs_a_number_or_a_dial_string(logged_in, company):
-    assert logged_in.post(url("operators", company), {"name": "Anna", "number": "5552001"}).status_code == 302
+    anna = {"name": "Anna", "number": "+33 6 12 34 52 01"}
+    assert logged_in.post(url("operators", company), anna).status_code == 302
     assert logged_in.post(url("operators", company), {"name": "Bob"}).status_code == 400
     bad = {"name": "Carl", "dial_string": "PJSIP/a,PJSIP/b"}
     assert logged_in.post(url("operators", company), bad).status_code == 400
