@@ -37,7 +37,7 @@ def drop_bad_origins_and_sounds(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('click2call', '0004_attempt_not_dialed'),
+        ('click2call', '0005_rate_import'),
     ]
 
     operations = [
