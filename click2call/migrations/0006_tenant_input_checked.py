@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='campaign',
             name='visitor_caller_id',
-            field=models.CharField(blank=True, help_text='what the visitor\'s phone shows: "Name" <number>, the number a full one (no 112, no short code)', max_length=80, validators=[config.validators.validate_plain_text, django.core.validators.RegexValidator(',', inverse_match=True, message='No commas: write Doe John, not Doe, John.'), click2call.models.validate_caller_id]),
+            field=models.CharField(blank=True, help_text='what the visitor\'s phone shows: "Name" <number>, a full number (no 112, no short code)', max_length=80, validators=[config.validators.validate_plain_text, django.core.validators.RegexValidator(',', inverse_match=True, message='No commas: write Doe John, not Doe, John.'), click2call.models.validate_caller_id]),
         ),
         migrations.AlterField(
             model_name='commentfield',
