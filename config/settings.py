@@ -98,6 +98,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Served at the site's root: browsers ask every page's /favicon.ico, the admin's and the API docs' too.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 _email = env.env_email("EMAIL_URL")
 EMAIL_BACKEND = _email.pop("EMAIL_BACKEND")
