@@ -7,6 +7,8 @@ always naming it, so a time read off a screen or a screenshot is never ambiguous
 from django import template
 from django.utils.dateformat import format as format_date
 
+from config import words
+
 register = template.Library()
 
 PORTAL_DATETIME_FORMAT = "Y-m-d H:i:s T"
@@ -17,3 +19,35 @@ def when(value):
     if not value:
         return "—"
     return format_date(value, PORTAL_DATETIME_FORMAT)
+
+
+# Codes in words (config.words): `{{ call.status|say:"c2c_request" }}`.
+VOCABULARIES = {
+    "c2c_request": words.C2C_REQUEST_STATUS,
+    "c2c_attempt": words.C2C_ATTEMPT_STATUS,
+    "c2c_attempt_kind": words.C2C_ATTEMPT_KIND,
+    "disposition": words.DISPOSITION,
+    "direction": words.DIRECTION,
+}
+
+
+@register.filter
+def say(code, vocabulary):
+    return words.say(VOCABULARIES[vocabulary], code)
+
+
+@register.filter
+def attempt_outcome(attempt):
+    return words.attempt_outcome(
+        status=attempt.status, detail=attempt.detail, first_party=attempt.first_party
+    )
+
+
+@register.filter
+def party(callee):
+    return words.party(callee)
+
+
+@register.filter
+def hangup(record):
+    return words.hangup(record.hangup_cause, record.hangup_cause_text)

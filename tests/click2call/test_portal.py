@@ -161,7 +161,7 @@ def test_call_detail_shows_attempts_and_both_legs(logged_in, company, campaign):
     response = logged_in.get(url("call", company, call.pk))
     body = response.content.decode()
     assert "company busy" in body
-    assert "+33612340001" in body and "5552002" in body and "User busy" in body
+    assert "+33612340001" in body and "5552002" in body and "5552002</a>: Busy" in body
     assert "5559999" not in body
     assert "Call back" in body
 
