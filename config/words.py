@@ -41,6 +41,12 @@ DISPOSITION = {
 
 DIRECTION = {"inbound": "Inbound", "outbound": "Outbound"}
 
+# The flow that placed or took a call (CallRecord.app).
+FLOW = {"click2call": "Click2call", "queues": "Queue", "call": "Test call"}
+
+# A webhook delivery (WebhookDelivery.Status).
+DELIVERY_STATUS = {"pending": "Pending", "delivered": "Delivered", "failed": "Failed for good"}
+
 # Asterisk's DIALSTATUS, as what happened to the party that was dialed.
 DIAL_STATUS = {
     "ANSWER": "answered",

@@ -28,6 +28,8 @@ VOCABULARIES = {
     "c2c_attempt_kind": words.C2C_ATTEMPT_KIND,
     "disposition": words.DISPOSITION,
     "direction": words.DIRECTION,
+    "flow": words.FLOW,
+    "delivery": words.DELIVERY_STATUS,
 }
 
 

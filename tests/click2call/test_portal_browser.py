@@ -11,6 +11,7 @@ from telephony.testing import wait_for
 from tests.click2call.conftest import OPERATOR_BUSY, OPERATOR_STAYS, VISITOR_WAITS
 from tests.click2call.factories import CallAttemptFactory, CallRequestFactory, CampaignFactory
 from tests.factories import CompanyFactory, UserFactory
+from tests.portal_checks import assert_no_word_broken, assert_nothing_clipped
 from tests.telephony.factories import CallRecordFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -194,42 +195,6 @@ def busy_request(company, user):
         ],
     )
     return call
-
-
-def assert_nothing_clipped(page):
-    """No table scrolls sideways and no page does: every column is on the screen."""
-    clipped = page.evaluate(
-        """() => [...document.querySelectorAll('.table-wrap, main, body')]
-              .filter(el => el.scrollWidth > el.clientWidth + 1)
-              .map(el => el.className || el.tagName)"""
-    )
-    assert clipped == []
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
-def assert_no_word_broken(page, selector):
-    """Cells wrap between words, never inside one (at 375 px the attempts table broke words
-    letter by letter): a word whose box spans two lines is a broken word."""
-    broken = page.evaluate(
-        """(selector) => {
-               const broken = [];
-               for (const cell of document.querySelectorAll(selector)) {
-                   const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
-                   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                       for (const match of node.data.matchAll(/\\S+/g)) {
-                           const range = document.createRange();
-                           range.setStart(node, match.index);
-                           range.setEnd(node, match.index + match[0].length);
-                           const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
-                           if (tops.size > 1) broken.push(match[0]);
-                       }
-                   }
-               }
-               return broken;
-           }""",
-        selector,
-    )
-    assert broken == []
 
 
 def test_calls_and_attempts_say_words_and_fit_at_1280_and_375(live_server, browser):
