@@ -10,10 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.portal import company_view
+from accounts.templatetags.portal import clock
 from config.exports import export_response
 from queues import forms, reports
 from queues.models import Agent
@@ -99,7 +101,10 @@ def wallboard(request):
 @require_GET
 def wallboard_data(request):
     """What the wallboard's script polls every second."""
-    return JsonResponse({"queues": [board.as_json() for board in reports.wallboard(company=request.company)]})
+    boards = [board.as_json() for board in reports.wallboard(company=request.company)]
+    # The board's clock, read off the server in the company's zone: the browser's own zone and
+    # 12-hour form would disagree with every other time in the portal.
+    return JsonResponse({"queues": boards, "at": clock(timezone.localtime())})
 
 
 # Reports

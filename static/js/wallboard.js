@@ -80,7 +80,8 @@
           return;
         }
         data.queues.forEach(update);
-        if (live) live.textContent = "live · " + new Date().toLocaleTimeString();
+        // The server's clock in the company's zone, as the portal's other times (never the browser's).
+        if (live) live.textContent = "live · " + data.at;
       })
       .catch(function () {
         if (live) live.textContent = "not updating: retrying";

@@ -2,6 +2,8 @@
 reload, and the agent's status buttons change its status."""
 
 import datetime as dt
+import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -119,3 +121,52 @@ def test_reports_and_events_fit_a_phone(live_server, browser, screenshot_dir):
             page.screenshot(path=screenshot_dir / f"queues-{name}-{width}.png", full_page=True)
         assert "Agent-Status: On Break" in page.locator("tbody").inner_text()
         context.close()
+
+
+def test_the_wallboard_clock_is_the_portals_zone_in_24_hours(live_server, browser):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="sue")
+    QueueFactory(company=company, name="support")
+    # A browser in another zone and a 12-hour locale: the clock must not follow it.
+    context = browser.new_context(timezone_id="America/New_York", locale="en-US")
+    page = context.new_page()
+    log_in(page, live_server, "sue")
+    page.goto(f"{live_server.url}/portal/acme/queues/")
+    clock = page.locator("[data-live-status]")
+    assert re.fullmatch(r"live · \d\d:\d\d:\d\d CET", clock.inner_text())
+    page.wait_for_function(  # a poll came back and wrote the clock again
+        "before => document.querySelector('[data-live-status]').textContent !== before",
+        arg=clock.inner_text(),
+        timeout=5000,
+    )
+    shown = clock.inner_text()
+    assert re.fullmatch(r"live · \d\d:\d\d:\d\d CET", shown), shown
+    paris = timezone.localtime(timezone=ZoneInfo("Europe/Paris"))
+    hour = int(shown.split(" · ")[1][:2])
+    assert hour in (paris.hour, (paris.hour - 1) % 24)  # a poll may straddle the hour
+    context.close()
+
+
+def test_the_agent_page_says_since_when_and_fills_the_current_status(live_server, page):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    user = UserFactory(company=company, username="ann")
+    agent = AgentFactory(company=company, name="1000", user=user, status=Agent.Status.LOGGED_OUT)
+    TierFactory(queue=QueueFactory(company=company, name="support"), agent=agent)
+    log_in(page, live_server, "ann")
+    page.goto(f"{live_server.url}/portal/acme/queues/agents/")
+    assert page.locator('[data-agent="since"]').inner_text() == "no change since the agent was added"
+
+    page.get_by_role("button", name="On Break", exact=True).click()
+    since = page.locator('[data-agent="since"]').inner_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CE[S]?T", since), since
+    current = page.locator("button[aria-pressed=true]")
+    assert current.inner_text() == "✓ On Break"
+
+    def background(button):
+        return button.evaluate("b => getComputedStyle(b).backgroundColor")
+
+    assert background(current) == "rgb(11, 92, 173)"  # the brand's fill: the one that holds
+    others = page.locator("button[aria-pressed=false]")
+    assert others.count() == 3
+    assert {background(others.nth(n)) for n in range(3)} == {"rgb(255, 255, 255)"}
+    page.screenshot(path="/tmp/ui-shots/queues-agent-current.png", full_page=True)
