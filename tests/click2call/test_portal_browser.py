@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from click2call.models import CallAttempt, CallRequest, Operator
+from click2call.models import CallAttempt, CallRequest, CommentType, Operator
 from click2call.services.requests import call_request_create
 from click2call.tasks import dial_attempt
 from telephony.models import CallRecord
@@ -234,3 +234,28 @@ def test_calls_and_attempts_say_words_and_fit_at_1280_and_375(live_server, brows
         assert_nothing_clipped(page)
         assert_no_word_broken(page, "table.attempts td")
         context.close()
+
+
+def test_a_comment_type_gets_as_many_fields_as_it_needs(live_server, page):
+    company = CompanyFactory(name="Acme Repairs", slug="acme")
+    UserFactory(company=company, username="alice")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/portal/acme/click2call/comment-types/new/")
+    assert page.locator("fieldset.field-row").count() == 2
+    add = page.get_by_role("button", name="Add a field")
+    add.click()
+    add.click()
+    assert page.locator("fieldset.field-row").count() == 4
+    page.fill("#id_name", "Follow-up")
+    for n, (name, kind) in enumerate([("Reason", "text"), ("Amount", "number"), ("Due", "date")]):
+        page.fill(f"#id_fields-{n}-name", name)
+        page.select_option(f"#id_fields-{n}-kind", kind)
+    page.screenshot(path="/tmp/ui-shots/c2c-comment-type-form.png", full_page=True)
+    page.get_by_role("button", name="Save").click()
+    assert "Comment type Follow-up saved." in page.locator(".messages").inner_text()
+    kind = CommentType.objects.get(company=company, name="Follow-up")
+    assert list(kind.fields.order_by("position").values_list("name", "kind")) == [
+        ("Reason", "text"),
+        ("Amount", "number"),
+        ("Due", "date"),
+    ]
