@@ -47,6 +47,34 @@ FLOW = {"click2call": "Click2call", "queues": "Queue", "call": "Test call"}
 # A webhook delivery (WebhookDelivery.Status).
 DELIVERY_STATUS = {"pending": "Pending", "delivered": "Delivered", "failed": "Failed for good"}
 
+# queues: mod_callcenter's names, which the API and the callcenter command keep as they are.
+AGENT_STATUS = {
+    "Logged Out": "Logged out",
+    "Available": "Available",
+    "Available (On Demand)": "Available on demand",
+    "On Break": "On break",
+}
+AGENT_STATE = {
+    "Idle": "Idle",
+    "Waiting": "Waiting",
+    "Receiving": "Receiving a call",
+    "In a queue call": "In a queue call",
+    "Reserved": "Reserved",
+}
+TIER_STATE = {
+    "Ready": "Ready",
+    "No Answer": "No answer",
+    "Offering": "Offering",
+    "Active Inbound": "Active inbound",
+    "Standby": "Standby",
+}
+MEMBER_STATE = {
+    "Waiting": "Waiting",
+    "Trying": "Ringing an agent",
+    "Answered": "Answered",
+    "Abandoned": "Abandoned",
+}
+
 # Asterisk's DIALSTATUS, as what happened to the party that was dialed.
 DIAL_STATUS = {
     "ANSWER": "answered",

@@ -8,7 +8,7 @@ def assert_nothing_clipped(page):
               .filter(el => el.scrollWidth > el.clientWidth + 1)
               .map(el => el.className || el.tagName)"""
     )
-    assert clipped == []
+    assert clipped == [], clipped
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
@@ -34,4 +34,4 @@ def assert_no_word_broken(page, selector):
            }""",
         selector,
     )
-    assert broken == []
+    assert broken == [], broken

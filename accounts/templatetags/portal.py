@@ -39,6 +39,10 @@ VOCABULARIES = {
     "direction": words.DIRECTION,
     "flow": words.FLOW,
     "delivery": words.DELIVERY_STATUS,
+    "agent_status": words.AGENT_STATUS,
+    "agent_state": words.AGENT_STATE,
+    "tier_state": words.TIER_STATE,
+    "member_state": words.MEMBER_STATE,
 }
 
 
