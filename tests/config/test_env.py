@@ -107,6 +107,7 @@ def test_a_missing_secret_key_is_one_line_not_a_traceback(tmp_path):
 
 PRINT_DEBUG = [
     "shell",
+    "--no-imports",
     "-c",
     "from django.conf import settings; print(settings.DEBUG, settings.DEMO_PORT_BASE)",
 ]
