@@ -41,7 +41,12 @@ def test_every_code_has_words_in_sentence_case(vocabulary, choices):
         ("FAILED_USER", "dialing: CANCEL", "visitor", "the visitor hung up while the company rang"),
         ("FAILED_COMPANY", "dialing: NOANSWER", "visitor", "the company did not answer"),
         ("FAILED_USER", "dialing: BUSY", "company", "the visitor was busy"),
-        ("FAILED_COMPANY", "dialing: CHANUNAVAIL", "visitor", "the company could not be reached (line unavailable)"),
+        (
+            "FAILED_COMPANY",
+            "dialing: CHANUNAVAIL",
+            "visitor",
+            "the company could not be reached (line unavailable)",
+        ),
         ("FAILED_USER", "ended without a report", "visitor", "ended without a report"),
     ],
 )
