@@ -75,6 +75,19 @@ MEMBER_STATE = {
     "Abandoned": "Abandoned",
 }
 
+# mod_callcenter's events, kept under their names for the webhooks and the API.
+QUEUE_EVENT = {
+    "agent-status-change": "Agent's status changed",
+    "agent-state-change": "Agent's state changed",
+    "agent-offering": "Caller offered to an agent",
+    "bridge-agent-start": "Agent put through to a caller",
+    "bridge-agent-end": "Agent's call ended",
+    "bridge-agent-fail": "Agent not reached",
+    "members-count": "Callers waiting counted",
+    "member-queue-start": "Caller joined the queue",
+    "member-queue-end": "Caller left the queue",
+}
+
 # Asterisk's DIALSTATUS, as what happened to the party that was dialed.
 DIAL_STATUS = {
     "ANSWER": "answered",

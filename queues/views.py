@@ -178,6 +178,7 @@ def agent_report(request):
 @require_GET
 def event_list(request):
     form = forms.EventFilterForm(request.GET, company=request.company)
+    form.fields["action"].choices = [("", "all"), *words.QUEUE_EVENT.items()]
     if not form.is_valid():
         return render(request, "queues/event_list.html", {"form": form, "page": []}, status=400)
     filters = {name: value for name, value in form.cleaned_data.items() if value}

@@ -43,6 +43,7 @@ VOCABULARIES = {
     "agent_state": words.AGENT_STATE,
     "tier_state": words.TIER_STATE,
     "member_state": words.MEMBER_STATE,
+    "queue_event": words.QUEUE_EVENT,
 }
 
 

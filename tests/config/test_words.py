@@ -4,7 +4,7 @@ import pytest
 
 from click2call.models import CallAttempt, CallRequest
 from config import words
-from queues.models import Agent, Member, Tier
+from queues.models import Agent, Member, QueueEvent, Tier
 from telephony.models import CallRecord, WebhookDelivery
 
 
@@ -21,6 +21,7 @@ from telephony.models import CallRecord, WebhookDelivery
         (words.AGENT_STATE, Agent.State),
         (words.TIER_STATE, Tier.State),
         (words.MEMBER_STATE, Member.State),
+        (words.QUEUE_EVENT, QueueEvent.Action),
     ],
 )
 def test_every_code_has_words_in_sentence_case(vocabulary, choices):
