@@ -67,14 +67,7 @@ def agent_detail(request, pk):
             "counters": counters,
             "current": current,
             "statuses": [
-                *(
-                    (status, words.AGENT_STATUS[status])
-                    for status in (
-                        Agent.Status.AVAILABLE,
-                        Agent.Status.AVAILABLE_ON_DEMAND,
-                        Agent.Status.ON_BREAK,
-                    )
-                ),
+                *((status, words.AGENT_STATUS[status]) for status in AGENT_CHOICES),
                 (Agent.Status.LOGGED_OUT, "Log out of the queues"),
             ],
         },
@@ -101,7 +94,8 @@ def agent_status(request, pk):
 @never_cache
 @require_GET
 def wallboard(request):
-    return render(request, "queues/wallboard.html", {"boards": reports.wallboard(company=request.company)})
+    boards = reports.wallboard(company=request.company)
+    return render(request, "queues/wallboard.html", {"boards": boards, "now": timezone.now()})
 
 
 def _in_words(board: dict) -> dict:
