@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 # One variable moves every port of `make run` (web, the simulator's AMI on +38, FastAGI on +73).
 DEMO_PORT_BASE ?= 8000
 WEB_BIND ?= 127.0.0.1:$(DEMO_PORT_BASE)
+RUN_VAR_DIR := $(or $(VAR_DIR),var)
 # The Procfile names gunicorn and celery: they come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint bench clean
+.PHONY: run run-env test lint bench clean
 
 $(VENV)/.base-installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,7 @@ $(VENV)/.dev-installed: $(VENV)/.base-installed requirements/dev.txt
 run: export DEBUG ?= 1
 run: export WEB_BIND := $(WEB_BIND)
 run: export DEMO_PORT_BASE := $(DEMO_PORT_BASE)
-run: $(VENV)/.base-installed
+run: $(VENV)/.base-installed run-env
 	./scripts/system-deps run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_data
@@ -31,6 +32,13 @@ run: $(VENV)/.base-installed
 	@echo "Starting web, worker, beat, pbx and the PBX simulator. Open http://$(WEB_BIND)/ (admin: http://$(WEB_BIND)/admin/)."
 	@echo
 	$(VENV)/bin/honcho start -f Procfile.demo
+
+# The README's commands typed in another terminal (`manage.py call 5551001`) read make run's
+# DEBUG and DEMO_PORT_BASE from this file (config.env.load_make_run_env).
+run-env: export DEBUG ?= 1
+run-env:
+	@mkdir -p $(RUN_VAR_DIR)
+	@printf '# Written by make run for the manage.py commands run beside it; the environment wins,\n# and a SECRET_KEY in the environment (a deployment) ignores this file.\nDEBUG=%s\nDEMO_PORT_BASE=%s\n' "$$DEBUG" "$(DEMO_PORT_BASE)" >$(RUN_VAR_DIR)/make-run.env
 
 # Tests run on their own VAR_DIR, so a `make run` beside them keeps its broker and files.
 test: export VAR_DIR := $(CURDIR)/var/test

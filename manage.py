@@ -7,8 +7,17 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    # A setting missing or wrong is the operator's to fix: one line naming the variable, not a
+    # traceback. (With --settings the module is only known once Django reads the command line.)
+    if not any(arg.startswith("--settings") for arg in sys.argv):
+        try:
+            settings.INSTALLED_APPS  # noqa: B018 (reading one setting loads them all)
+        except ImproperlyConfigured as exc:
+            sys.exit(f"manage.py: {exc}")
     execute_from_command_line(sys.argv)
 
 

@@ -14,6 +14,7 @@ from click2call import forms, selectors
 from click2call.models import BlockedPrefix, CallRequest, Campaign, CommentType, Operator, Tariff
 from click2call.resources import CallRequestResource, RateResource, UnreadableFile, rate_file_check
 from click2call.services import campaigns, comments, dialing, rate_imports
+from config import words
 from config.exports import export_response
 
 PAGE_SIZE = 50
@@ -36,7 +37,8 @@ def _form_errors(form, error: ValidationError):
 @require_GET
 def call_list(request):
     form = forms.CallFilterForm(request.GET, company=request.company)
-    context = {"form": form, "query": request.GET, "statuses": CallRequest.Status.choices}
+    statuses = [(value, words.C2C_REQUEST_STATUS[value]) for value in CallRequest.Status.values]
+    context = {"form": form, "query": request.GET, "statuses": statuses}
     if not form.is_valid():
         return render(request, "click2call/call_list.html", {**context, "page": []}, status=400)
     filters = {name: value for name, value in form.cleaned_data.items() if value}

@@ -191,6 +191,26 @@ def env_email(name, default="console://"):
     return config
 
 
+# What `make run` writes into VAR_DIR/make-run.env: its processes get these from make, a command
+# typed in another terminal (the README's `manage.py call 5551001`) gets them from the file.
+MAKE_RUN_ENV_FILE = "make-run.env"
+MAKE_RUN_ENV_NAMES = ("DEBUG", "DEMO_PORT_BASE")
+
+
+def load_make_run_env(path):
+    """Take DEBUG and DEMO_PORT_BASE from the file `make run` wrote, where the environment sets neither.
+
+    A deployment never reads it: one with SECRET_KEY set (which DEBUG off requires) ignores the file,
+    so a `make run` tried once in a production checkout cannot turn its commands into debug ones.
+    """
+    if os.environ.get("SECRET_KEY") or not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name in MAKE_RUN_ENV_NAMES:
+            os.environ.setdefault(name, value.strip())
+
+
 def env_secret_key(name, *, debug, dev_key_file):
     raw = os.environ.get(name)
     if raw:
@@ -198,7 +218,10 @@ def env_secret_key(name, *, debug, dev_key_file):
             raise EnvError(name, "***", "must be at least 32 characters")
         return raw
     if not debug:
-        raise ImproperlyConfigured(f"Environment variable {name} must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must be set when DEBUG is off"
+            " (for the demo, start `make run` first or set DEBUG=1)"
+        )
     # A development key, generated once and kept so logins survive restarts.
     if not dev_key_file.exists():
         dev_key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env.env_path("VAR_DIR", BASE_DIR / "var")
+env.load_make_run_env(VAR_DIR / env.MAKE_RUN_ENV_FILE)
 
 DEBUG = env.env_bool("DEBUG", False)
 SECRET_KEY = env.env_secret_key("SECRET_KEY", debug=DEBUG, dev_key_file=VAR_DIR / "dev-secret-key")
@@ -100,6 +101,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Served at the site's root: browsers ask every page's /favicon.ico, the admin's and the API docs' too.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 _email = env.env_email("EMAIL_URL")
 EMAIL_BACKEND = _email.pop("EMAIL_BACKEND")

@@ -10,16 +10,21 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.portal import company_view
+from accounts.templatetags.portal import clock
+from config import words
 from config.exports import export_response
 from queues import forms, reports
 from queues.models import Agent
 from queues.services.agents import agent_status_set
 
 PAGE_SIZE = 50
+# The statuses an agent picks on its page (logging out is a button of its own).
+AGENT_CHOICES = (Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND, Agent.Status.ON_BREAK)
 
 
 def _own_agent(request) -> Agent | None:
@@ -62,9 +67,7 @@ def agent_detail(request, pk):
             "counters": counters,
             "current": current,
             "statuses": [
-                (Agent.Status.AVAILABLE, "Available"),
-                (Agent.Status.AVAILABLE_ON_DEMAND, "Available (On Demand)"),
-                (Agent.Status.ON_BREAK, "On Break"),
+                *((status, words.AGENT_STATUS[status]) for status in AGENT_CHOICES),
                 (Agent.Status.LOGGED_OUT, "Log out of the queues"),
             ],
         },
@@ -80,7 +83,7 @@ def agent_status(request, pk):
         messages.error(request, "Choose one of the statuses offered.")
         return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
     agent = agent_status_set(agent_id=agent.pk, status=form.cleaned_data["status"])
-    messages.success(request, f"{agent.name} is now {agent.status}.")
+    messages.success(request, f"{agent.name} is now {words.say(words.AGENT_STATUS, agent.status).lower()}.")
     return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
 
 
@@ -91,7 +94,19 @@ def agent_status(request, pk):
 @never_cache
 @require_GET
 def wallboard(request):
-    return render(request, "queues/wallboard.html", {"boards": reports.wallboard(company=request.company)})
+    boards = reports.wallboard(company=request.company)
+    return render(request, "queues/wallboard.html", {"boards": boards, "now": timezone.now()})
+
+
+def _in_words(board: dict) -> dict:
+    """A board's JSON with the words the page shows beside the codes the script matches on."""
+    for caller in board["waiting"]:
+        caller["state_text"] = words.say(words.MEMBER_STATE, caller["state"])
+    for line in board["agents"]:
+        line["status_text"] = words.say(words.AGENT_STATUS, line["status"])
+        line["state_text"] = words.say(words.AGENT_STATE, line["state"])
+        line["tier_state_text"] = words.say(words.TIER_STATE, line["tier_state"])
+    return board
 
 
 @company_view
@@ -99,7 +114,10 @@ def wallboard(request):
 @require_GET
 def wallboard_data(request):
     """What the wallboard's script polls every second."""
-    return JsonResponse({"queues": [board.as_json() for board in reports.wallboard(company=request.company)]})
+    boards = [_in_words(board.as_json()) for board in reports.wallboard(company=request.company)]
+    # The board's clock, read off the server in the company's zone: the browser's own zone and
+    # 12-hour form would disagree with every other time in the portal.
+    return JsonResponse({"queues": boards, "at": clock(timezone.localtime())})
 
 
 # Reports
@@ -154,6 +172,7 @@ def agent_report(request):
 @require_GET
 def event_list(request):
     form = forms.EventFilterForm(request.GET, company=request.company)
+    form.fields["action"].choices = [("", "all"), *words.QUEUE_EVENT.items()]
     if not form.is_valid():
         return render(request, "queues/event_list.html", {"form": form, "page": []}, status=400)
     filters = {name: value for name, value in form.cleaned_data.items() if value}

@@ -57,10 +57,10 @@
       el.textContent = queue.by_state[el.getAttribute("data-state")] || 0;
     });
     fill(card.querySelector('[data-list="waiting"]'), queue.waiting, "Nobody waiting.", function (c) {
-      return [c.number || "—", c.name || "—", c.state + (c.callback ? " (call back)" : ""), duration(c.waited)];
+      return [c.number || "—", c.name || "—", c.state_text + (c.callback ? " (call back)" : ""), duration(c.waited)];
     }, ["Number", "Name", "State", "Waited"]);
     fill(card.querySelector('[data-list="agents"]'), queue.agents, "No agent in this queue.", function (a) {
-      return [a.name, a.status, a.state, a.tier_state + " (level " + a.level + ")"];
+      return [a.name, a.status_text, a.state_text, a.tier_state_text + " (level " + a.level + ")"];
     }, ["Agent", "Status", "State", "Tier"]);
   }
 
@@ -80,7 +80,8 @@
           return;
         }
         data.queues.forEach(update);
-        if (live) live.textContent = "live · " + new Date().toLocaleTimeString();
+        // The server's clock in the company's zone, as the portal's other times (never the browser's).
+        if (live) live.textContent = "live · " + data.at;
       })
       .catch(function () {
         if (live) live.textContent = "not updating: retrying";

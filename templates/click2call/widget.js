@@ -27,7 +27,8 @@
     "button[disabled]{background:#8aa8d8;cursor:default}",
     ".error{color:#b42318;font-size:13px;margin-top:8px;white-space:pre-line}",
     ".status{font-size:16px;margin:6px 0}",
-    ".status[data-final=true]{font-weight:600}"
+    ".status[data-final=true]{font-weight:600}",
+    "[hidden]{display:none!important}"
   ].join("\n");
 
   function el(tag, attrs, text) {
@@ -68,6 +69,17 @@
   var errorLine = el("div", {"class": "error", role: "alert"});
   form.appendChild(errorLine);
   box.appendChild(form);
+  var progress = el("div", {"class": "progress", hidden: ""});
+  box.appendChild(progress);
+
+  // After a final status the visitor may ask again: the form comes back with what they typed.
+  function showForm() {
+    progress.hidden = true;
+    progress.textContent = "";
+    form.hidden = false;
+    button.disabled = false;
+    fields.number.focus();
+  }
 
   function showError(text) { errorLine.textContent = text; }
 
@@ -91,10 +103,12 @@
   }
 
   function showProgress(statusUrl) {
-    box.textContent = "";
-    box.appendChild(el("h2", {}, "Call me back"));
+    form.hidden = true;
+    progress.textContent = "";
+    progress.hidden = false;
+    progress.appendChild(el("h2", {}, "Call me back"));
     var line = el("p", {"class": "status", role: "status", "aria-live": "polite"}, PROGRESS.waiting);
-    box.appendChild(line);
+    progress.appendChild(line);
     function poll() {
       fetch(statusUrl, {credentials: "omit", cache: "no-store"}).then(function (response) {
         return response.ok ? response.json() : null;
@@ -102,7 +116,13 @@
         if (state && typeof state.progress === "string") {
           line.textContent = PROGRESS[state.progress] || state.progress;
           line.setAttribute("data-progress", state.progress);
-          if (state.final) { line.setAttribute("data-final", "true"); return; }
+          if (state.final) {
+            line.setAttribute("data-final", "true");
+            var again = el("button", {type: "button", "class": "again"}, "Ask for another call");
+            again.addEventListener("click", showForm);
+            progress.appendChild(again);
+            return;
+          }
         }
         setTimeout(poll, POLL_MS);
       }, function () { setTimeout(poll, POLL_MS * 2); });

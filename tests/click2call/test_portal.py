@@ -96,6 +96,18 @@ def test_call_list_paginates(logged_in, company, campaign):
     assert logged_in.get(url("calls", company), {"page": 2}).content.decode().count("<tr>") == 1 + 1
 
 
+def test_the_tariff_pager_says_which_prefixes_come_next(logged_in, company):
+    """Rates are in prefix order, not by age: the pager says lower and higher prefixes."""
+    tariff = TariffFactory(company=company, rates={f"49{n:03d}": ("Germany", "0.01") for n in range(51)})
+    first = logged_in.get(url("tariff", company, tariff.pk)).text
+    assert "Higher prefixes &rarr;" in first and "Lower prefixes" not in first
+    assert "older &rarr;" not in first.lower() and "&larr; newer" not in first.lower()
+    assert "&larr; Lower prefixes" in logged_in.get(url("tariff", company, tariff.pk), {"page": 2}).text
+    # A list newest first still says newer and older.
+    CallRequestFactory.create_batch(51, campaign=CampaignFactory(company=company, tariff=tariff))
+    assert "Older &rarr;" in logged_in.get(url("calls", company)).text
+
+
 @pytest.mark.parametrize(
     "query",
     [{"status": "NOPE"}, {"campaign": "abc"}, {"start": "2026-13-01"}, {"campaign": "99999999999999999999"}],
@@ -161,7 +173,7 @@ def test_call_detail_shows_attempts_and_both_legs(logged_in, company, campaign):
     response = logged_in.get(url("call", company, call.pk))
     body = response.content.decode()
     assert "company busy" in body
-    assert "+33612340001" in body and "5552002" in body and "User busy" in body
+    assert "+33612340001" in body and "5552002" in body and "5552002</a>: Busy" in body
     assert "5559999" not in body
     assert "Call back" in body
 

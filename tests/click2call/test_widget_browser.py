@@ -50,6 +50,12 @@ def test_a_visitor_on_the_demo_page_is_called_and_put_through(
     )
     page.screenshot(path=screenshot_dir / "c2c-widget-completed.png", full_page=True)
 
+    # The call is over: the visitor may ask again, on the form as they left it.
+    widget.get_by_role("button", name="Ask for another call").click()
+    assert widget.get_by_label("Your phone number").input_value() == "06 12 34 50 10"
+    assert widget.get_by_role("button", name="Call me").is_enabled()
+    assert widget.get_by_role("status").count() == 0
+
     request = CallRequest.objects.get()
     assert (request.campaign, request.number, request.name, request.status) == (
         campaign,

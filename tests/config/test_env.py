@@ -87,3 +87,39 @@ def test_email_url_without_host_is_refused(monkeypatch):
     monkeypatch.setenv("EMAIL_URL", "smtp://")
     with pytest.raises(ImproperlyConfigured, match="EMAIL_URL"):
         env.env_email("EMAIL_URL")
+
+
+def manage(*args, environment):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=environment, capture_output=True, text=True
+    )
+
+
+def test_a_missing_secret_key_is_one_line_not_a_traceback(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    result = manage("call", "5551001", environment=environment | {"VAR_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "manage.py: Environment variable SECRET_KEY must be set when DEBUG is off"
+        " (for the demo, start `make run` first or set DEBUG=1)"
+    ]
+
+
+PRINT_DEBUG = [
+    "shell",
+    "--no-imports",
+    "-c",
+    "from django.conf import settings; print(settings.DEBUG, settings.DEMO_PORT_BASE)",
+]
+
+
+def test_make_runs_file_gives_debug_to_commands_but_never_to_a_deployment(tmp_path):
+    (tmp_path / env.MAKE_RUN_ENV_FILE).write_text("# make run\nDEBUG=1\nDEMO_PORT_BASE=9000\nSECRET_KEY=no\n")
+    bare = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DEMO_PORT_BASE")}
+    bare["VAR_DIR"] = str(tmp_path)
+    assert manage(*PRINT_DEBUG, environment=bare).stdout == "True 9000\n"
+    # The environment wins over the file.
+    assert manage(*PRINT_DEBUG, environment=bare | {"DEMO_PORT_BASE": "9100"}).stdout == "True 9100\n"
+    # A deployment sets SECRET_KEY: the file is not read at all.
+    deployment = bare | {"SECRET_KEY": "k" * 40}
+    assert manage(*PRINT_DEBUG, environment=deployment).stdout == "False 8000\n"

@@ -297,7 +297,11 @@ def test_events_are_filtered_by_queue_agent_action_and_day(logged_in, company, q
     assert shown(action="member-queue-start") == {"member-queue-start"}
     today = timezone.localtime(now, company.tzinfo).date().isoformat()
     assert shown(start=today, end=today) == {"members-count", "member-queue-start", "agent-status-change"}
-    assert "Agent-Status: On Break" in logged_in.get(url("events", company)).content.decode()
+    page = logged_in.get(url("events", company)).content.decode()
+    assert "Agent-Status: On Break" in page
+    # Each event in words beside its name (the webhook's), and the filter offers the words.
+    assert 'Agent&#x27;s status changed <span class="muted"><code>agent-status-change</code>' in page
+    assert '<option value="member-queue-start">Caller joined the queue</option>' in page
 
 
 # Pinned query counts: session, user and company first, then the page's own reads.

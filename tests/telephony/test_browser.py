@@ -1,9 +1,11 @@
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from telephony.models import CallRecord
 from tests.factories import CompanyFactory, UserFactory
+from tests.portal_checks import assert_nothing_clipped
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -155,3 +157,60 @@ def test_every_portal_page_fits_a_phone(live_server, browser, screenshot_dir, se
         assert page.locator("h1").count() == 1, name
     assert page.locator("h1").inner_text() == "Page not found"
     context.close()
+
+
+def test_call_pages_say_words_not_codes_at_1280_and_375(live_server, browser):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    UserFactory(company=company, username="alice")
+    start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    operators = CallRecord.objects.create(
+        source="ami:1",
+        uniqueid="cb1",
+        company=company,
+        app="click2call",
+        app_ref="attempt:7",
+        caller="5550000",
+        callee="Local/s@platform-click2call-company/n",
+        disposition="ANSWERED",
+        started_at=start,
+        duration=40,
+        billsec=38,
+        hangup_cause=16,
+        hangup_cause_text="Normal Clearing",
+    )
+    CallRecord.objects.create(
+        source="ami:1",
+        uniqueid="cb2",
+        company=company,
+        app="click2call",
+        parent=operators,
+        caller="5550000",
+        callee="5552003",
+        disposition="NO ANSWER",
+        started_at=start + dt.timedelta(seconds=2),
+        hangup_cause=19,
+        hangup_cause_text="No answer",
+    )
+    shots = Path("/tmp/ui-shots")
+    shots.mkdir(exist_ok=True)
+    raw = ["NO ANSWER", "ANSWERED", "Local/", "platform-", "outbound", "attempt:7", "cause 1", "Clearing"]
+    for width in (1280, 375):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        page = context.new_page()
+        log_in(page, live_server, "alice")
+        page.goto(f"{live_server.url}/portal/acme/telephony/calls/")
+        page.screenshot(path=shots / f"calls-words-{width}.png", full_page=True)
+        text = page.locator("main table").inner_text()
+        assert [code for code in raw if code in text] == []
+        assert page.locator("td.outcome").all_inner_texts() == ["No answer", "Answered"]
+        assert page.locator("td.callee").all_inner_texts() == ["5552003", "your operators"]
+        assert page.locator("option[value='NO ANSWER']").inner_text() == "No answer"
+        assert_nothing_clipped(page)
+
+        page.goto(f"{live_server.url}/portal/acme/telephony/calls/{operators.pk}/")
+        page.screenshot(path=shots / f"call-words-{width}.png", full_page=True)
+        text = page.locator("main").inner_text()
+        assert [code for code in raw if code in text] == []
+        assert "Answered (hung up)" in text and "Outbound" in text and "Click2call" in text
+        assert_nothing_clipped(page)
+        context.close()

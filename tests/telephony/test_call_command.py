@@ -1,7 +1,10 @@
 """`manage.py call`: the README's demo call, on pbxsim loaded as `make run` loads it."""
 
 import io
+import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_DIR / "telephony" / "asterisk"
+README = PROJECT_DIR / "README.md"
 
 
 @pytest.fixture
@@ -95,3 +99,56 @@ def test_an_unreachable_pbx_is_one_line_and_a_failed_exit(demo):
     ]
     # The attempt is in the call list too, failed.
     assert CallRecord.objects.get(company=Company.objects.get(slug="demo")).disposition == "FAILED"
+
+
+def without(*names):
+    return {name: value for name, value in os.environ.items() if name not in names}
+
+
+def test_the_readme_commands_work_as_written_beside_make_run(demo_pbx, tmp_path):
+    """A new user types `.venv/bin/python manage.py call 5551001` in a second terminal: no DEBUG,
+    no SECRET_KEY in that shell, only what `make run` left behind."""
+    subprocess.run(
+        ["make", "--no-print-directory", "run-env", f"VAR_DIR={tmp_path}"],
+        cwd=PROJECT_DIR,
+        env=without("DEBUG", "DEMO_PORT_BASE"),
+        check=True,
+    )
+    environment = without("DEBUG", "SECRET_KEY", "DEMO_PORT_BASE") | {
+        "VAR_DIR": str(tmp_path),  # where this test's make run wrote, as var/ for the user
+        "DATABASE_URL": database_url(),
+    }
+
+    def readme(*args):
+        return subprocess.run(
+            [".venv/bin/python", "manage.py", *args],
+            cwd=PROJECT_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = readme("call", "5551001")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("5551001: answered (call call-")
+    # The callcenter block, line by line as the README has it, on the demo's queue.
+    line = re.compile(r"^\.venv/bin/python manage\.py (callcenter .+?)(?:#.*)?$", re.MULTILINE)
+    commands = line.findall(README.read_text())
+    assert len(commands) == 5
+    for command in commands:
+        result = readme(*shlex.split(command))
+        assert (command, result.returncode, result.stderr) == (command, 0, "")
+    assert json.loads(result.stdout) == []  # member list --json: nobody waiting
+
+
+PHONE_EXTENSION = re.compile(r"^exten => (\S+?),1,", re.MULTILINE)
+
+
+def test_the_readme_lists_every_demo_phone():
+    phones = PHONE_EXTENSION.findall((DEMO_DIR / "demo" / "phones.conf").read_text())
+    assert "5551010" in phones and "_+336123450XX" in phones
+    readme_rows = re.findall(r"^\| (.+?) \|", README.read_text(), re.MULTILINE)
+    # A pattern reads as people write the numbers it takes.
+    spoken = {"_+336123450XX": "+33 6 12 34 50 NN"}
+    assert [spoken.get(phone, phone) for phone in phones if spoken.get(phone, phone) not in readme_rows] == []
