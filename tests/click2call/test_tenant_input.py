@@ -354,7 +354,7 @@ def test_a_visitor_number_blocked_after_the_request_is_not_dialed(campaign):
 def test_the_migration_drops_the_origins_and_sounds_saved_before(campaign):
     from django.apps import apps
 
-    migration = importlib.import_module("click2call.migrations.0005_tenant_input_checked")
+    migration = importlib.import_module("click2call.migrations.0006_tenant_input_checked")
     saved = "null\n*\nHTTPS://Shop.Example.com/\njavascript:alert(1)\nhttps://www.example.com/path"
     Campaign.objects.filter(pk=campaign.pk).update(allowed_origins=saved, message_sound="/etc/passwd")
     untouched = CampaignFactory(message_sound="custom/welcome")
