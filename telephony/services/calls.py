@@ -511,9 +511,10 @@ def _listed(*, server_id: int, channels: Sequence[dict]) -> list[CallEvent]:
         when = event_time(frame) if "_received" in frame else now
         _identify(record, frame)
         record.callee = record.callee or _listed_callee(frame)
+        # Counted on this process's clock, not the PBX's: only where the events told nothing.
         age = _age(frame.get("Duration", ""))
-        if age is not None:
-            _estimate(record, Step.START, when - age)
+        if age is not None and record.started_at is None:
+            transitions.apply(record, Step.START, Facts(when=when - age))
         if frame.get("ChannelState") == "6" and record.answered_at is None:
             transitions.apply(record, Step.ANSWER, Facts(when=when))
         record.bridge_id = record.bridge_id or _text(frame, "BridgeId", 150).strip()
