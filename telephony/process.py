@@ -258,8 +258,14 @@ class ServerLink:
         except (AmiError, AmiConnectionLost) as exc:
             log.warning("AMI %s: cannot list channels to reconcile: %s", self.server.name, exc)
             return
+        # Their ages count back from the PBX's clock, which Ping tells (always stamped), as events do.
         received = time.time()
-        channels = [{**f, "_received": received} for f in frames if f.get("Event") == "CoreShowChannel"]
+        try:
+            pong = await self.client.send_checked({"Action": "Ping"}, timeout=10)
+            clock = {"Timestamp": pong.get("Timestamp", ""), "_received": time.time()}
+        except (AmiError, AmiConnectionLost):
+            clock = {"_received": received}
+        channels = [{**f, **clock} for f in frames if f.get("Event") == "CoreShowChannel"]
         # What the list says of each live call goes into its record too: a call begun under another
         # session (a takeover, a reconnect) is known from here on by more than its Uniqueid.
         typed = await self._in_fold_thread(

@@ -232,18 +232,6 @@ def _identify(record: CallRecord, event: dict):
         record.caller = _text(event, "CallerIDNum", 80)
 
 
-# A Cdr and a channel listing time a leg to the whole second: what they say replaces a time
-# only when it is that much earlier (all their times are counted back, so never too early).
-WHOLE_SECOND = dt.timedelta(seconds=1)
-
-
-def _estimate(record: CallRecord, step: Step, when: dt.datetime):
-    """A start or answer counted back from a duration: taken where no better time is known."""
-    current = record.started_at if step == Step.START else record.answered_at
-    if current is None or current - when > WHOLE_SECOND:
-        transitions.apply(record, step, Facts(when=when))
-
-
 def _seconds(value) -> int | None:
     try:
         seconds = int(value)
@@ -255,18 +243,19 @@ def _seconds(value) -> int | None:
 def _cdr(record: CallRecord, event: dict, when: dt.datetime):
     """The outcome; and, where the channel events told none (a leg adopted late, or begun under
     another session), its start and answer. A Cdr's own times are whole seconds in the PBX's local
-    zone, so they are counted back from its end by its durations, which are no zone's; a forked
-    CDR's slice has shorter ones, so the earliest count stands."""
+    zone, so they are counted back from its end by its durations, which are no zone's."""
     disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
     if transitions.end_guessed(record):
         # Written at the channel's end: a truer end than the reconcile's guess.
         transitions.apply(record, Step.END, Facts(when=when, cause_text=""))
     end = record.ended_at or when
     duration, billsec = _seconds(event.get("Duration")), _seconds(event.get("BillableSeconds"))
+    # Whole seconds cut short (a fork's slice, too): counted back, never earlier than the truth,
+    # so the earliest count stands, and a channel event's time (as early) is not moved by it.
     if duration is not None:
-        _estimate(record, Step.START, end - dt.timedelta(seconds=duration))
+        transitions.apply(record, Step.START, Facts(when=end - dt.timedelta(seconds=duration)))
     if disposition == Disposition.ANSWERED and billsec is not None:
-        _estimate(record, Step.ANSWER, end - dt.timedelta(seconds=billsec))
+        transitions.apply(record, Step.ANSWER, Facts(when=end - dt.timedelta(seconds=billsec)))
     if disposition:
         transitions.apply(record, Step.OUTCOME, Facts(disposition=disposition))
     if not record.caller and event.get("Source"):
