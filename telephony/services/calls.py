@@ -355,9 +355,17 @@ def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
         r.uniqueid: r for r in CallRecord.objects.select_for_update().filter(query, source=source).order_by()
     }
     legs = [(uid, channel, event) for uid, channel, event in legs if uid in records]
-    partners = {_partner(ch) for uid, ch, _ in legs if uid in halves and not records[uid].started_at}
-    if partners:
-        for partner in CallRecord.objects.select_for_update().filter(source=source, channel__in=partners):
+    unstarted = {uid for uid, _, _ in legs if uid in halves and records[uid].started_at is None}
+    if unstarted:
+        # Its ;1 half, found by name within the call (Linkedid is indexed, channel names are not).
+        pairs = {_partner(channel) for uid, channel, _ in legs if uid in unstarted}
+        links = {e.get("Linkedid") for uid, _, e in legs if uid in unstarted} | {
+            records[uid].linkedid for uid in unstarted
+        }
+        links -= {None, ""}
+        for partner in CallRecord.objects.select_for_update().filter(
+            source=source, linkedid__in=links, channel__in=pairs
+        ):
             records.setdefault(partner.uniqueid, partner)
     before = {uid: _state(r) for uid, r in records.items()}
     typed: list[CallEvent] = []
