@@ -248,7 +248,7 @@ def _cdr(record: CallRecord, event: dict, when: dt.datetime):
     if transitions.end_guessed(record):
         # Written at the channel's end: a truer end than the reconcile's guess.
         transitions.apply(record, Step.END, Facts(when=when, cause_text=""))
-    end = record.ended_at or when
+    end = min(record.ended_at, when) if record.ended_at else when  # whichever came first
     duration, billsec = _seconds(event.get("Duration")), _seconds(event.get("BillableSeconds"))
     # Whole seconds cut short (a fork's slice, too): counted back, never earlier than the truth,
     # so the earliest count stands, and a channel event's time (as early) is not moved by it.
