@@ -508,7 +508,8 @@ def _listed(*, server_id: int, channels: Sequence[dict]) -> list[CallEvent]:
         when = event_time(frame) if "_received" in frame else now
         _identify(record, frame)
         record.callee = record.callee or _listed_callee(frame)
-        # Counted on this process's clock, not the PBX's: only where the events told nothing.
+        # Whole seconds, counted back from a Ping a moment after the list: only where no event
+        # told better (and never moving an earlier time: the clocks of two hosts may differ).
         age = _age(frame.get("Duration", ""))
         if age is not None and record.started_at is None:
             transitions.apply(record, Step.START, Facts(when=when - age))
