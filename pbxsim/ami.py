@@ -451,7 +451,8 @@ class AmiSession:
         self.close()
 
     async def action_ping(self, msg: Message) -> None:
-        self.respond(msg, "Success", f"Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n")
+        # The PBX's clock, as the events' Timestamp (Asterisk stamps both with ast_tvnow()).
+        self.respond(msg, "Success", f"Ping: Pong\r\nTimestamp: {self.pbx.now():.6f}\r\n")
 
     async def action_events(self, msg: Message) -> None:
         mask = msg.get("EventMask", "on").strip().lower()

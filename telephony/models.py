@@ -128,7 +128,8 @@ class CallRecord(models.Model):
 
     Every field is derived monotonically (earliest start and answer, latest end,
     the strongest disposition), so duplicated and reordered events, and the
-    forked Cdr events Asterisk sometimes sends, never change the result.
+    forked Cdr events Asterisk sometimes sends, never change the result. An end
+    the reconcile guessed is the exception: Asterisk's own end replaces it.
     """
 
     class Direction(models.TextChoices):

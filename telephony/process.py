@@ -258,9 +258,22 @@ class ServerLink:
         except (AmiError, AmiConnectionLost) as exc:
             log.warning("AMI %s: cannot list channels to reconcile: %s", self.server.name, exc)
             return
-        live = {f.get("Uniqueid") for f in frames if f.get("Event") == "CoreShowChannel"}
+        # Their ages count back from the PBX's clock, which Ping tells (always stamped), as events do.
+        received = time.time()
+        try:
+            pong = await self.client.send_checked({"Action": "Ping"}, timeout=10)
+            clock = {"Timestamp": pong.get("Timestamp", ""), "_received": time.time()}
+        except (AmiError, AmiConnectionLost):
+            clock = {"_received": received}
+        channels = [{**f, **clock} for f in frames if f.get("Event") == "CoreShowChannel"]
+        # What the list says of each live call goes into its record too: a call begun under another
+        # session (a takeover, a reconnect) is known from here on by more than its Uniqueid.
         typed = await self._in_fold_thread(
-            calls.call_records_reconcile, server_id=self.server.pk, live_uniqueids=live, listed_at=listed_at
+            calls.call_records_reconcile,
+            server_id=self.server.pk,
+            live_uniqueids={f.get("Uniqueid") for f in channels},
+            listed_at=listed_at,
+            channels=channels,
         )
         self._publish(typed)
 

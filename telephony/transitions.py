@@ -7,6 +7,10 @@ monotonic: times keep their earliest start and answer and their latest end, the
 disposition only gets stronger, and the state never goes back, except that an
 Originate that could not be written (the PBX was unreachable) returns the
 record to claimed, so a retry sends it with the same ChannelId.
+
+An end the reconcile guessed (LOST: the PBX no longer listed the channel) is no
+evidence: the real Hangup, or Cdr, that arrives later replaces its time and
+outcome, even when it is earlier.
 """
 
 import dataclasses
@@ -98,10 +102,23 @@ def stronger(current: str, candidate: str) -> str:
     return candidate if _RANK[candidate] > _RANK[current] else current
 
 
+def end_guessed(record: CallRecord) -> bool:
+    """The record's end is the reconcile's time, not Asterisk's (no Hangup or Cdr seen since)."""
+    guessed = record.hangup_cause is None and record.hangup_cause_text == LOST_TEXT
+    return record.ended_at is not None and guessed
+
+
 def apply(record: CallRecord, step: Step, facts: Facts = Facts()) -> None:
     """Apply one step to a record in memory: times, outcome, cause, state. The caller settles
     (once per batch, so a batch's result does not depend on the order of its events) and saves."""
     when = facts.when
+    if step == Step.END and when is not None and end_guessed(record):
+        # Asterisk's own end replaces the guess, whichever is later; so does the outcome the
+        # guess's settle derived (FAILED from nothing known), unless it was answered.
+        record.ended_at = None
+        record.hangup_cause_text = ""
+        if record.disposition == Disposition.FAILED:
+            record.disposition = Disposition.PENDING
     if step in (Step.START, Step.ANSWER, Step.END, Step.LOST, Step.REFUSED):
         record.started_at = _earliest(record.started_at, when)
     if step == Step.ANSWER:

@@ -7,6 +7,7 @@ telephony.transitions; this module maps AMI events onto its steps.
 import copy
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -129,13 +130,19 @@ def event_time(event: dict) -> dt.datetime:
     return dt.datetime.fromtimestamp(stamped, dt.UTC)
 
 
-def _is_internal(channel: str) -> bool:
-    # The ;2 half of a Local pair is Asterisk plumbing: the leg is its ;1 half.
+def _local_two(channel: str) -> bool:
+    # The ;2 half of a Local pair: Asterisk plumbing, whose leg is its ;1 half, unless the
+    # platform adopted it (a caller reaching a platform context through a Local channel).
     return channel.startswith("Local/") and channel.endswith(";2")
 
 
+def _partner(channel: str) -> str:
+    """The ;1 half of a Local pair's ;2 half: created and answered with it, and always folded."""
+    return channel[:-1] + "1"
+
+
 def _leg_of(event: dict) -> tuple[str, str] | None:
-    """(uniqueid, channel) of the leg an event is about, or None when it is about no leg we keep."""
+    """(uniqueid, channel) of the leg an event is about, or None when it is about no leg."""
     name = event.get("Event")
     if name in ("DialBegin", "DialEnd"):
         uniqueid, channel = event.get("DestUniqueid", ""), event.get("DestChannel", "")
@@ -143,7 +150,7 @@ def _leg_of(event: dict) -> tuple[str, str] | None:
         uniqueid, channel = event.get("UniqueID", ""), event.get("Channel", "")
     else:
         uniqueid, channel = event.get("Uniqueid", ""), event.get("Channel", "")
-    if not uniqueid or _is_internal(channel):
+    if not uniqueid:
         return None
     return uniqueid, channel
 
@@ -192,6 +199,10 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
         elif status:
             transitions.apply(record, Step.OUTCOME, Facts(disposition=status))
     elif name == "Hangup":
+        _identify(record, event)
+        if event.get("ChannelState") == "6" and record.answered_at is None:
+            # Up when it hung up: answered, by then at the latest (its Newstate was not seen).
+            transitions.apply(record, Step.ANSWER, Facts(when=when))
         cause = _cause(event)
         transitions.apply(
             record, Step.END, Facts(when=when, cause=cause, cause_text=_text(event, "Cause-txt", 80))
@@ -205,16 +216,51 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
         transitions.apply(record, step, Facts(when=when, disposition=disposition))
         return outcome
     elif name == "Cdr":
-        # Only the outcome: a Cdr's times are whole seconds in the PBX's local zone, and a
-        # forked CDR splits one channel's time in two; the channel events time the leg.
-        disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
-        if disposition:
-            transitions.apply(record, Step.OUTCOME, Facts(disposition=disposition))
-        if not record.caller and event.get("Source"):
-            record.caller = _text(event, "Source", 80)
+        _cdr(record, event, when)
     elif name == "BridgeEnter":
         record.bridge_id = _text(event, "BridgeUniqueid", 150)
     return None
+
+
+def _identify(record: CallRecord, event: dict):
+    """Who the leg is, from any event that says it: for a leg whose Newchannel was not folded."""
+    record.channel = record.channel or _text(event, "Channel", 200)
+    linkedid = _text(event, "Linkedid", 150)
+    if linkedid and record.linkedid in ("", record.uniqueid):
+        record.linkedid = linkedid
+    if not record.caller and event.get("CallerIDNum", "") not in _UNKNOWN:
+        record.caller = _text(event, "CallerIDNum", 80)
+
+
+def _seconds(value) -> int | None:
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < 10**7 else None
+
+
+def _cdr(record: CallRecord, event: dict, when: dt.datetime):
+    """The outcome; and, where the channel events told none (a leg adopted late, or begun under
+    another session), its start and answer. A Cdr's own times are whole seconds in the PBX's local
+    zone, so they are counted back from its end by its durations, which are no zone's."""
+    disposition = _CDR_DISPOSITION.get(event.get("Disposition", ""))
+    if transitions.end_guessed(record):
+        # Written at the channel's end: a truer end than the reconcile's guess.
+        transitions.apply(record, Step.END, Facts(when=when, cause_text=""))
+    end = min(record.ended_at, when) if record.ended_at else when  # whichever came first
+    duration, billsec = _seconds(event.get("Duration")), _seconds(event.get("BillableSeconds"))
+    # Whole seconds cut short (a fork's slice, too): counted back, never earlier than the truth,
+    # so the earliest count stands, and a channel event's time (as early) is not moved by it.
+    if duration is not None:
+        transitions.apply(record, Step.START, Facts(when=end - dt.timedelta(seconds=duration)))
+    if disposition == Disposition.ANSWERED and billsec is not None:
+        transitions.apply(record, Step.ANSWER, Facts(when=end - dt.timedelta(seconds=billsec)))
+    if disposition:
+        transitions.apply(record, Step.OUTCOME, Facts(disposition=disposition))
+    if not record.caller and event.get("Source"):
+        record.caller = _text(event, "Source", 80)
+    record.channel = record.channel or _text(event, "Channel", 200)
 
 
 def _snapshot(record: CallRecord) -> CallSnapshot:
@@ -271,27 +317,35 @@ def _bridge(record: CallRecord, when: dt.datetime, records: dict, uid: str) -> l
 def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
     """Fold a batch of AMI events into call records; returns the typed events the batch caused,
     in order, each with the record as it was at that point. Idempotent: the same events again
-    change nothing and cause nothing."""
+    change nothing and cause nothing.
+
+    Every channel is a leg but a Local pair's ;2 half, which is folded only once the platform
+    tracks it (a record exists: a flow adopted it, a caller reaching a platform context through
+    a Local channel); what it did before, it shares with its ;1 half."""
     source = ami_source(server_id)
     legs = []
     for event in events:
         if event.get("Event") in FOLDED_EVENTS:
             leg = _leg_of(event)
             if leg:
-                legs.append((leg[0], event))
+                legs.append((*leg, event))
     if not legs:
         return []
-    uniqueids = {uid for uid, _ in legs}
+    halves = {uid for uid, channel, _ in legs if _local_two(channel)}
+    uniqueids = {uid for uid, _, _ in legs}
     related = (
         uniqueids
-        | {e.get("Uniqueid") for _, e in legs if e.get("Event") == "DialBegin"}
-        | {e.get("Linkedid") for _, e in legs if e.get("Linkedid")}
+        | {e.get("Uniqueid") for _, _, e in legs if e.get("Event") == "DialBegin"}
+        | {e.get("Linkedid") for _, _, e in legs if e.get("Linkedid")}
     )
     related.discard(None)
-    bridges = {e.get("BridgeUniqueid") for _, e in legs if e.get("Event") == "BridgeEnter"}
+    bridges = {e.get("BridgeUniqueid") for _, _, e in legs if e.get("Event") == "BridgeEnter"}
     bridges.discard(None)
     CallRecord.objects.bulk_create(
-        [CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid) for uid in uniqueids],
+        [
+            CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid)
+            for uid in uniqueids - halves
+        ],
         ignore_conflicts=True,
     )
     query = Q(uniqueid__in=related)
@@ -300,12 +354,27 @@ def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
     records = {
         r.uniqueid: r for r in CallRecord.objects.select_for_update().filter(query, source=source).order_by()
     }
+    legs = [(uid, channel, event) for uid, channel, event in legs if uid in records]
+    unstarted = {uid for uid, _, _ in legs if uid in halves and records[uid].started_at is None}
+    if unstarted:
+        # Its ;1 half, found by name within the call (Linkedid is indexed, channel names are not).
+        pairs = {_partner(channel) for uid, channel, _ in legs if uid in unstarted}
+        links = {e.get("Linkedid") for uid, _, e in legs if uid in unstarted} | {
+            records[uid].linkedid for uid in unstarted
+        }
+        links -= {None, ""}
+        for partner in CallRecord.objects.select_for_update().filter(
+            source=source, linkedid__in=links, channel__in=pairs
+        ):
+            records.setdefault(partner.uniqueid, partner)
     before = {uid: _state(r) for uid, r in records.items()}
     typed: list[CallEvent] = []
-    for uid, event in legs:
+    for uid, channel, event in legs:
         record = records[uid]
         marks = _marks(record)
         bridge = record.bridge_id
+        if uid in halves and record.started_at is None:
+            _share(record, channel, records)
         outcome = _fold(record, event, records)
         _inherit(record, records)
         if outcome is not None:
@@ -333,6 +402,25 @@ def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
     return typed
 
 
+def _share(record: CallRecord, channel: str, records: dict):
+    """A ;2 half the platform adopted after its start takes what its ;1 half knows: the pair
+    was created together and is answered together (the ;1 answers when the ;2 does)."""
+    name = _partner(channel)
+    # The newest of that name: Asterisk numbers Local channels afresh after a restart.
+    partner = max((r for r in records.values() if r.channel == name), key=lambda r: r.pk, default=None)
+    if partner is None:
+        return
+    if partner.started_at:
+        transitions.apply(record, Step.START, Facts(when=partner.started_at))
+    if partner.answered_at:
+        transitions.apply(record, Step.ANSWER, Facts(when=partner.answered_at))
+    record.channel = record.channel or channel[:200]
+    if partner.linkedid and record.linkedid in ("", record.uniqueid):
+        record.linkedid = partner.linkedid
+    record.caller = record.caller or partner.caller
+    record.callee = record.callee or partner.callee
+
+
 def _inherit(record: CallRecord, records: dict):
     """A leg the dialplan created belongs to the flow and company of the call that dialed it."""
     if record.company_id:
@@ -355,12 +443,14 @@ ORIGINATE_GRACE = dt.timedelta(seconds=5)
 
 @transaction.atomic
 def call_records_reconcile(
-    *, server_id: int, live_uniqueids: set[str], listed_at: dt.datetime
+    *, server_id: int, live_uniqueids: set[str], listed_at: dt.datetime, channels: Sequence[dict] = ()
 ) -> list[CallEvent]:
     """Open records whose channel the PBX no longer lists ended unseen (a dropped connection, a PBX
     restart, an Originate whose answer never came): closed now, with what is known, in one batch.
     Records touched after the channels were listed, and Originates sent moments before, are left
-    for the next round."""
+    for the next round. The listed channels (CoreShowChannel frames) are legs still live: what the
+    listing says of them fills what their records lack, for a call begun under another session."""
+    typed = _listed(server_id=server_id, channels=channels)
     open_records = (
         CallRecord.objects.select_for_update()
         .filter(source=ami_source(server_id))
@@ -374,7 +464,6 @@ def call_records_reconcile(
         .order_by()
     )
     now = timezone.now()
-    typed: list[CallEvent] = []
     closed = []
     for record in open_records:
         if record.state == State.CLAIMED:
@@ -391,3 +480,73 @@ def call_records_reconcile(
     if closed:
         log.warning("AMI server %s: %d call(s) ended unseen, closed on reconcile", server_id, len(closed))
     return typed
+
+
+def _listed(*, server_id: int, channels: Sequence[dict]) -> list[CallEvent]:
+    """Live channels as CoreShowChannels lists them: a leg the fold tracks (every channel but an
+    untracked Local ;2 half) gets its record, and in it the channel, the parties, its start
+    counted back from its age, and, when Up, an answer no later than the listing."""
+    source = ami_source(server_id)
+    listed = {f["Uniqueid"]: f for f in channels if f.get("Uniqueid") and f.get("Event") == "CoreShowChannel"}
+    if not listed:
+        return []
+    CallRecord.objects.bulk_create(
+        [
+            CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid)
+            for uid, frame in listed.items()
+            if not _local_two(frame.get("Channel", ""))
+        ],
+        ignore_conflicts=True,
+    )
+    records = CallRecord.objects.select_for_update().filter(source=source, uniqueid__in=listed).order_by()
+    now = timezone.now()
+    typed: list[CallEvent] = []
+    changed = []
+    for record in records:
+        frame = listed[record.uniqueid]
+        before, marks = _state(record), _marks(record)
+        when = event_time(frame) if "_received" in frame else now
+        _identify(record, frame)
+        record.callee = record.callee or _listed_callee(frame)
+        # Whole seconds, counted back from a Ping a moment after the list: only where no event
+        # told better (and never moving an earlier time: the clocks of two hosts may differ).
+        age = _age(frame.get("Duration", ""))
+        if age is not None and record.started_at is None:
+            transitions.apply(record, Step.START, Facts(when=when - age))
+        if frame.get("ChannelState") == "6" and record.answered_at is None:
+            transitions.apply(record, Step.ANSWER, Facts(when=when))
+        record.bridge_id = record.bridge_id or _text(frame, "BridgeId", 150).strip()
+        transitions.settle(record)
+        if _state(record) == before:
+            continue
+        record.updated_at = now
+        changed.append(record)
+        started, answered, _ = _marks(record)
+        if started and not marks[0]:
+            typed.append(CallStarted(record=CallSnapshot.of(record)))
+        if answered and not marks[1]:
+            typed.append(CallAnswered(record=CallSnapshot.of(record)))
+    _write(changed)
+    return typed
+
+
+def _age(duration: str) -> dt.timedelta | None:
+    """CoreShowChannel's Duration, HH:MM:SS since the channel was created."""
+    parts = duration.strip().split(":")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 6 for p in parts):
+        return None
+    hours, minutes, seconds = map(int, parts)
+    return dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _listed_callee(frame: dict) -> str:
+    """Whom a listed leg calls: a Local channel's exten; else the connected line, when it is another
+    party than the caller (an inbound leg's); else its extension, unless the dialplan's `s`."""
+    channel = frame.get("Channel", "")
+    if channel.startswith("Local/") and "@" in channel:
+        return channel[len("Local/") : channel.index("@")][:80]
+    connected, caller = frame.get("ConnectedLineNum", ""), frame.get("CallerIDNum", "")
+    if connected not in _UNKNOWN and connected != caller:
+        return connected[:80]
+    exten = frame.get("Exten", "")
+    return "" if exten in _UNKNOWN | {"s"} else exten[:80]

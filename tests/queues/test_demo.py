@@ -5,11 +5,13 @@ from django.core.management import call_command
 
 from pbxsim.harness import free_port, running_pbxsim
 from queues.demo import load_demo_queues
-from queues.models import Agent, Member, Queue, Tier
+from queues.models import Agent, Member, Offer, Queue, Tier
 from queues.pbx import Queues
+from queues.services.agents import agent_status_set
 from telephony.facade import PbxFacade
-from telephony.models import DialRoute, PbxServer
+from telephony.models import CallRecord, DialRoute, PbxServer
 from telephony.testing import CONTRACT, pbx_process, wait_for
+from telephony.transitions import LOST_TEXT
 from tests.factories import CompanyFactory
 from tests.queues.conftest import SCALE
 from tests.telephony.factories import PbxServerFactory
@@ -73,3 +75,69 @@ def test_the_demo_caller_phone_reaches_an_agent_of_the_demo_queue(tmp_path):
             finally:
                 facade.close()
         assert member.queue.full_name == "support@demo" and member.agent.name == "1000"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_caller_who_hangs_up_while_waiting_leaves_the_queue_at_once(tmp_path):
+    """`manage.py call 5551020`'s path: the caller reaches [platform-queue] on a Local channel's ;2
+    half, which the queue adopts. Hanging up while it waits ends that leg with its own Hangup (not
+    the minute's reconcile): the member leaves the queue at once, its record is the caller's real
+    call, and the agent who comes back is offered the next caller, never the departed one."""
+    agi_port = free_port()
+    (tmp_path / "globals.conf").write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
+    dialplans = [CONTRACT, DEMO_PHONES, tmp_path / "globals.conf"]
+    with running_pbxsim(dialplans=dialplans, manager_users=DEMO_MANAGER, time_scale=SCALE) as sim:
+        server = PbxServerFactory(
+            name="demo",
+            ami_port=sim.port,
+            agi_bind_port=agi_port,
+            ami_username="platform",
+            ami_secret="platform-demo",
+        )
+        DialRoute.objects.update_or_create(
+            server=server, name="default", defaults={"template": "Local/{number}@phones"}
+        )
+        company = CompanyFactory(slug="demo")
+        load_demo_queues(None, company=company, write=lambda text: None)
+        Agent.objects.update(status=Agent.Status.ON_BREAK)  # nobody to take the first caller
+        facade = PbxFacade()
+        try:
+            with pbx_process([server], apps=[Queues()]):
+                wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected")
+                facade.originate(
+                    server=server,
+                    channel_id="demo-gone",
+                    number="5551020",
+                    context="platform-hold",
+                    # as `manage.py call` does, with the caller's patience cut to 40 s (2 s here)
+                    variables={"PLATFORM_CALL": "demo-gone", "PLATFORM_HOLD_MAX": "40"},
+                    app="call",
+                )
+                gone = wait_for(lambda: Member.objects.filter(session_uuid="demo-gone;2").first())
+                # Well within the reconcile's minute: the event's time.
+                wait_for(
+                    lambda: Member.objects.filter(pk=gone.pk, state=Member.State.ABANDONED).exists(),
+                    what="the departed caller to leave the queue",
+                )
+                agent = Agent.objects.get(name="1000")
+                agent_status_set(agent_id=agent.pk, status=Agent.Status.AVAILABLE)
+                facade.originate(
+                    server=server,
+                    channel_id="demo-next",
+                    number="5551020",
+                    context="platform-hold",
+                    variables={"PLATFORM_CALL": "demo-next", "PLATFORM_HOLD_MAX": "600"},
+                    app="call",
+                )
+                offer = wait_for(lambda: Offer.objects.filter(agent=agent).first(), what="the next offer")
+                assert offer.member.session_uuid == "demo-next;2"
+        finally:
+            facade.close()
+    assert not Offer.objects.filter(member=gone).exists()
+    leg, pair = CallRecord.objects.get(uniqueid="demo-gone;2"), CallRecord.objects.get(uniqueid="demo-gone")
+    assert (leg.app, leg.company, leg.state, leg.disposition) == ("queues", company, "ended", "ANSWERED")
+    assert leg.hangup_cause_text != LOST_TEXT and leg.hangup_cause is not None
+    assert leg.channel.endswith(";2") and leg.linkedid == "demo-gone"
+    assert leg.answered_at is not None and leg.started_at is not None
+    # The caller's hold (40 s of PBX time) and the leg's real end, not a reconcile's.
+    assert 40 <= leg.duration <= 41 and abs((leg.ended_at - pair.ended_at).total_seconds()) < 1
