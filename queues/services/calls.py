@@ -41,8 +41,11 @@ def _members_count(queue: Queue) -> tuple:
 
 def queue_by_name(*, server_id: int, full_name: str) -> Queue:
     name, _, slug = full_name.strip().partition("@")
+    # Locked: a caller joins a queue that stays loaded and undeleted until the member is written
+    # (queue_unload, queue_del decide on the same row).
     queue = (
-        Queue.objects.select_related("company")
+        Queue.objects.select_for_update(of=("self",))
+        .select_related("company")
         .filter(server_id=server_id, name=name, company__slug=slug, company__active=True)
         .first()
     )
