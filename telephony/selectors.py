@@ -2,7 +2,8 @@ import datetime as dt
 import math
 import re
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
@@ -71,21 +72,33 @@ def call_records_for_company(
 def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict:
     """Today's and this month's calls, in the company's time zone, in one query.
 
-    A call is a record no other record dialed (its legs are part of it); billed
-    minutes are its answered seconds, summed, rounded up to the minute.
+    A call is one Linkedid: every leg of it (the legs it dialed, the agent's leg Asterisk joined to
+    it in a bridge, the halves of a Local channel) counts once, on the day its first leg started,
+    and is answered when any of its legs was. Billed minutes are the answered seconds of the legs no
+    other leg dialed (each is a line the platform held), summed, rounded up to the minute.
     """
     local_now = timezone.localtime(now or timezone.now(), company.tzinfo)
     day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    today = Q(started_at__gte=day_start)
     answered = Q(disposition=CallRecord.Disposition.ANSWERED)
-    calls = CallRecord.objects.filter(company=company, parent__isnull=True, started_at__gte=month_start)
+    calls = (
+        CallRecord.objects.filter(company=company, started_at__gte=month_start)
+        .annotate(call=Coalesce(NullIf("linkedid", Value("")), "uniqueid"))
+        .values("call")
+        .annotate(
+            first_start=Min("started_at"),
+            answered=Max(Value(1), filter=answered, default=0),
+            billsec=Sum("billsec", filter=Q(parent__isnull=True), default=0),
+        )
+        .order_by()
+    )
+    today = Q(first_start__gte=day_start)
     figures = calls.aggregate(
-        calls_today=Count("id", filter=today),
-        answered_today=Count("id", filter=today & answered),
+        calls_today=Count("call", filter=today),
+        answered_today=Count("call", filter=today & Q(answered=1)),
         billsec_today=Sum("billsec", filter=today, default=0),
-        calls_month=Count("id"),
-        answered_month=Count("id", filter=answered),
+        calls_month=Count("call"),
+        answered_month=Count("call", filter=Q(answered=1)),
         billsec_month=Sum("billsec", default=0),
     )
     for period in ("today", "month"):

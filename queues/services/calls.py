@@ -18,6 +18,7 @@ from queues.services.events import member_fields, queue_events_emit
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
 from telephony.services.originate import call_record_claim, call_record_give_up
+from telephony.services.servers import ami_source
 
 AVAILABLE = (Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND)
 WAITING = Member.WAITING_STATES
@@ -172,7 +173,13 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     )
     if agent.type == Agent.Type.CALLBACK:
         # The agent's leg is claimed with the offer, in one transaction: the Originate that follows
-        # finds its claim made (and no offer is ever without its call record).
+        # finds its claim made (and no offer is ever without its call record). It is a leg of the
+        # caller's call, which figures count once, whoever answered.
+        caller_call = (
+            CallRecord.objects.filter(source=ami_source(member.queue.server_id), uniqueid=member.session_uuid)
+            .values_list("linkedid", flat=True)
+            .first()
+        )
         call_record_claim(
             server=member.queue.server,
             uniqueid=offer.channel_id,
@@ -181,6 +188,7 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
             app_ref=offer.channel_id,
             caller=member.cid_number[:80],
             callee=agent.contact[:80],
+            linkedid=caller_call or member.session_uuid,
         )
     Member.objects.filter(pk=member_id).update(state=Member.State.TRYING)
     Tier.objects.filter(queue_id=member.queue_id, agent_id=agent_id).update(state=Tier.State.OFFERING)
