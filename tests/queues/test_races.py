@@ -5,50 +5,15 @@ Each test runs the dispatcher's own service (a caller joins, an agent is claimed
 another thread, on its own database connection, at the worst moment: between the refusal's check
 and the write, or between the interface's read and the service."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from queues.models import Agent, Member, Offer, Queue
 from queues.services import calls, config
 from telephony.models import CallRecord
 from tests.queues.factories import MemberFactory, QueueFactory, TierFactory
+from tests.races import Rival
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# How long the write waits for its rival before going on. A rival that nothing stops finishes well
-# within it (the fault); a rival waiting on the write's lock never does, and runs once it commits.
-RIVAL_WAIT = 0.5
-
-
-class Rival:
-    """`action` run in a thread of its own when `owner.name` is called, before it goes on."""
-
-    def __init__(self, monkeypatch, owner, name, action):
-        self.action, self.result, self.error, self.thread = action, None, None, None
-        real = getattr(owner, name)
-
-        def hooked(*args, **kwargs):
-            self.thread = threading.Thread(target=self.run)
-            self.thread.start()
-            self.thread.join(timeout=RIVAL_WAIT)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(owner, name, hooked)
-
-    def run(self):
-        try:
-            self.result = self.action()
-        except Exception as exc:  # the rival's refusal is the test's to read
-            self.error = exc
-        finally:
-            connection.close()
-
-    def done(self):
-        assert self.thread is not None, "the rival never ran"
-        self.thread.join()
-        return self
 
 
 def test_a_caller_joining_while_the_queue_is_deleted_is_never_deleted_with_it(monkeypatch):
