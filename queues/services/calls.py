@@ -158,6 +158,10 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     agent = Agent.objects.select_related("company").filter(pk=agent_id).first()
     if member is None or agent is None:
         return None
+    # The agent is offered through its tier in the queue, locked: a tier removed meanwhile (tier_del,
+    # which locks it too) is never offered, nor removed while this offer rings.
+    if not Tier.objects.select_for_update().filter(queue_id=member.queue_id, agent_id=agent_id).exists():
+        return None
     state = Agent.State.RESERVED if agent.reserve_agents else Agent.State.RECEIVING
     claimed = Agent.objects.filter(pk=agent_id, state=Agent.State.WAITING, status__in=AVAILABLE).update(
         state=state, last_offered_call=now, changed_at=now

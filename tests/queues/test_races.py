@@ -7,7 +7,7 @@ and the write, or between the interface's read and the service."""
 
 import pytest
 
-from queues.models import Agent, Member, Offer, Queue
+from queues.models import Agent, Member, Offer, Queue, Tier
 from queues.services import calls, config
 from telephony.models import CallRecord
 from tests.queues.factories import MemberFactory, QueueFactory, TierFactory
@@ -98,3 +98,22 @@ def test_an_agent_claimed_after_the_interface_read_it_is_not_deleted(waiting):
         config.agent_del(agent=agent)
     assert refused.value.code == "agent_busy"
     assert Offer.objects.filter(agent=agent, result="ringing").exists()
+
+
+def test_an_agent_whose_tier_is_removed_while_it_is_claimed_is_never_offered(monkeypatch, waiting):
+    agent, member = waiting
+    offer = Rival(monkeypatch, Tier, "delete", claim(agent, member))
+
+    config.tier_del(tier=Tier.objects.get())
+
+    assert offer.done().result is None and offer.error is None
+    assert not Tier.objects.exists() and not Offer.objects.exists()
+    assert Agent.objects.get().state == "Waiting" and Member.objects.get().state == "Waiting"
+
+
+def test_a_tier_offering_after_the_interface_read_it_is_not_removed(waiting):
+    agent, member = waiting
+    assert claim(agent, member)() is not None
+    with pytest.raises(config.ConfigRefused) as refused:
+        config.tier_del(tier=Tier.objects.get())
+    assert refused.value.code == "tier_busy"
