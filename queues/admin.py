@@ -17,8 +17,12 @@ class TierInline(admin.TabularInline):
     fields = ["agent", "level", "position", "state"]
     readonly_fields = ["state"]
     autocomplete_fields = ["agent"]
-    # Removing a tier is refused while it carries a call: that is the tier page's delete (tier_del).
+    # A tier is changed or removed on its own page, through tier_update and tier_del (refused while
+    # it carries a call); here tiers are listed and added.
     can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class ThroughServicesAdmin(admin.ModelAdmin):

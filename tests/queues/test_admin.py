@@ -86,3 +86,10 @@ def test_a_tier_state_set_in_the_admin_goes_through_the_service(admin_client):
     assert Tier.objects.get().state == "Offering"
     response = admin_client.post(url, {"level": 1, "position": 1, "state": "Active Inbound"}, follow=True)
     assert Tier.objects.get().state == "Offering"
+
+
+def test_a_queue_page_lists_its_tiers_but_changes_them_only_on_their_own_page(admin_client):
+    tier = TierFactory(state="Active Inbound")
+    page = admin_client.get(reverse("admin:queues_queue_change", args=[tier.queue.pk])).content.decode()
+    assert str(tier.agent) in page  # listed ...
+    assert 'name="tiers-0-agent"' not in page and 'name="tiers-0-DELETE"' not in page  # ... not changed here
