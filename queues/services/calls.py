@@ -152,10 +152,13 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
     member = (
         Member.objects.select_related("queue__company", "queue__server")
-        .filter(pk=member_id, state__in=WAITING)
+        .filter(pk=member_id, state__in=WAITING, queue__loaded=True)  # an unloaded queue offers no more
         .first()
     )
-    agent = Agent.objects.select_related("company").filter(pk=agent_id).first()
+    # Locked first, then its tier: the order agent_del (agent, then its tiers) takes them in.
+    agent = (
+        Agent.objects.select_for_update(of=("self",)).select_related("company").filter(pk=agent_id).first()
+    )
     if member is None or agent is None:
         return None
     # The agent is offered through its tier in the queue, locked: a tier removed meanwhile (tier_del,

@@ -117,3 +117,10 @@ def test_a_tier_offering_after_the_interface_read_it_is_not_removed(waiting):
     with pytest.raises(config.ConfigRefused) as refused:
         config.tier_del(tier=Tier.objects.get())
     assert refused.value.code == "tier_busy"
+
+
+def test_an_offer_claimed_after_the_queue_was_unloaded_is_refused(waiting):
+    agent, member = waiting
+    config.queue_unload(queue=member.queue)  # committed; the dispatcher has not seen it yet
+    assert claim(agent, member)() is None
+    assert Agent.objects.get().state == "Waiting" and not Offer.objects.exists()
