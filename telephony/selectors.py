@@ -2,7 +2,7 @@ import datetime as dt
 import math
 import re
 
-from django.db.models import Count, Max, Min, Q, Sum, Value
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
@@ -67,6 +67,56 @@ def call_records_for_company(
             match |= Q(caller__contains=digits) | Q(callee__contains=digits)
         records = records.filter(match)
     return records
+
+
+def calls_for_company(
+    *,
+    company,
+    disposition: str = "",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    number: str = "",
+):
+    """The company's calls, newest first, one row each: the first leg of each Linkedid (the legs it
+    dialed, the agents rung for it ... are listed on its page), with `call_answered` when any of its
+    legs was answered (the call's outcome) and `leg_count`. `disposition` is the call's outcome;
+    `number` matches any of its legs; dates are its first leg's."""
+    legs = CallRecord.objects.filter(company=company)
+    same_call = legs.filter(linkedid=OuterRef("linkedid")).exclude(linkedid="")
+    calls = (
+        legs.filter(Q(linkedid="") | ~Exists(same_call.filter(pk__lt=OuterRef("pk"))))
+        .annotate(
+            call_answered=Q(disposition=CallRecord.Disposition.ANSWERED)
+            | Exists(same_call.filter(disposition=CallRecord.Disposition.ANSWERED)),
+            leg_count=Coalesce(
+                Subquery(same_call.order_by().values("linkedid").annotate(n=Count("pk")).values("n")[:1]), 1
+            ),
+        )
+        .order_by("-started_at", "-id")
+    )
+    if disposition == CallRecord.Disposition.ANSWERED:
+        calls = calls.filter(call_answered=True)
+    elif disposition:
+        calls = calls.filter(disposition=disposition, call_answered=False)
+    if start:
+        calls = calls.filter(started_at__date__gte=start)
+    if end:
+        calls = calls.filter(started_at__date__lte=end)
+    if number:
+        match = call_records_for_company(company=company, number=number)
+        calls = calls.filter(
+            Q(pk__in=match.values("pk")) | Q(linkedid__in=match.exclude(linkedid="").values("linkedid"))
+        )
+    return calls
+
+
+def call_legs(*, record: CallRecord):
+    """Every leg of the call `record` is part of (its Linkedid), of the same company, in order."""
+    if not record.linkedid:
+        return CallRecord.objects.filter(pk=record.pk)
+    return CallRecord.objects.filter(company_id=record.company_id, linkedid=record.linkedid).order_by(
+        "started_at", "id"
+    )
 
 
 def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict:

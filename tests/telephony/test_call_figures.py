@@ -4,6 +4,7 @@ legs was, on the day its first leg started."""
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from telephony.models import CallRecord
@@ -83,3 +84,32 @@ def test_events_out_of_order_keep_the_leg_in_the_call_it_joined():
     bridge = [e for e in events if e.get("Event") == "BridgeEnter"]
     fold(server, bridge + events)  # the BridgeEnter first, then everything again
     assert CallRecord.objects.get(uniqueid="call-2-1").linkedid == "call-1-1"
+
+
+def test_the_portal_call_list_has_a_row_per_call_and_its_page_every_leg(
+    client, company_user, django_assert_num_queries
+):
+    company = company_user.company
+    now = timezone.now()
+    caller = record(company, "in-1", "in-1", started_at=now - dt.timedelta(seconds=60), callee="5550100")
+    record(company, "cc-1", "in-1", disposition="NO ANSWER", callee="5552003")
+    record(company, "cc-2", "in-1", callee="5552001")
+    record(company, "c2c-2", "c2c-2", disposition="BUSY", callee="5551009")
+    client.force_login(company_user)
+    url = reverse("telephony:calls", args=[company.slug])
+
+    with django_assert_num_queries(5):  # session, user, company, count, page
+        page = client.get(url).context["page"]
+    rows = {row.uniqueid: row for row in page}
+    assert set(rows) == {"in-1", "c2c-2"}
+    assert (rows["in-1"].call_answered, rows["in-1"].leg_count) == (True, 3)
+    assert (rows["c2c-2"].call_answered, rows["c2c-2"].leg_count) == (False, 1)
+    # An agent's number finds the call it was rung for; the outcome filter is the call's.
+    assert [r.uniqueid for r in client.get(url, {"number": "5552003"}).context["page"]] == ["in-1"]
+    assert [r.uniqueid for r in client.get(url, {"disposition": "NO ANSWER"}).context["page"]] == []
+    assert [r.uniqueid for r in client.get(url, {"disposition": "ANSWERED"}).context["page"]] == ["in-1"]
+    # The CSV keeps a row per leg (the records).
+    assert len(client.get(url, {"format": "csv"}).content.decode().strip().splitlines()) == 1 + 4
+
+    body = client.get(reverse("telephony:call", args=[company.slug, caller.pk])).content.decode()
+    assert "Legs of this call" in body and "5552003" in body and "5552001" in body
