@@ -55,6 +55,11 @@ class ThroughServicesAdmin(admin.ModelAdmin):
         if not getattr(request, "queues_refused", False):
             super().save_related(request, form, formsets, change)
 
+    def log_change(self, request, obj, message):
+        if not getattr(request, "queues_refused", False):  # nothing changed
+            return super().log_change(request, obj, message)
+        return None
+
     def response_change(self, request, obj):
         if getattr(request, "queues_refused", False):
             return HttpResponseRedirect(request.path)

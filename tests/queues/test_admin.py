@@ -1,6 +1,7 @@
 """The queues' admin screens: lists, read-only records, and actions through the services."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from queues.models import Agent, Queue, QueueEvent, Tier
@@ -73,6 +74,7 @@ def test_an_agent_in_a_call_keeps_its_contact_in_the_admin(admin_client):
     response = admin_client.post(url, form, follow=True)
     assert "change its contact once the call is over" in response.content.decode()
     assert Agent.objects.get().contact == "5552001"
+    assert not LogEntry.objects.exists()  # no "Changed contact" in the history either
     Agent.objects.update(state="Waiting")
     admin_client.post(url, form)
     assert Agent.objects.get().contact == "5552099"
