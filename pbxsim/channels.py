@@ -580,6 +580,11 @@ class Bridge:
     def enter(self, chan: Channel) -> None:
         self.members.append(chan)
         chan.bridge = self
+        # As Asterisk 12+ does: the channels of a bridge share its oldest Linkedid (that of the
+        # channel created first), so a channel joining an older call becomes part of it.
+        oldest = min(self.members, key=lambda member: member.created_mono).linkedid
+        for member in self.members:
+            member.linkedid = oldest
         if not chan.hidden:
             self.pbx.emit("BridgeEnter", "call,all", self._block() + chan.snapshot())
         self.changed()

@@ -3,6 +3,8 @@ every write bumps changed_at for the dispatcher); members, offers and events are
 record and are read-only here."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 
 from queues.models import Agent, Member, Offer, Queue, QueueEvent, Tier
 from queues.services import config
@@ -15,6 +17,53 @@ class TierInline(admin.TabularInline):
     fields = ["agent", "level", "position", "state"]
     readonly_fields = ["state"]
     autocomplete_fields = ["agent"]
+    # A tier is changed or removed on its own page, through tier_update and tier_del (refused while
+    # it carries a call); here tiers are listed and added.
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ThroughServicesAdmin(admin.ModelAdmin):
+    """A change saved through the service that decides it (`update`), on the row it locks: a
+    refusal (the row is in a call now) is shown on the form again, nothing saved."""
+
+    # The row's identity is set when it is added.
+    fixed_on_change: tuple = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + [name for name in self.fixed_on_change if name not in fields] if obj else fields
+
+    def update(self, obj, changes: dict):
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            self.update(obj, changes)
+        except (config.ConfigRefused, ValidationError) as exc:
+            request.queues_refused = True
+            text = str(exc) if isinstance(exc, config.ConfigRefused) else " ".join(exc.messages)
+            self.message_user(request, text, messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        if not getattr(request, "queues_refused", False):
+            super().save_related(request, form, formsets, change)
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "queues_refused", False):  # nothing changed
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_change(self, request, obj):
+        if getattr(request, "queues_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -62,7 +111,7 @@ class QueueAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ThroughServicesAdmin):
     list_display = [
         "__str__",
         "type",
@@ -92,6 +141,10 @@ class AgentAdmin(admin.ModelAdmin):
         "changed_at",
     ]
     actions = ["log_out", "on_break", "available"]
+    fixed_on_change = ("company",)
+
+    def update(self, obj, changes):
+        config.agent_update(agent=obj, changes=changes)
 
     def set_status(self, request, queryset, status):
         for agent in queryset:
@@ -122,13 +175,17 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(ThroughServicesAdmin):
     list_display = ["__str__", "queue", "agent", "level", "position", "state"]
     list_filter = ["state", "level", "queue__company"]
     search_fields = ["queue__name", "agent__name", "queue__company__slug"]
     list_select_related = ["queue__company", "agent__company"]
     autocomplete_fields = ["queue", "agent"]
     readonly_fields = ["changed_at"]
+    fixed_on_change = ("queue", "agent")
+
+    def update(self, obj, changes):
+        config.tier_update(tier=obj, changes=changes)
 
     def delete_model(self, request, obj):
         try:

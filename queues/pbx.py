@@ -367,7 +367,11 @@ class Queues(PbxApp):
                 if minfo is None:
                     continue
                 reason, due = None, None
-                if not info.loaded:
+                # An unloaded queue makes no new offer and sends its callers on, but an offer made
+                # (ringing, answered, calling the caller back) goes on to its end: bridged, or the
+                # caller waits again and is sent on then.
+                unloaded = not info.loaded and not member.ringing
+                if unloaded:
                     reason = Member.CancelReason.TIMEOUT
                 if info.max_wait_time:
                     due = minfo.waiting_since + info.max_wait_time
@@ -382,7 +386,7 @@ class Queues(PbxApp):
                     due = earliest(due, when)
                 if minfo.callback_number:  # no channel waits: only an unloaded queue or a very long wait
                     due = member.joined_at + CALLBACK_MAX_WAIT
-                    reason = Member.CancelReason.TIMEOUT if not info.loaded or due <= now else None
+                    reason = Member.CancelReason.TIMEOUT if unloaded or due <= now else None
                 if reason is not None:
                     await self.member_out(ctx, d, minfo, reason)
                     continue

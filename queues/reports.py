@@ -7,6 +7,11 @@ midnight after the last day, in the company's time zone.
 
 A member's wait runs from joining to being bridged (answered) or to leaving (abandoned); callers
 still waiting count as offered but are in no wait figure until their wait ends.
+
+The service level is the share of callers answered within the queue's N seconds among those whose
+wait is decided: every caller answered, and the callers gone (hung up, timed out, left with a key)
+after N seconds. A caller still waiting is no miss (not yet), nor one gone within N seconds (nobody
+could have answered it in time).
 """
 
 import datetime as dt
@@ -54,6 +59,7 @@ class QueueFigures:
     answered: int = 0
     abandoned: int = 0
     answered_in_service_level: int = 0
+    abandoned_after_service_level: int = 0
     average_wait: int | None = None
     longest_wait: int | None = None
 
@@ -67,23 +73,25 @@ class QueueFigures:
 
     @property
     def service_level(self) -> float | None:
-        """Percent of the callers who joined that were answered within the queue's N seconds."""
-        if not self.offered:
+        """Percent of the callers answered, or gone after the queue's N seconds, who were answered
+        within them."""
+        decided = self.answered + self.abandoned_after_service_level
+        if not decided:
             return None
-        return round(100 * self.answered_in_service_level / self.offered, 1)
+        return round(100 * self.answered_in_service_level / decided, 1)
 
 
 def _queue_figures(queues: list[Queue], since: dt.datetime, until: dt.datetime) -> list[QueueFigures]:
     """One aggregate query for all `queues`."""
     if not queues:
         return []
-    # Each queue has its own service level: a caller counts when bridged within that queue's N seconds.
-    in_service_level = Q()
+    # Each queue has its own service level: a caller counts when bridged within that queue's N seconds,
+    # and misses when bridged or gone after them.
+    in_service_level, gone_after = Q(), Q()
     for queue in queues:
-        in_service_level |= Q(
-            queue_id=queue.pk,
-            bridged_at__lte=F("joined_at") + dt.timedelta(seconds=queue.service_level_seconds),
-        )
+        limit = F("joined_at") + dt.timedelta(seconds=queue.service_level_seconds)
+        in_service_level |= Q(queue_id=queue.pk, bridged_at__lte=limit)
+        gone_after |= Q(queue_id=queue.pk, ended_at__gt=limit)
     wait = ExpressionWrapper(
         Coalesce("bridged_at", "ended_at") - F("joined_at"), output_field=DurationField()
     )
@@ -96,6 +104,7 @@ def _queue_figures(queues: list[Queue], since: dt.datetime, until: dt.datetime) 
             answered=Count("pk", filter=Q(state=ANSWERED)),
             abandoned=Count("pk", filter=Q(state=ABANDONED)),
             answered_in_service_level=Count("pk", filter=Q(state=ANSWERED) & in_service_level),
+            abandoned_after_service_level=Count("pk", filter=Q(state=ABANDONED) & gone_after),
             wait_total=Sum(wait, filter=ended),
             waits=Count("pk", filter=ended),
             longest=Max(wait, filter=ended),
@@ -116,6 +125,7 @@ def _queue_figures(queues: list[Queue], since: dt.datetime, until: dt.datetime) 
                 answered=row["answered"],
                 abandoned=row["abandoned"],
                 answered_in_service_level=row["answered_in_service_level"],
+                abandoned_after_service_level=row["abandoned_after_service_level"],
                 average_wait=round(row["wait_total"].total_seconds() / row["waits"])
                 if row["waits"]
                 else None,
@@ -362,6 +372,9 @@ class QueueReportResource(ExportResource):
     answered_in_service_level = export_fields.Field(
         attribute="answered_in_service_level", column_name="answered within service level"
     )
+    abandoned_after_service_level = export_fields.Field(
+        attribute="abandoned_after_service_level", column_name="abandoned after service level"
+    )
     service_level = export_fields.Field(attribute="service_level", column_name="service level %")
     average_wait = export_fields.Field(attribute="average_wait", column_name="average wait s")
     longest_wait = export_fields.Field(attribute="longest_wait", column_name="longest wait s")
@@ -375,6 +388,7 @@ class QueueReportResource(ExportResource):
             "abandoned",
             "service_level_seconds",
             "answered_in_service_level",
+            "abandoned_after_service_level",
             "service_level",
             "average_wait",
             "longest_wait",

@@ -2,7 +2,8 @@ import datetime as dt
 import math
 import re
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from telephony.models import CallRecord, PbxServer, PushToken, WebhookDelivery
@@ -68,24 +69,86 @@ def call_records_for_company(
     return records
 
 
+def calls_for_company(
+    *,
+    company,
+    disposition: str = "",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    number: str = "",
+):
+    """The company's calls, newest first, one row each: the first leg of each Linkedid (the legs it
+    dialed, the agents rung for it ... are listed on its page), with `call_answered` when any of its
+    legs was answered (the call's outcome) and `leg_count`. `disposition` is the call's outcome;
+    `number` matches any of its legs; dates are its first leg's."""
+    legs = CallRecord.objects.filter(company=company)
+    same_call = legs.filter(linkedid=OuterRef("linkedid")).exclude(linkedid="")
+    calls = (
+        legs.filter(Q(linkedid="") | ~Exists(same_call.filter(pk__lt=OuterRef("pk"))))
+        .annotate(
+            call_answered=Q(disposition=CallRecord.Disposition.ANSWERED)
+            | Exists(same_call.filter(disposition=CallRecord.Disposition.ANSWERED)),
+            leg_count=Coalesce(
+                Subquery(same_call.order_by().values("linkedid").annotate(n=Count("pk")).values("n")[:1]), 1
+            ),
+        )
+        .order_by("-started_at", "-id")
+    )
+    if disposition == CallRecord.Disposition.ANSWERED:
+        calls = calls.filter(call_answered=True)
+    elif disposition:
+        calls = calls.filter(disposition=disposition, call_answered=False)
+    if start:
+        calls = calls.filter(started_at__date__gte=start)
+    if end:
+        calls = calls.filter(started_at__date__lte=end)
+    if number:
+        match = call_records_for_company(company=company, number=number)
+        calls = calls.filter(
+            Q(pk__in=match.values("pk")) | Q(linkedid__in=match.exclude(linkedid="").values("linkedid"))
+        )
+    return calls
+
+
+def call_legs(*, record: CallRecord):
+    """Every leg of the call `record` is part of (its Linkedid), of the same company, in order."""
+    if not record.linkedid:
+        return CallRecord.objects.filter(pk=record.pk)
+    return CallRecord.objects.filter(company_id=record.company_id, linkedid=record.linkedid).order_by(
+        "started_at", "id"
+    )
+
+
 def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict:
     """Today's and this month's calls, in the company's time zone, in one query.
 
-    A call is a record no other record dialed (its legs are part of it); billed
-    minutes are its answered seconds, summed, rounded up to the minute.
+    A call is one Linkedid: every leg of it (the legs it dialed, the agent's leg Asterisk joined to
+    it in a bridge, the halves of a Local channel) counts once, on the day its first leg started,
+    and is answered when any of its legs was. Billed minutes are the answered seconds of the legs no
+    other leg dialed (each is a line the platform held), summed, rounded up to the minute.
     """
     local_now = timezone.localtime(now or timezone.now(), company.tzinfo)
     day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    today = Q(started_at__gte=day_start)
     answered = Q(disposition=CallRecord.Disposition.ANSWERED)
-    calls = CallRecord.objects.filter(company=company, parent__isnull=True, started_at__gte=month_start)
+    calls = (
+        CallRecord.objects.filter(company=company, started_at__gte=month_start)
+        .annotate(call=Coalesce(NullIf("linkedid", Value("")), "uniqueid"))
+        .values("call")
+        .annotate(
+            first_start=Min("started_at"),
+            answered=Max(Value(1), filter=answered, default=0),
+            billsec=Sum("billsec", filter=Q(parent__isnull=True), default=0),
+        )
+        .order_by()
+    )
+    today = Q(first_start__gte=day_start)
     figures = calls.aggregate(
-        calls_today=Count("id", filter=today),
-        answered_today=Count("id", filter=today & answered),
+        calls_today=Count("call", filter=today),
+        answered_today=Count("call", filter=today & Q(answered=1)),
         billsec_today=Sum("billsec", filter=today, default=0),
-        calls_month=Count("id"),
-        answered_month=Count("id", filter=answered),
+        calls_month=Count("call"),
+        answered_month=Count("call", filter=Q(answered=1)),
         billsec_month=Sum("billsec", default=0),
     )
     for period in ("today", "month"):

@@ -30,12 +30,15 @@ def call_record_list(request):
     if not form.is_valid():
         return render(request, "telephony/call_record_list.html", {**context, "page": []}, status=400)
     filters = {k: v for k, v in form.cleaned_data.items() if v}
-    records = selectors.call_records_for_company(company=request.company, **filters)
-    if request.GET.get("format") == "csv":
+    if request.GET.get("format") == "csv":  # the records themselves, a row per leg
+        records = selectors.call_records_for_company(company=request.company, **filters)
         return export_response(
             CallRecordResource(), records.select_related("company"), filename=f"calls-{request.company.slug}"
         )
-    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    # A row per call, as the home counts them; its legs are on its page.
+    page = Paginator(selectors.calls_for_company(company=request.company, **filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "telephony/call_record_list.html", {**context, "page": page})
 
 
@@ -45,7 +48,7 @@ def call_record_detail(request, pk):
     return render(
         request,
         "telephony/call_record_detail.html",
-        {"record": record, "legs": record.legs.filter(company=request.company)},
+        {"record": record, "legs": selectors.call_legs(record=record)},
     )
 
 

@@ -71,11 +71,16 @@ def campaign_deactivate(*, campaign: Campaign) -> Campaign:
     return campaign
 
 
+@transaction.atomic
 def campaign_delete(*, campaign: Campaign) -> None:
-    """Only a campaign nobody has used yet can go."""
-    if campaign.requests.exists():
+    """Only a campaign nobody has used yet can go. Decided on the locked campaign: a visitor's
+    request posted meanwhile is either seen here or waits and finds the campaign gone."""
+    locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+    if locked is None:
+        return
+    if locked.requests.exists():
         raise ValidationError("This campaign has call requests: deactivate it instead.")
-    campaign.delete()
+    locked.delete()
 
 
 def campaign_public_key_rotate(*, campaign: Campaign) -> str:

@@ -96,10 +96,6 @@ class AgentStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Agent.Status.choices)
 
 
-class AgentStateSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=Agent.State.choices)
-
-
 class TierSerializer(serializers.ModelSerializer):
     queue_name = serializers.CharField(source="queue.full_name", read_only=True)
     agent_name = serializers.CharField(source="agent.full_name", read_only=True)

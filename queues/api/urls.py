@@ -12,7 +12,6 @@ urlpatterns = [
     path("agents/", views.AgentList.as_view(), name="agents"),
     path("agents/<int:pk>/", views.AgentDetail.as_view(), name="agent"),
     path("agents/<int:pk>/status/", views.AgentStatus.as_view(), name="agent-status"),
-    path("agents/<int:pk>/state/", views.AgentState.as_view(), name="agent-state"),
     path("me/", views.Me.as_view(), name="me"),
     path("tiers/", views.TierList.as_view(), name="tiers"),
     path("tiers/<int:pk>/", views.TierDetail.as_view(), name="tier"),

@@ -20,7 +20,7 @@ from queues import selectors
 from queues.api import serializers as s
 from queues.models import Agent, Member
 from queues.services import config
-from queues.services.agents import agent_state_set, agent_status_set
+from queues.services.agents import agent_status_set
 
 CONFLICT = error(
     "`conflict`, `agent_busy` or `tier_busy`: the write contradicts the row's state; `detail` says how."
@@ -102,7 +102,8 @@ class QueueLoad(QueuesApiMixin, APIView):
 
 
 class QueueUnload(QueueLoad):
-    """mod_callcenter's `queue unload`: the dispatcher stops serving the queue; waiting callers stay."""
+    """mod_callcenter's `queue unload`: no new offers nor callers; the callers not being offered are
+    sent on in the dialplan, calls already offered or bridged go on to their end."""
 
     loaded = False
 
@@ -165,7 +166,8 @@ class AgentList(QueuesApiMixin, generics.ListCreateAPIView):
     delete=extend_schema(responses={204: None, 409: CONFLICT}),
 )
 class AgentDetail(QueuesApiMixin, generics.RetrieveUpdateDestroyAPIView):
-    """An agent: its settings (PUT, PATCH), removed with its tiers (DELETE) unless in a call."""
+    """An agent: its settings (PUT, PATCH; type, contact and route not while in a call), removed with
+    its tiers (DELETE) unless in a call."""
 
     serializer_class = s.AgentSerializer
 
@@ -183,7 +185,8 @@ class AgentDetail(QueuesApiMixin, generics.RetrieveUpdateDestroyAPIView):
 
 
 class AgentStatus(QueuesApiMixin, APIView):
-    """Set an agent's status (Logged Out, Available, Available (On Demand), On Break)."""
+    """Set an agent's status (Logged Out, Available, Available (On Demand), On Break). Its state is
+    the dispatcher's and read-only: Available again takes an On Demand agent from Idle to Waiting."""
 
     serializer_class = s.AgentSerializer
 
@@ -193,20 +196,6 @@ class AgentStatus(QueuesApiMixin, APIView):
         body = s.AgentStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         agent = agent_status_set(agent_id=agent.pk, status=body.validated_data["status"])
-        return Response(s.AgentSerializer(agent).data)
-
-
-class AgentState(QueuesApiMixin, APIView):
-    """Set an agent's state by hand, as mod_callcenter's `agent set state` does."""
-
-    serializer_class = s.AgentSerializer
-
-    @extend_schema(request=s.AgentStateSerializer, responses={200: s.AgentSerializer})
-    def post(self, request, pk):
-        agent = get_object_or_404(selectors.agents(company=self.company), pk=pk)
-        body = s.AgentStateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        agent = agent_state_set(agent_id=agent.pk, state=body.validated_data["state"])
         return Response(s.AgentSerializer(agent).data)
 
 

@@ -1,5 +1,7 @@
-"""An agent's status (set by the agent, a supervisor, the API or the CLI) and state (the dispatcher's,
-or set by hand as mod_callcenter allows). Each change is an event."""
+"""An agent's status, set by a person (the agent, a supervisor, the API or the CLI). Its state (Waiting,
+Receiving, In a queue call ...) is the dispatcher's, changed by the calls only (queues/services/calls.py):
+a state set by hand would let a busy agent be offered a second caller, or be deleted mid-call. Each
+change is an event."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,21 +40,4 @@ def agent_status_set(*, agent_id: int, status: str) -> Agent:
     if "state" in changes:
         events.append(("agent-state-change", None, agent, {"CC-Agent-State": agent.state}))
     queue_events_emit(company=agent.company, events=events, when=now)
-    return agent
-
-
-@transaction.atomic
-def agent_state_set(*, agent_id: int, state: str) -> Agent:
-    """Set the agent's state by hand (mod_callcenter's `agent set state`): e.g. an On Demand agent
-    back to Waiting after a call, or out of Reserved."""
-    if state not in Agent.State.values:
-        raise ValueError(f"unknown state {state!r}; one of: {', '.join(Agent.State.values)}")
-    agent = Agent.objects.select_for_update().select_related("company").get(pk=agent_id)
-    if agent.state == state:
-        return agent
-    agent.state = state
-    agent.save(update_fields=["state", "changed_at"])
-    queue_events_emit(
-        company=agent.company, events=[("agent-state-change", None, agent, {"CC-Agent-State": state})]
-    )
     return agent

@@ -18,6 +18,7 @@ from queues.services.events import member_fields, queue_events_emit
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
 from telephony.services.originate import call_record_claim, call_record_give_up
+from telephony.services.servers import ami_source
 
 AVAILABLE = (Agent.Status.AVAILABLE, Agent.Status.AVAILABLE_ON_DEMAND)
 WAITING = Member.WAITING_STATES
@@ -41,8 +42,11 @@ def _members_count(queue: Queue) -> tuple:
 
 def queue_by_name(*, server_id: int, full_name: str) -> Queue:
     name, _, slug = full_name.strip().partition("@")
+    # Locked: a caller joins a queue that stays loaded and undeleted until the member is written
+    # (queue_unload, queue_del decide on the same row).
     queue = (
-        Queue.objects.select_related("company")
+        Queue.objects.select_for_update(of=("self",))
+        .select_related("company")
         .filter(server_id=server_id, name=name, company__slug=slug, company__active=True)
         .first()
     )
@@ -148,11 +152,18 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
     member = (
         Member.objects.select_related("queue__company", "queue__server")
-        .filter(pk=member_id, state__in=WAITING)
+        .filter(pk=member_id, state__in=WAITING, queue__loaded=True)  # an unloaded queue offers no more
         .first()
     )
-    agent = Agent.objects.select_related("company").filter(pk=agent_id).first()
+    # Locked first, then its tier: the order agent_del (agent, then its tiers) takes them in.
+    agent = (
+        Agent.objects.select_for_update(of=("self",)).select_related("company").filter(pk=agent_id).first()
+    )
     if member is None or agent is None:
+        return None
+    # The agent is offered through its tier in the queue, locked: a tier removed meanwhile (tier_del,
+    # which locks it too) is never offered, nor removed while this offer rings.
+    if not Tier.objects.select_for_update().filter(queue_id=member.queue_id, agent_id=agent_id).exists():
         return None
     state = Agent.State.RESERVED if agent.reserve_agents else Agent.State.RECEIVING
     claimed = Agent.objects.filter(pk=agent_id, state=Agent.State.WAITING, status__in=AVAILABLE).update(
@@ -169,7 +180,13 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     )
     if agent.type == Agent.Type.CALLBACK:
         # The agent's leg is claimed with the offer, in one transaction: the Originate that follows
-        # finds its claim made (and no offer is ever without its call record).
+        # finds its claim made (and no offer is ever without its call record). It is a leg of the
+        # caller's call, which figures count once, whoever answered.
+        caller_call = (
+            CallRecord.objects.filter(source=ami_source(member.queue.server_id), uniqueid=member.session_uuid)
+            .values_list("linkedid", flat=True)
+            .first()
+        )
         call_record_claim(
             server=member.queue.server,
             uniqueid=offer.channel_id,
@@ -178,6 +195,7 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
             app_ref=offer.channel_id,
             caller=member.cid_number[:80],
             callee=agent.contact[:80],
+            linkedid=caller_call or member.session_uuid,
         )
     Member.objects.filter(pk=member_id).update(state=Member.State.TRYING)
     Tier.objects.filter(queue_id=member.queue_id, agent_id=agent_id).update(state=Tier.State.OFFERING)

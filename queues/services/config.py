@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Company, User
 from queues.models import Agent, Member, Queue, Tier
-from queues.services.agents import agent_state_set, agent_status_set
+from queues.services.agents import agent_status_set
 
 
 class ConfigRefused(ValueError):
@@ -26,7 +26,8 @@ class ConfigRefused(ValueError):
         self.code = code
 
 
-# The keys of `agent set` other than status and state, which go through services/agents.py.
+# The keys of `agent set` other than status, which goes through services/agents.py. An agent's state
+# is the dispatcher's: no key sets it.
 AGENT_SETTINGS = (
     "type",
     "contact",
@@ -39,7 +40,9 @@ AGENT_SETTINGS = (
     "reserve_agents",
     "ready_time",
 )
-AGENT_SET_KEYS = ("status", "state", *AGENT_SETTINGS)
+AGENT_SET_KEYS = ("status", *AGENT_SETTINGS)
+# How the dispatcher reaches the agent: not changed under a call it rings or carries.
+AGENT_REACH = ("type", "contact", "route")
 TIER_SET_KEYS = ("state", "level", "position")
 QUEUE_SETTINGS = (
     "strategy",
@@ -63,9 +66,15 @@ QUEUE_SETTINGS = (
     "service_level_seconds",
 )
 
-# The dispatcher holds these agents and tiers in a call: removing them would strand the call.
+# The dispatcher holds these agents and tiers in a call: removing them would strand the call. Each
+# refusal is decided on the row locked in the writing transaction, so a call that starts meanwhile
+# waits for the write (or the write sees the call).
 AGENT_BUSY_STATES = (Agent.State.RECEIVING, Agent.State.RESERVED, Agent.State.IN_A_QUEUE_CALL)
 TIER_BUSY_STATES = (Tier.State.OFFERING, Tier.State.ACTIVE_INBOUND)
+STATE_IS_THE_DISPATCHERS = (
+    "An agent's state is the dispatcher's, changed by its calls: set the agent's status instead "
+    "(Available, Available (On Demand), On Break, Logged Out)."
+)
 
 _TRUE = {"true", "yes", "on", "1", "t"}
 _FALSE = {"false", "no", "off", "0", "f"}
@@ -154,14 +163,23 @@ def agent_add(
 
 
 def agent_update(*, agent: Agent, changes: dict) -> Agent:
-    """Change an agent's settings (not its status or state), checked as a whole."""
+    """Change an agent's settings (not its status or state), checked as a whole. How the agent is
+    reached (type, contact, route) stays while the dispatcher rings it or holds it in a call."""
     identity = {key: changes[key] for key in ("name", "user") if key in changes}
     settings = {key: value for key, value in changes.items() if key not in identity}
     if "user" in identity:
         _check_user(company=agent.company, user=identity["user"])
+    settings = _agent_settings(settings)
     with transaction.atomic():
         locked = Agent.objects.select_for_update().select_related("company").get(pk=agent.pk)
-        return _save(locked, {**_agent_settings(settings), **identity})
+        reach = [key for key in AGENT_REACH if key in settings and settings[key] != getattr(locked, key)]
+        if reach and locked.state in AGENT_BUSY_STATES:
+            raise ConfigRefused(
+                "agent_busy",
+                f"Agent {locked.full_name} is {locked.state}: change its {', '.join(reach)} once the call "
+                "is over.",
+            )
+        return _save(locked, {**settings, **identity})
 
 
 def _agent_settings(settings: dict) -> dict:
@@ -172,14 +190,14 @@ def _agent_settings(settings: dict) -> dict:
 
 
 def agent_set(*, agent: Agent, key: str, value) -> Agent:
-    """mod_callcenter's `agent set KEY AGENT VALUE`: status and state through their own services
-    (which emit the events), any other key as a setting."""
+    """mod_callcenter's `agent set KEY AGENT VALUE`: status through its own service (which emits the
+    event), any other key as a setting. Not the state: it is the dispatcher's."""
     key = setting_key(key)
     if key == "status":
         status = choice_value(Agent.Status.values, str(value), "status")
         return agent_status_set(agent_id=agent.pk, status=status)
     if key == "state":
-        return agent_state_set(agent_id=agent.pk, state=choice_value(Agent.State.values, str(value), "state"))
+        raise ValidationError(STATE_IS_THE_DISPATCHERS)
     if key not in AGENT_SETTINGS:
         raise ValidationError(f"Unknown key {key!r}; one of: {', '.join(AGENT_SET_KEYS)}.")
     return agent_update(agent=agent, changes={key: value})
@@ -212,13 +230,21 @@ def tier_add(*, queue: Queue, agent: Agent, level: int = 1, position: int = 1) -
 
 
 def tier_update(*, tier: Tier, changes: dict) -> Tier:
-    """Change a tier's level, position or state, checked as a whole."""
+    """Change a tier's level, position or state, checked as a whole. Offering and Active Inbound are
+    the dispatcher's: never set by hand, and a tier in either keeps its state until the call is over."""
     unknown = set(changes) - set(TIER_SET_KEYS)
     if unknown:
         raise ValidationError(f"Unknown tier key(s): {', '.join(sorted(unknown))}.")
+    values = {name: field_value(Tier, name, value) for name, value in changes.items()}
+    if values.get("state") in TIER_BUSY_STATES:
+        raise ValidationError(f"{values['state']} is the dispatcher's: set Ready, No Answer or Standby.")
     with transaction.atomic():
         locked = Tier.objects.select_for_update().select_related("queue", "agent").get(pk=tier.pk)
-        return _save(locked, {name: field_value(Tier, name, value) for name, value in changes.items()})
+        if "state" in values and values["state"] != locked.state and locked.state in TIER_BUSY_STATES:
+            raise ConfigRefused(
+                "tier_busy", f"The tier is {locked.state}: set its state once the call is over."
+            )
+        return _save(locked, values)
 
 
 def tier_set(*, tier: Tier, key: str, value) -> Tier:
@@ -266,7 +292,9 @@ def queue_load(*, queue: Queue) -> Queue:
 
 
 def queue_unload(*, queue: Queue) -> Queue:
-    """The dispatcher stops serving the queue (mod_callcenter's `queue unload`)."""
+    """The dispatcher stops serving the queue (mod_callcenter's `queue unload`): no new offers, no new
+    callers; the callers it was not offering are sent on in the dialplan; calls already offered or
+    bridged go on to their end."""
     return _queue_loaded_set(queue=queue, loaded=False)
 
 
@@ -277,14 +305,19 @@ def queue_reload(*, queue: Queue) -> Queue:
     return queue
 
 
+@transaction.atomic
 def queue_del(*, queue: Queue) -> None:
     """Delete a queue, refused while callers wait in it or its calls go on: unload it first, and
-    its callers are sent on in the dialplan."""
+    its callers are sent on in the dialplan. Decided on the locked queue row: a caller joining
+    meanwhile (member_join locks it too) either waits and finds no queue, or is seen here."""
+    locked = Queue.objects.select_for_update().select_related("company").filter(pk=queue.pk).first()
+    if locked is None:
+        return
     if (
-        queue.members.filter(state__in=Member.WAITING_STATES).exists()
-        or queue.offers.filter(ended_at__isnull=True).exists()
+        locked.members.filter(state__in=Member.WAITING_STATES).exists()
+        or locked.offers.filter(ended_at__isnull=True).exists()
     ):
         raise ConfigRefused(
-            "queue_busy", f"{queue.full_name} has callers waiting or calls going on; unload it first"
+            "queue_busy", f"{locked.full_name} has callers waiting or calls going on; unload it first"
         )
-    queue.delete()
+    locked.delete()

@@ -173,7 +173,10 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
     when = event_time(event)
     if name == "Newchannel":
         record.channel = _text(event, "Channel", 200) or record.channel
-        record.linkedid = _text(event, "Linkedid", 150) or record.linkedid
+        # Unless the leg is already known to be part of another call: claimed for it by the app that
+        # originated it, or joined to it in a bridge whose BridgeEnter came first.
+        if record.linkedid in ("", record.uniqueid):
+            record.linkedid = _text(event, "Linkedid", 150) or record.linkedid
         transitions.apply(record, Step.START, Facts(when=when))
         if not record.caller and event.get("CallerIDNum") not in _UNKNOWN:
             record.caller = _text(event, "CallerIDNum", 80)
@@ -219,6 +222,9 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
         _cdr(record, event, when)
     elif name == "BridgeEnter":
         record.bridge_id = _text(event, "BridgeUniqueid", 150)
+        # Asterisk gives a channel joining a bridge the bridge's oldest Linkedid: from now on the
+        # leg is part of that call (an agent's leg, of the queue caller's call).
+        record.linkedid = _text(event, "Linkedid", 150) or record.linkedid
     return None
 
 

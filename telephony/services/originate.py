@@ -37,8 +37,11 @@ def call_record_claim(
     caller: str = "",
     callee: str = "",
     direction: str = CallRecord.Direction.OUTBOUND,
+    linkedid: str = "",
 ) -> CallRecord:
-    """Reserve the record of a call about to be originated with ChannelId `uniqueid`.
+    """Reserve the record of a call about to be originated with ChannelId `uniqueid`; `linkedid`
+    names the call it is a leg of, when the platform originates it for a call already going on (an
+    agent rung for a queue caller): Asterisk starts a new Linkedid for every Originate.
 
     A claim never sent (the worker died before sending, the PBX was unreachable) is handed back
     for sending; one already sent raises OriginateAlreadyClaimed with the existing record.
@@ -48,7 +51,7 @@ def call_record_claim(
         uniqueid=uniqueid,
         defaults={
             "server": server,
-            "linkedid": uniqueid,
+            "linkedid": linkedid or uniqueid,
             "company": company,
             "app": app,
             "app_ref": app_ref,

@@ -95,9 +95,8 @@ def test_figures_count_the_company_day_and_month_not_utc(company, other_company_
     now = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
     parent = call(company, datetime(2026, 12, 1, 23, 10, tzinfo=UTC), billsec=61)  # 00:10 Paris, today
     call(company, datetime(2026, 12, 1, 23, 20, tzinfo=UTC), disposition="BUSY")  # today
-    call(
-        company, datetime(2026, 12, 1, 23, 15, tzinfo=UTC), billsec=61, parent=parent
-    )  # a leg: part of a call
+    leg_start = datetime(2026, 12, 1, 23, 15, tzinfo=UTC)
+    call(company, leg_start, billsec=61, parent=parent, linkedid=parent.uniqueid)  # a leg: part of a call
     call(company, datetime(2026, 12, 1, 22, 50, tzinfo=UTC), billsec=30)  # 23:50 Paris on the 1st
     call(company, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), billsec=30)  # 00:30 Paris on the 1st
     call(company, datetime(2026, 11, 30, 22, 30, tzinfo=UTC), billsec=600)  # 30 November in Paris

@@ -29,6 +29,7 @@ AGENT_NEVER_ANSWERS = "5562003"
 AGENT_STAYS = "5562004"
 AGENT_SLOW = "5562005"  # answers after 2 s, stays
 AGENT_TALKS_LONG = "5562006"  # answers after 1 s, talks 30 s
+AGENT_ANSWERS_LATE = "5562007"  # answers after 40 s, stays
 
 
 @pytest.fixture

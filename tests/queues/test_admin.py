@@ -1,6 +1,7 @@
 """The queues' admin screens: lists, read-only records, and actions through the services."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from queues.models import Agent, Queue, QueueEvent, Tier
@@ -54,3 +55,43 @@ def test_a_tier_in_a_call_is_not_deleted(admin_client):
     tier = TierFactory(state="Active Inbound")
     admin_client.post(reverse("admin:queues_tier_delete", args=[tier.pk]), {"post": "yes"})
     assert Tier.objects.filter(pk=tier.pk).exists()
+
+
+def test_an_agent_in_a_call_keeps_its_contact_in_the_admin(admin_client):
+    agent = AgentFactory(state="In a queue call", contact="5552001")
+    url = reverse("admin:queues_agent_change", args=[agent.pk])
+    form = {
+        "name": agent.name,
+        "type": "callback",
+        "contact": "5552099",
+        "route": "default",
+        "max_no_answer": 3,
+        "wrap_up_time": 10,
+        "reject_delay_time": 10,
+        "busy_delay_time": 60,
+        "no_answer_delay_time": 60,
+    }
+    response = admin_client.post(url, form, follow=True)
+    assert "change its contact once the call is over" in response.content.decode()
+    assert Agent.objects.get().contact == "5552001"
+    assert not LogEntry.objects.exists()  # no "Changed contact" in the history either
+    Agent.objects.update(state="Waiting")
+    admin_client.post(url, form)
+    assert Agent.objects.get().contact == "5552099"
+
+
+def test_a_tier_state_set_in_the_admin_goes_through_the_service(admin_client):
+    tier = TierFactory(state="Offering")
+    url = reverse("admin:queues_tier_change", args=[tier.pk])
+    response = admin_client.post(url, {"level": 1, "position": 1, "state": "Ready"}, follow=True)
+    assert "once the call is over" in response.content.decode()
+    assert Tier.objects.get().state == "Offering"
+    response = admin_client.post(url, {"level": 1, "position": 1, "state": "Active Inbound"}, follow=True)
+    assert Tier.objects.get().state == "Offering"
+
+
+def test_a_queue_page_lists_its_tiers_but_changes_them_only_on_their_own_page(admin_client):
+    tier = TierFactory(state="Active Inbound")
+    page = admin_client.get(reverse("admin:queues_queue_change", args=[tier.queue.pk])).content.decode()
+    assert str(tier.agent) in page  # listed ...
+    assert 'name="tiers-0-agent"' not in page and 'name="tiers-0-DELETE"' not in page  # ... not changed here

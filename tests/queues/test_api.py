@@ -110,6 +110,36 @@ def test_an_agent_in_a_call_cannot_be_deleted(api, company):
     assert Agent.objects.exists()
 
 
+@pytest.mark.parametrize("state", ["Receiving", "Reserved", "In a queue call"])
+def test_an_agent_in_a_call_keeps_its_state_its_reach_and_its_row(api, company, state):
+    """The issue's walk: state to Waiting, contact and type changed, then deleted; each refused."""
+    agent = AgentFactory(company=company, state=state, contact="5552001")
+    url = f"{API}/agents/{agent.pk}/"
+    assert api.post(f"{url}state/", {"state": "Waiting"}, content_type="application/json").status_code == 404
+    for change in ({"contact": "5552099"}, {"type": "uuid-standby"}, {"route": "other"}):
+        response = api.patch(url, change, content_type="application/json")
+        assert response.status_code == 409 and response.json()["code"] == "agent_busy", change
+    assert api.delete(url).json()["code"] == "agent_busy"
+    assert api.delete(url).status_code == 409  # the same answer twice: nothing changed in between
+    # What does not touch the call may change.
+    assert api.patch(url, {"wrap_up_time": 30}, content_type="application/json").status_code == 200
+    assert api.patch(url, {"contact": "5552001"}, content_type="application/json").status_code == 200
+    agent.refresh_from_db()
+    assert (agent.state, agent.contact, agent.type, agent.wrap_up_time) == (state, "5552001", "callback", 30)
+
+
+def test_a_tier_state_is_never_the_dispatcher_s_by_hand(api, queue):
+    tier = TierFactory(queue=queue)
+    url = f"{API}/tiers/{tier.pk}/"
+    for state in ("Offering", "Active Inbound"):
+        assert api.patch(url, {"state": state}, content_type="application/json").status_code == 409
+    assert api.patch(url, {"state": "Standby"}, content_type="application/json").json()["state"] == "Standby"
+    Tier.objects.update(state="Active Inbound")
+    response = api.patch(url, {"state": "Ready"}, content_type="application/json")
+    assert response.status_code == 409 and response.json()["code"] == "tier_busy"
+    assert Tier.objects.get().state == "Active Inbound"
+
+
 def test_agent_linked_to_another_company_user_is_a_404(api, company):
     agent = AgentFactory(company=company)
     response = api.patch(
@@ -119,14 +149,17 @@ def test_agent_linked_to_another_company_user_is_a_404(api, company):
     assert Agent.objects.get().user is None
 
 
-def test_agent_status_and_state(api, company):
+def test_agent_status_is_set_and_its_state_is_read_only(api, company):
     agent = AgentFactory(company=company, status="Logged Out")
     response = api.post(
         f"{API}/agents/{agent.pk}/status/", {"status": "Available"}, content_type="application/json"
     )
     assert response.status_code == 200 and response.json()["status"] == "Available"
     response = api.post(f"{API}/agents/{agent.pk}/state/", {"state": "Idle"}, content_type="application/json")
-    assert response.json()["state"] == "Idle"
+    assert response.status_code == 404
+    response = api.patch(f"{API}/agents/{agent.pk}/", {"state": "Idle"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["state"] == "Waiting"
+    assert Agent.objects.get().state == "Waiting"
     bad = api.post(f"{API}/agents/{agent.pk}/status/", {"status": "Asleep"}, content_type="application/json")
     assert bad.status_code == 400 and bad.json()["code"] == "invalid" and "status" in bad.json()["fields"]
     assert QueueEvent.objects.filter(action="agent-status-change").count() == 1
@@ -174,11 +207,11 @@ def test_members_waiting_in_score_order(api, queue):
 
 
 def test_events_filtered_by_action(api, company):
-    agent = AgentFactory(company=company, status="Logged Out")
+    # An On Demand agent Idle after its call says it is ready again by choosing Available.
+    agent = AgentFactory(company=company, status="Available (On Demand)", state="Idle")
     api.post(f"{API}/agents/{agent.pk}/status/", {"status": "Available"}, content_type="application/json")
-    api.post(f"{API}/agents/{agent.pk}/state/", {"state": "Idle"}, content_type="application/json")
     rows = api.get(f"{API}/events/", {"action": "agent-state-change", "agent": agent.pk}).json()["results"]
-    assert [row["fields"]["CC-Agent-State"] for row in rows] == ["Idle"]
+    assert [row["fields"]["CC-Agent-State"] for row in rows] == ["Waiting"]
 
 
 def test_me_reads_and_sets_the_user_own_status(api, company_user):

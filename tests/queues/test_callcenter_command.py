@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from queues.management.commands.callcenter import USAGE
 from queues.models import Agent, Queue, Tier
 from tests.factories import CompanyFactory
 from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
@@ -142,6 +143,19 @@ def test_agent_del_in_a_call_is_refused(support):
         "-ERR Agent 1000@acme is In a queue call: delete it once the call is over.\n"
     )
     assert Agent.objects.exists()
+
+
+def test_agent_state_is_not_set_by_hand_and_a_busy_agent_keeps_its_contact(support):
+    AgentFactory(company=support.company, name="1000", state="Waiting", contact="5551000")
+    err = cc_error("agent", "set", "state", "1000@acme", "In a queue call")
+    assert err.startswith("-ERR An agent's state is the dispatcher's") and "set the agent's status" in err
+    assert Agent.objects.get().state == "Waiting"
+    Agent.objects.update(state="In a queue call")  # the dispatcher bridged it
+    err = cc_error("agent", "set", "contact", "1000@acme", "5551999")
+    assert err == "-ERR Agent 1000@acme is In a queue call: change its contact once the call is over.\n"
+    assert cc("agent", "set", "wrap_up_time", "1000@acme", "20") == "+OK\n"
+    assert Agent.objects.get().contact == "5551000"
+    assert "an agent's state is the dispatcher's: set its status" in " ".join(USAGE.split())
 
 
 def test_from_the_shell_an_error_exits_1(tmp_path):

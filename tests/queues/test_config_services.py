@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from queues import selectors
-from queues.models import Agent, Queue, QueueEvent, Tier
+from queues.models import Agent, Member, Queue, QueueEvent, Tier
 from queues.services import config
 from tests.factories import CompanyFactory, UserFactory
 from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
@@ -89,15 +89,39 @@ def test_agent_set_refuses_bad_values(key, value, words):
         config.agent_set(agent=agent, key=key, value=value)
 
 
-def test_agent_set_status_and_state_go_through_the_agent_services():
+def test_agent_set_status_goes_through_the_agent_service():
     agent = aged(Agent, AgentFactory(status=Agent.Status.LOGGED_OUT, calls_answered=4))
     config.agent_set(agent=agent, key="status", value="available")
-    config.agent_set(agent=agent, key="state", value="idle")
     agent.refresh_from_db()
-    assert (agent.status, agent.state, agent.calls_answered) == ("Available", "Idle", 0)
+    assert (agent.status, agent.state, agent.calls_answered) == ("Available", "Waiting", 0)
     assert agent.changed_at > LONG_AGO
     actions = list(QueueEvent.objects.order_by("id").values_list("action", flat=True))
-    assert actions == ["agent-status-change", "agent-state-change"]
+    assert actions == ["agent-status-change"]
+
+
+@pytest.mark.parametrize("state", Agent.State.values)
+def test_no_person_sets_an_agent_state(state):
+    agent = AgentFactory(state=Agent.State.IN_A_QUEUE_CALL)
+    with pytest.raises(ValidationError, match="set the agent's status instead"):
+        config.agent_set(agent=agent, key="state", value=state)
+    assert Agent.objects.get().state == Agent.State.IN_A_QUEUE_CALL
+    assert not QueueEvent.objects.exists()
+
+
+@pytest.mark.parametrize("state", config.AGENT_BUSY_STATES)
+@pytest.mark.parametrize("key, value", [("contact", "5552099"), ("type", "uuid-standby"), ("route", "other")])
+def test_how_an_agent_is_reached_stays_while_it_is_in_a_call(state, key, value):
+    agent = AgentFactory(state=state, contact="5552001")
+    with pytest.raises(config.ConfigRefused, match=f"change its {key}"):
+        config.agent_set(agent=agent, key=key, value=value)
+    assert config.agent_set(agent=agent, key="wrap_up_time", value="30").wrap_up_time == 30
+    agent.refresh_from_db()
+    assert (agent.contact, agent.type, agent.route) == ("5552001", "callback", "default")
+
+
+def test_an_idle_agent_may_change_how_it_is_reached():
+    agent = AgentFactory(state=Agent.State.IDLE)
+    assert config.agent_set(agent=agent, key="contact", value="PJSIP/1000").contact == "PJSIP/1000"
 
 
 @pytest.mark.parametrize("state", config.AGENT_BUSY_STATES)
@@ -142,9 +166,29 @@ def test_tier_del_is_refused_while_offering_or_in_a_call(state):
     tier = TierFactory(state=state)
     with pytest.raises(config.ConfigRefused, match=state):
         config.tier_del(tier=tier)
-    config.tier_set(tier=tier, key="state", value="Ready")
+    with pytest.raises(config.ConfigRefused, match="once the call is over"):
+        config.tier_set(tier=tier, key="state", value="Ready")
+    Tier.objects.update(state="Ready")  # the call ended
     config.tier_del(tier=tier)
     assert not Tier.objects.exists()
+
+
+@pytest.mark.parametrize("state", ["offering", "Active Inbound"])
+def test_no_person_sets_a_tier_in_a_call(state):
+    tier = TierFactory()
+    with pytest.raises(ValidationError, match="the dispatcher's"):
+        config.tier_set(tier=tier, key="state", value=state)
+    assert Tier.objects.get().state == "Ready"
+
+
+def test_queue_del_is_refused_while_callers_wait_and_done_when_none():
+    queue = QueueFactory()
+    member = MemberFactory(queue=queue)
+    with pytest.raises(config.ConfigRefused, match="unload it first"):
+        config.queue_del(queue=queue)
+    Member.objects.filter(pk=member.pk).update(state="Abandoned")
+    config.queue_del(queue=queue)
+    assert not Queue.objects.exists()
 
 
 def test_queue_load_unload_reload_bump_changed_at():

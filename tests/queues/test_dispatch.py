@@ -6,9 +6,9 @@ from queues.models import Agent, Member, Offer, QueueEvent
 from telephony.models import CallRecord
 from telephony.testing import wait_for
 from tests.queues.conftest import (
+    AGENT_ANSWERS_LATE,
     AGENT_BUSY,
     AGENT_NEVER_ANSWERS,
-    AGENT_SLOW,
     AGENT_TALKS,
     CALLER_HANGS_UP,
     CALLER_PRESSES_1,
@@ -179,7 +179,9 @@ def test_ring_all_rings_everyone_and_the_first_to_answer_takes_the_caller(queue,
     queue.strategy = "ring-all"
     queue.save()
     never = AgentFactory(company=queue.company, contact=AGENT_NEVER_ANSWERS, no_answer_delay_time=300)
-    slow = AgentFactory(company=queue.company, contact=AGENT_SLOW)
+    # Rung one after the other: the slow one answers late enough (40 s) that the fast one, rung
+    # last, still answers first on a loaded machine.
+    slow = AgentFactory(company=queue.company, contact=AGENT_ANSWERS_LATE)
     fast = AgentFactory(company=queue.company, contact=AGENT_TALKS)
     for agent in (never, slow, fast):
         TierFactory(queue=queue, agent=agent)

@@ -5,10 +5,11 @@ import time
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from queues.models import Agent, Member, Offer
 from queues.services import calls
-from queues.services.agents import agent_state_set, agent_status_set
+from queues.services.agents import agent_status_set
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord
 from telephony.testing import wait_for
@@ -40,7 +41,9 @@ def test_an_agent_freed_by_hand_while_it_rings_does_not_make_the_dispatcher_spin
         lambda: Offer.objects.filter(member__session_uuid=first, result="ringing").exists(), what="offer 1"
     )
 
-    agent_state_set(agent_id=agent.pk, state=Agent.State.WAITING)  # a supervisor frees it by hand
+    # No person can set the state any more; a row written behind the services' back still must not
+    # make the dispatcher spin.
+    Agent.objects.filter(pk=agent.pk).update(state=Agent.State.WAITING, changed_at=timezone.now())
     time.sleep(1.5)  # the dispatcher's refresh sees it
     second = call_in(other_queue, CALLER_WAITS)
     wait_for(lambda: Member.objects.filter(session_uuid=second).exists(), what="the second caller")

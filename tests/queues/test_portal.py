@@ -201,7 +201,8 @@ def test_queue_report_csv_has_the_figures(logged_in, company, queue):
     rows = _csv(logged_in.get(url("queue-report", company), {"format": "csv"}))
 
     assert rows[0][:4] == ["queue", "offered", "answered", "abandoned"]
-    assert rows[1] == ["support", "2", "1", "1", "20", "1", "50.0", "36", "60"]
+    assert rows[0][5:7] == ["answered within service level", "abandoned after service level"]
+    assert rows[1] == ["support", "2", "1", "1", "20", "1", "1", "50.0", "36", "60"]
 
 
 def test_report_csv_cells_are_formula_safe_and_keep_commas_and_line_breaks(logged_in, company):

@@ -67,10 +67,31 @@ def test_queue_report_counts_offered_answered_abandoned_service_level_and_waits(
     [row] = reports.queue_report(company=company, start=DAY, end=DAY)
 
     assert (row.offered, row.answered, row.abandoned) == (5, 3, 1)
-    assert row.answered_in_service_level == 2
-    assert row.service_level == 40.0
+    assert (row.answered_in_service_level, row.abandoned_after_service_level) == (2, 1)
+    assert row.service_level == 50.0  # 2 of the 3 answered and the 1 gone after 20 s
     assert row.average_wait == round((10 + 20 + 21 + 45) / 4)
     assert row.longest_wait == 45
+
+
+def test_callers_still_waiting_or_gone_within_the_target_are_no_misses(company):
+    """The issue's wallboard: 62.5 % while 3 callers had waited 3 to 7 s of a 20 s target."""
+    queue = QueueFactory(company=company, service_level_seconds=20)
+    now = timezone.now()
+    for waited in (4, 8, 12, 15, 19):
+        answered(queue, now - dt.timedelta(minutes=5), waited)
+    for waited in (3, 5, 7):
+        MemberFactory(queue=queue, joined_at=now - dt.timedelta(seconds=waited))
+    abandoned(queue, now - dt.timedelta(minutes=4), 6)  # gone within the target: nobody could answer
+    [board] = reports.wallboard(company=company)
+    [row] = reports.queue_report(company=company, start=reports.today(company), end=reports.today(company))
+
+    assert board.today.service_level == row.service_level == 100.0
+    assert board.as_json()["service_level"] == 100.0
+
+    answered(queue, now - dt.timedelta(minutes=3), 21)  # answered after the target: a miss
+    abandoned(queue, now - dt.timedelta(minutes=2), 25)  # gone after it: a miss
+    [board] = reports.wallboard(company=company)
+    assert board.today.service_level == round(100 * 5 / 7, 1)
 
 
 def test_each_queue_has_its_own_service_level(company):
@@ -164,5 +185,5 @@ def test_wallboard_lists_waiting_callers_longest_first_agents_and_service_level(
     assert 95 <= board.longest_wait <= 97
     assert dict(board.by_status)["On Break"] == 1 and dict(board.by_status)["Available"] == 1
     assert dict(board.by_state)["In a queue call"] == 1
-    assert board.today.offered == 4 and board.today.service_level == 25.0
+    assert board.today.offered == 4 and board.today.service_level == 50.0
     assert board.as_json()["waiting_count"] == 2

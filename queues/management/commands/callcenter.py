@@ -18,10 +18,12 @@ from queues.services import config
 
 USAGE = """\
 agent add NAME [TYPE] [CONTACT]        agent del NAME         agent list [NAME]
-agent set KEY NAME VALUE               (KEY: status|state|contact|type|max_no_answer|wrap_up_time|
+agent set KEY NAME VALUE               (KEY: status|contact|type|route|max_no_answer|wrap_up_time|
                                         reject_delay_time|busy_delay_time|no_answer_delay_time|
-                                        reserve_agents|ready_time)
+                                        reserve_agents|ready_time; an agent's state is the
+                                        dispatcher's: set its status)
 tier add QUEUE AGENT [LEVEL] [POSITION]  tier set state|level|position QUEUE AGENT VALUE
+                                        (state: Ready, No Answer or Standby, not during a call)
 tier del QUEUE AGENT                   tier list [QUEUE]
 queue load|unload|reload QUEUE         queue list [QUEUE]
 queue list agents QUEUE [STATUS] [STATE]   queue list members|tiers QUEUE
