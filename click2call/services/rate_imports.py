@@ -16,10 +16,11 @@ a rate either as it was or as the file says, never a mix within one prefix.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,6 +34,10 @@ MAX_PROBLEMS_SHOWN = 50
 # A job with no progress for this long lost its worker (killed, the machine restarted): the job's
 # own time limit is far shorter (click2call.tasks.rate_import_run).
 STALE_AFTER = timedelta(minutes=20)
+# SQLite's busy handler tries a waiting writer again at most every 100 ms: the gap between two
+# batches is microseconds, so without a pause a waiting writer (the pbx process's lease) can miss
+# every gap of a long import. PostgreSQL's row locks need none.
+SQLITE_PAUSE_SECONDS = 0.12
 
 
 class ImportStopped(Exception):
@@ -105,6 +110,8 @@ def rate_import_run(*, rate_import_id: int) -> None:
     try:
         for start in range(0, len(writes), BATCH_ROWS):
             _write_batch(job, writes[start : start + BATCH_ROWS])
+            if connection.vendor == "sqlite" and start + BATCH_ROWS < len(writes):
+                time.sleep(SQLITE_PAUSE_SECONDS)
     except ImportStopped:
         return
     except Exception:

@@ -370,7 +370,7 @@ def test_a_claim_unsent_past_the_give_up_time_ends_not_dialed_and_rings_nobody_l
     client.force_login(UserFactory(company=pbx_down.company))
     detail = client.get(reverse("click2call:call", args=[pbx_down.company.slug, request.pk]))
     body = detail.content.decode()
-    assert "NOT DIALED (PBX unreachable)" in body and "nobody was rung" in body and "Call back" in body
+    assert "Not dialed: the PBX was unreachable" in body and "nobody was rung" in body and "Call back" in body
     status = client.get(f"/api/click2call/status/{request.status_token}/").json()
     assert status["attempts"][0]["progress"] == "not dialed: the company's line was unavailable"
 
