@@ -37,7 +37,17 @@ log = logging.getLogger("pbxsim.apps")
 
 # Sound lengths (seconds) of the stock Asterisk prompts the reference traces play, used when
 # --sounds has no file of that name.
-STOCK_SOUND_SECONDS = {"hello-world": 1.404, "beep": 0.4255, "vm-goodbye": 0.862, "conf-getpin": 1.6}
+STOCK_SOUND_SECONDS = {
+    "hello-world": 1.404,
+    "beep": 0.4255,
+    "vm-goodbye": 0.862,
+    "conf-getpin": 1.6,
+    # the queue's prompts, as long as they played in tests/pbxsim/apps (q-announce, q-exit-key, ...)
+    "queue-thereare": 2.29,
+    "queue-callswaiting": 2.47,
+    "queue-thankyou": 1.59,
+    "vm-nobodyavail": 2.79,
+}
 DIGIT_SOUND_SECONDS = 0.82
 DEFAULT_SOUND_SECONDS = 1.0
 # Answer waits this long for the first audio from the far end, as Asterisk does to avoid clipping.
@@ -342,15 +352,16 @@ class Applications:
         options = args[1] if len(args) > 1 else ""
         if chan.state != STATE_UP and "noanswer" not in options:
             await self.answer_channel(chan)
-        status = "SUCCESS"
         try:
             for name in filter(None, args[0].split("&")):
                 await self.stream(chan, name.strip())
         except Interrupted:
-            # As app_playback: a hang-up mid-file is a failed playback, not an application error;
-            # the dialplan then stops because the channel is hung up.
-            status = "FAILED"
-        chan.set_variable("PLAYBACKSTATUS", status)
+            # As app_playback on Asterisk 22 (q-announce): PLAYBACKSTATUS says FAILED only for a
+            # file that could not be played; a hang-up mid-file ends the application with -1, so
+            # the Hangup and the hangup handlers run at the Playback's own priority.
+            chan.set_variable("PLAYBACKSTATUS", "SUCCESS")
+            return -1 if chan.hangup_requested else 0
+        chan.set_variable("PLAYBACKSTATUS", "SUCCESS")
         return 0
 
     async def background(self, chan: Channel, data: str) -> int:
@@ -710,7 +721,9 @@ class Dial:
         callee.set_variable("DIALEDPEERNUMBER", resource)
         callee.cdr.enabled = False
         callee.exten = chan.exten
-        callee.cid_num, callee.cid_name = chan.exten, chan.cid_name
+        # Asterisk 22 (c2c-a-completed): the callee's caller ID is the caller's exten with the
+        # caller's connected-line name, its connected line the caller's caller ID.
+        callee.cid_num, callee.cid_name = chan.exten, chan.conn_name
         callee.conn_num, callee.conn_name = chan.cid_num, chan.cid_name
         self.apps.newexten(callee, "AppDial", "(Outgoing Line)")
         callee.set_callerid(None, None)
@@ -749,7 +762,10 @@ class Dial:
         deadline = self.started + self.pbx.real(self.timeout) if self.timeout else None
         while pending:
             if chan.interrupted:
-                return self.cancel_all(pending, "CANCEL"), "CANCEL"
+                # The caller hung up (Asterisk 22: Cause 16 on both halves of each callee, whose
+                # ;2 Cdr says NO ANSWER); a redirect sets no cause.
+                cause = 16 if chan.hangup_requested else 0
+                return self.cancel_all(pending, "CANCEL", cause=cause), "CANCEL"
             try:
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
                 who, control = await asyncio.wait_for(self.queue.get(), remaining)

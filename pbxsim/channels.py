@@ -134,6 +134,10 @@ class CallDetail:
     def on_app(self, app: str, data: str) -> None:
         rec = self.current
         now = self.chan.pbx.now()
+        if rec.closed and app.lower() == "hangup":
+            # Asterisk's CDR engine ignores a channel the Hangup application is ending
+            # (AST_SOFTHANGUP_HANGUP_EXEC): no record for it after a bridge (q-callback-key).
+            return
         if rec.closed:
             rec = CdrRecord(start=now, answer=now if self.chan.state == STATE_UP else None)
             self.records.append(rec)
@@ -532,6 +536,8 @@ class Channel(VariableScope):
         """Destroy the channel: tell the other Local half, emit Hangup and the CDRs."""
         if not self.alive:
             return
+        # Music from StartMusicOnHold still playing (a caller gone during WaitExten) stops first.
+        self.stop_moh()
         self.alive = False
         self.hangup_requested = True
         self.wake("interrupt")
