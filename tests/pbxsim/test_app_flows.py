@@ -16,9 +16,15 @@ import contextlib
 import json
 import re
 import threading
+from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
+from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator
+from click2call.pbx import ClickToCall
+from click2call.services.requests import call_request_create
+from click2call.tasks import dial_attempt
 from pbxsim.amiwire import open_logged_in
 from pbxsim.harness import free_port, running_pbxsim
 from pbxsim.tracefile import AMI_IN, Frame, parse_trace
@@ -26,9 +32,10 @@ from queues.demo import load_demo_queues
 from queues.models import Agent, Member, Offer, Queue, QueueEvent
 from queues.pbx import Queues
 from queues.services.agents import agent_status_set
-from telephony.facade import PbxFacade
+from telephony.facade import PbxFacade, facade
 from telephony.models import CallRecord, DialRoute, PbxServer
 from telephony.testing import CONTRACT, pbx_process, wait_for
+from tests.click2call.factories import CampaignFactory, OperatorFactory
 from tests.factories import CompanyFactory
 from tests.pbxsim.compare import compare_channels, is_generated_uniqueid
 from tests.pbxsim.test_app_traces import APPS_DIR, PEOPLE
@@ -38,6 +45,8 @@ from tests.telephony.factories import PbxServerFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DEMO_CALLER_ID = '"Demo Support Ltd" <5550000>'
+# The click2call runs have no platform timer in them: they may run faster than life.
+C2C_SCALE = 5
 # Values that differ in every run: a member's uuid, an epoch in seconds.
 _RUN_VALUES = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b1\d{9}\b")
 _ACTION_LISTS = frozenset({"CoreShowChannel", "CoreShowChannelsComplete", "Status", "StatusComplete"})
@@ -306,3 +315,141 @@ def test_the_rows_compared_are_those_of_the_recording():
     assert ("agent leg", "queues", "outbound", "ended", "ANSWERED", 16, 4, "5551010", "5552001") in rows[
         "legs"
     ]
+
+
+# -- click2call -------------------------------------------------------------------------------
+# The runs came through POST /api/click2call/requests/ and the worker's task; here the request is
+# made by the same service the API calls and the task's body dials it (tests/click2call do the
+# same). Redials are made due at once: the recording's pause is not what is compared.
+
+
+def c2c_recorded_rows(name):
+    data = json.loads((APPS_DIR / f"{name}.db.json").read_text())
+    return _c2c_rows(data["call_requests"], data["call_attempts"], data["call_records"])
+
+
+def c2c_current_rows():
+    return _c2c_rows(
+        list(CallRequest.objects.order_by("id").values()),
+        list(CallAttempt.objects.order_by("id").values()),
+        list(CallRecord.objects.order_by("id").values()),
+    )
+
+
+def _c2c_rows(requests, attempts, records):
+    return {
+        "requests": [(r["number"], r["status"], r["tries"]) for r in requests],
+        "attempts": [(a["seq"], a["kind"], a["first_party"], a["status"], a["detail"]) for a in attempts],
+        "legs": sorted(
+            ("dialed" if is_generated_uniqueid(r["uniqueid"]) else "first", r["app"], r["direction"])
+            + (
+                r["state"],
+                r["disposition"],
+                r["hangup_cause"],
+                r["originate_reason"],
+                r["caller"],
+                r["callee"],
+            )
+            for r in records
+            if r["app"] == "click2call" and not r["uniqueid"].endswith(";2")
+        ),
+    }
+
+
+@pytest.fixture
+def c2c(tmp_path):
+    """A click2call campaign's server on pbxsim (the contract, the recording's phones), served by
+    the pbx process with the click2call app; make(operators, **fields) makes its campaign."""
+    with running_pbxsim(
+        dialplans=[CONTRACT, PEOPLE], manager_users=MANAGER_USERS, time_scale=C2C_SCALE
+    ) as sim:
+        server = PbxServerFactory(name="demo", ami_port=sim.port, agi_bind_port=free_port())
+        DialRoute.objects.create(server=server, name="phones", template="Local/{number}@phones")
+
+        def make(operators, **fields):
+            campaign = CampaignFactory(
+                server=server,
+                route="phones",
+                tariff__rates={"336": ("France - Mobile", Decimal("0.05"))},
+                with_operator=False,
+                **{
+                    "message_sound": "hello-world",
+                    "visitor_caller_id": DEMO_CALLER_ID,
+                    "company_caller_id": '"Banner" <5550100>',
+                    **fields,
+                },
+            )
+            for position, number in enumerate(operators):
+                operator = OperatorFactory(company=campaign.company, name=f"op {number}", number=number)
+                CampaignOperator.objects.create(campaign=campaign, operator=operator, position=position)
+            return campaign
+
+        with Observer(sim.host, sim.port) as observer, pbx_process([server], apps=[ClickToCall()]):
+            wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
+            try:
+                yield make, observer
+            finally:
+                facade.close()
+
+
+def _c2c_settled(request):
+    wait_for(
+        lambda: CallRequest.objects.filter(pk=request.pk).exclude(status="DIALING").exists(),
+        timeout=60,
+        what="the attempt's outcome",
+    )
+    wait_for(
+        lambda: (
+            not CallRecord.objects.filter(app="click2call")
+            .exclude(state="ended")
+            .exclude(uniqueid__endswith=";2")
+            .exists()
+        ),
+        timeout=30,
+        what="the legs' end",
+    )
+    request.refresh_from_db()
+    return request
+
+
+def _c2c_check(name, observer):
+    trace = parse_trace(APPS_DIR / f"{name}.ami")
+    recorded = [frame for frame in trace.frames if frame.direction == AMI_IN]
+    problems = compare_channels(_canonical(recorded), _canonical(list(observer.frames)))
+    assert not problems, "\n\n".join(problems)
+    current, recorded_rows_ = c2c_current_rows(), c2c_recorded_rows(name)
+    for table, rows in recorded_rows_.items():
+        assert current[table] == rows, f"{table}: pbxsim {current[table]}\n    recorded {rows}"
+
+
+def test_c2c_a_completed(c2c):
+    make, observer = c2c
+    campaign = make(["5552005", "5552001"], ring_timeout=20)
+    request, _ = call_request_create(campaign=campaign, number="+33612345010", consent=True)
+    dial_attempt(request.pk)
+    _c2c_settled(request)
+    _c2c_check("c2c-a-completed", observer)
+
+
+def test_c2c_c_company_noanswer(c2c):
+    make, observer = c2c
+    campaign = make(["5552003", "5552002"], ring_timeout=10, redial_count=2)
+    request, _ = call_request_create(campaign=campaign, number="+33612345010", consent=True)
+    for _ in range(3):
+        dial_attempt(request.pk)
+        request = _c2c_settled(request)
+        CallRequest.objects.filter(pk=request.pk).update(next_try_at=timezone.now())
+    _c2c_check("c2c-c-company-noanswer", observer)
+
+
+def test_c2c_f_company_first(c2c):
+    make, observer = c2c
+    campaign = make(
+        ["5552005"],
+        ring_timeout=15,
+        first_party=Campaign.FirstParty.COMPANY,
+    )
+    request, _ = call_request_create(campaign=campaign, number="+33612345010", consent=True)
+    dial_attempt(request.pk)
+    _c2c_settled(request)
+    _c2c_check("c2c-f-company-first", observer)
