@@ -433,6 +433,10 @@ class PBX:
             bridge.leave(chan)
         if chan.cdr.enabled:  # the pair's record ends here; the dialplan after the bridge gets its own
             chan.cdr.close_dial(None)
+        elif not chan.hangup_requested:
+            # Channel2 had no record of its own in the bridge; the dialplan it runs after it gets one
+            # (bridge-action-absolute-timeout: the agent goes on when the caller's time is up).
+            chan.cdr.restart()
         if not bridge.members:
             bridge.destroy()
         if chan.hangup_requested and not chan.hangupcause:
@@ -487,7 +491,8 @@ class PBX:
             chan.timeout_handle = None
             if not chan.alive:
                 return
-            if self.dialplan.exists(chan.context, "T", 1):
+            # A bridged channel is hung up at once, its T extension unrun (bridge-action-absolute-timeout).
+            if chan.bridge is None and self.dialplan.exists(chan.context, "T", 1):
                 log.info("%s: absolute timeout: on to the T extension", chan.name)
                 self.redirect(chan, chan.context, "T", 1)
                 return
