@@ -20,6 +20,9 @@ Choices where Asterisk gives no single answer:
   in a context, default `pbxsim-trunk`, with the dialled number as exten; the visible channel
   is named like `PJSIP/carrier-00000001`. Without that context they fail as Asterisk does for
   an unknown technology.
+- A failed Originate sends its OriginateResponse before the ;1's Hangup, as Asterisk 22 did in
+  every run of tests/pbxsim/apps; `--originate-failure-order hangup-first` sends the order the
+  older traces show (both happen: apps must decide the same either way).
 - MessageSend delivers through the --message-technologies (default `pjsip`): logged and
   appended as a JSON line to --messages-file. An empty list is the traces' Asterisk, which had
   no SIP stack and answers `Message technology not found.`

@@ -517,7 +517,7 @@ class AmiSession:
             callerid = _parse_callerid(msg.get("CallerID"))
         variables = []
         for header in msg.all("Variable"):
-            for item in split_args(header):
+            for item in split_args(header, remove_quotes=True):
                 name, sep, value = item.partition("=")
                 if sep and name.strip():
                     variables.append((name.strip(), value))

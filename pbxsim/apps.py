@@ -4,6 +4,7 @@ on to the next priority or -1 to end the call, as Asterisk's applications do."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -37,9 +38,22 @@ log = logging.getLogger("pbxsim.apps")
 
 # Sound lengths (seconds) of the stock Asterisk prompts the reference traces play, used when
 # --sounds has no file of that name.
-STOCK_SOUND_SECONDS = {"hello-world": 1.404, "beep": 0.4255, "vm-goodbye": 0.862, "conf-getpin": 1.6}
+STOCK_SOUND_SECONDS = {
+    "hello-world": 1.404,
+    "beep": 0.4255,
+    "vm-goodbye": 0.862,
+    "conf-getpin": 1.6,
+    # the queue's prompts, as long as they played in tests/pbxsim/apps (q-announce, q-exit-key, ...)
+    "queue-thereare": 2.29,
+    "queue-callswaiting": 2.47,
+    "queue-thankyou": 1.59,
+    "vm-nobodyavail": 2.79,
+}
 DIGIT_SOUND_SECONDS = 0.82
 DEFAULT_SOUND_SECONDS = 1.0
+# ChanSpy attaches this long after its answer; it looks whether the spied channel is gone this often.
+SPY_ATTACH_SECONDS = 0.1
+SPY_POLL_SECONDS = 0.25
 # Answer waits this long for the first audio from the far end, as Asterisk does to avoid clipping.
 ANSWER_MEDIA_WAIT = 0.5
 
@@ -198,6 +212,8 @@ class Applications:
             "saydigits": self.say_digits,
             "saynumber": self.say_number,
             "execif": self.exec_if,
+            "bridge": self.bridge_app,
+            "chanspy": self.chan_spy,
         }
 
     def add(self, name: str, handler: Application) -> None:
@@ -342,15 +358,16 @@ class Applications:
         options = args[1] if len(args) > 1 else ""
         if chan.state != STATE_UP and "noanswer" not in options:
             await self.answer_channel(chan)
-        status = "SUCCESS"
         try:
             for name in filter(None, args[0].split("&")):
                 await self.stream(chan, name.strip())
         except Interrupted:
-            # As app_playback: a hang-up mid-file is a failed playback, not an application error;
-            # the dialplan then stops because the channel is hung up.
-            status = "FAILED"
-        chan.set_variable("PLAYBACKSTATUS", status)
+            # As app_playback on Asterisk 22 (q-announce): PLAYBACKSTATUS says FAILED only for a
+            # file that could not be played; a hang-up mid-file ends the application with -1, so
+            # the Hangup and the hangup handlers run at the Playback's own priority.
+            chan.set_variable("PLAYBACKSTATUS", "SUCCESS")
+            return -1 if chan.hangup_requested else 0
+        chan.set_variable("PLAYBACKSTATUS", "SUCCESS")
         return 0
 
     async def background(self, chan: Channel, data: str) -> int:
@@ -636,6 +653,99 @@ class Applications:
         name, _, rest = chosen.partition("(")
         return await self.execute(chan, name.strip(), rest[:-1] if rest.endswith(")") else rest)
 
+    async def play_quietly(self, chan: Channel, name: str | None) -> None:
+        if not name:
+            return
+        chan.playing += 1
+        chan.media_started()
+        try:
+            await self.pbx.sleep(self.sound_seconds(name))
+        finally:
+            chan.playing -= 1
+
+    async def chan_spy(self, chan: Channel, data: str) -> int:
+        """ChanSpy(channel or uniqueid,options), as the call cards' whisper uses it
+        (bridge-warning-playback): answer, attach 0.1 s later (ChanSpyStart), spy until this channel
+        or, with E, the spied one hangs up (ChanSpyStop). No audio is simulated: what the whisper
+        says is heard by nobody the simulator could tell."""
+        args = split_args(data) + [""]
+        options = parse_options(args[1])
+        if chan.state != STATE_UP:
+            await self.answer_channel(chan)
+        target = self.pbx.find_channel(args[0].strip())
+        if target is None or not await chan.sleep(SPY_ATTACH_SECONDS):
+            return -1 if chan.hangup_requested else 0
+        self.pbx.emit("ChanSpyStart", "call,all", chan.snapshot("Spyer") + target.snapshot("Spyee"))
+        while target.alive or "E" not in options:
+            if await chan.pause(SPY_POLL_SECONDS) == "interrupt":
+                break
+        self.pbx.emit("ChanSpyStop", "call,all", chan.snapshot("Spyer") + target.snapshot("Spyee"))
+        return -1 if chan.hangup_requested else 0
+
+    async def bridge_app(self, chan: Channel, data: str) -> int:
+        """Bridge(channel or uniqueid,options): this channel joins the target, as Asterisk 22 does in
+        bridge-app-time-limit. The target leaves what it ran (its music stops before its
+        BridgeEnter) and goes on at its next priority when the bridge ends; its time before the
+        bridge is in no Cdr of its own, the pair's is this channel's. With L(limit:warning) this
+        channel hears LIMIT_WARNING_FILE and, at the limit, the target leaves first and this one
+        after LIMIT_TIMEOUT_FILE. BRIDGERESULT says SUCCESS, or FAILURE without the target."""
+        args = split_args(data) + [""]
+        target = self.pbx.find_channel(args[0].strip())
+        if target is None or target is chan or not target.alive:
+            chan.set_variable("BRIDGERESULT", "FAILURE")
+            return 0
+        options = parse_options(args[1])
+        bridge = Bridge(self.pbx)
+        if target.bridge is not None:
+            target.bridge.leave(target)
+        target.stop_moh()
+        target.current_app = target.current_data = ""
+        target.priority += 1
+        bridge.enter(target)
+        bridge.enter(chan)
+        bridge.set_peers()
+        target.pending_bridge = bridge
+        target.wake("interrupt")
+        if target.pbx_task is None or target.pbx_task.done():
+            target.pbx_task = self.pbx.spawn(self.pbx.run_pbx(target), name=f"pbx {target.name}")
+        target.cdr.enabled = False
+        target.cdr.restart()
+        chan.cdr.current.dstchannel = target.name
+        limit = warning = None
+        if "L" in options:
+            parts = (options["L"].split(":") + ["", ""])[:3]
+            limit = _float(parts[0], 0.0) / 1000 or None
+            warning = _float(parts[1], 0.0) / 1000 or None
+        started = time.monotonic()
+        warned = timed_out = False
+        while chan.bridge is bridge and target.bridge is bridge and not chan.interrupted:
+            elapsed = (time.monotonic() - started) * self.pbx.time_scale
+            wait_for = None
+            if limit is not None:
+                if elapsed >= limit:
+                    timed_out = True
+                    break
+                wait_for = limit - elapsed
+                if warning is not None and not warned:
+                    if elapsed >= limit - warning:
+                        warned = True
+                        self.pbx.spawn(self.play_quietly(chan, chan.get_variable("LIMIT_WARNING_FILE")))
+                    else:
+                        wait_for = limit - warning - elapsed
+            await bridge.wait_change(wait_for)
+        bridge.clear_peers()
+        if target.bridge is bridge:
+            bridge.leave(target)  # it hears no timeout file: it leaves first and goes on
+        if timed_out and chan.get_variable("LIMIT_TIMEOUT_FILE"):
+            with contextlib.suppress(Interrupted):
+                await self.stream(chan, chan.get_variable("LIMIT_TIMEOUT_FILE") or "")
+        bridge.destroy()
+        if chan.hangup_requested:
+            return -1
+        chan.cdr.close_dial(None)
+        chan.set_variable("BRIDGERESULT", "SUCCESS")
+        return 0
+
     # -- Dial ------------------------------------------------------------------------------------
 
     async def dial(self, chan: Channel, data: str) -> int:
@@ -710,7 +820,9 @@ class Dial:
         callee.set_variable("DIALEDPEERNUMBER", resource)
         callee.cdr.enabled = False
         callee.exten = chan.exten
-        callee.cid_num, callee.cid_name = chan.exten, chan.cid_name
+        # Asterisk 22 (c2c-a-completed): the callee's caller ID is the caller's exten with the
+        # caller's connected-line name, its connected line the caller's caller ID.
+        callee.cid_num, callee.cid_name = chan.exten, chan.conn_name
         callee.conn_num, callee.conn_name = chan.cid_num, chan.cid_name
         self.apps.newexten(callee, "AppDial", "(Outgoing Line)")
         callee.set_callerid(None, None)
@@ -749,7 +861,10 @@ class Dial:
         deadline = self.started + self.pbx.real(self.timeout) if self.timeout else None
         while pending:
             if chan.interrupted:
-                return self.cancel_all(pending, "CANCEL"), "CANCEL"
+                # The caller hung up (Asterisk 22: Cause 16 on both halves of each callee, whose
+                # ;2 Cdr says NO ANSWER); a redirect sets no cause.
+                cause = 16 if chan.hangup_requested else 0
+                return self.cancel_all(pending, "CANCEL", cause=cause), "CANCEL"
             try:
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
                 who, control = await asyncio.wait_for(self.queue.get(), remaining)
@@ -853,7 +968,7 @@ class Dial:
                 if warning is not None and not warned:
                     if elapsed >= limit - warning:
                         warned = True
-                        self.pbx.spawn(self._play_quietly(chan, chan.get_variable("LIMIT_WARNING_FILE")))
+                        self.pbx.spawn(self.apps.play_quietly(chan, chan.get_variable("LIMIT_WARNING_FILE")))
                     else:
                         wait_for = limit - warning - elapsed
             await bridge.wait_change(wait_for)
@@ -899,16 +1014,6 @@ class Dial:
         if chan.async_goto is not None:
             return 0
         return 0 if "g" in self.options else -1
-
-    async def _play_quietly(self, chan: Channel, name: str | None) -> None:
-        if not name:
-            return
-        chan.playing += 1
-        chan.media_started()
-        try:
-            await self.pbx.sleep(self.apps.sound_seconds(name))
-        finally:
-            chan.playing -= 1
 
 
 def _float(text: str, default: float) -> float:

@@ -125,6 +125,7 @@ class CallDetail:
     def __init__(self, chan: Channel):
         self.chan = chan
         self.enabled = True
+        self.restart_pending = False
         self.records = [CdrRecord(start=chan.created, destination=chan.exten, dcontext=chan.context)]
 
     @property
@@ -134,6 +135,14 @@ class CallDetail:
     def on_app(self, app: str, data: str) -> None:
         rec = self.current
         now = self.chan.pbx.now()
+        if (rec.closed or self.restart_pending) and app.lower() == "hangup":
+            # Asterisk's CDR engine ignores a channel the Hangup application is ending
+            # (AST_SOFTHANGUP_HANGUP_EXEC): no record for it after a bridge (q-callback-key).
+            return
+        if self.restart_pending:
+            self.restart_pending, self.enabled = False, True
+            self.records = [CdrRecord(start=now, answer=now if self.chan.state == STATE_UP else None)]
+            rec = self.current
         if rec.closed:
             rec = CdrRecord(start=now, answer=now if self.chan.state == STATE_UP else None)
             self.records.append(rec)
@@ -158,6 +167,11 @@ class CallDetail:
             rec.disposition = disposition
         rec.end = self.chan.pbx.now()
         rec.closed = True
+
+    def restart(self) -> None:
+        """Record again from the next application: a channel whose time so far another channel's
+        record covered (Channel2 of a Bridge action) and that runs dialplan after it."""
+        self.restart_pending = True
 
     def close_dial(self, disposition: str | None) -> None:
         self.close(self.current, disposition)
@@ -532,6 +546,8 @@ class Channel(VariableScope):
         """Destroy the channel: tell the other Local half, emit Hangup and the CDRs."""
         if not self.alive:
             return
+        # Music from StartMusicOnHold still playing (a caller gone during WaitExten) stops first.
+        self.stop_moh()
         self.alive = False
         self.hangup_requested = True
         self.wake("interrupt")

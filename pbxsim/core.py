@@ -68,6 +68,10 @@ class Settings:
     agi_connect_timeout: float = 2.0
     # manager.conf [general] timestampevents: each event carries the PBX clock (simulated time).
     timestamp_events: bool = False
+    # A failed Originate: Asterisk 22 sent its OriginateResponse before the ;1's Hangup in every
+    # run of tests/pbxsim/apps, older traces show the other order; both happen, so an app must
+    # decide the same either way. "hangup-first" lets a test run the other order.
+    originate_failure_order: str = "response-first"
 
 
 class PBX:
@@ -243,6 +247,16 @@ class PBX:
             )
             self.emit("OriginateResponse", "call,all", body)
 
+        def fail(reason: int) -> bool:
+            """The ;1 goes and the response says why, in the order the settings choose."""
+            if self.settings.originate_failure_order == "hangup-first":
+                one.hangup()
+                outcome(False, req.channel, reason, one.uniqueid)
+            else:
+                outcome(False, req.channel, reason, one.uniqueid)
+                one.hangup()
+            return False
+
         pair = self.request(req.channel, None, req.channel_id, req.other_channel_id)
         if pair is None:
             log.info("originate %s: no such channel technology", req.channel)
@@ -284,9 +298,7 @@ class PBX:
             if control is None:  # no answer within the Originate's Timeout: Asterisk reports it as ringing
                 one.dial_queue = None
                 one.hangupcause = 19
-                one.hangup()
-                outcome(False, req.channel, REASON_RINGING, one.uniqueid)
-                return False
+                return fail(REASON_RINGING)
             if control == CONTROL_RINGING:
                 self.emit("DialState", "call,all", one.snapshot("Dest") + "DialStatus: RINGING\r\n")
             elif control == CONTROL_ANSWER:
@@ -305,20 +317,11 @@ class PBX:
                 status = "BUSY" if control == CONTROL_BUSY else "CONGESTION"
                 self.emit("DialEnd", "call,all", one.snapshot("Dest") + f"DialStatus: {status}\r\n")
                 one.cdr.current.disposition = status
-                one.hangup()
-                outcome(
-                    False,
-                    req.channel,
-                    REASON_BUSY if control == CONTROL_BUSY else REASON_CONGESTION,
-                    one.uniqueid,
-                )
-                return False
+                return fail(REASON_BUSY if control == CONTROL_BUSY else REASON_CONGESTION)
             elif control == CONTROL_HANGUP:  # the far end hung up before answering
                 one.dial_queue = None
                 self.emit("DialEnd", "call,all", one.snapshot("Dest") + "DialStatus: NOANSWER\r\n")
-                one.hangup()
-                outcome(False, req.channel, REASON_NONE, one.uniqueid)
-                return False
+                return fail(REASON_NONE)
 
     # -- running the dialplan --------------------------------------------------------------------
 
@@ -331,8 +334,7 @@ class PBX:
         except DialplanError as exc:
             log.error("%s: %s; ending the call", chan.name, exc)
         if chan.alive:
-            if not chan.hangupcause and not chan.hangup_requested:
-                chan.hangupcause = 16
+            # No dialplan ran, so nothing set a cause: both halves end with Cause 0 (Asterisk 22).
             await self.pbx_end(chan, soft=False)
 
     async def run_pbx(self, chan: Channel) -> None:
@@ -431,6 +433,10 @@ class PBX:
             bridge.leave(chan)
         if chan.cdr.enabled:  # the pair's record ends here; the dialplan after the bridge gets its own
             chan.cdr.close_dial(None)
+        elif not chan.hangup_requested:
+            # Channel2 had no record of its own in the bridge; the dialplan it runs after it gets one
+            # (bridge-action-absolute-timeout: the agent goes on when the caller's time is up).
+            chan.cdr.restart()
         if not bridge.members:
             bridge.destroy()
         if chan.hangup_requested and not chan.hangupcause:
@@ -449,15 +455,23 @@ class PBX:
             chan.pending_bridge = bridge
             chan.wake("interrupt")
         bridge.set_peers()
-        # Asterisk's CDR engine keeps one record per bridge, on the older channel (party A).
-        party_a, party_b = sorted((a, b), key=lambda c: c.created_mono)
-        party_a.cdr.current.dstchannel = party_b.name
-        party_b.cdr.enabled = False
+        # One record covers the pair: Channel1's, whichever channel is older (q-callback-key).
+        a.cdr.current.dstchannel = b.name
+        b.cdr.enabled = False
+        # Each learns the other as its connected line; a Local ;1's far half then shows it as its
+        # caller ID (q-callback-key).
+        for chan, other in ((b, a), (a, b)):
+            if (chan.conn_num, chan.conn_name) != (other.cid_num, other.cid_name):
+                chan.set_connected(other.cid_num, other.cid_name)
+                peer = chan.local_peer
+                if peer is not None and peer.alive:
+                    peer.set_callerid(other.cid_num, other.cid_name)
         for chan in (a, b):
             if chan.pbx_task is None or chan.pbx_task.done():
                 chan.pbx_task = self.spawn(self.run_pbx(chan), name=f"pbx {chan.name}")
 
     def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> None:
+        chan.stop_moh()  # Asterisk 22 (q-announce): MusicOnHoldStop at the old place, then the new one
         chan.async_goto = (context, exten, priority)
         if chan.pbx_task is None or chan.pbx_task.done():
             # A channel running no dialplan (a Dial's callee): it leaves its bridge and starts one.
@@ -477,7 +491,8 @@ class PBX:
             chan.timeout_handle = None
             if not chan.alive:
                 return
-            if self.dialplan.exists(chan.context, "T", 1):
+            # A bridged channel is hung up at once, its T extension unrun (bridge-action-absolute-timeout).
+            if chan.bridge is None and self.dialplan.exists(chan.context, "T", 1):
                 log.info("%s: absolute timeout: on to the T extension", chan.name)
                 self.redirect(chan, chan.context, "T", 1)
                 return

@@ -277,8 +277,11 @@ def _split_app(text: str) -> tuple[str, str]:
 # -- argument helpers -----------------------------------------------------------------------------
 
 
-def split_args(data: str, sep: str = ",") -> list[str]:
-    """Split application arguments on `sep`, honouring quotes, backslashes and brackets."""
+def split_args(data: str, sep: str = ",", *, remove_quotes: bool = False) -> list[str]:
+    """Split application arguments on `sep`, honouring quotes, backslashes and brackets.
+
+    `remove_quotes`: drop every unescaped double quote, as Asterisk does to an Originate's
+    `Variable:` values (`C2C_CALLERID="Banner" <5550100>` arrives as `Banner <5550100>`)."""
     args: list[str] = []
     cur: list[str] = []
     depth = 0
@@ -292,6 +295,9 @@ def split_args(data: str, sep: str = ",") -> list[str]:
             continue
         if c == '"':
             quote = not quote
+            if remove_quotes:
+                i += 1
+                continue
         elif not quote and c in "([{":
             depth += 1
         elif not quote and c in ")]}" and depth:

@@ -120,7 +120,7 @@ def _supported_options():
     )
     if result.returncode != 0:
         raise PbxsimError(f"`manage.py pbxsim --help` failed:\n{result.stdout}\n{result.stderr}")
-    known = ("--monitor-dir", "--messages-file", "--message-technologies")
+    known = ("--monitor-dir", "--messages-file", "--message-technologies", "--originate-failure-order")
     return frozenset(option for option in known if option in result.stdout)
 
 

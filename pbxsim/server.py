@@ -57,6 +57,9 @@ def parse_routes(items: list[str]) -> dict[str, str]:
     return routes
 
 
+ORIGINATE_FAILURE_ORDERS = ("response-first", "hangup-first")
+
+
 def default_settings(
     time_scale: float = 1.0,
     sounds: str | None = None,
@@ -64,9 +67,12 @@ def default_settings(
     messages_file: str | None = None,
     routes: dict[str, str] | None = None,
     message_technologies: str = "pjsip",
+    originate_failure_order: str = "response-first",
 ) -> Settings:
     if time_scale <= 0:
         raise ValueError("--time-scale must be positive")
+    if originate_failure_order not in ORIGINATE_FAILURE_ORDERS:
+        raise ValueError(f"--originate-failure-order must be one of {', '.join(ORIGINATE_FAILURE_ORDERS)}")
     trunk_routes = {tech: "pbxsim-trunk" for tech in ("PJSIP", "SIP", "IAX2", "DAHDI")}
     trunk_routes.update(routes or {})
     return Settings(
@@ -78,4 +84,5 @@ def default_settings(
         message_technologies=frozenset(
             t.strip().lower() for t in message_technologies.split(",") if t.strip()
         ),
+        originate_failure_order=originate_failure_order,
     )

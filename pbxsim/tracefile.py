@@ -19,6 +19,9 @@ AGI_IN = "agi<<<"  # what Asterisk sent on a FastAGI connection
 
 _MARKER = re.compile(r"^(agi>>>|agi<<<|>>>|<<<) \+(\d+(?:\.\d+)?)$")
 
+# The FastAGI address in the app traces (tests/pbxsim/apps): the pbx process's port, not 4573.
+RECORDED_AGI_ADDRESS_ALIASES = re.compile(r"127\.0\.0\.1:14573")
+
 # The recorder writes this pseudo frame when the PBX closed the AMI connection; it is not on the wire.
 CLOSED_MARK = "(connection closed by the PBX)"
 

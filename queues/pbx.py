@@ -734,7 +734,8 @@ class Queues(PbxApp):
             offer = d.offers.get(event.record.app_ref) if event.record.app == self.name else None
             if offer is not None and event.outcome != "answered" and uniqueid == offer.channel_id:
                 result = OUTCOME_RESULTS.get(event.outcome, Offer.Result.FAILED)
-                if result == Offer.Result.BUSY and event.record.hangup_cause == CALL_REJECTED:
+                cause = event.record.hangup_cause or offer.end_cause
+                if result == Offer.Result.BUSY and cause == CALL_REJECTED:
                     result = Offer.Result.REJECTED
                 await self.offer_over(ctx, d, offer, result, event.outcome)
             elif uniqueid in d.callbacks and event.outcome != "answered":
@@ -754,9 +755,11 @@ class Queues(PbxApp):
         if offer is not None:
             if offer.answered:
                 await self.bridge_over(ctx, d, offer, cause)
-            elif event.record.answered_at is None and not event.record.hangup_cause:
-                # Asterisk tells why an Originate failed in the OriginateResponse that follows
-                # this; should it never come, the offer ends unanswered all the same.
+            elif event.record.answered_at is None:
+                # Never answered: the OriginateResponse says why, and Asterisk sends it before or
+                # after this Hangup (both happen), so the offer ends on it whichever came first,
+                # with the same result and text; should it never come, unanswered all the same.
+                offer.end_cause = event.record.hangup_cause
                 asyncio.get_running_loop().call_later(
                     ORIGINATE_RESULT_GRACE, ctx.lane.put, lambda: self.offer_lost(ctx, offer), "offer lost"
                 )

@@ -28,14 +28,16 @@ def contract_dialplans(tmp_path, agi_port):
 
 
 @contextlib.contextmanager
-def running_contract_pbxsim(tmp_path, *, manager_users, extra_dialplans=(), time_scale=20):
+def running_contract_pbxsim(tmp_path, *, manager_users, extra_dialplans=(), time_scale=20, extra_args=()):
     """pbxsim running the contract, the test phones and `extra_dialplans`; its FastAGI address is a
-    free port, kept as `sim.agi_port` for the PbxServer the pbx process serves it on."""
+    free port, kept as `sim.agi_port` for the PbxServer the pbx process serves it on. `extra_args`
+    go to pbxsim's command line (e.g. `--originate-failure-order hangup-first`)."""
     agi_port = free_port()
     with running_pbxsim(
         dialplans=[*contract_dialplans(tmp_path, agi_port), *extra_dialplans],
         manager_users=manager_users,
         time_scale=time_scale,
+        extra_args=extra_args,
     ) as sim:
         sim.agi_port = agi_port
         yield sim

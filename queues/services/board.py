@@ -81,6 +81,8 @@ class OfferInfo:
     canceled: bool = False
     # Once bridged: the caller's channel uniqueid (its waiting channel, or its call back leg).
     member_session: str = ""
+    # The Hangup cause of the agent's leg when it ended unanswered before its OriginateResponse.
+    end_cause: int | None = None
 
 
 def queue_info(queue: Queue) -> QueueInfo:

@@ -7,7 +7,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pbxsim.ami import load_manager_general, load_manager_users
 from pbxsim.dialplan import DialplanError
-from pbxsim.server import build_pbx, default_settings, parse_listen, parse_routes, serve
+from pbxsim.server import (
+    ORIGINATE_FAILURE_ORDERS,
+    build_pbx,
+    default_settings,
+    parse_listen,
+    parse_routes,
+    serve,
+)
 
 
 class Command(BaseCommand):
@@ -46,6 +53,14 @@ class Command(BaseCommand):
             "Asterisk without a SIP stack)",
         )
 
+        parser.add_argument(
+            "--originate-failure-order",
+            choices=ORIGINATE_FAILURE_ORDERS,
+            default="response-first",
+            help="a failed Originate's OriginateResponse before the ;1's Hangup (as Asterisk 22 "
+            "mostly does) or after it (as it also does): apps must decide the same either way",
+        )
+
     def handle(self, *args, **options):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("pbxsim").setLevel(logging.INFO)
@@ -58,6 +73,7 @@ class Command(BaseCommand):
                 messages_file=options["messages_file"],
                 routes=parse_routes(options["route"]),
                 message_technologies=options["message_technologies"],
+                originate_failure_order=options["originate_failure_order"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
