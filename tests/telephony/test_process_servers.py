@@ -20,6 +20,7 @@ from django.utils import timezone
 from pbxsim.harness import PROJECT_DIR, free_port
 from telephony.models import CallRecord, PbxServer
 from telephony.process import PbxProcess, ServerLink
+from telephony.services.servers import Lease
 from telephony.testing import TcpProxy, database_url, pbx_process, wait_for
 from tests.telephony.factories import PbxServerFactory
 
@@ -306,7 +307,7 @@ def test_state_reports_land_in_the_order_they_happened(server):
             return await write(function, **fields)
 
         process.db = first_write_slow
-        link = ServerLink(server, process)
+        link = ServerLink(server, process, Lease(server.pk, "this-process", 0))
         link._on_state(None, "connecting", "")
         link._on_state(None, "down", "cannot connect: refused")
         await asyncio.gather(*link.background)
