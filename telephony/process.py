@@ -117,6 +117,7 @@ class ServerLink:
         # The fencing token every write for this server carries; a link lives within one epoch.
         self.lease = lease
         self.fenced = False
+        self.dropped = 0  # events not folded because the lease was lost
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
@@ -220,6 +221,12 @@ class ServerLink:
         finally:
             await asyncio.get_running_loop().run_in_executor(self.fold_thread, connections.close_all)
             self.fold_thread.shutdown(wait=False)
+        if self.fenced:
+            log.error(
+                "PBX server %s: stopped without its lease; %d event(s) dropped, not folded",
+                self.server.name,
+                self.dropped,
+            )
 
     def fence(self, why: str):
         """The lease is gone (another process took the server over): write nothing more for this
@@ -231,18 +238,13 @@ class ServerLink:
         self.fenced = True
         if self.client:
             self.client.close()
-        dropped = _drop_queued(self.events)
+        self.dropped += _drop_queued(self.events)
         for ctx in self.contexts:
             ctx.cancel_all()
             dropped_work = _drop_queued(ctx.lane.queue)
             if dropped_work:
                 log.warning("app lane %s: %d item(s) dropped with the lease", ctx.lane.name, dropped_work)
-        log.error(
-            "PBX server %s: lease lost (%s); %d queued event(s) dropped, not folded; letting go",
-            self.server.name,
-            why,
-            dropped,
-        )
+        log.error("PBX server %s: lease lost (%s); dropping the queue, letting go", self.server.name, why)
         self.process.wakeup.set()
 
     async def db_fenced(self, function, **kwargs):
@@ -375,7 +377,9 @@ class ServerLink:
             while len(batch) < FOLD_BATCH and not self.events.empty():
                 batch.append(self.events.get_nowait())
             try:
-                if not self.fenced:  # else dropped: the server is another process's now
+                if self.fenced:  # the server is another process's now
+                    self.dropped += len(batch)
+                else:
                     await self._fold(batch)
             finally:
                 for _ in batch:
@@ -397,6 +401,7 @@ class ServerLink:
                 return
             except servers.LeaseLost as exc:
                 self.fence(str(exc))
+                self.dropped += len(batch)
                 return
             except OperationalError as exc:
                 log.warning(
@@ -408,8 +413,9 @@ class ServerLink:
                 await asyncio.sleep(0.1 * 2**attempt)
             except Exception:
                 break
-        for event in batch:
+        for number, event in enumerate(batch):
             if self.fenced:
+                self.dropped += len(batch) - number
                 return
             try:
                 self._publish(
@@ -419,6 +425,7 @@ class ServerLink:
                 )
             except servers.LeaseLost as exc:
                 self.fence(str(exc))
+                self.dropped += len(batch) - number
                 return
             except Exception:
                 log.exception(

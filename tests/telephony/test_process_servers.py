@@ -39,7 +39,7 @@ def _short_leases(settings):
 class PbxCommand:
     """`manage.py pbx ARGS` as a child process on the test database, its output in a file."""
 
-    def __init__(self, tmp_path, *args):
+    def __init__(self, tmp_path, *args, env=None):
         self.log = tmp_path / f"pbx-{free_port()}.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -52,6 +52,7 @@ class PbxCommand:
                     "PBX_LEASE_SECONDS": str(LEASE),
                     "PBX_LEASE_RENEW_SECONDS": str(RENEW),
                     "PYTHONUNBUFFERED": "1",
+                    **(env or {}),
                 },
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -88,11 +89,11 @@ class PbxCommand:
 
 
 @contextlib.contextmanager
-def pbx_commands(tmp_path, *argss):
+def pbx_commands(tmp_path, *argss, env=None):
     commands = []
     try:
         for args in argss:
-            commands.append(PbxCommand(tmp_path, *args))
+            commands.append(PbxCommand(tmp_path, *args, env=env))
         yield commands
     finally:
         for command in commands:
