@@ -80,11 +80,11 @@ def _in_thread(function, kwargs):
         close_old_connections()
 
 
-def _fenced(function, lease: servers.Lease, kwargs):
+def _fenced(*, service, lease: servers.Lease, kwargs: dict):
     """A sync service in one transaction that first proves `lease` still holds its server."""
     with transaction.atomic():
         servers.pbx_server_lease_check(lease=lease)
-        return function(**kwargs)
+        return service(**kwargs)
 
 
 def _drop_queued(queue: asyncio.Queue) -> int:
@@ -250,7 +250,7 @@ class ServerLink:
     async def db_fenced(self, function, **kwargs):
         """A sync service, in one transaction that proves this link still holds its lease."""
         try:
-            return await self.process.db(_fenced, function=function, lease=self.lease, kwargs=kwargs)
+            return await self.process.db(_fenced, service=function, lease=self.lease, kwargs=kwargs)
         except servers.LeaseLost as exc:
             self.fence(str(exc))
             raise
