@@ -118,6 +118,10 @@ class ServerLink:
         self.lease = lease
         self.fenced = False
         self.dropped = 0  # events not folded because the lease was lost
+        # When the last look that found the lease ours began (monotonic), and the events received
+        # since it may have run out, held until the next look says whose the server is.
+        self.lease_renewed_at = time.monotonic()
+        self.held: list[dict] | None = None
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
@@ -238,7 +242,8 @@ class ServerLink:
         self.fenced = True
         if self.client:
             self.client.close()
-        self.dropped += _drop_queued(self.events)
+        self.dropped += _drop_queued(self.events) + len(self.held or [])
+        self.held = None
         for ctx in self.contexts:
             ctx.cancel_all()
             dropped_work = _drop_queued(ctx.lane.queue)
@@ -260,6 +265,33 @@ class ServerLink:
     def _on_event(self, client, message):
         event = dict(message)
         event["_received"] = time.time()
+        if self.fenced:
+            self.dropped += 1
+            return
+        if self.held is None and time.monotonic() - self.lease_renewed_at > settings.PBX_LEASE_SECONDS:
+            # Our lease may have run out unseen (the process stalled: a GC pause, SIGSTOP, a swapped
+            # VM): neither the fold nor an app acts on the PBX's news until a look says it is still ours.
+            self.held = []
+            log.warning(
+                "PBX server %s: lease not renewed for %.1f s; holding events until it is",
+                self.server.name,
+                time.monotonic() - self.lease_renewed_at,
+            )
+            self.process.wakeup.set()
+        if self.held is not None:
+            self.held.append(event)
+            return
+        self._accept(event)
+
+    def lease_renewed(self, asked: float):
+        """A look that started at `asked` (monotonic) found the lease still ours: what was held goes on."""
+        self.lease_renewed_at = max(self.lease_renewed_at, asked)
+        held, self.held = self.held, None
+        for event in held or []:
+            self._accept(event)
+
+    def _accept(self, event: dict):
+        """An event of this server's AMI session, while the lease is ours: to the fold and the apps."""
         if event.get("Event") == "OriginateResponse" and self.waiters:
             # The outcome is Asterisk's word: whoever awaits it need not wait for the fold.
             waiter = self.waiters.pop(event.get("Uniqueid", ""), None)
@@ -278,7 +310,7 @@ class ServerLink:
             self.events.put_nowait(event)
             if not self.paused and self.events.qsize() >= QUEUE_HIGH_WATER:
                 self.paused = True
-                client.pause_reading()
+                self.client.pause_reading()
                 log.warning(
                     "AMI %s: %d events wait to be folded; reading paused", self.server.name, QUEUE_HIGH_WATER
                 )
@@ -479,6 +511,8 @@ class PbxProcess:
         self.server_names = server_names
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.links: dict[int, ServerLink] = {}
+        # Links being stopped (still listed in `links` until they are).
+        self.stopping_links: dict[int, asyncio.Task] = {}
         # The leases this process holds, by server: a server that failed to start is held too.
         self.leases: dict[int, servers.Lease] = {}
         # When a look at a server's lease last met a busy database (monotonic clock).
@@ -533,8 +567,9 @@ class PbxProcess:
                 log.exception("pbx process: supervising the servers failed; trying again")
             await self._pause(delay)
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
-        await asyncio.gather(*(link.stop() for link in self.links.values()), return_exceptions=True)
-        self.links.clear()
+        for pk in [pk for pk in self.links if pk not in self.stopping_links]:
+            self._stop_link(pk, "the pbx process stopped")
+        await asyncio.gather(*self.stopping_links.values(), return_exceptions=True)
         for threads in (self.app_threads, self.lease_threads):
             await asyncio.get_running_loop().run_in_executor(threads, connections.close_all)
             threads.shutdown(wait=False)
@@ -548,29 +583,42 @@ class PbxProcess:
             for wait in waits:
                 wait.cancel()
 
-    async def _stop_link(self, pk: int, why: str):
-        # Listed until stopped: whoever reads `links` sees only links that are really gone.
-        await self.links[pk].stop(why)
-        del self.links[pk]
-        self.leases.pop(pk, None)  # released by the stop (or lost already)
+    def _stop_link(self, pk: int, why: str):
+        """Stop a link in the background: a stop waits for its fold and its apps' lanes (seconds),
+        and the other servers' renewals must not wait for it."""
+        link = self.links[pk]
+
+        async def stop():
+            try:
+                await link.stop(why)
+            finally:
+                # Listed until stopped: whoever reads `links` sees only links that are really gone.
+                del self.links[pk]
+                del self.stopping_links[pk]
+                if self.leases.get(pk) == link.lease:
+                    del self.leases[pk]  # released by the stop (or lost already)
+                self.wakeup.set()  # its successor, if any, starts now
+
+        self.stopping_links[pk] = asyncio.create_task(stop(), name=f"stop {link.server.name}")
 
     async def _supervise(self, wanted) -> float:
         """Take, renew or give up each server's lease; returns how long to wait before the next round:
         a renewal period, or less when a lease seen held by another process runs out sooner (a
         standby takes over the moment it may) or the database was busy (a renewal is retried soon)."""
-        renew = settings.PBX_LEASE_RENEW_SECONDS
-        delay = renew
+        delay = settings.PBX_LEASE_RENEW_SECONDS
         wanted_ids = {server.pk for server in wanted}
-        for pk in [pk for pk in self.links if pk not in wanted_ids]:
+        for pk in [pk for pk in self.links if pk not in wanted_ids and pk not in self.stopping_links]:
             log.info("PBX server %s disabled or removed: giving it up", self.links[pk].server.name)
-            await self._stop_link(pk, "disabled in the admin")
+            self._stop_link(pk, "disabled in the admin")
         for pk in [pk for pk in self.leases if pk not in wanted_ids and pk not in self.links]:
             del self.leases[pk]
         for server in wanted:
             link = self.links.get(server.pk)
-            if link and link.fenced:
-                await self._stop_link(server.pk, "taken over by another pbx process")
-                link = None
+            stopping = server.pk in self.stopping_links
+            if link and link.fenced and not stopping:
+                self._stop_link(server.pk, "taken over by another pbx process")
+                stopping = True
+            asked = time.monotonic()
             look = await self._look(server)
             if look is None:
                 delay = min(delay, LEASE_RETRY_SECONDS)
@@ -579,22 +627,20 @@ class PbxProcess:
                 self.leases.pop(server.pk, None)
                 if link:
                     link.fence("another pbx process took the server over")
-                    await self._stop_link(server.pk, "taken over by another pbx process")
+                    if not stopping:
+                        self._stop_link(server.pk, "taken over by another pbx process")
                 if look.holder_expires_at is not None:
                     left = (look.holder_expires_at - timezone.now()).total_seconds()
                     if left > 0:
                         delay = min(delay, left + LEASE_LOOK_MARGIN_SECONDS)
                 continue
             self.leases[server.pk] = look.lease
-            if link and link.fingerprint != _fingerprint(server):
-                log.info("PBX server %s changed in the admin: reconnecting", server.name)
-                await self._stop_link(server.pk, "reconnecting with the new settings")
-                link = None
-                look = await self._look(server)
-                if look is None or look.lease is None:
-                    continue
-                self.leases[server.pk] = look.lease
-            if link is None and self.failed.get(server.pk) != _fingerprint(server):
+            if link:
+                link.lease_renewed(asked)
+                if not stopping and link.fingerprint != _fingerprint(server):
+                    log.info("PBX server %s changed in the admin: reconnecting", server.name)
+                    self._stop_link(server.pk, "reconnecting with the new settings")
+            elif self.failed.get(server.pk) != _fingerprint(server):
                 await self._start(server, look.lease)
         return delay
 
