@@ -16,6 +16,9 @@ are looked at in threads of their own, so app work never delays a renewal, and a
 renewal that meets a busy database is tried again at once; a lease that lapsed
 while the database made everybody wait is not taken over (its owner's renewal may
 be queued behind the same lock).
+A link whose lease went unrenewed for longer than the lease itself (the process
+stalled) holds the events it receives, away from the fold and the apps, until
+the next look says whether the server is still its own.
 
 For each owned server a `ServerLink` holds the AMI session, folds call events
 into call records (in one database thread of its own, batched), publishes the
