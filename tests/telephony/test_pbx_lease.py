@@ -79,6 +79,10 @@ def test_an_owner_frozen_past_its_lease_writes_nothing_once_taken_over(server, f
             for channel in facade.live_channels(server=server):
                 if channel["Uniqueid"] in calls:
                     facade.hangup(server=server, channel=channel["Channel"])
+            wait_for(
+                lambda: not [c for c in facade.live_channels(server=server) if c["Uniqueid"] in calls],
+                what="the calls to end on the PBX",
+            )
             wait_for(lambda: standby.owns(server), timeout=LEASE + RENEW + 5, what="the takeover")
             standby.logged_in(server)
             # The new owner's reconcile closes what the PBX no longer lists, with what it knows.
