@@ -210,6 +210,9 @@ if PBX_LEASE_SECONDS <= PBX_LEASE_RENEW_SECONDS:
     raise env.EnvError(
         "PBX_LEASE_SECONDS", str(PBX_LEASE_SECONDS), "must be longer than PBX_LEASE_RENEW_SECONDS"
     )
+# The longest pause between two attempts to reach a PBX that dropped or refused the AMI session
+# (0.5 s, doubled at each failure up to this): a PBX back from an outage is found this soon.
+PBX_RECONNECT_MAX_SECONDS = env.env_int("PBX_RECONNECT_MAX_SECONDS", 3, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,8 @@
 """One AMI session to one Asterisk, on top of panoramisk's Manager.
 
 What panoramisk leaves to us, and this class adds:
-- reconnect with exponential backoff after a drop *or a failed login*, logged;
+- reconnect with exponential backoff after a drop *or a failed login*, logged, capped at
+  backoff_max (3 s by default): a PBX back from an outage is found within seconds, whatever its length;
 - actions are never re-sent after a reconnect (panoramisk would replay an
   Originate that got no answer, ringing someone twice); their callers get
   `AmiConnectionLost` instead;
@@ -120,7 +121,7 @@ class AmiClient:
         on_state: Callable | None = None,
         events: bool | None = None,
         backoff_min: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 3.0,
         ping_interval: float = 20.0,
         login_timeout: float = 10.0,
     ):
@@ -273,7 +274,8 @@ class AmiClient:
         self.connected.clear()
         if self._closing:
             return
-        delay = self._backoff * random.uniform(0.8, 1.2)
+        # Jittered, so many sessions do not retry in step; never past the cap.
+        delay = min(self._backoff * random.uniform(0.8, 1.2), self.backoff_max)
         self._backoff = min(self._backoff * 2, self.backoff_max)
         log.warning("AMI %s: %s; reconnecting in %.1f s", self.endpoint.name, why, delay)
         self._set_state("down", why)

@@ -83,6 +83,10 @@ class PbxServer(models.Model):
     # One pbx process owns a server at a time; a standby takes over when the lease lapses.
     lease_owner = models.CharField("owned by", max_length=120, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, editable=False)
+    # The fencing token: one more at each take-over. Every write the pbx process makes for the server
+    # checks owner and epoch in its own transaction, so an owner that lost the lease (frozen, starved)
+    # writes nothing once another process took the server over.
+    lease_epoch = models.PositiveBigIntegerField("lease epoch", default=0, editable=False)
     # What the owning process measured: events waiting to be folded, and whether they carry the PBX clock.
     event_lag = models.PositiveIntegerField("events waiting to be folded", default=0, editable=False)
     events_timestamped = models.BooleanField(null=True, editable=False)

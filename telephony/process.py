@@ -3,9 +3,22 @@
 Run by `python manage.py pbx [--server NAME ...]`. Every PBX_LEASE_RENEW_SECONDS
 the supervisor reads the enabled servers and takes or renews a lease on each
 (telephony.services.servers): a server is driven by one process at a time, and
-a standby process takes it over once the owner's lease lapses. Servers added,
-changed or disabled in the admin are picked up on the next round; a server that
-cannot be started is reported on its row and leaves the others alone.
+a standby process takes it over once the owner's lease lapses (it looks again
+at the moment the lease it saw runs out). Servers added, changed or disabled in
+the admin are picked up on the next round; a server that cannot be started is
+reported on its row and leaves the others alone.
+
+Every write a ServerLink makes for its server (folds, reconciles, health reports,
+its originates' records) checks the lease's epoch in its own transaction
+(telephony.services.servers): an owner that was frozen or starved past its lease
+and taken over writes nothing more, drops what it had queued, and lets go. Leases
+are looked at in threads of their own, so app work never delays a renewal, and a
+renewal that meets a busy database is tried again at once; a lease that lapsed
+while the database made everybody wait is not taken over (its owner's renewal may
+be queued behind the same lock).
+A link whose lease went unrenewed for longer than the lease itself (the process
+stalled) holds the events it receives, away from the fold and the apps, until
+the next look says whether the server is still its own.
 
 For each owned server a `ServerLink` holds the AMI session, folds call events
 into call records (in one database thread of its own, batched), publishes the
@@ -16,7 +29,6 @@ live channels on each connect and every RECONCILE_SECONDS.
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import os
 import signal
@@ -26,7 +38,7 @@ from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, close_old_connections, connections
+from django.db import OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from telephony.agi import make_agi_handler
@@ -54,7 +66,12 @@ QUEUE_HIGH_WATER = 50_000
 QUEUE_LOW_WATER = 10_000
 RECONCILE_SECONDS = 60.0
 APP_THREADS = 4
+LEASE_THREADS = 2
 STOP_TIMEOUT = 10.0
+# A renewal that met a busy database (an error, or a long wait for its lock) is tried again this soon.
+LEASE_RETRY_SECONDS = 0.2
+# A standby looks again this long after the lease it saw runs out (clocks of one host, or NTP's).
+LEASE_LOOK_MARGIN_SECONDS = 0.05
 
 
 def _in_thread(function, kwargs):
@@ -64,6 +81,22 @@ def _in_thread(function, kwargs):
         return function(**kwargs)
     finally:
         close_old_connections()
+
+
+def _fenced(*, service, lease: servers.Lease, kwargs: dict):
+    """A sync service in one transaction that first proves `lease` still holds its server."""
+    with transaction.atomic():
+        servers.pbx_server_lease_check(lease=lease)
+        return service(**kwargs)
+
+
+def _drop_queued(queue: asyncio.Queue) -> int:
+    dropped = 0
+    while not queue.empty():
+        queue.get_nowait()
+        queue.task_done()
+        dropped += 1
+    return dropped
 
 
 def _fingerprint(server) -> tuple:
@@ -81,9 +114,17 @@ def _fingerprint(server) -> tuple:
 class ServerLink:
     """Everything the process runs for one PBX server it owns."""
 
-    def __init__(self, server, process: "PbxProcess"):
+    def __init__(self, server, process: "PbxProcess", lease: servers.Lease):
         self.server = server
         self.process = process
+        # The fencing token every write for this server carries; a link lives within one epoch.
+        self.lease = lease
+        self.fenced = False
+        self.dropped = 0  # events not folded because the lease was lost
+        # When the last look that found the lease ours began (monotonic), and the events received
+        # since it may have run out, held until the next look says whose the server is.
+        self.lease_renewed_at = time.monotonic()
+        self.held: list[dict] | None = None
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
@@ -128,8 +169,9 @@ class ServerLink:
             ),
             on_event=self._on_event,
             on_state=self._on_state,
+            backoff_max=settings.PBX_RECONNECT_MAX_SECONDS,
         )
-        self.handle = PbxHandle(server, self.client, db=self.process.db, outcomes=self._outcome)
+        self.handle = PbxHandle(server, self.client, db=self.db_fenced, outcomes=self._outcome)
         self.client.start()
         try:
             self.agi_server = await asyncio.start_server(
@@ -162,7 +204,8 @@ class ServerLink:
     async def stop(self, why: str = "the pbx process stopped"):
         for ctx in self.contexts:
             ctx.cancel_all()
-            ctx.deliver("stopping")
+            if not self.fenced:  # a fenced link's apps have nothing more to say to the database
+                ctx.deliver("stopping")
         if self.client:
             self.client.close()
         if self.agi_server:
@@ -175,21 +218,83 @@ class ServerLink:
         for waiter in self.waiters.values():
             waiter.cancel()
         try:
-            await self.process.db(
+            await self.process.lease_db(
                 servers.pbx_server_lease_release,
                 server_id=self.server.pk,
                 owner=self.process.owner,
                 error=why,
+                lease=self.lease,
             )
         finally:
             await asyncio.get_running_loop().run_in_executor(self.fold_thread, connections.close_all)
             self.fold_thread.shutdown(wait=False)
+        if self.fenced:
+            log.error(
+                "PBX server %s: stopped without its lease; %d event(s) dropped, not folded",
+                self.server.name,
+                self.dropped,
+            )
+
+    def fence(self, why: str):
+        """The lease is gone (another process took the server over): write nothing more for this
+        server. What is queued (events not folded, app work) is dropped, the AMI session closed at
+        once, so no app acts on the PBX for a server it no longer owns; the supervisor then stops
+        the link."""
+        if self.fenced:
+            return
+        self.fenced = True
+        if self.client:
+            self.client.close()
+        self.dropped += _drop_queued(self.events) + len(self.held or [])
+        self.held = None
+        for ctx in self.contexts:
+            ctx.cancel_all()
+            dropped_work = _drop_queued(ctx.lane.queue)
+            if dropped_work:
+                log.warning("app lane %s: %d item(s) dropped with the lease", ctx.lane.name, dropped_work)
+        log.error("PBX server %s: lease lost (%s); dropping the queue, letting go", self.server.name, why)
+        self.process.wakeup.set()
+
+    async def db_fenced(self, function, **kwargs):
+        """A sync service, in one transaction that proves this link still holds its lease."""
+        try:
+            return await self.process.db(_fenced, service=function, lease=self.lease, kwargs=kwargs)
+        except servers.LeaseLost as exc:
+            self.fence(str(exc))
+            raise
 
     # -- AMI -------------------------------------------------------------------
 
     def _on_event(self, client, message):
         event = dict(message)
         event["_received"] = time.time()
+        if self.fenced:
+            self.dropped += 1
+            return
+        if self.held is None and time.monotonic() - self.lease_renewed_at > settings.PBX_LEASE_SECONDS:
+            # Our lease may have run out unseen (the process stalled: a GC pause, SIGSTOP, a swapped
+            # VM): neither the fold nor an app acts on the PBX's news until a look says it is still ours.
+            self.held = []
+            log.warning(
+                "PBX server %s: lease not renewed for %.1f s; holding events until it is",
+                self.server.name,
+                time.monotonic() - self.lease_renewed_at,
+            )
+            self.process.wakeup.set()
+        if self.held is not None:
+            self.held.append(event)
+            return
+        self._accept(event)
+
+    def lease_renewed(self, asked: float):
+        """A look that started at `asked` (monotonic) found the lease still ours: what was held goes on."""
+        self.lease_renewed_at = max(self.lease_renewed_at, asked)
+        held, self.held = self.held, None
+        for event in held or []:
+            self._accept(event)
+
+    def _accept(self, event: dict):
+        """An event of this server's AMI session, while the lease is ours: to the fold and the apps."""
         if event.get("Event") == "OriginateResponse" and self.waiters:
             # The outcome is Asterisk's word: whoever awaits it need not wait for the fold.
             waiter = self.waiters.pop(event.get("Uniqueid", ""), None)
@@ -208,7 +313,7 @@ class ServerLink:
             self.events.put_nowait(event)
             if not self.paused and self.events.qsize() >= QUEUE_HIGH_WATER:
                 self.paused = True
-                client.pause_reading()
+                self.client.pause_reading()
                 log.warning(
                     "AMI %s: %d events wait to be folded; reading paused", self.server.name, QUEUE_HIGH_WATER
                 )
@@ -229,6 +334,8 @@ class ServerLink:
     async def _state_changed(self, state, error):
         try:
             await self._report(state=state, error=error)
+            if self.fenced:
+                return
             if state == "connected":
                 await self._reconcile()
                 if not self.started_once:
@@ -244,10 +351,18 @@ class ServerLink:
             log.exception("AMI %s: handling the state %s failed", self.server.name, state)
 
     async def _report(self, **fields):
+        if self.fenced:
+            return
         async with self.reporting:
-            await self.process.db(
-                servers.pbx_server_state_set, server_id=self.server.pk, owner=self.process.owner, **fields
+            held = await self.process.db(
+                servers.pbx_server_state_set,
+                server_id=self.server.pk,
+                owner=self.process.owner,
+                lease=self.lease,
+                **fields,
             )
+        if not held:
+            self.fence("its health report found another owner")
 
     async def _reconcile(self):
         """Calls that ended unseen (a drop, a PBX restart, a lost OriginateResponse) are closed."""
@@ -268,19 +383,24 @@ class ServerLink:
         channels = [{**f, **clock} for f in frames if f.get("Event") == "CoreShowChannel"]
         # What the list says of each live call goes into its record too: a call begun under another
         # session (a takeover, a reconnect) is known from here on by more than its Uniqueid.
-        typed = await self._in_fold_thread(
-            calls.call_records_reconcile,
-            server_id=self.server.pk,
-            live_uniqueids={f.get("Uniqueid") for f in channels},
-            listed_at=listed_at,
-            channels=channels,
-        )
+        try:
+            typed = await self._in_fold_thread(
+                calls.call_records_reconcile,
+                server_id=self.server.pk,
+                live_uniqueids={f.get("Uniqueid") for f in channels},
+                listed_at=listed_at,
+                channels=channels,
+                lease=self.lease,
+            )
+        except servers.LeaseLost as exc:
+            self.fence(str(exc))
+            return
         self._publish(typed)
 
     async def _reconcile_loop(self):
         while True:
             await asyncio.sleep(RECONCILE_SECONDS)
-            if self.client.connected.is_set():
+            if self.client.connected.is_set() and not self.fenced:
                 try:
                     await self._reconcile()
                 except Exception:
@@ -302,7 +422,10 @@ class ServerLink:
             while len(batch) < FOLD_BATCH and not self.events.empty():
                 batch.append(self.events.get_nowait())
             try:
-                await self._fold(batch)
+                if self.fenced:  # the server is another process's now
+                    self.dropped += len(batch)
+                else:
+                    await self._fold(batch)
             finally:
                 for _ in batch:
                     self.events.task_done()
@@ -316,8 +439,14 @@ class ServerLink:
         for attempt in range(FOLD_RETRIES):
             try:
                 self._publish(
-                    await self._in_fold_thread(calls.call_events_fold, server_id=self.server.pk, events=batch)
+                    await self._in_fold_thread(
+                        calls.call_events_fold, server_id=self.server.pk, events=batch, lease=self.lease
+                    )
                 )
+                return
+            except servers.LeaseLost as exc:
+                self.fence(str(exc))
+                self.dropped += len(batch)
                 return
             except OperationalError as exc:
                 log.warning(
@@ -329,13 +458,20 @@ class ServerLink:
                 await asyncio.sleep(0.1 * 2**attempt)
             except Exception:
                 break
-        for event in batch:
+        for number, event in enumerate(batch):
+            if self.fenced:
+                self.dropped += len(batch) - number
+                return
             try:
                 self._publish(
                     await self._in_fold_thread(
-                        calls.call_events_fold, server_id=self.server.pk, events=[event]
+                        calls.call_events_fold, server_id=self.server.pk, events=[event], lease=self.lease
                     )
                 )
+            except servers.LeaseLost as exc:
+                self.fence(str(exc))
+                self.dropped += len(batch) - number
+                return
             except Exception:
                 log.exception(
                     "AMI %s: cannot fold %s of %s",
@@ -346,6 +482,8 @@ class ServerLink:
 
     def _publish(self, typed: list[CallEvent]):
         """Committed typed events to the apps' lanes."""
+        if self.fenced:
+            return
         for event in typed:
             for ctx in self.contexts:
                 if ctx.app.wants_call(event):
@@ -386,15 +524,33 @@ class PbxProcess:
         self.server_names = server_names
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.links: dict[int, ServerLink] = {}
+        # Links being stopped (still listed in `links` until they are).
+        self.stopping_links: dict[int, asyncio.Task] = {}
+        # The leases this process holds, by server: a server that failed to start is held too.
+        self.leases: dict[int, servers.Lease] = {}
+        # When a look at a server's lease last met a busy database (monotonic clock).
+        self.busy_at: dict[int, float] = {}
         # Servers that could not start, with the settings they failed with: tried again once changed.
         self.failed: dict[int, tuple] = {}
         self.stopping = asyncio.Event()
+        # Set by a link that lost its lease: the supervisor stops it now, not at the next round.
+        self.wakeup = asyncio.Event()
         self.app_threads = concurrent.futures.ThreadPoolExecutor(APP_THREADS, thread_name_prefix="pbx-db")
+        # Leases have threads of their own: a renewal never waits behind the apps' database work.
+        self.lease_threads = concurrent.futures.ThreadPoolExecutor(
+            LEASE_THREADS, thread_name_prefix="pbx-lease"
+        )
 
     async def db(self, function, **kwargs):
         """Run a sync service in one of the process's database threads."""
         return await asyncio.get_running_loop().run_in_executor(
             self.app_threads, _in_thread, function, kwargs
+        )
+
+    async def lease_db(self, function, **kwargs):
+        """Run a sync service about leases in a thread kept for them."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.lease_threads, _in_thread, function, kwargs
         )
 
     async def run(self, servers_given=None, *, install_signals=True):
@@ -405,58 +561,129 @@ class PbxProcess:
         log.info("pbx process %s: apps %s", self.owner, ", ".join(a.name for a in self.apps) or "none")
         warned = False
         while not self.stopping.is_set():
+            self.wakeup.clear()
+            delay = settings.PBX_LEASE_RENEW_SECONDS
             try:
                 wanted = (
                     servers_given
                     if servers_given is not None
-                    else await self.db(pbx_servers_enabled, names=self.server_names)
+                    else await self.lease_db(pbx_servers_enabled, names=self.server_names)
                 )
                 if not wanted and not warned:
                     log.warning("no enabled PBX server: add one in the admin; waiting for it")
                 warned = not wanted
-                await self._supervise(wanted)
+                delay = await self._supervise(wanted)
+            except OperationalError as exc:
+                log.warning("pbx process: database busy (%s); trying again", exc)
+                delay = LEASE_RETRY_SECONDS
             except Exception:
                 log.exception("pbx process: supervising the servers failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), settings.PBX_LEASE_RENEW_SECONDS)
+            await self._pause(delay)
         log.info("stopping: closing AMI sessions and FastAGI, folding what is queued")
-        await asyncio.gather(*(link.stop() for link in self.links.values()), return_exceptions=True)
-        self.links.clear()
-        await asyncio.get_running_loop().run_in_executor(self.app_threads, connections.close_all)
-        self.app_threads.shutdown(wait=False)
+        for pk in [pk for pk in self.links if pk not in self.stopping_links]:
+            self._stop_link(pk, "the pbx process stopped")
+        await asyncio.gather(*self.stopping_links.values(), return_exceptions=True)
+        for threads in (self.app_threads, self.lease_threads):
+            await asyncio.get_running_loop().run_in_executor(threads, connections.close_all)
+            threads.shutdown(wait=False)
 
-    async def _supervise(self, wanted):
-        wanted_ids = {server.pk for server in wanted}
-        for pk in [pk for pk in self.links if pk not in wanted_ids]:
-            link = self.links[pk]
-            log.info("PBX server %s disabled or removed: giving it up", link.server.name)
-            # Listed until stopped: whoever reads `links` sees only links that are really gone.
-            await link.stop("disabled in the admin")
-            del self.links[pk]
-        for server in wanted:
+    async def _pause(self, seconds: float):
+        """Until the next round: `seconds`, or less if the process is stopping or a link lost its lease."""
+        waits = [asyncio.ensure_future(self.stopping.wait()), asyncio.ensure_future(self.wakeup.wait())]
+        try:
+            await asyncio.wait(waits, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    def _stop_link(self, pk: int, why: str):
+        """Stop a link in the background: a stop waits for its fold and its apps' lanes (seconds),
+        and the other servers' renewals must not wait for it."""
+        link = self.links[pk]
+
+        async def stop():
             try:
-                owned = await self.db(servers.pbx_server_lease_take, server_id=server.pk, owner=self.owner)
-            except OperationalError as exc:
-                log.warning("PBX server %s: lease not renewed (%s)", server.name, exc)
-                continue
-            link = self.links.get(server.pk)
-            if not owned:
-                if link:
-                    log.error("PBX server %s: another process took it over; letting go", server.name)
-                    await link.stop("taken over by another pbx process")
-                    del self.links[server.pk]
-                continue
-            if link and link.fingerprint != _fingerprint(server):
-                log.info("PBX server %s changed in the admin: reconnecting", server.name)
-                await link.stop("reconnecting with the new settings")
-                del self.links[server.pk]
-                await self.db(servers.pbx_server_lease_take, server_id=server.pk, owner=self.owner)
-                link = None
-            if link is None and self.failed.get(server.pk) != _fingerprint(server):
-                await self._start(server)
+                await link.stop(why)
+            finally:
+                # Listed until stopped: whoever reads `links` sees only links that are really gone.
+                del self.links[pk]
+                del self.stopping_links[pk]
+                if self.leases.get(pk) == link.lease:
+                    del self.leases[pk]  # released by the stop (or lost already)
+                self.wakeup.set()  # its successor, if any, starts now
 
-    async def _start(self, server):
-        link = ServerLink(server, self)
+        self.stopping_links[pk] = asyncio.create_task(stop(), name=f"stop {link.server.name}")
+
+    async def _supervise(self, wanted) -> float:
+        """Take, renew or give up each server's lease; returns how long to wait before the next round:
+        a renewal period, or less when a lease seen held by another process runs out sooner (a
+        standby takes over the moment it may) or the database was busy (a renewal is retried soon)."""
+        delay = settings.PBX_LEASE_RENEW_SECONDS
+        wanted_ids = {server.pk for server in wanted}
+        for pk in [pk for pk in self.links if pk not in wanted_ids and pk not in self.stopping_links]:
+            log.info("PBX server %s disabled or removed: giving it up", self.links[pk].server.name)
+            self._stop_link(pk, "disabled in the admin")
+        for pk in [pk for pk in self.leases if pk not in wanted_ids and pk not in self.links]:
+            del self.leases[pk]
+        for server in wanted:
+            link = self.links.get(server.pk)
+            stopping = server.pk in self.stopping_links
+            if link and link.fenced and not stopping:
+                self._stop_link(server.pk, "taken over by another pbx process")
+                stopping = True
+            asked = time.monotonic()
+            look = await self._look(server)
+            if look is None:
+                delay = min(delay, LEASE_RETRY_SECONDS)
+                continue
+            if look.lease is None:
+                self.leases.pop(server.pk, None)
+                if link:
+                    link.fence("another pbx process took the server over")
+                    if not stopping:
+                        self._stop_link(server.pk, "taken over by another pbx process")
+                if look.holder_expires_at is not None:
+                    left = (look.holder_expires_at - timezone.now()).total_seconds()
+                    if left > 0:
+                        delay = min(delay, left + LEASE_LOOK_MARGIN_SECONDS)
+                continue
+            self.leases[server.pk] = look.lease
+            if link:
+                link.lease_renewed(asked)
+                if not stopping and link.fingerprint != _fingerprint(server):
+                    log.info("PBX server %s changed in the admin: reconnecting", server.name)
+                    self._stop_link(server.pk, "reconnecting with the new settings")
+            elif self.failed.get(server.pk) != _fingerprint(server):
+                await self._start(server, look.lease)
+        return delay
+
+    async def _look(self, server) -> servers.LeaseLook | None:
+        """Renew or take one server's lease; None when the database was too busy to say."""
+        held = self.leases.get(server.pk)
+        busy_at = self.busy_at.get(server.pk)
+        asked = time.monotonic()
+        # After a busy look, a lapsed lease is not taken for a renewal period: its owner's renewal,
+        # queued behind the same lock, goes through first.
+        take_over = busy_at is None or asked - busy_at >= settings.PBX_LEASE_RENEW_SECONDS
+        try:
+            look = await self.lease_db(
+                servers.pbx_server_lease_take,
+                server_id=server.pk,
+                owner=self.owner,
+                held=held,
+                take_over=take_over,
+            )
+        except OperationalError as exc:
+            self.busy_at[server.pk] = time.monotonic()
+            what = "lease not renewed yet" if held else "lease not looked at"
+            log.warning("PBX server %s: %s, the database is busy (%s); trying again", server.name, what, exc)
+            return None
+        if time.monotonic() - asked > servers.lease_lock_wait_max():
+            self.busy_at[server.pk] = time.monotonic()
+        return look
+
+    async def _start(self, server, lease: servers.Lease):
+        link = ServerLink(server, self, lease)
         try:
             await link.start()
         except Exception as exc:
@@ -464,6 +691,7 @@ class PbxProcess:
             log.exception("PBX server %s cannot start", server.name)
             self.failed[server.pk] = link.fingerprint
             await link.stop(f"cannot start: {exc}")
+            self.leases.pop(server.pk, None)
             return
         self.failed.pop(server.pk, None)
         self.links[server.pk] = link

@@ -25,7 +25,7 @@ from telephony.events import (
     OriginateResult,
 )
 from telephony.models import CallRecord
-from telephony.services.servers import ami_source
+from telephony.services.servers import Lease, ami_source, pbx_server_lease_check
 from telephony.services.webhooks import webhook_deliveries_create
 from telephony.transitions import Facts, Step
 
@@ -320,14 +320,17 @@ def _bridge(record: CallRecord, when: dt.datetime, records: dict, uid: str) -> l
 
 
 @transaction.atomic
-def call_events_fold(*, server_id: int, events: list[dict]) -> list[CallEvent]:
+def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None = None) -> list[CallEvent]:
     """Fold a batch of AMI events into call records; returns the typed events the batch caused,
     in order, each with the record as it was at that point. Idempotent: the same events again
-    change nothing and cause nothing.
+    change nothing and cause nothing. With `lease`, nothing is written unless it still holds the
+    server (LeaseLost): a pbx process that was taken over folds nothing more.
 
     Every channel is a leg but a Local pair's ;2 half, which is folded only once the platform
     tracks it (a record exists: a flow adopted it, a caller reaching a platform context through
     a Local channel); what it did before, it shares with its ;1 half."""
+    if lease is not None:
+        pbx_server_lease_check(lease=lease)
     source = ami_source(server_id)
     legs = []
     for event in events:
@@ -449,13 +452,21 @@ ORIGINATE_GRACE = dt.timedelta(seconds=5)
 
 @transaction.atomic
 def call_records_reconcile(
-    *, server_id: int, live_uniqueids: set[str], listed_at: dt.datetime, channels: Sequence[dict] = ()
+    *,
+    server_id: int,
+    live_uniqueids: set[str],
+    listed_at: dt.datetime,
+    channels: Sequence[dict] = (),
+    lease: Lease | None = None,
 ) -> list[CallEvent]:
     """Open records whose channel the PBX no longer lists ended unseen (a dropped connection, a PBX
     restart, an Originate whose answer never came): closed now, with what is known, in one batch.
     Records touched after the channels were listed, and Originates sent moments before, are left
     for the next round. The listed channels (CoreShowChannel frames) are legs still live: what the
-    listing says of them fills what their records lack, for a call begun under another session."""
+    listing says of them fills what their records lack, for a call begun under another session.
+    With `lease`, nothing is written unless it still holds the server."""
+    if lease is not None:
+        pbx_server_lease_check(lease=lease)
     typed = _listed(server_id=server_id, channels=channels)
     open_records = (
         CallRecord.objects.select_for_update()

@@ -20,6 +20,7 @@ from django.utils import timezone
 from pbxsim.harness import PROJECT_DIR, free_port
 from telephony.models import CallRecord, PbxServer
 from telephony.process import PbxProcess, ServerLink
+from telephony.services.servers import Lease
 from telephony.testing import TcpProxy, database_url, pbx_process, wait_for
 from tests.telephony.factories import PbxServerFactory
 
@@ -38,7 +39,7 @@ def _short_leases(settings):
 class PbxCommand:
     """`manage.py pbx ARGS` as a child process on the test database, its output in a file."""
 
-    def __init__(self, tmp_path, *args):
+    def __init__(self, tmp_path, *args, env=None):
         self.log = tmp_path / f"pbx-{free_port()}.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -51,6 +52,7 @@ class PbxCommand:
                     "PBX_LEASE_SECONDS": str(LEASE),
                     "PBX_LEASE_RENEW_SECONDS": str(RENEW),
                     "PYTHONUNBUFFERED": "1",
+                    **(env or {}),
                 },
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -87,11 +89,11 @@ class PbxCommand:
 
 
 @contextlib.contextmanager
-def pbx_commands(tmp_path, *argss):
+def pbx_commands(tmp_path, *argss, env=None):
     commands = []
     try:
         for args in argss:
-            commands.append(PbxCommand(tmp_path, *args))
+            commands.append(PbxCommand(tmp_path, *args, env=env))
         yield commands
     finally:
         for command in commands:
@@ -306,7 +308,7 @@ def test_state_reports_land_in_the_order_they_happened(server):
             return await write(function, **fields)
 
         process.db = first_write_slow
-        link = ServerLink(server, process)
+        link = ServerLink(server, process, Lease(server.pk, "this-process", 0))
         link._on_state(None, "connecting", "")
         link._on_state(None, "down", "cannot connect: refused")
         await asyncio.gather(*link.background)
