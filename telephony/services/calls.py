@@ -230,10 +230,14 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
 
 def _identify(record: CallRecord, event: dict):
     """Who the leg is, from any event that says it: for a leg whose Newchannel was not folded."""
-    record.channel = record.channel or _text(event, "Channel", 200)
     linkedid = _text(event, "Linkedid", 150)
     if linkedid and record.linkedid in ("", record.uniqueid):
         record.linkedid = linkedid
+    if record.channel:
+        # Its Newchannel said who it is; a later caller ID is no better (a Local callee that Dial
+        # made shows the dialing extension, `s`, by its Hangup).
+        return
+    record.channel = _text(event, "Channel", 200)
     if not record.caller and event.get("CallerIDNum", "") not in _UNKNOWN:
         record.caller = _text(event, "CallerIDNum", 80)
 

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -18,6 +19,8 @@ from django.utils import timezone
 from accounts.models import Company, generate_webhook_secret, validate_webhook_url, webhook_address_is_public
 from telephony.events import CallEvent, CallSnapshot
 from telephony.models import WebhookDelivery
+
+log = logging.getLogger(__name__)
 
 
 def call_event_payload(record: CallSnapshot, event: str) -> dict:
@@ -181,10 +184,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     # The lease: of two tasks for one delivery (a retry and a redelivered task, or the requeue
     # schedule), one POSTs; the other returns. It outlasts the POST's timeout.
     now = timezone.now()
+    lease = now + WEBHOOK_LEASE
     taken = (
         WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .update(leased_until=now + WEBHOOK_LEASE, attempts=F("attempts") + 1, last_attempt_at=now)
+        .update(leased_until=lease, attempts=F("attempts") + 1, last_attempt_at=now)
     )
     if not taken:
         return None
@@ -227,8 +231,20 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.last_error = ""
     elif not transient or delivery.attempts >= WEBHOOK_MAX_ATTEMPTS:
         delivery.status = WebhookDelivery.Status.FAILED
-    delivery.leased_until = None
-    delivery.save(update_fields=["status", "delivered_at", "last_status_code", "last_error", "leased_until"])
+    # Written only while the lease is still ours: a worker stalled past it (its POST answered late)
+    # must not overwrite what the task that took the delivery over wrote, nor clear that task's lease.
+    kept = WebhookDelivery.objects.filter(pk=delivery.pk, leased_until=lease).update(
+        status=delivery.status,
+        delivered_at=delivery.delivered_at,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        leased_until=None,
+    )
+    if not kept:
+        log.warning(
+            "Webhook delivery %s: lease lost during its POST, its outcome left to the new owner", delivery.pk
+        )
+        return None
     if delivery.status == WebhookDelivery.Status.PENDING:
         raise WebhookTransientError(error or f"HTTP {status}")
     return delivery

@@ -380,7 +380,13 @@ def c2c(tmp_path):
                 },
             )
             for position, number in enumerate(operators):
-                operator = OperatorFactory(company=campaign.company, name=f"op {number}", number=number)
+                # The recording's operators were the phones' own numbers: a dial string, as staff set.
+                operator = OperatorFactory(
+                    company=campaign.company,
+                    name=f"op {number}",
+                    number="",
+                    dial_string=f"Local/{number}@phones",
+                )
                 CampaignOperator.objects.create(campaign=campaign, operator=operator, position=position)
             return campaign
 

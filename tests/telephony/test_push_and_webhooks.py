@@ -261,3 +261,37 @@ def test_a_delivery_in_flight_is_never_posted_twice(receiver, company):
     delivery.refresh_from_db()
     assert (len(Receiver.received), delivery.status, delivery.attempts) == (1, "delivered", 1)
     assert delivery.leased_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_that_outlived_its_lease_leaves_the_new_owners_outcome(receiver, company):
+    """A worker stalled in its POST past WEBHOOK_LEASE: the requeue gave the delivery to another
+    task, which delivered it. The stalled attempt's late answer (a 503) changes nothing."""
+    company.webhook_url = receiver
+    company.save()
+    record = CallRecordFactory(company=company)
+    queue(record, "hangup")
+    delivery = WebhookDelivery.objects.get()
+    Receiver.hold, Receiver.answers = threading.Event(), [503]
+    stalled = []
+    first = threading.Thread(
+        target=lambda: stalled.append(webhooks.webhook_delivery_attempt(delivery_id=delivery.pk))
+    )
+    first.start()
+    try:
+        assert any(Receiver.hold.wait(0.02) or Receiver.received for _ in range(250)), "never posted"
+        # The lease ran out while the receiver held the POST; another task took it and delivered.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            leased_until=timezone.now() - dt.timedelta(seconds=1)
+        )
+        Receiver.hold.set()  # hold no longer: the takeover's POST is answered at once (204)
+        Receiver.answers.append(204)
+        Receiver.hold = None
+        taken_over = webhooks.webhook_delivery_attempt(delivery_id=delivery.pk)
+        assert taken_over is not None and taken_over.status == "delivered"
+    finally:
+        Receiver.hold = None
+        first.join(10)
+    delivery.refresh_from_db()
+    assert stalled == [None]
+    assert (delivery.status, delivery.last_status_code, delivery.leased_until) == ("delivered", 204, None)
