@@ -3,10 +3,17 @@
 
 import os
 import sys
+from pathlib import Path
 
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config import env
+
+    # Only the commands typed beside `make run` read what it left in var/: gunicorn and celery
+    # never do, so a file left in a deployed checkout cannot turn debug on for what it serves.
+    base = Path(__file__).resolve().parent
+    env.load_make_run_env(env.env_path("VAR_DIR", base / "var") / env.MAKE_RUN_ENV_FILE)
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

@@ -200,8 +200,9 @@ MAKE_RUN_ENV_NAMES = ("DEBUG", "DEMO_PORT_BASE")
 def load_make_run_env(path):
     """Take DEBUG and DEMO_PORT_BASE from the file `make run` wrote, where the environment sets neither.
 
-    A deployment never reads it: one with SECRET_KEY set (which DEBUG off requires) ignores the file,
-    so a `make run` tried once in a production checkout cannot turn its commands into debug ones.
+    Only manage.py reads it (never the web, worker or beat processes), and not at all with SECRET_KEY
+    set (which DEBUG off requires), so a `make run` tried once in a production checkout cannot turn
+    a deployment's processes or its commands into debug ones.
     """
     if os.environ.get("SECRET_KEY") or not path.is_file():
         return

@@ -6,7 +6,6 @@ from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env.env_path("VAR_DIR", BASE_DIR / "var")
-env.load_make_run_env(VAR_DIR / env.MAKE_RUN_ENV_FILE)
 
 DEBUG = env.env_bool("DEBUG", False)
 SECRET_KEY = env.env_secret_key("SECRET_KEY", debug=DEBUG, dev_key_file=VAR_DIR / "dev-secret-key")

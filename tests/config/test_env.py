@@ -123,3 +123,19 @@ def test_make_runs_file_gives_debug_to_commands_but_never_to_a_deployment(tmp_pa
     # A deployment sets SECRET_KEY: the file is not read at all.
     deployment = bare | {"SECRET_KEY": "k" * 40}
     assert manage(*PRINT_DEBUG, environment=deployment).stdout == "False 8000\n"
+
+
+def test_the_web_and_worker_processes_never_read_make_runs_file(tmp_path):
+    """gunicorn and celery load the settings without manage.py: a file a `make run` left in a
+    deployed checkout turns nothing on there, and a missing SECRET_KEY still stops them."""
+    (tmp_path / env.MAKE_RUN_ENV_FILE).write_text("DEBUG=1\nDEMO_PORT_BASE=9000\n")
+    bare = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DEMO_PORT_BASE")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"],
+        cwd=BASE_DIR,
+        env=bare | {"VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
