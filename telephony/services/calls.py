@@ -228,17 +228,15 @@ def _fold(record: CallRecord, event: dict, records: dict) -> OriginateOutcome | 
     return None
 
 
-def _identify(record: CallRecord, event: dict):
-    """Who the leg is, from any event that says it: for a leg whose Newchannel was not folded."""
+def _identify(record: CallRecord, event: dict, *, caller: bool = False):
+    """Who the leg is, from any event that says it: for a leg whose Newchannel was not folded.
+    The caller only from a listing: a Hangup's caller ID may differ from the Newchannel's (a Local
+    callee that Dial made shows the dialing extension, `s`), and events come in any order."""
+    record.channel = record.channel or _text(event, "Channel", 200)
     linkedid = _text(event, "Linkedid", 150)
     if linkedid and record.linkedid in ("", record.uniqueid):
         record.linkedid = linkedid
-    if record.channel:
-        # Its Newchannel said who it is; a later caller ID is no better (a Local callee that Dial
-        # made shows the dialing extension, `s`, by its Hangup).
-        return
-    record.channel = _text(event, "Channel", 200)
-    if not record.caller and event.get("CallerIDNum", "") not in _UNKNOWN:
+    if caller and not record.caller and event.get("CallerIDNum", "") not in _UNKNOWN:
         record.caller = _text(event, "CallerIDNum", 80)
 
 
@@ -527,7 +525,7 @@ def _listed(*, server_id: int, channels: Sequence[dict]) -> list[CallEvent]:
         frame = listed[record.uniqueid]
         before, marks = _state(record), _marks(record)
         when = event_time(frame) if "_received" in frame else now
-        _identify(record, frame)
+        _identify(record, frame, caller=True)
         record.callee = record.callee or _listed_callee(frame)
         # Whole seconds, counted back from a Ping a moment after the list: only where no event
         # told better (and never moving an earlier time: the clocks of two hosts may differ).
