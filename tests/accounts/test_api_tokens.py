@@ -266,7 +266,7 @@ def test_the_portal_refuses_a_bad_name_with_a_message(client, company_user):
     client.force_login(company_user)
     response = client.post(tokens_url(company_user), {"name": "ev\u202elive"})
     assert response.status_code == 400
-    assert "printable characters only" in response.content.decode()
+    assert "Invisible or control characters are not allowed here (found U+202E" in response.content.decode()
     assert not ApiToken.objects.exists()
 
 
