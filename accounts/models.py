@@ -1,6 +1,5 @@
 import ipaddress
 import secrets
-import unicodedata
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -9,6 +8,9 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+# accounts/migrations/0003 names the validator as accounts.models.validate_plain_text.
+from config.validators import validate_plain_text
 
 
 def generate_webhook_secret():
@@ -123,15 +125,6 @@ class User(AbstractUser):
         super().clean()
         if self.company_id and (self.is_staff or self.is_superuser):
             raise ValidationError("Staff use the admin and belong to no company.")
-
-
-def validate_plain_text(value):
-    """One line a person reads: no control or format characters (a BEL, an ESC, a right-to-left override
-    that shows "evil" as "live", a zero-width space)."""
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise ValidationError(
-            "Use printable characters only (no control, line-break or direction characters)."
-        )
 
 
 class ApiToken(models.Model):

@@ -15,7 +15,6 @@ from click2call.models import (
     Tariff,
 )
 from click2call.selectors import campaign_placement
-from click2call.services.campaigns import campaign_operators_check, operator_check
 from click2call.services.comments import MAX_TEXT, comment_values_clean
 from click2call.services.rating import NumberRefused, operator_number_normalize
 
@@ -92,9 +91,8 @@ class CampaignForm(forms.ModelForm):
 class CampaignOperatorsForm(forms.Form):
     """One box per operator of the company: its place in the ringing order, empty when not on the campaign."""
 
-    def __init__(self, *args, operators, current: dict[int, int], campaign: Campaign | None = None, **kwargs):
+    def __init__(self, *args, operators, current: dict[int, int], **kwargs):
         super().__init__(*args, **kwargs)
-        self.campaign = campaign
         self.operators = list(operators)
         for operator in self.operators:
             self.fields[f"op_{operator.pk}"] = forms.IntegerField(
@@ -112,15 +110,6 @@ class CampaignOperatorsForm(forms.Form):
             if self.cleaned_data.get(f"op_{operator.pk}") is not None
         ]
         return [operator for _, _, operator in sorted(chosen, key=lambda item: item[:2])]
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.campaign is not None and not self.errors:
-            try:
-                campaign_operators_check(campaign=self.campaign, operators=self.ordered_operators())
-            except ValidationError as error:
-                self.add_error(None, error)
-        return cleaned
 
 
 class OperatorForm(forms.ModelForm):
@@ -148,17 +137,6 @@ class OperatorForm(forms.ModelForm):
             return operator_number_normalize(raw=number)
         except NumberRefused as refused:
             raise ValidationError(refused.detail) from None
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("number"):
-            candidate = Operator(pk=self.instance.pk, company=self.instance.company, number=cleaned["number"])
-            candidate.name = cleaned.get("name") or self.instance.name
-            try:
-                operator_check(operator=candidate)
-            except ValidationError as error:
-                self.add_error(None, error)
-        return cleaned
 
 
 class TariffForm(forms.ModelForm):

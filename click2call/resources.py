@@ -11,15 +11,20 @@ import zipfile
 from decimal import Decimal, InvalidOperation
 
 import openpyxl
+from django.core.exceptions import ValidationError
 from import_export import fields
 
 from click2call.models import CallRequest, Rate, Tariff
 from config.exports import ExportResource, unescape_cell
+from config.validators import validate_plain_text
 
 PREFIX = re.compile(r"^[0-9]{1,15}$")
 MAX_PRICE = Decimal("99999.99999")
 MAX_DESTINATION = Rate._meta.get_field("destination").max_length
 RATE_COLUMNS = ("prefix", "destination", "price")
+# The largest table read: carriers' tables hold 10^4 to 10^5 prefixes, and an XLSX of a few MB can
+# unzip to tens of millions of rows, more than a worker's memory holds once checked.
+MAX_RATES = 500_000
 
 
 class UnreadableFile(ValueError):
@@ -79,15 +84,15 @@ def destination_of(value) -> str:
     text = unescape_cell(str(value)).strip()
     if len(text) > MAX_DESTINATION:
         raise ValueError(f"longer than {MAX_DESTINATION} characters.")
-    hidden = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
-    if hidden is not None:
-        raise ValueError(f"contains an invisible control character (U+{ord(hidden):04X}).")
+    try:
+        validate_plain_text(text)  # the model's own rule: a bulk import never runs full_clean
+    except ValidationError as error:
+        raise ValueError(" ".join(error.messages)) from None
     return text
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RateRow:
-    row: int  # as the spreadsheet numbers it: the header is row 1
     prefix: str
     destination: str
     price: Decimal
@@ -155,9 +160,17 @@ def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> Rat
     rows = _rows_of_xlsx(content) if is_xlsx else _rows_of_csv(content)
     columns = None
     seen = {}
+    count = 0
     for number, cells in rows:
         if all(_blank(cell) for cell in cells):
             continue
+        if columns is not None:
+            count += 1
+            if count > MAX_RATES:
+                raise UnreadableFile(
+                    f"The file has more than {MAX_RATES:,} rates (row {number}): "
+                    "split it into several files, imported one after the other."
+                )
         if columns is None:
             headers = [str(cell).strip().lower() if cell is not None else "" for cell in cells]
             missing = [name for name in RATE_COLUMNS if name not in headers]
@@ -184,7 +197,7 @@ def rate_table(content: bytes, *, file_name: str, max_problems: int = 50) -> Rat
             table.problem_count += len(errors)
             table.problems.extend(errors[: max(0, max_problems - len(table.problems))])
         elif not table.problem_count:
-            table.rates.append(RateRow(row=number, **values))
+            table.rates.append(RateRow(**values))
     if columns is None:
         raise UnreadableFile(
             "The file is empty: a first row naming prefix, destination, price, then the rates."

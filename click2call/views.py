@@ -226,11 +226,14 @@ def campaign_operators(request, pk):
         request.POST,
         operators=selectors.operators_for_company(company=request.company),
         current={},
-        campaign=campaign,
     )
+    if form.is_valid():
+        try:  # the service checks each number against the campaign (blocked, rated), once
+            campaigns.campaign_operators_set(campaign=campaign, operators=form.ordered_operators())
+        except ValidationError as error:
+            _form_errors(form, error)
     if not form.is_valid():
         return _campaign_page(request, campaign, operators_form=form, status=400)
-    campaigns.campaign_operators_set(campaign=campaign, operators=form.ordered_operators())
     messages.success(request, "Operators saved.")
     return redirect("click2call:campaign", company_slug=request.company.slug, pk=campaign.pk)
 
@@ -288,9 +291,13 @@ def operator_list(request, pk=None):
     operator = get_object_or_404(Operator, company=request.company, pk=pk) if pk else Operator()
     form = forms.OperatorForm(request.POST or None, instance=operator, company=request.company)
     if request.method == "POST" and form.is_valid():
-        campaigns.operator_save(operator=form.instance)
-        messages.success(request, f"Operator {operator.name} saved.")
-        return redirect("click2call:operators", company_slug=request.company.slug)
+        try:  # the service checks the number (blocked, rated by its campaigns), once
+            campaigns.operator_save(operator=form.instance)
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"Operator {operator.name} saved.")
+            return redirect("click2call:operators", company_slug=request.company.slug)
     return render(
         request,
         "click2call/operator_list.html",

@@ -19,7 +19,8 @@ def call_request_create(
     client_address: str | None = None,
 ) -> tuple[CallRequest, bool]:
     """A visitor's request to be called: normalised, refused when blocked or unrated, and the same
-    request again (created False) when that number already has one in progress on the campaign.
+    request again (created False) when that number already has one in progress on the campaign;
+    refused as campaign_key_invalid when the campaign was deleted while the request was written.
     The first try is queued after commit (click2call.tasks)."""
     if not consent:
         raise NumberRefused("consent_required", "The visitor must agree to be called.")
@@ -48,8 +49,16 @@ def call_request_create(
         with savepoint:
             request = CallRequest.objects.create(campaign=campaign, number=e164, **fields)
     except IntegrityError:  # that number has a request in progress (perhaps posted at the same moment)
-        open_request = CallRequest.objects.filter(campaign=campaign, number=e164, status__in=CallRequest.OPEN)
-        return open_request.get(), False
+        open_request = CallRequest.objects.filter(
+            campaign=campaign, number=e164, status__in=CallRequest.OPEN
+        ).first()
+        if open_request is None:
+            # None in progress: the refusal was the foreign key, the campaign deleted meanwhile
+            # (campaign_delete decides on the locked campaign, which the INSERT waited for).
+            raise NumberRefused(
+                "campaign_key_invalid", "Unknown or inactive campaign, or a wrong key.", 403
+            ) from None
+        return open_request, False
     from click2call.tasks import dial_attempt  # tasks import this module
 
     dial_attempt.delay_on_commit(request.pk)  # at once in autocommit: the row is committed

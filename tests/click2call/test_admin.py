@@ -197,3 +197,38 @@ def test_the_admin_refuses_another_company_tariff_or_operators_on_a_campaign(adm
     )
     campaign.refresh_from_db()
     assert campaign.tariff.company == campaign.company and not campaign.operators.exists()
+
+
+def operator_change(admin_client, operator, **changes):
+    data = {
+        "company": operator.company_id,
+        "name": operator.name,
+        "number": operator.number,
+        "dial_string": operator.dial_string,
+        "active": "on",
+    } | changes
+    return admin_client.post(reverse("admin:click2call_operator_change", args=[operator.pk]), data)
+
+
+def test_the_admin_checks_an_operator_number_as_the_portal_does(admin_client):
+    campaign = CampaignFactory(with_operator=False)
+    operator = OperatorFactory(company=campaign.company, name="Anna")
+    campaign.operators.add(operator, through_defaults={"position": 0})
+    BlockedPrefixFactory(company=campaign.company, prefix="3361234")
+    response = operator_change(admin_client, operator, number="+33612345202")
+    assert response.status_code == 200
+    assert "Calls to +33612345202 are blocked (your prefix 3361234)." in response.content.decode()
+    # A number the tariff of a campaign ringing the operator does not rate (a UK mobile).
+    response = operator_change(admin_client, operator, number="+447911123456")
+    assert response.status_code == 200 and "cannot be rung by" in response.content.decode()
+    operator.refresh_from_db()
+    assert operator.number == "+33612345201"
+
+
+def test_the_admin_sets_a_dial_string_without_the_number_checks(admin_client):
+    operator = OperatorFactory(name="Reception")
+    BlockedPrefixFactory(company=operator.company, prefix="33")
+    response = operator_change(admin_client, operator, number="", dial_string="PJSIP/reception")
+    assert response.status_code == 302
+    operator.refresh_from_db()
+    assert (operator.number, operator.dial_string) == ("", "PJSIP/reception")

@@ -575,6 +575,40 @@ def test_operators_are_set_in_order(logged_in, company, campaign):
     )
 
 
+def test_operators_a_campaign_cannot_ring_are_refused_checked_once(monkeypatch, logged_in, company, campaign):
+    from click2call.services import campaigns
+
+    checks = []
+    real = campaigns.operator_number_check
+    monkeypatch.setattr(campaigns, "operator_number_check", lambda **kw: checks.append(kw) or real(**kw))
+    anna = OperatorFactory(company=company, name="Anna")
+    assert (
+        logged_in.post(url("campaign-operators", company, campaign.pk), {f"op_{anna.pk}": "1"}).status_code
+        == 302
+    )
+    assert len(checks) == 1  # once a save, by the service (not by the form, then the service again)
+    BlockedPrefixFactory(company=company, prefix="3361234")
+    response = logged_in.post(url("campaign-operators", company, campaign.pk), {f"op_{anna.pk}": "1"})
+    assert response.status_code == 400
+    assert "Anna (+33612345201) cannot be rung by Spring sale" in response.content.decode()
+
+
+def test_an_operator_number_is_refused_when_blocked_checked_once(monkeypatch, logged_in, company):
+    from click2call.services import campaigns
+
+    checks = []
+    real = campaigns.blocked_prefix_find
+    monkeypatch.setattr(campaigns, "blocked_prefix_find", lambda **kw: checks.append(kw) or real(**kw))
+    anna = {"name": "Anna", "number": "+33 6 12 34 52 01"}
+    assert logged_in.post(url("operators", company), anna).status_code == 302
+    assert len(checks) == 1
+    BlockedPrefixFactory(company=company, prefix="3361234")
+    response = logged_in.post(url("operators", company), {"name": "Bob", "number": "+33 6 12 34 52 02"})
+    assert response.status_code == 400
+    assert "Calls to +33612345202 are blocked (your prefix 3361234)." in response.content.decode()
+    assert list(company.c2c_operators.values_list("name", flat=True)) == ["Anna"]
+
+
 # Operators, tariffs and rates, blocked prefixes
 
 

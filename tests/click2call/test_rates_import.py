@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from click2call import tasks
+from click2call import resources, tasks
 from click2call.models import Rate, RateImport, Tariff
 from click2call.services import rate_imports
 from tests.click2call.factories import RateFactory, TariffFactory
@@ -24,6 +24,8 @@ from tests.hostile import HOSTILE_STRINGS
 from tests.tenancy import assert_other_company_gets_404
 
 pytestmark = pytest.mark.django_db
+
+HIDDEN = "destination: Invisible or control characters are not allowed here (found U+"
 
 
 @pytest.fixture
@@ -92,7 +94,10 @@ def test_xlsx_is_imported(client, company_user, tariff):
         ("33,France,1e9", "price: “1e9” is not a price from 0"),
         ("33,France,", "price: empty: the price per minute is needed."),
         ("33,,0.1", "destination: empty: a destination name is needed."),
-        ("33,\u202eevil,0.1", "destination: contains an invisible control character (U+202E)."),
+        ("33,\u202eevil,0.1", HIDDEN + "202E"),
+        # The model's rule (config.validators), which a bulk import never runs: not only Cc and Cf.
+        ("33,Fr\u2028ance,0.1", HIDDEN + "2028"),
+        ("33,Fr\ue000ance,0.1", HIDDEN + "E000"),
         ("44,UK,0.1", "prefix: 44 is already on row 2."),
     ],
 )
@@ -105,6 +110,26 @@ def test_a_bad_row_imports_nothing_and_is_named(client, company_user, tariff, ro
     # The header is the spreadsheet's row 1: the bad row is its row 4.
     assert f"row 4, {message}" in body.replace("&#x27;", "'")
     assert list(tariff.rates.values_list("prefix", "price")) == [("1", Decimal("0.01000"))]
+
+
+def test_a_table_beyond_the_most_rates_read_is_refused_whole(monkeypatch, client, company_user, tariff):
+    # An XLSX has no row limit: one of a few MB can unzip to millions of rows. The limit, lowered here.
+    monkeypatch.setattr(resources, "MAX_RATES", 3)
+    dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
+    for prefix in (33, 34, 35, 36):
+        dataset.append([prefix, "Somewhere", 0.1])
+    client.force_login(company_user)
+    page = upload(client, tariff, dataset.export("xlsx"), name="rates.xlsx").content.decode()
+    assert "The file has more than 3 rates (row 5): split it into several files" in page
+    assert not tariff.rates.exists()
+    assert RateImport.objects.get().status == RateImport.Status.REFUSED
+
+
+def test_a_table_of_the_most_rates_read_is_imported(monkeypatch, client, company_user, tariff):
+    monkeypatch.setattr(resources, "MAX_RATES", 3)
+    client.force_login(company_user)
+    upload(client, tariff, csv_of(["33,France,0.1", "", "34,Spain,0.1", "35,Italy,0.1"]))
+    assert tariff.rates.count() == 3
 
 
 def test_missing_columns_are_named(client, company_user, tariff):
