@@ -148,15 +148,15 @@ def offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
 
 
 class _Unclaimed(Exception):
-    """The agent was taken after the member was claimed: the claim's transaction rolls back."""
+    """The agent, its tier or the member was taken meanwhile: the claim's transaction rolls back."""
 
 
 @transaction.atomic
 def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
-    # Rows locked in one order: queue, member, agent, tier (member_join and queue_del lock the queue
-    # first too; member_leave the member before its offers' agents; agent_del the agent before its
-    # tiers). The queue first, loaded: queue_unload (an update of this row) either committed before
+    # Rows locked in one order: queue, agent, tier, member (member_join and queue_del lock the queue
+    # first too; agent_del the agent before its tiers; offer_failed the agent, its tier, then the
+    # member). The queue first, loaded: queue_unload (an update of this row) either committed before
     # and no offer is made, or waits until this one is made.
     queue_id = (
         Queue.objects.select_for_update(of=("self",), no_key=True)
@@ -164,11 +164,13 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
         .values_list("pk", flat=True)
         .first()
     )
-    if queue_id is None:
+    member = (
+        Member.objects.select_related("queue__company", "queue__server")
+        .filter(pk=member_id, state__in=WAITING)
+        .first()
+    )
+    if queue_id is None or member is None:
         return None
-    if Member.objects.filter(pk=member_id, state__in=WAITING).update(state=Member.State.TRYING) != 1:
-        return None
-    member = Member.objects.select_related("queue__company", "queue__server").get(pk=member_id)
     agent = (
         Agent.objects.select_for_update(of=("self",)).select_related("company").filter(pk=agent_id).first()
     )
@@ -183,6 +185,9 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
         state=state, last_offered_call=now, changed_at=now
     )
     if claimed != 1:
+        raise _Unclaimed
+    # Still waiting (the caller may have left since it was read): claimed on its row, or nothing is.
+    if Member.objects.filter(pk=member_id, state__in=WAITING).update(state=Member.State.TRYING) != 1:
         raise _Unclaimed
     offer = Offer.objects.create(
         queue_id=member.queue_id,
@@ -479,7 +484,7 @@ def member_leave(*, member_id: int, reason: str, cause: str = "") -> list[str] |
     key. Returns the channel ids of its ringing offers, for the dispatcher to hang up (None when the
     member had left already or was answered)."""
     now = timezone.now()
-    # Only the member row (not its queue and company): the order offer claims lock in is queue, member.
+    # Only the member row (not its queue and company, which offer claims lock first).
     member = (
         Member.objects.select_for_update(of=("self",))
         .select_related("queue__company")
