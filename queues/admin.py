@@ -29,12 +29,14 @@ class ThroughServicesAdmin(admin.ModelAdmin):
     """A change saved through the service that decides it (`update`), on the row it locks: a
     refusal (the row is in a call now) is shown on the form again, nothing saved."""
 
-    # The row's identity is set when it is added.
+    # The row's identity is set when it is added; what is the dispatcher's is never set on add.
     fixed_on_change: tuple = ()
+    fixed_on_add: tuple = ()
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        return fields + [name for name in self.fixed_on_change if name not in fields] if obj else fields
+        fixed = self.fixed_on_change if obj else self.fixed_on_add
+        return fields + [name for name in fixed if name not in fields]
 
     def update(self, obj, changes: dict):
         raise NotImplementedError
@@ -183,6 +185,8 @@ class TierAdmin(ThroughServicesAdmin):
     autocomplete_fields = ["queue", "agent"]
     readonly_fields = ["changed_at"]
     fixed_on_change = ("queue", "agent")
+    # A new tier is Ready: Offering and Active Inbound are the dispatcher's, set by its calls only.
+    fixed_on_add = ("state",)
 
     def update(self, obj, changes):
         config.tier_update(tier=obj, changes=changes)

@@ -66,6 +66,8 @@ OUTCOME_RESULTS = {
     "failed": Offer.Result.FAILED,
 }
 BUSY, CALL_REJECTED = 17, 21
+# The OriginateResponse results whose Hangup cause may say more (21: the agent declined).
+CAUSE_DECIDES = (Offer.Result.BUSY, Offer.Result.FAILED)
 # Causes that say the agent's contact could not be reached at all (congestion, unallocated, ...).
 FAILURES = {1, 3, 27, 34, 38, 41, 42}
 
@@ -270,6 +272,9 @@ class Queues(PbxApp):
     name = "queues"
     all_calls = True  # a caller's own call may belong to another flow (a card call sent to a queue)
     user_events = frozenset({"QueueAgentReady", "QueueCallbackReady"})
+    # The raw Hangup of an agent's leg: its cause, which the CallEnded lacks when the
+    # OriginateResponse came first (the record ended on it).
+    ami_events = frozenset({"Hangup"})
     agi_scripts = {"queue": "join", "queue-key": "key", "queue-standby": "standby"}
 
     def __init__(self):
@@ -709,6 +714,12 @@ class Queues(PbxApp):
 
     async def on_ami_event(self, ctx: AppContext, event: dict):
         d = self.of(ctx)
+        if event.get("Event") == "Hangup":
+            offer = d.offers.get(event.get("Uniqueid", "").strip())
+            cause = event.get("Cause", "").strip()
+            if offer is not None and not offer.answered and cause.isdigit():
+                await self.offer_cause(ctx, d, offer, int(cause))
+            return
         offer = d.offers.get(event.get("Offer", "").strip())
         if offer is None:
             return
@@ -735,9 +746,18 @@ class Queues(PbxApp):
             if offer is not None and event.outcome != "answered" and uniqueid == offer.channel_id:
                 result = OUTCOME_RESULTS.get(event.outcome, Offer.Result.FAILED)
                 cause = event.record.hangup_cause or offer.end_cause
-                if result == Offer.Result.BUSY and cause == CALL_REJECTED:
-                    result = Offer.Result.REJECTED
-                await self.offer_over(ctx, d, offer, result, event.outcome)
+                if cause is None and result in CAUSE_DECIDES:
+                    # Sent before the Hangup (Asterisk 22 does): its cause says whether the agent
+                    # declined; it follows at once, and should it not, the result stands.
+                    offer.pending_result = (result, event.outcome)
+                    asyncio.get_running_loop().call_later(
+                        ORIGINATE_RESULT_GRACE,
+                        ctx.lane.put,
+                        lambda: self.offer_unended(ctx, offer),
+                        "offer unended",
+                    )
+                    return
+                await self.offer_over(ctx, d, offer, _decided(result, cause), event.outcome)
             elif uniqueid in d.callbacks and event.outcome != "answered":
                 await self.callback_failed(ctx, d, uniqueid)
             return
@@ -755,6 +775,9 @@ class Queues(PbxApp):
         if offer is not None:
             if offer.answered:
                 await self.bridge_over(ctx, d, offer, cause)
+            elif event.record.answered_at is None and offer.pending_result is not None:
+                # Ended by the OriginateResponse itself: the raw Hangup brings the cause (or the grace ends).
+                await self.offer_cause(ctx, d, offer, event.record.hangup_cause)
             elif event.record.answered_at is None:
                 # Never answered: the OriginateResponse says why, and Asterisk sends it before or
                 # after this Hangup (both happen), so the offer ends on it whichever came first,
@@ -790,6 +813,22 @@ class Queues(PbxApp):
         d = self.of(ctx)
         if d.offers.get(offer.channel_id) is offer and not offer.answered:
             await self.offer_over(ctx, d, offer, Offer.Result.NO_ANSWER, "no originate response")
+
+    async def offer_cause(self, ctx: AppContext, d: Dispatcher, offer: OfferInfo, cause: int | None):
+        """The Hangup cause of an unanswered agent's leg: it decides the result the OriginateResponse
+        left pending (busy or failed, or rejected: the agent declined)."""
+        if cause is None:
+            return
+        offer.end_cause = cause
+        if offer.pending_result is not None and d.offers.get(offer.channel_id) is offer:
+            result, text = offer.pending_result
+            await self.offer_over(ctx, d, offer, _decided(result, cause), text)
+
+    async def offer_unended(self, ctx: AppContext, offer: OfferInfo):
+        d = self.of(ctx)
+        if d.offers.get(offer.channel_id) is offer and not offer.answered and offer.pending_result:
+            result, text = offer.pending_result
+            await self.offer_over(ctx, d, offer, result, text)
 
     async def bridge_over(self, ctx: AppContext, d: Dispatcher, offer: OfferInfo, cause: str):
         d.offers.pop(offer.channel_id, None)
@@ -927,6 +966,14 @@ class Queues(PbxApp):
             await self.dispatch(ctx)
 
         ctx.submit(register_agent, "queue standby")
+
+
+def _decided(result: str, cause: int | None) -> str:
+    """An unanswered offer's result from its OriginateResponse, corrected by its Hangup's cause: an
+    agent who declined (21, Call Rejected) is rejected, whether Asterisk reported it busy or failed."""
+    if result in CAUSE_DECIDES and cause == CALL_REJECTED:
+        return Offer.Result.REJECTED
+    return result
 
 
 def _result_of(record) -> str:

@@ -19,7 +19,7 @@ def agent_status_set(*, agent_id: int, status: str) -> Agent:
     no-answers counted towards max-no-answer, start again from zero."""
     if status not in Agent.Status.values:
         raise ValueError(f"unknown status {status!r}; one of: {', '.join(Agent.Status.values)}")
-    agent = Agent.objects.select_for_update().select_related("company").get(pk=agent_id)
+    agent = Agent.objects.select_for_update(of=("self",)).select_related("company").get(pk=agent_id)
     # Choosing Available (either kind) again is how an On Demand agent, Idle after a call, says
     # it is ready for the next one.
     ready_again = status in AVAILABLE and agent.state == Agent.State.IDLE

@@ -83,6 +83,9 @@ class OfferInfo:
     member_session: str = ""
     # The Hangup cause of the agent's leg when it ended unanswered before its OriginateResponse.
     end_cause: int | None = None
+    # The OriginateResponse's result and text when it came first, without the cause that decides
+    # between busy, rejected and failed: the Hangup that follows decides.
+    pending_result: tuple[str, str] | None = None
 
 
 def queue_info(queue: Queue) -> QueueInfo:

@@ -143,34 +143,52 @@ def offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     on ringing offers backs the conditional update: should it fire, nothing was claimed."""
     try:
         return _offer_claim(member_id=member_id, agent_id=agent_id)
-    except IntegrityError:  # a ringing offer of this agent exists (its state was set by hand)
+    except (IntegrityError, _Unclaimed):  # a ringing offer of this agent exists (its state set by hand)
         return None
+
+
+class _Unclaimed(Exception):
+    """The agent, its tier or the member was taken meanwhile: the claim's transaction rolls back."""
 
 
 @transaction.atomic
 def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
     now = timezone.now()
-    member = (
-        Member.objects.select_related("queue__company", "queue__server")
-        .filter(pk=member_id, state__in=WAITING, queue__loaded=True)  # an unloaded queue offers no more
+    # Rows locked in one order: queue, agent, tier, member (member_join and queue_del lock the queue
+    # first too; agent_del the agent before its tiers; offer_failed the agent, its tier, then the
+    # member). The queue first, loaded: queue_unload (an update of this row) either committed before
+    # and no offer is made, or waits until this one is made.
+    queue_id = (
+        Queue.objects.select_for_update(of=("self",), no_key=True)
+        .filter(members__pk=member_id, loaded=True)
+        .values_list("pk", flat=True)
         .first()
     )
-    # Locked first, then its tier: the order agent_del (agent, then its tiers) takes them in.
+    member = (
+        Member.objects.select_related("queue__company", "queue__server")
+        .filter(pk=member_id, state__in=WAITING)
+        .first()
+    )
+    if queue_id is None or member is None:
+        return None
     agent = (
         Agent.objects.select_for_update(of=("self",)).select_related("company").filter(pk=agent_id).first()
     )
-    if member is None or agent is None:
-        return None
+    if agent is None:
+        raise _Unclaimed
     # The agent is offered through its tier in the queue, locked: a tier removed meanwhile (tier_del,
     # which locks it too) is never offered, nor removed while this offer rings.
-    if not Tier.objects.select_for_update().filter(queue_id=member.queue_id, agent_id=agent_id).exists():
-        return None
+    if not Tier.objects.select_for_update().filter(queue_id=queue_id, agent_id=agent_id).exists():
+        raise _Unclaimed
     state = Agent.State.RESERVED if agent.reserve_agents else Agent.State.RECEIVING
     claimed = Agent.objects.filter(pk=agent_id, state=Agent.State.WAITING, status__in=AVAILABLE).update(
         state=state, last_offered_call=now, changed_at=now
     )
     if claimed != 1:
-        return None
+        raise _Unclaimed
+    # Still waiting (the caller may have left since it was read): claimed on its row, or nothing is.
+    if Member.objects.filter(pk=member_id, state__in=WAITING).update(state=Member.State.TRYING) != 1:
+        raise _Unclaimed
     offer = Offer.objects.create(
         queue_id=member.queue_id,
         member=member,
@@ -197,7 +215,6 @@ def _offer_claim(*, member_id: int, agent_id: int) -> Offer | None:
             callee=agent.contact[:80],
             linkedid=caller_call or member.session_uuid,
         )
-    Member.objects.filter(pk=member_id).update(state=Member.State.TRYING)
     Tier.objects.filter(queue_id=member.queue_id, agent_id=agent_id).update(state=Tier.State.OFFERING)
     if member.queue.strategy == Strategy.ROUND_ROBIN:  # it goes on after this agent, across restarts
         Queue.objects.filter(pk=member.queue_id).update(last_agent_id=agent_id)
@@ -467,7 +484,13 @@ def member_leave(*, member_id: int, reason: str, cause: str = "") -> list[str] |
     key. Returns the channel ids of its ringing offers, for the dispatcher to hang up (None when the
     member had left already or was answered)."""
     now = timezone.now()
-    member = Member.objects.select_for_update().select_related("queue__company").filter(pk=member_id).first()
+    # Only the member row (not its queue and company, which offer claims lock first).
+    member = (
+        Member.objects.select_for_update(of=("self",))
+        .select_related("queue__company")
+        .filter(pk=member_id)
+        .first()
+    )
     if member is None or member.state not in WAITING:
         return None
     Member.objects.filter(pk=member.pk).update(

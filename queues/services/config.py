@@ -171,7 +171,7 @@ def agent_update(*, agent: Agent, changes: dict) -> Agent:
         _check_user(company=agent.company, user=identity["user"])
     settings = _agent_settings(settings)
     with transaction.atomic():
-        locked = Agent.objects.select_for_update().select_related("company").get(pk=agent.pk)
+        locked = Agent.objects.select_for_update(of=("self",)).select_related("company").get(pk=agent.pk)
         reach = [key for key in AGENT_REACH if key in settings and settings[key] != getattr(locked, key)]
         if reach and locked.state in AGENT_BUSY_STATES:
             raise ConfigRefused(
@@ -239,7 +239,7 @@ def tier_update(*, tier: Tier, changes: dict) -> Tier:
     if values.get("state") in TIER_BUSY_STATES:
         raise ValidationError(f"{values['state']} is the dispatcher's: set Ready, No Answer or Standby.")
     with transaction.atomic():
-        locked = Tier.objects.select_for_update().select_related("queue", "agent").get(pk=tier.pk)
+        locked = Tier.objects.select_for_update(of=("self",)).select_related("queue", "agent").get(pk=tier.pk)
         if "state" in values and values["state"] != locked.state and locked.state in TIER_BUSY_STATES:
             raise ConfigRefused(
                 "tier_busy", f"The tier is {locked.state}: set its state once the call is over."
@@ -276,7 +276,7 @@ def queue_update(*, queue: Queue, changes: dict) -> Queue:
     if unknown:
         raise ValidationError(f"Unknown queue setting(s): {', '.join(sorted(unknown))}.")
     with transaction.atomic():
-        locked = Queue.objects.select_for_update().select_related("company").get(pk=queue.pk)
+        locked = Queue.objects.select_for_update(of=("self",)).select_related("company").get(pk=queue.pk)
         return _save(locked, {name: field_value(Queue, name, value) for name, value in changes.items()})
 
 
@@ -310,7 +310,9 @@ def queue_del(*, queue: Queue) -> None:
     """Delete a queue, refused while callers wait in it or its calls go on: unload it first, and
     its callers are sent on in the dialplan. Decided on the locked queue row: a caller joining
     meanwhile (member_join locks it too) either waits and finds no queue, or is seen here."""
-    locked = Queue.objects.select_for_update().select_related("company").filter(pk=queue.pk).first()
+    locked = (
+        Queue.objects.select_for_update(of=("self",)).select_related("company").filter(pk=queue.pk).first()
+    )
     if locked is None:
         return
     if (

@@ -30,6 +30,7 @@ AGENT_STAYS = "5562004"
 AGENT_SLOW = "5562005"  # answers after 2 s, stays
 AGENT_TALKS_LONG = "5562006"  # answers after 1 s, talks 30 s
 AGENT_ANSWERS_LATE = "5562007"  # answers after 40 s, stays
+AGENT_DECLINES = "5562008"  # rings 1 s, hangs up with cause 21 (Call Rejected)
 
 
 @pytest.fixture

@@ -90,6 +90,17 @@ def test_a_tier_state_set_in_the_admin_goes_through_the_service(admin_client):
     assert Tier.objects.get().state == "Offering"
 
 
+@pytest.mark.parametrize("state", ["Offering", "Active Inbound"])
+def test_a_tier_added_in_the_admin_is_ready_whatever_state_is_posted(admin_client, state):
+    queue = QueueFactory()
+    agent = AgentFactory(company=queue.company)
+    add = reverse("admin:queues_tier_add")
+    assert 'name="state"' not in admin_client.get(add).content.decode()
+    fields = {"queue": queue.pk, "agent": agent.pk, "level": 1, "position": 1, "state": state}
+    admin_client.post(add, fields)
+    assert Tier.objects.get().state == "Ready"  # the dispatcher's states are its own, on add too
+
+
 def test_a_queue_page_lists_its_tiers_but_changes_them_only_on_their_own_page(admin_client):
     tier = TierFactory(state="Active Inbound")
     page = admin_client.get(reverse("admin:queues_queue_change", args=[tier.queue.pk])).content.decode()

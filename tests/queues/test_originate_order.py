@@ -6,7 +6,7 @@ import pytest
 
 from queues.models import Offer, QueueEvent
 from telephony.testing import running_contract_pbxsim, wait_for
-from tests.queues.conftest import AGENT_BUSY, AGENT_NEVER_ANSWERS, CALLER_WAITS, QUEUE_PHONES
+from tests.queues.conftest import AGENT_BUSY, AGENT_DECLINES, AGENT_NEVER_ANSWERS, CALLER_WAITS, QUEUE_PHONES
 from tests.queues.factories import AgentFactory, TierFactory
 from tests.telephony.conftest import MANAGER_USERS, SCALE
 
@@ -44,3 +44,17 @@ def test_an_unanswered_offer_ends_the_same_in_either_order(queue, pbx, call_in, 
         lambda: QueueEvent.objects.filter(action="bridge-agent-fail", agent=agent).first(), what="the event"
     )
     assert fail.fields["CC-Hangup-Cause"] == cause
+
+
+def test_an_agent_who_declines_is_rejected_in_either_order(queue, pbx, call_in):
+    """The Hangup's cause (21) decides, also when the OriginateResponse came first without it: the
+    agent waits its reject delay, not its busy delay."""
+    agent = AgentFactory(
+        company=queue.company, contact=AGENT_DECLINES, reject_delay_time=300, busy_delay_time=300
+    )
+    TierFactory(queue=queue, agent=agent)
+
+    call_in(queue, CALLER_WAITS)
+
+    offer = wait_for(lambda: Offer.objects.filter(ended_at__isnull=False).first(), what="the offer's end")
+    assert offer.result == Offer.Result.REJECTED
