@@ -84,8 +84,9 @@ class PbxServer(models.Model):
     lease_owner = models.CharField("owned by", max_length=120, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, editable=False)
     # The fencing token: one more at each take-over. Every write the pbx process makes for the server
-    # checks owner and epoch in its own transaction, so an owner that lost the lease (frozen, starved)
-    # writes nothing once another process took the server over.
+    # (folds, reconciles, health reports, the apps' ctx.db) checks owner and epoch in its own
+    # transaction, so an owner that lost the lease (frozen, starved) writes nothing once another
+    # process took the server over.
     lease_epoch = models.PositiveBigIntegerField("lease epoch", default=0, editable=False)
     # What the owning process measured: events waiting to be folded, and whether they carry the PBX clock.
     event_lag = models.PositiveIntegerField("events waiting to be folded", default=0, editable=False)

@@ -125,6 +125,9 @@ class ServerLink:
         # since it may have run out, held until the next look says whose the server is.
         self.lease_renewed_at = time.monotonic()
         self.held: list[dict] | None = None
+        # Set while the last look found the lease ours recently enough: the apps' lanes wait on it.
+        self.lease_sure = asyncio.Event()
+        self.lease_sure.set()
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
@@ -160,7 +163,7 @@ class ServerLink:
                 )
             ) from None
         for app in self.process.apps:
-            lane = Lane(f"{app.name}@{server.name}")
+            lane = Lane(f"{app.name}@{server.name}", gate=self.lease_gate)
             lane.start()
             self.contexts.append(AppContext(app, self, lane))
         self.client = AmiClient(
@@ -247,6 +250,7 @@ class ServerLink:
             self.client.close()
         self.dropped += _drop_queued(self.events) + len(self.held or [])
         self.held = None
+        self.lease_sure.set()  # the lanes waiting on the lease drop their work now
         for ctx in self.contexts:
             ctx.cancel_all()
             dropped_work = _drop_queued(ctx.lane.queue)
@@ -254,6 +258,23 @@ class ServerLink:
                 log.warning("app lane %s: %d item(s) dropped with the lease", ctx.lane.name, dropped_work)
         log.error("PBX server %s: lease lost (%s); dropping the queue, letting go", self.server.name, why)
         self.process.wakeup.set()
+
+    def lease_doubtful(self) -> bool:
+        """The lease may have run out unseen: events are held, or no look found it ours for longer
+        than a lease lasts (the process was stalled)."""
+        if self.held is not None or time.monotonic() - self.lease_renewed_at > settings.PBX_LEASE_SECONDS:
+            if self.lease_sure.is_set():
+                self.lease_sure.clear()
+                self.process.wakeup.set()  # the supervisor looks now
+            return True
+        return False
+
+    async def lease_gate(self) -> bool:
+        """Before an app's work (a due timer, an event, a periodic task): False once the lease is
+        lost; while it is in doubt, wait for the next look to say whose the server is."""
+        while not self.fenced and self.lease_doubtful():
+            await self.lease_sure.wait()
+        return not self.fenced
 
     async def db_fenced(self, function, **kwargs):
         """A sync service, in one transaction that proves this link still holds its lease."""
@@ -290,6 +311,8 @@ class ServerLink:
         """A look that started at `asked` (monotonic) found the lease still ours: what was held goes on."""
         self.lease_renewed_at = max(self.lease_renewed_at, asked)
         held, self.held = self.held, None
+        if not self.lease_doubtful():
+            self.lease_sure.set()
         for event in held or []:
             self._accept(event)
 
