@@ -34,11 +34,12 @@ import os
 import signal
 import socket
 import time
+import weakref
 from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, close_old_connections, connections, transaction
+from django.db import OperationalError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from telephony.agi import make_agi_handler
@@ -74,10 +75,30 @@ LEASE_RETRY_SECONDS = 0.2
 LEASE_LOOK_MARGIN_SECONDS = 0.05
 
 
+# The PostgreSQL sessions already told how long they may sit idle inside a transaction.
+_idle_bounded: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _bound_idle_transactions():
+    """PostgreSQL: a transaction of this process left idle longer than a lease (the process frozen
+    mid-fold, holding the server's row) is ended by the server, so its locks do not outlive the
+    lease that the standby, which needs that row, is taking over."""
+    if connection.vendor != "postgresql":
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _idle_bounded:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET idle_in_transaction_session_timeout = '{settings.PBX_LEASE_SECONDS * 1000}ms'")
+    _idle_bounded.add(raw)
+
+
 def _in_thread(function, kwargs):
     """A sync service, with the connection hygiene of a long-running process."""
     close_old_connections()
     try:
+        _bound_idle_transactions()
         return function(**kwargs)
     finally:
         close_old_connections()

@@ -110,6 +110,12 @@ def pbx_server_lease_take(
     behind the same lock. The owner renews as long as nobody took over, lapsed or not."""
     asked = time.monotonic()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A row held by a frozen owner mid-fold (FOR SHARE) would make this look wait forever,
+            # and the looks of this process's other servers behind it: past the wait a look allows,
+            # it fails (OperationalError), which the caller takes as a busy database.
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{int(lease_lock_wait_max() * 1000)}ms'")
         server = (
             PbxServer.objects.select_for_update()
             .filter(pk=server_id, enabled=True)
