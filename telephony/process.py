@@ -61,7 +61,9 @@ log = logging.getLogger(__name__)
 
 FOLD_BATCH = 1000
 FOLD_GATHER_SECONDS = 0.01
-FOLD_RETRIES = 5
+# A busy database is retried after this, doubling up to the max, for as long as it stays busy.
+FOLD_RETRY_SECONDS = 0.1
+FOLD_RETRY_MAX_SECONDS = 2.0
 # Past this many events waiting to be folded, the AMI socket is read no more until the fold catches up.
 QUEUE_HIGH_WATER = 50_000
 QUEUE_LOW_WATER = 10_000
@@ -478,44 +480,18 @@ class ServerLink:
                     self.client.resume_reading()
 
     async def _fold(self, batch):
-        """Fold a batch; wait out a busy database; a batch that still fails is folded event by
-        event, so one event the database refuses costs that event only (logged), never its neighbours."""
-        for attempt in range(FOLD_RETRIES):
-            try:
-                self._publish(
-                    await self._in_fold_thread(
-                        calls.call_events_fold, server_id=self.server.pk, events=batch, lease=self.lease
-                    )
-                )
-                return
-            except servers.LeaseLost as exc:
-                self.fence(str(exc))
-                self.dropped += len(batch)
-                return
-            except OperationalError as exc:
-                log.warning(
-                    "AMI %s: database busy folding %d events (%s), retrying",
-                    self.server.name,
-                    len(batch),
-                    exc,
-                )
-                await asyncio.sleep(0.1 * 2**attempt)
-            except Exception:
-                break
+        """Fold a batch. A busy database (OperationalError: a lock held long, a connection lost) is
+        waited out, however long, the events held: dropping them would lose Hangups. A batch that
+        fails otherwise is folded event by event, so one event the database refuses costs that
+        event only (logged), never its neighbours."""
+        if await self._fold_waiting_out_busy(batch):
+            return
         for number, event in enumerate(batch):
             if self.fenced:
                 self.dropped += len(batch) - number
                 return
             try:
-                self._publish(
-                    await self._in_fold_thread(
-                        calls.call_events_fold, server_id=self.server.pk, events=[event], lease=self.lease
-                    )
-                )
-            except servers.LeaseLost as exc:
-                self.fence(str(exc))
-                self.dropped += len(batch) - number
-                return
+                await self._fold_waiting_out_busy([event])
             except Exception:
                 log.exception(
                     "AMI %s: cannot fold %s of %s",
@@ -523,6 +499,38 @@ class ServerLink:
                     event.get("Event"),
                     event.get("Uniqueid") or event.get("DestUniqueid") or event.get("UniqueID"),
                 )
+
+    async def _fold_waiting_out_busy(self, events) -> bool:
+        """Fold `events` in one transaction, retrying while the database is busy: True once folded,
+        or dropped with the lease; False when a single-event fold should be tried (a batch that
+        failed otherwise). A single event's other error is raised."""
+        attempt = 0
+        while not self.fenced:
+            try:
+                self._publish(
+                    await self._in_fold_thread(
+                        calls.call_events_fold, server_id=self.server.pk, events=events, lease=self.lease
+                    )
+                )
+                return True
+            except servers.LeaseLost as exc:
+                self.fence(str(exc))
+                break
+            except OperationalError as exc:
+                log.warning(
+                    "AMI %s: database busy folding %d events (%s), retrying",
+                    self.server.name,
+                    len(events),
+                    exc,
+                )
+                await asyncio.sleep(min(FOLD_RETRY_SECONDS * 2**attempt, FOLD_RETRY_MAX_SECONDS))
+                attempt = min(attempt + 1, 20)
+            except Exception:
+                if len(events) == 1:
+                    raise
+                return False
+        self.dropped += len(events)
+        return True
 
     def _publish(self, typed: list[CallEvent]):
         """Committed typed events to the apps' lanes."""
