@@ -185,6 +185,9 @@ class CallRecord(models.Model):
     )
     hangup_cause = models.PositiveSmallIntegerField(null=True)
     hangup_cause_text = models.CharField(max_length=80, blank=True)
+    # The disposition is what a guessed end (the reconcile's) derived, not the PBX's word: the
+    # real end, when it comes, derives it again.
+    outcome_guessed = models.BooleanField(default=False, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
