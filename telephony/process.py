@@ -327,6 +327,16 @@ class ServerLink:
             self.process.wakeup.set()
         if self.held is not None:
             self.held.append(event)
+            # Held events count against the same bound as those waiting to be folded: a look that
+            # takes long (a busy database) must not let memory grow with the PBX's traffic.
+            if not self.paused and len(self.held) + self.events.qsize() >= QUEUE_HIGH_WATER:
+                self.paused = True
+                self.client.pause_reading()
+                log.warning(
+                    "AMI %s: %d events held until the lease is renewed; reading paused",
+                    self.server.name,
+                    len(self.held),
+                )
             return
         self._accept(event)
 

@@ -8,6 +8,8 @@ import time
 import pytest
 from django.utils import timezone
 
+from telephony import process
+from telephony.ami import AmiClient, AmiEndpoint
 from telephony.models import AppTimer, PbxServer
 from telephony.platform import AppContext, Lane, PbxApp
 from telephony.process import PbxProcess, ServerLink
@@ -95,3 +97,28 @@ def test_an_apps_lane_waits_while_the_lease_is_in_doubt(settings):
 
     assert asyncio.run(scenario()) == []
     assert app.fired == ["k"]
+
+
+def test_events_held_while_the_lease_is_in_doubt_pause_reading_at_the_high_water_mark(monkeypatch, settings):
+    monkeypatch.setattr(process, "QUEUE_HIGH_WATER", 3)
+    server = PbxServerFactory()
+    lease = take(server, "owner")
+    paused = []
+
+    async def scenario():
+        pbx = PbxProcess(apps=[])
+        link = ServerLink(server, pbx, lease)
+        link.client = AmiClient(
+            AmiEndpoint(server.name, "127.0.0.1", 1, "u", "p"), on_event=None, on_state=None, backoff_max=1
+        )
+        link.client.pause_reading = lambda: paused.append(True)  # no socket here: what was asked
+        link.lease_renewed_at = time.monotonic() - settings.PBX_LEASE_SECONDS - 1  # a stall
+        for n in range(5):
+            link._on_event(None, {"Event": "Newstate", "Uniqueid": f"u-{n}"})
+        held = len(link.held)
+        link.fold_thread.shutdown()
+        pbx.app_threads.shutdown()
+        return held, link.paused
+
+    assert asyncio.run(scenario()) == (5, True)  # held, not dropped; the socket read no more
+    assert paused == [True]
