@@ -298,7 +298,7 @@ class Queues(PbxApp):
             rebuild, server_id=ctx.server.pk, live_uniqueids=live, live_channels=names
         ):
             await self._hangup_uniqueid(ctx, channel_id)
-        d.load(await ctx.db(board_services.board_load, server_id=ctx.server.pk))
+        d.load(await ctx.read(board_services.board_load, server_id=ctx.server.pk))
         if not d.refreshing:  # periodic work lasts until the server is given up, across reconnects
             ctx.every(REFRESH_SECONDS, self.refresh)
             d.refreshing = True
@@ -319,7 +319,7 @@ class Queues(PbxApp):
         d = self.of(ctx)
         if d.seen_at is None:
             return
-        snap = await ctx.db(board_services.board_changes, server_id=ctx.server.pk, since=d.seen_at)
+        snap = await ctx.read(board_services.board_changes, server_id=ctx.server.pk, since=d.seen_at)
         d.seen_at = snap.taken_at
         if snap.queues or snap.agents or snap.tiers or len(snap.tier_ids) != len(d.tier_keys):
             d.apply(snap)
@@ -419,7 +419,7 @@ class Queues(PbxApp):
             return False  # changed since the choice was made, by an offer that failed at once
         offer = await ctx.db(calls.offer_claim, member_id=member.id, agent_id=agent.id)
         if offer is None:  # the database says no: correct the board from it
-            why = await ctx.db(calls.claim_refused, member_id=member.id, agent_id=agent.id)
+            why = await ctx.read(calls.claim_refused, member_id=member.id, agent_id=agent.id)
             if not why.member_waiting:
                 d.member_drop(member.id)
             if why.agent is None:
@@ -506,7 +506,7 @@ class Queues(PbxApp):
         if member is not None:
             member.ringing.discard(info.agent_id)
         if ended is None:  # ended already (the caller left: cancelled, at no cost to the agent)
-            fresh = await ctx.db(board_services.agent_reload, agent_id=info.agent_id)
+            fresh = await ctx.read(board_services.agent_reload, agent_id=info.agent_id)
             if fresh is not None:
                 d.agent_put(fresh)
             queue = d.board.queues.get(info.queue_id)
@@ -618,7 +618,7 @@ class Queues(PbxApp):
         await ctx.db(calls.offer_unbridged, offer_id=info.id, caller_gone=caller_gone, cause="bridge failed")
         if caller_gone:
             await self._hangup_channel(ctx, info.agent_channel)
-        fresh = await ctx.db(board_services.agent_reload, agent_id=info.agent_id)
+        fresh = await ctx.read(board_services.agent_reload, agent_id=info.agent_id)
         if fresh is not None:
             d.agent_put(fresh)
         queue = d.board.queues.get(info.queue_id)
@@ -626,7 +626,7 @@ class Queues(PbxApp):
             if tier.agent.id == info.agent_id:
                 tier.state = "Ready"
         if not caller_gone and minfo is not None:
-            member = await ctx.db(board_services.member_reload, member_id=info.member_id)
+            member = await ctx.read(board_services.member_reload, member_id=info.member_id)
             if member is not None:
                 d.member_put(board_services.member_view(member), minfo)
         await self.dispatch(ctx)
@@ -836,7 +836,7 @@ class Queues(PbxApp):
         ended = await ctx.db(calls.bridge_ended, offer_id=offer.id, cause=cause)
         agent = d.board.agents.get(offer.agent_id)
         if agent is not None and ended is not None:
-            fresh = await ctx.db(board_services.agent_reload, agent_id=offer.agent_id)
+            fresh = await ctx.read(board_services.agent_reload, agent_id=offer.agent_id)
             if fresh is not None:
                 d.agent_put(fresh)
         queue = d.board.queues.get(offer.queue_id)

@@ -84,8 +84,9 @@ class PbxServer(models.Model):
     lease_owner = models.CharField("owned by", max_length=120, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, editable=False)
     # The fencing token: one more at each take-over. Every write the pbx process makes for the server
-    # checks owner and epoch in its own transaction, so an owner that lost the lease (frozen, starved)
-    # writes nothing once another process took the server over.
+    # (folds, reconciles, health reports, the apps' ctx.db) checks owner and epoch in its own
+    # transaction, so an owner that lost the lease (frozen, starved) writes nothing once another
+    # process took the server over.
     lease_epoch = models.PositiveBigIntegerField("lease epoch", default=0, editable=False)
     # What the owning process measured: events waiting to be folded, and whether they carry the PBX clock.
     event_lag = models.PositiveIntegerField("events waiting to be folded", default=0, editable=False)
@@ -184,6 +185,9 @@ class CallRecord(models.Model):
     )
     hangup_cause = models.PositiveSmallIntegerField(null=True)
     hangup_cause_text = models.CharField(max_length=80, blank=True)
+    # The disposition is what a guessed end (the reconcile's) derived, not the PBX's word: the
+    # real end, when it comes, derives it again.
+    outcome_guessed = models.BooleanField(default=False, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -7,7 +7,11 @@ For each PBX server it owns, the pbx process gives each app an `AppContext`:
 
 - `ctx.pbx`, the async PBX handle on the server link's own AMI session
   (originate with the claim, hangup, redirect, bridge, set_variable, ...);
-- `ctx.db(function, **kwargs)`, a sync service run in a worker thread;
+- `ctx.db(function, **kwargs)`, a sync service run in a worker thread, in a
+  transaction that first proves the process still holds the server's lease (a
+  write of an owner that lost it raises LeaseLost and writes nothing);
+  `ctx.read(function, **kwargs)` for a read-only one, unfenced (on SQLite a
+  fenced transaction takes the write lock);
 - `ctx.call_later(seconds, key, payload)`, a timer kept in the database and
   rebuilt when the process starts, delivered to `on_timer`; `ctx.every(seconds,
   coroutine_function)` for periodic work, started from `started`.
@@ -103,6 +107,10 @@ class Lane:
     def start(self):
         self.task = asyncio.create_task(self._run(), name=f"lane {self.name}")
 
+    # Awaited before each item: False drops it (the server's lease is lost); it waits while the
+    # lease is in doubt, so no app acts for a server another process may own by now.
+    gate: Callable[[], Awaitable[bool]] | None = None
+
     def put(self, work: Callable[[], Awaitable], what: str):
         self.queue.put_nowait((work, what))
 
@@ -110,6 +118,9 @@ class Lane:
         while True:
             work, what = await self.queue.get()
             try:
+                if self.gate is not None and not await self.gate():
+                    log.warning("app lane %s: %s dropped with the lease", self.name, what)
+                    continue
                 await work()
             except Exception:
                 log.exception("app lane %s: %s failed", self.name, what)
@@ -145,6 +156,13 @@ class AppContext:
         return self.link.handle
 
     async def db(self, function: Callable, **kwargs):
+        # Fenced: an owner frozen past its lease (SIGSTOP, a GC pause) writes nothing once a standby
+        # took the server over, whatever it still had in hand (a due timer, a claim, a join).
+        return await self.link.db_fenced(function, **kwargs)
+
+    async def read(self, function: Callable, **kwargs):
+        """A read-only sync service, unfenced: what it returns is acted on through `db` or the PBX
+        handle, both of which the lease guards."""
         return await self.link.process.db(function, **kwargs)
 
     # -- timers ----------------------------------------------------------------
@@ -189,7 +207,7 @@ class AppContext:
         self.lane.put(fire, f"timer {key}")
 
     async def rebuild_timers(self):
-        for key, due in await self.db(app_timers_of, app=self.app.name, server_id=self.server.pk):
+        for key, due in await self.read(app_timers_of, app=self.app.name, server_id=self.server.pk):
             self._schedule(key, due)
 
     def every(self, seconds: float, work: Callable[["AppContext"], Awaitable]):

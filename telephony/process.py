@@ -34,11 +34,12 @@ import os
 import signal
 import socket
 import time
+import weakref
 from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, close_old_connections, connections, transaction
+from django.db import OperationalError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from telephony.agi import make_agi_handler
@@ -60,7 +61,9 @@ log = logging.getLogger(__name__)
 
 FOLD_BATCH = 1000
 FOLD_GATHER_SECONDS = 0.01
-FOLD_RETRIES = 5
+# A busy database is retried after this, doubling up to the max, for as long as it stays busy.
+FOLD_RETRY_SECONDS = 0.1
+FOLD_RETRY_MAX_SECONDS = 2.0
 # Past this many events waiting to be folded, the AMI socket is read no more until the fold catches up.
 QUEUE_HIGH_WATER = 50_000
 QUEUE_LOW_WATER = 10_000
@@ -74,10 +77,30 @@ LEASE_RETRY_SECONDS = 0.2
 LEASE_LOOK_MARGIN_SECONDS = 0.05
 
 
+# The PostgreSQL sessions already told how long they may sit idle inside a transaction.
+_idle_bounded: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _bound_idle_transactions():
+    """PostgreSQL: a transaction of this process left idle longer than a lease (the process frozen
+    mid-fold, holding the server's row) is ended by the server, so its locks do not outlive the
+    lease that the standby, which needs that row, is taking over."""
+    if connection.vendor != "postgresql":
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _idle_bounded:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET idle_in_transaction_session_timeout = '{settings.PBX_LEASE_SECONDS * 1000}ms'")
+    _idle_bounded.add(raw)
+
+
 def _in_thread(function, kwargs):
     """A sync service, with the connection hygiene of a long-running process."""
     close_old_connections()
     try:
+        _bound_idle_transactions()
         return function(**kwargs)
     finally:
         close_old_connections()
@@ -125,6 +148,9 @@ class ServerLink:
         # since it may have run out, held until the next look says whose the server is.
         self.lease_renewed_at = time.monotonic()
         self.held: list[dict] | None = None
+        # Set while the last look found the lease ours recently enough: the apps' lanes wait on it.
+        self.lease_sure = asyncio.Event()
+        self.lease_sure.set()
         self.fingerprint = _fingerprint(server)
         self.events: asyncio.Queue = asyncio.Queue()
         self.background: set[asyncio.Task] = set()
@@ -160,7 +186,7 @@ class ServerLink:
                 )
             ) from None
         for app in self.process.apps:
-            lane = Lane(f"{app.name}@{server.name}")
+            lane = Lane(f"{app.name}@{server.name}", gate=self.lease_gate)
             lane.start()
             self.contexts.append(AppContext(app, self, lane))
         self.client = AmiClient(
@@ -247,6 +273,7 @@ class ServerLink:
             self.client.close()
         self.dropped += _drop_queued(self.events) + len(self.held or [])
         self.held = None
+        self.lease_sure.set()  # the lanes waiting on the lease drop their work now
         for ctx in self.contexts:
             ctx.cancel_all()
             dropped_work = _drop_queued(ctx.lane.queue)
@@ -254,6 +281,23 @@ class ServerLink:
                 log.warning("app lane %s: %d item(s) dropped with the lease", ctx.lane.name, dropped_work)
         log.error("PBX server %s: lease lost (%s); dropping the queue, letting go", self.server.name, why)
         self.process.wakeup.set()
+
+    def lease_doubtful(self) -> bool:
+        """The lease may have run out unseen: events are held, or no look found it ours for longer
+        than a lease lasts (the process was stalled)."""
+        if self.held is not None or time.monotonic() - self.lease_renewed_at > settings.PBX_LEASE_SECONDS:
+            if self.lease_sure.is_set():
+                self.lease_sure.clear()
+                self.process.wakeup.set()  # the supervisor looks now
+            return True
+        return False
+
+    async def lease_gate(self) -> bool:
+        """Before an app's work (a due timer, an event, a periodic task): False once the lease is
+        lost; while it is in doubt, wait for the next look to say whose the server is."""
+        while not self.fenced and self.lease_doubtful():
+            await self.lease_sure.wait()
+        return not self.fenced
 
     async def db_fenced(self, function, **kwargs):
         """A sync service, in one transaction that proves this link still holds its lease."""
@@ -283,6 +327,16 @@ class ServerLink:
             self.process.wakeup.set()
         if self.held is not None:
             self.held.append(event)
+            # Held events count against the same bound as those waiting to be folded: a look that
+            # takes long (a busy database) must not let memory grow with the PBX's traffic.
+            if not self.paused and len(self.held) + self.events.qsize() >= QUEUE_HIGH_WATER:
+                self.paused = True
+                self.client.pause_reading()
+                log.warning(
+                    "AMI %s: %d events held until the lease is renewed; reading paused",
+                    self.server.name,
+                    len(self.held),
+                )
             return
         self._accept(event)
 
@@ -290,6 +344,8 @@ class ServerLink:
         """A look that started at `asked` (monotonic) found the lease still ours: what was held goes on."""
         self.lease_renewed_at = max(self.lease_renewed_at, asked)
         held, self.held = self.held, None
+        if not self.lease_doubtful():
+            self.lease_sure.set()
         for event in held or []:
             self._accept(event)
 
@@ -434,44 +490,18 @@ class ServerLink:
                     self.client.resume_reading()
 
     async def _fold(self, batch):
-        """Fold a batch; wait out a busy database; a batch that still fails is folded event by
-        event, so one event the database refuses costs that event only (logged), never its neighbours."""
-        for attempt in range(FOLD_RETRIES):
-            try:
-                self._publish(
-                    await self._in_fold_thread(
-                        calls.call_events_fold, server_id=self.server.pk, events=batch, lease=self.lease
-                    )
-                )
-                return
-            except servers.LeaseLost as exc:
-                self.fence(str(exc))
-                self.dropped += len(batch)
-                return
-            except OperationalError as exc:
-                log.warning(
-                    "AMI %s: database busy folding %d events (%s), retrying",
-                    self.server.name,
-                    len(batch),
-                    exc,
-                )
-                await asyncio.sleep(0.1 * 2**attempt)
-            except Exception:
-                break
+        """Fold a batch. A busy database (OperationalError: a lock held long, a connection lost) is
+        waited out, however long, the events held: dropping them would lose Hangups. A batch that
+        fails otherwise is folded event by event, so one event the database refuses costs that
+        event only (logged), never its neighbours."""
+        if await self._fold_waiting_out_busy(batch):
+            return
         for number, event in enumerate(batch):
             if self.fenced:
                 self.dropped += len(batch) - number
                 return
             try:
-                self._publish(
-                    await self._in_fold_thread(
-                        calls.call_events_fold, server_id=self.server.pk, events=[event], lease=self.lease
-                    )
-                )
-            except servers.LeaseLost as exc:
-                self.fence(str(exc))
-                self.dropped += len(batch) - number
-                return
+                await self._fold_waiting_out_busy([event])
             except Exception:
                 log.exception(
                     "AMI %s: cannot fold %s of %s",
@@ -479,6 +509,38 @@ class ServerLink:
                     event.get("Event"),
                     event.get("Uniqueid") or event.get("DestUniqueid") or event.get("UniqueID"),
                 )
+
+    async def _fold_waiting_out_busy(self, events) -> bool:
+        """Fold `events` in one transaction, retrying while the database is busy: True once folded,
+        or dropped with the lease; False when a single-event fold should be tried (a batch that
+        failed otherwise). A single event's other error is raised."""
+        attempt = 0
+        while not self.fenced:
+            try:
+                self._publish(
+                    await self._in_fold_thread(
+                        calls.call_events_fold, server_id=self.server.pk, events=events, lease=self.lease
+                    )
+                )
+                return True
+            except servers.LeaseLost as exc:
+                self.fence(str(exc))
+                break
+            except OperationalError as exc:
+                log.warning(
+                    "AMI %s: database busy folding %d events (%s), retrying",
+                    self.server.name,
+                    len(events),
+                    exc,
+                )
+                await asyncio.sleep(min(FOLD_RETRY_SECONDS * 2**attempt, FOLD_RETRY_MAX_SECONDS))
+                attempt = min(attempt + 1, 20)
+            except Exception:
+                if len(events) == 1:
+                    raise
+                return False
+        self.dropped += len(events)
+        return True
 
     def _publish(self, typed: list[CallEvent]):
         """Committed typed events to the apps' lanes."""

@@ -114,11 +114,13 @@ def apply(record: CallRecord, step: Step, facts: Facts = Facts()) -> None:
     when = facts.when
     if step == Step.END and when is not None and end_guessed(record):
         # Asterisk's own end replaces the guess, whichever is later; so does the outcome the
-        # guess's settle derived (FAILED from nothing known), unless it was answered.
+        # guess's settle derived (FAILED from nothing known), but not one the PBX told (a DialEnd's
+        # CHANUNAVAIL is a real FAILED).
         record.ended_at = None
         record.hangup_cause_text = ""
-        if record.disposition == Disposition.FAILED:
+        if record.outcome_guessed:
             record.disposition = Disposition.PENDING
+            record.outcome_guessed = False
     if step in (Step.START, Step.ANSWER, Step.END, Step.LOST, Step.REFUSED):
         record.started_at = _earliest(record.started_at, when)
     if step == Step.ANSWER:
@@ -127,6 +129,7 @@ def apply(record: CallRecord, step: Step, facts: Facts = Facts()) -> None:
         record.ended_at = _latest(record.ended_at, when)
     if facts.disposition:
         record.disposition = stronger(record.disposition, facts.disposition)
+        record.outcome_guessed = False  # the PBX's word (or at least not the guess's)
     if facts.cause is not None and 0 <= facts.cause <= 255:  # a Q.850 cause
         record.hangup_cause = facts.cause
     if facts.cause_text is not None:
@@ -148,5 +151,7 @@ def settle(record: CallRecord) -> None:
         record.billsec = max(0, int((record.ended_at - record.answered_at).total_seconds()))
     if record.answered_at:
         record.disposition = Disposition.ANSWERED
+        record.outcome_guessed = False
     elif record.ended_at and record.disposition == Disposition.PENDING:
         record.disposition = _CAUSE_DISPOSITION.get(record.hangup_cause, Disposition.FAILED)
+        record.outcome_guessed = end_guessed(record)

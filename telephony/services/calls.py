@@ -86,6 +86,7 @@ _FIELDS = [
     "originate_reason",
     "hangup_cause",
     "hangup_cause_text",
+    "outcome_guessed",
 ]
 
 
@@ -383,6 +384,7 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
     for uid, channel, event in legs:
         record = records[uid]
         marks = _marks(record)
+        guessed = transitions.end_guessed(record)
         bridge = record.bridge_id
         if uid in halves and record.started_at is None:
             _share(record, channel, records)
@@ -399,7 +401,9 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
             typed.append(CallAnswered(record=_snapshot(record)))
         if record.bridge_id and record.bridge_id != bridge and not ended:
             typed.extend(_bridge(record, event_time(event), records, uid))
-        if ended and not marks[2]:
+        if ended and (not marks[2] or (guessed and not transitions.end_guessed(record))):
+            # A first end, or Asterisk's own replacing the reconcile's guess: told again, corrected
+            # (time, duration, outcome), so apps and webhook consumers do not keep the guess.
             typed.append(CallEnded(record=_snapshot(record)))
     now = timezone.now()
     changed = []

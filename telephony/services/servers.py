@@ -2,9 +2,11 @@
 
 A pbx process owns a server through a lease: an owner, an expiry it renews, and an epoch that
 grows at each take-over. The epoch is the fencing token: every write the owner makes for the
-server (a fold, a reconcile, a health report) checks owner and epoch in its own transaction
-(`pbx_server_lease_check`), so once a standby took the server over, nothing the old owner still
-had in hand lands, however long it was frozen and whatever its clock says.
+server (a fold, a reconcile, a health report, an app's `ctx.db` and the PBX handle's claims)
+checks owner and epoch in its own transaction (`pbx_server_lease_check`, or a conditional update),
+so once a standby took the server over, nothing the old owner still had in hand lands, however
+long it was frozen and whatever its clock says. An app's reads (`ctx.read`) are not fenced: what
+it does with them goes through a fenced write or the AMI session, which a fenced link closes.
 """
 
 import dataclasses
@@ -108,6 +110,12 @@ def pbx_server_lease_take(
     behind the same lock. The owner renews as long as nobody took over, lapsed or not."""
     asked = time.monotonic()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A row held by a frozen owner mid-fold (FOR SHARE) would make this look wait forever,
+            # and the looks of this process's other servers behind it: past the wait a look allows,
+            # it fails (OperationalError), which the caller takes as a busy database.
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{int(lease_lock_wait_max() * 1000)}ms'")
         server = (
             PbxServer.objects.select_for_update()
             .filter(pk=server_id, enabled=True)

@@ -238,8 +238,13 @@ def test_asterisks_end_replaces_the_end_the_reconcile_guessed():
     assert view(record)["ended_at"] > at(60)  # now: the guess
 
     real = [hangup(LEG, "out-1", 5.25, context="platform-hold"), cdr(LEG, "out-1", 5.26, 5, 4)]
-    assert fold(server, real) == []  # the apps and the webhook had their CallEnded already
-    fold(server, real[::-1])  # again, reordered: nothing changes
+    # The apps and the webhook had the guess's CallEnded: they are told the corrected end, once.
+    corrected = fold(server, real)
+    assert [type(e).__name__ for e in corrected] == ["CallEnded"]
+    told = corrected[0].record
+    assert (told.ended_at, told.duration, told.disposition) == (at(5.25), 5, "ANSWERED")
+    assert told.hangup_cause_text == "Normal Clearing"
+    assert fold(server, real[::-1]) == []  # again, reordered: nothing changes
     assert view(record) == view(record) | {
         "answered_at": at(1.0),
         "ended_at": at(5.25),
@@ -260,6 +265,20 @@ def test_a_real_outcome_replaces_the_failure_the_reconcile_guessed():
     assert view(record)["disposition"] == "FAILED"
     fold(server, [hangup(LEG, "out-1", 2.0, cause="17", state="0", text="User busy", context="phones")])
     assert view(record) == view(record) | {"ended_at": at(2.0), "disposition": "BUSY", "hangup_cause": 17}
+
+
+def test_a_failure_the_pbx_told_outlives_the_correction_of_a_guessed_end():
+    """A DialEnd said CHANUNAVAIL (a real FAILED) before the connection dropped; the reconcile
+    closed the leg; its real Hangup (Normal Clearing, which alone would say NO ANSWER) keeps FAILED."""
+    server = PbxServerFactory()
+    record = claim(server)
+    unavailable = event("DialEnd", 0.5, DestChannel=LEG, DestUniqueid="out-1", DialStatus="CHANUNAVAIL")
+    fold(server, [*leg_events()[:1], unavailable])
+    reconcile(server)
+    assert view(record)["disposition"] == "FAILED"
+    corrected = fold(server, [hangup(LEG, "out-1", 2.0, state="0", context="phones")])
+    assert [(type(e).__name__, e.record.disposition) for e in corrected] == [("CallEnded", "FAILED")]
+    assert view(record) == view(record) | {"ended_at": at(2.0), "disposition": "FAILED", "hangup_cause": 16}
 
 
 def test_a_cdr_alone_replaces_the_end_the_reconcile_guessed():

@@ -1,11 +1,14 @@
 """The lease services alone: epochs, renewals, take-overs, and the fence every per-server write checks."""
 
 import datetime as dt
+import threading
 import time
 
 import pytest
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
+from telephony import process
 from telephony.models import CallRecord, PbxServer
 from telephony.services import calls, servers
 from tests.telephony.factories import PbxServerFactory
@@ -83,3 +86,50 @@ def test_a_lost_lease_folds_reconciles_and_reports_nothing():
     servers.pbx_server_lease_release(server_id=server.pk, owner="a", lease=old)
     row = PbxServer.objects.get(pk=server.pk)
     assert (row.lease_owner, row.lease_epoch, row.state) == ("b", 2, "unknown")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")
+def test_a_look_at_a_row_held_by_a_frozen_owner_fails_as_busy_rather_than_waiting(settings):
+    """A frozen owner mid-fold holds the server's row: the standby's look gives up within the wait a
+    look allows (the caller's busy path), rather than waiting as long as the owner stays frozen."""
+    settings.PBX_LEASE_SECONDS, settings.PBX_LEASE_RENEW_SECONDS = 2.0, 0.5
+    server = PbxServerFactory()
+    lease = take(server, "a").lease
+    holding, release = threading.Event(), threading.Event()
+
+    def frozen_owner_mid_fold():
+        try:
+            with transaction.atomic():
+                servers.pbx_server_lease_check(lease=lease)
+                holding.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    owner = threading.Thread(target=frozen_owner_mid_fold)
+    owner.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(5, release.set).start()  # without a lock timeout, the look waits this long
+        asked = time.monotonic()
+        with pytest.raises(OperationalError):
+            take(server, "b")
+        assert time.monotonic() - asked < 2.5
+    finally:
+        release.set()
+        owner.join()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL setting")
+def test_the_pbx_process_sessions_end_a_transaction_idle_past_a_lease(settings):
+    def idle_timeout():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW idle_in_transaction_session_timeout")
+            return cursor.fetchone()[0]
+
+    try:
+        assert process._in_thread(idle_timeout, {}) == f"{settings.PBX_LEASE_SECONDS}s"
+    finally:
+        connections.close_all()
