@@ -19,6 +19,7 @@ from django.utils import timezone
 from click2call import resources, tasks
 from click2call.models import Rate, RateImport, Tariff
 from click2call.services import rate_imports
+from config.validators import validate_plain_text
 from tests.click2call.factories import RateFactory, TariffFactory
 from tests.hostile import HOSTILE_STRINGS
 from tests.tenancy import assert_other_company_gets_404
@@ -206,7 +207,16 @@ def test_hostile_destinations_are_stored_or_refused(client, company_user, tariff
     dataset = tablib.Dataset(headers=["prefix", "destination", "price"])
     dataset.append(["33", HOSTILE_STRINGS[name], "0.1"])
     response = upload(client, tariff, dataset.export("csv").encode())
-    assert response.status_code in (200, 400)
+    if response.status_code == 400:  # refused at the upload: nothing queued, nothing stored
+        assert not RateImport.objects.exists() and not tariff.rates.exists()
+        return
+    assert response.status_code == 200
+    job = RateImport.objects.get(tariff=tariff)
+    if job.status == RateImport.Status.DONE:  # stored as a person can read it again
+        validate_plain_text(tariff.rates.get(prefix="33").destination)
+    else:  # refused whole, the row named
+        assert job.status == RateImport.Status.REFUSED and not tariff.rates.exists()
+        assert job.problems and job.problems[0].startswith("row 2, destination:"), job.problems
 
 
 def test_export_escapes_formulas_and_reimports(client, company_user, tariff):
