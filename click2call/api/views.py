@@ -4,9 +4,8 @@ banner_exception_handler); CORS headers go only to the campaign's own origins.""
 
 import re
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
@@ -14,7 +13,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
 from click2call.api.authentication import (
     BannerError,
@@ -33,6 +32,7 @@ from click2call.api.throttles import PerAddressThrottle, PerNumberThrottle, wind
 from click2call.models import CallAttempt, CallRequest, Campaign
 from click2call.services.rating import NumberRefused
 from click2call.services.requests import call_request_create
+from config.exceptions import api_exception_handler
 from config.openapi import ApiAutoSchema
 
 STATUS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -40,23 +40,15 @@ PREFLIGHT_MAX_AGE = 600
 
 
 def banner_exception_handler(exc, context):
-    """DRF's answer (its headers: Retry-After, Allow), its body rewritten to the banner's shape."""
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc.detail, list | dict):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    """The API's answer (config.exceptions), but a refused body keeps the banner's own code and
+    sentence, `invalid_field`, which sites' widgets already read."""
+    response = api_exception_handler(exc, context)
+    if response is not None and "fields" in response.data:
         response.data = {
             "code": "invalid_field",
             "detail": "Missing or malformed field(s).",
-            "fields": fields,
+            "fields": response.data["fields"],
         }
-    else:
-        response.data = {"code": exc.detail.code, "detail": str(exc.detail)}
     return response
 
 
