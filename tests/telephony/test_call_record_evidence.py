@@ -2,7 +2,7 @@
 channel's ;2 half is folded to its end; an end the reconcile guessed gives way to Asterisk's; and
 a call begun under another session takes what CoreShowChannels and its Cdr say.
 
-The events copy the headers Asterisk 22.10.1 sent in ../shared/asterisk/apps/q-demo-call.ami
+The events copy the headers Asterisk 22.10.1 sent in tests/pbxsim/apps/q-demo-call.ami
 (`manage.py call 5551020`: the caller's ;2 half enters [platform-queue])."""
 
 import datetime as dt
