@@ -62,7 +62,9 @@ def test_an_unreadable_message_is_dropped_with_an_error_and_the_next_one_deliver
     options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": folder}
     queue = Queue("default", routing_key="default")
     # A message file of an older version cut short (the worker died on such a file at each start).
-    (tmp_path / "1_0.default.msg").write_text('{"body": "eyJ')
+    # Named to be read first: files are taken in name order, named by the monotonic clock in ms,
+    # which never starts with 0 ("1_0" sorted after it once the machine was up 2.8 hours).
+    (tmp_path / "0_0.default.msg").write_text('{"body": "eyJ')
     received = []
 
     def on_message(body, message):
