@@ -169,9 +169,12 @@ def test_agent_page_without_a_caller(company):
     assert current is None and counters.calls == 0
 
 
-def test_wallboard_lists_waiting_callers_longest_first_agents_and_service_level(company):
+def test_wallboard_lists_waiting_callers_longest_first_agents_and_service_level(company, monkeypatch):
     queue = QueueFactory(company=company, service_level_seconds=20)
-    now = timezone.now()
+    # Noon in the company's time zone: calls ten minutes ago are today's whatever the hour the suite runs.
+    day = reports.today(company)
+    now = dt.datetime.combine(day, dt.time(12), tzinfo=company.tzinfo)
+    monkeypatch.setattr(timezone, "now", lambda: now)
     MemberFactory(queue=queue, cid_number="5550002", joined_at=now - dt.timedelta(seconds=30))
     MemberFactory(queue=queue, cid_number="5550001", joined_at=now - dt.timedelta(seconds=95), state="Trying")
     answered(queue, now - dt.timedelta(minutes=10), 5)
