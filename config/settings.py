@@ -11,6 +11,11 @@ DEBUG = env.env_bool("DEBUG", False)
 SECRET_KEY = env.env_secret_key("SECRET_KEY", debug=DEBUG, dev_key_file=VAR_DIR / "dev-secret-key")
 # Former keys, comma-separated: sessions and API tokens made under them still work after a rotation.
 SECRET_KEY_FALLBACKS = env.env_list("SECRET_KEY_FALLBACKS", [])
+# Encrypts call cards' PINs and keys their lookup digest; kept out of the database, so a dump alone
+# reveals no PIN. Losing it makes every card's PIN unusable: back it up with the database's backups.
+CALLCARDS_PIN_KEY = env.env_secret_key(
+    "CALLCARDS_PIN_KEY", debug=DEBUG, dev_key_file=VAR_DIR / "dev-callcards-pin-key"
+)
 ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -201,6 +206,10 @@ IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 # Telephony: the longest call a pushed event may make, and whether webhooks may reach private addresses.
 PUSH_CALL_MAX_SECONDS = env.env_int("PUSH_CALL_MAX_SECONDS", 86400, minimum=60)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+# Call cards: dial-in failures (a wrong card id or PIN) that lock the caller's number, or the card,
+# out for CALLCARDS_LOCKOUT_SECONDS, counted within that time; PIN guessing is the attack.
+CALLCARDS_LOCKOUT_FAILURES = env.env_int("CALLCARDS_LOCKOUT_FAILURES", 5, minimum=1)
+CALLCARDS_LOCKOUT_SECONDS = env.env_int("CALLCARDS_LOCKOUT_SECONDS", 900, minimum=1)
 # The pbx process renews its lease on each PBX server this often; a standby takes a server over
 # once its owner's lease lapses (the owner died without a word).
 PBX_LEASE_RENEW_SECONDS = env.env_int("PBX_LEASE_RENEW_SECONDS", 2, minimum=1)
