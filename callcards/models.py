@@ -308,6 +308,11 @@ class LowBalanceAlert(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
+    # A worker claims a pending alert by moving this forward (a conditional update) before it sends:
+    # no other worker sends it meanwhile; after a failure it is the pause before the next try.
+    next_try_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="not tried again before this time (empty: now)"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

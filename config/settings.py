@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -189,6 +191,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue lost webhook deliveries": {"task": "telephony.requeue_webhooks", "schedule": 300.0},
     "dial due click2call tries": {"task": "click2call.dial_due", "schedule": 30.0},
+    # Call cards running low: each holder told once; the companies' digests checked every hour, each
+    # company's sent once a day from CALLCARDS_DIGEST_HOUR in its own time zone (callcards.services.alerts).
+    "e-mail card holders running low": {"task": "callcards.low_balance_alerts", "schedule": 300.0},
+    "e-mail the daily digests of cards running low": {
+        "task": "callcards.low_balance_digests",
+        "schedule": crontab(minute=3),
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -210,6 +219,10 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env.env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", Fa
 # out for CALLCARDS_LOCKOUT_SECONDS, counted within that time; PIN guessing is the attack.
 CALLCARDS_LOCKOUT_FAILURES = env.env_int("CALLCARDS_LOCKOUT_FAILURES", 5, minimum=1)
 CALLCARDS_LOCKOUT_SECONDS = env.env_int("CALLCARDS_LOCKOUT_SECONDS", 900, minimum=1)
+# The hour (0-23, the company's time zone) from which a company's daily digest of cards running low goes out.
+CALLCARDS_DIGEST_HOUR = env.env_int("CALLCARDS_DIGEST_HOUR", 8, minimum=0)
+if CALLCARDS_DIGEST_HOUR > 23:
+    raise env.EnvError("CALLCARDS_DIGEST_HOUR", str(CALLCARDS_DIGEST_HOUR), "must be an hour from 0 to 23")
 # The pbx process renews its lease on each PBX server this often; a standby takes a server over
 # once its owner's lease lapses (the owner died without a word).
 PBX_LEASE_RENEW_SECONDS = env.env_int("PBX_LEASE_RENEW_SECONDS", 2, minimum=1)
