@@ -1,11 +1,12 @@
-"""The portal's queue forms: the agent's status buttons, the report period, the event filters."""
+"""The portal's queue forms: the agent's status buttons and dispositions, the report period, the event
+filters."""
 
 import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from queues.models import Agent, Queue, QueueEvent
+from queues.models import DISPOSITION_MAX, Agent, Queue, QueueEvent, validate_disposition
 
 MAX_PERIOD_DAYS = 366
 # Dates far out (year 1, 9999) would overflow when turned into the company's midnights.
@@ -22,6 +23,10 @@ class ReportDateField(forms.DateField):
 
 class AgentStatusForm(forms.Form):
     status = forms.ChoiceField(choices=Agent.Status.choices)
+
+
+class DispositionForm(forms.Form):
+    disposition = forms.CharField(max_length=DISPOSITION_MAX, validators=[validate_disposition])
 
 
 class PeriodForm(forms.Form):

@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from config.validators import validate_plain_text
 from telephony.models import PbxServer, validate_header_value
 
 queue_name = RegexValidator(
@@ -37,6 +38,15 @@ record_template = RegexValidator(
     "A file name: letters, digits, _ . - / and the fields {queue} {member} {date} {time}.",
 )
 SECONDS = [MinValueValidator(0), MaxValueValidator(86400)]
+DISPOSITION_MAX = 40
+
+
+def validate_disposition(value: str):
+    """A disposition is a short word or code a person reads back in reports and exports (SALE, Call
+    back, Rückruf): one line starting with a letter or a digit, so never a spreadsheet formula."""
+    validate_plain_text(value)
+    if not value or not value[0].isalnum():
+        raise ValidationError("A disposition starts with a letter or a digit.", code="disposition_start")
 
 
 class Strategy(models.TextChoices):
@@ -344,6 +354,15 @@ class Offer(models.Model):
     result = models.CharField(max_length=10, choices=Result.choices, default=Result.RINGING)
     hangup_cause = models.CharField(max_length=40, blank=True)
     talk_time = models.PositiveIntegerField(default=0, help_text="seconds bridged")
+    # Set by the agent (or a supervisor) on the agent's page once the answered call has ended.
+    disposition = models.CharField(
+        max_length=DISPOSITION_MAX,
+        blank=True,
+        validators=[validate_disposition],
+        help_text="the agent's word on the call (SALE, call back ...)",
+    )
+    disposition_at = models.DateTimeField(null=True, blank=True)
+    disposition_by = models.CharField(max_length=150, blank=True, help_text="the user who set it")
 
     class Meta:
         ordering = ["-offered_at", "-id"]

@@ -236,6 +236,18 @@ def agent_page(*, agent: Agent) -> tuple[AgentToday, CurrentCall | None]:
     return AgentToday(counts["calls"], counts["talk"] or 0, counts["no_answers"]), current
 
 
+AGENT_LAST_CALLS = 10
+
+
+def agent_last_calls(*, agent: Agent, limit: int = AGENT_LAST_CALLS) -> list[Offer]:
+    """The agent's last answered calls, newest first, for their dispositions: one query."""
+    return list(
+        Offer.objects.filter(agent=agent, result=Offer.Result.ANSWERED)
+        .select_related("member", "queue")
+        .order_by("-answered_at", "-id")[:limit]
+    )
+
+
 # The wallboard
 
 

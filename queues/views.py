@@ -1,12 +1,14 @@
 """The company portal's queue pages: an agent's own page (status buttons, the caller offered, today's
-counters), the supervisor's live wallboard, the reports with their CSV, the event log.
+counters, the last answered calls and their dispositions), the supervisor's live wallboard, the
+reports with their CSV, the event log.
 
 Who is who: a company user linked to an Agent (Agent.user) is that agent, and opens only its own
 agent page; any other user of the company is a supervisor and opens every agent's page. Every page
-reads the database only (queues.reports); status changes go through agent_status_set."""
+reads the database only (queues.reports); status changes go through agent_status_set, dispositions
+through offer_disposition_set."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,8 +21,9 @@ from accounts.templatetags.portal import clock
 from config import words
 from config.exports import export_response
 from queues import forms, reports
-from queues.models import Agent
+from queues.models import Agent, Offer
 from queues.services.agents import agent_status_set
+from queues.services.dispositions import DispositionRefused, offer_disposition_set
 
 PAGE_SIZE = 50
 # The statuses an agent picks on its page (logging out is a button of its own).
@@ -53,12 +56,17 @@ def agent_list(request):
     return render(request, "queues/agent_list.html", {"agents": agents})
 
 
-@company_view
-@never_cache
-@require_GET
-def agent_detail(request, pk):
-    agent = _agent_for(request, pk)
+def _agent_page(request, agent: Agent, *, refused: tuple[int, forms.DispositionForm] | None = None):
     counters, current = reports.agent_page(agent=agent)
+    last_calls = reports.agent_last_calls(agent=agent)
+    refused_elsewhere = []
+    for offer in last_calls:
+        # The call whose disposition was just refused shows what was typed and why, in its form.
+        shown = refused and refused[0] == offer.pk and offer.ended_at is not None
+        offer.disposition_form = refused[1] if shown else None
+    if refused and all(offer.disposition_form is None for offer in last_calls):
+        # A call with no form (still on, never answered, older): the reason shows above the list.
+        refused_elsewhere = [error for errors in refused[1].errors.values() for error in errors]
     return render(
         request,
         "queues/agent_detail.html",
@@ -66,12 +74,22 @@ def agent_detail(request, pk):
             "agent": agent,
             "counters": counters,
             "current": current,
+            "last_calls": last_calls,
+            "refused_elsewhere": refused_elsewhere,
             "statuses": [
                 *((status, words.AGENT_STATUS[status]) for status in AGENT_CHOICES),
                 (Agent.Status.LOGGED_OUT, "Log out of the queues"),
             ],
         },
+        status=400 if refused else 200,
     )
+
+
+@company_view
+@never_cache
+@require_GET
+def agent_detail(request, pk):
+    return _agent_page(request, _agent_for(request, pk))
 
 
 @company_view
@@ -85,6 +103,32 @@ def agent_status(request, pk):
     agent = agent_status_set(agent_id=agent.pk, status=form.cleaned_data["status"])
     messages.success(request, f"{agent.name} is now {words.say(words.AGENT_STATUS, agent.status).lower()}.")
     return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
+
+
+@company_view
+@require_POST
+def agent_disposition(request, pk, offer_pk):
+    """The disposition of one of the agent's answered calls, after the call; a refusal is the agent's
+    page again (400) with the reason next to that call."""
+    agent = _agent_for(request, pk)
+    offer = get_object_or_404(Offer, pk=offer_pk, agent=agent)
+    form = forms.DispositionForm(request.POST)
+    if form.is_valid():
+        try:
+            offer = offer_disposition_set(
+                offer=offer, disposition=form.cleaned_data["disposition"], user=request.user
+            )
+        except ValidationError as exc:
+            form.add_error("disposition", exc)
+        except DispositionRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Disposition {offer.disposition} recorded for {offer.member.cid_number or 'the call'}.",
+            )
+            return redirect("queues:agent", company_slug=request.company.slug, pk=agent.pk)
+    return _agent_page(request, agent, refused=(offer.pk, form))
 
 
 # The wallboard

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from callcards import pins
 from callcards.lifecycle import Status
-from callcards.models import Card, CardBatch
+from callcards.models import Card, CardBatch, CardCall
 
 
 class CardBatchFactory(factory.django.DjangoModelFactory):
@@ -39,3 +39,17 @@ class CardFactory(factory.django.DjangoModelFactory):
     status = Status.ACTIVE
     balance_minutes = 10
     create_time = factory.LazyFunction(timezone.now)
+
+
+class CardCallFactory(factory.django.DjangoModelFactory):
+    """A call on a card, billed by default (an open one blocks the card's next call)."""
+
+    class Meta:
+        model = CardCall
+
+    card = factory.SubFactory(CardFactory)
+    company = factory.SelfAttribute("card.company")
+    uniqueid = factory.Sequence(lambda n: f"1765000000.{n}")
+    state = CardCall.State.BILLED
+    balance_minutes_start = factory.SelfAttribute("card.balance_minutes")
+    call_time = factory.LazyFunction(timezone.now)

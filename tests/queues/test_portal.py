@@ -350,10 +350,18 @@ def test_report_and_event_queries_are_pinned(logged_in, company, django_assert_n
     assert response.content.decode().count("<code>agent-offering</code>") == 3
 
 
-def test_agent_page_queries_are_pinned(logged_in, company, agent, django_assert_num_queries):
+def test_agent_page_queries_are_pinned(logged_in, company, queue, agent, django_assert_num_queries):
+    now = timezone.now()
+    for n in range(3):  # listed with their callers and queue in the one query
+        Offer.objects.create(
+            queue=queue, member=MemberFactory(queue=queue), agent=agent, channel_id=f"pin-{n}",
+            offered_at=now, answered_at=now, ended_at=now, result=Offer.Result.ANSWERED,
+            disposition="SALE" if n else "",
+        )  # fmt: skip
     logged_in.get(url("agent", company, pk=agent.pk))
-    # session, user, company, the agent, is the user an agent, today's counters, the current offer
-    with django_assert_num_queries(7):
+    # session, user, company, the agent, is the user an agent, today's counters, the current offer,
+    # the last answered calls
+    with django_assert_num_queries(8):
         logged_in.get(url("agent", company, pk=agent.pk))
 
 
