@@ -213,9 +213,18 @@ class MemberAdmin(ReadOnlyAdmin):
 
 @admin.register(Offer)
 class OfferAdmin(ReadOnlyAdmin):
-    list_display = ["agent", "member", "queue", "result", "offered_at", "talk_time", "hangup_cause"]
+    list_display = [
+        "agent",
+        "member",
+        "queue",
+        "result",
+        "offered_at",
+        "talk_time",
+        "hangup_cause",
+        "disposition",
+    ]
     list_filter = ["result", "queue__company"]
-    search_fields = ["agent__name", "channel_id", "member__cid_number"]
+    search_fields = ["agent__name", "channel_id", "member__cid_number", "disposition"]
     list_select_related = ["agent__company", "member", "queue__company"]
     date_hierarchy = "offered_at"
 

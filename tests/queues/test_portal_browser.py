@@ -214,3 +214,42 @@ def test_queue_pages_say_statuses_in_one_casing_and_fit_at_1280_and_375(live_ser
         assert [raw for raw in MOD_CALLCENTER_CASING if raw in listed] == []
         assert_nothing_clipped(page)
         context.close()
+
+
+def test_the_agent_sets_a_disposition_after_the_call_and_the_list_fits_at_1280_and_375(live_server, browser):
+    company = CompanyFactory(name="Acme Repairs", slug="acme", time_zone="Europe/Paris")
+    user = UserFactory(company=company, username="ann")
+    agent = AgentFactory(company=company, name="1000", user=user)
+    queue = QueueFactory(company=company, name="after-sales-and-returns")
+    now = timezone.now()
+    offers = [
+        Offer.objects.create(
+            queue=queue,
+            agent=agent,
+            channel_id=f"done-{n}",
+            offered_at=now,
+            answered_at=now,
+            ended_at=now,
+            member=MemberFactory(queue=queue, cid_number=f"+3361234567{n}", cid_name="Ada Lovelace-Byron"),
+            result=Offer.Result.ANSWERED,
+            talk_time=3725,
+        )  # fmt: skip
+        for n in range(2)
+    ]
+    for width, disposition in ((1280, "SALE"), (375, "Rappel demain matin")):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        log_in(page, live_server, "ann")
+        page.goto(f"{live_server.url}/portal/acme/queues/agents/{agent.pk}/")
+        page.screenshot(path=Path("/tmp/ui-shots") / f"queues-agent-calls-{width}.png", full_page=True)
+        assert_nothing_clipped(page)
+        row = page.locator(f'[data-offer="{offers[0].pk}"]')
+        row.locator('input[name="disposition"]').fill(disposition)
+        row.get_by_role("button").click()
+        page.wait_for_selector(".message.success")
+        assert f"Disposition {disposition} recorded" in page.locator(".messages").inner_text()
+        offers[0].refresh_from_db()
+        assert offers[0].disposition == disposition
+        page.screenshot(path=Path("/tmp/ui-shots") / f"queues-agent-dispositions-{width}.png", full_page=True)
+        assert_nothing_clipped(page)
+        context.close()
