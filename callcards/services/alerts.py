@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
@@ -111,13 +111,10 @@ def digests_create(*, now: dt.datetime | None = None) -> int:
     for its day yet and has reached CALLCARDS_DIGEST_HOUR in its own time zone; returns how many
     companies were due."""
     now = now or timezone.now()
-    low = cards_running_low().filter(company=OuterRef("pk"))
-    companies = (
-        Company.objects.filter(active=True)
-        .filter(Exists(low))
-        .select_related("callcard_settings")
-        .annotate(low_cards=_count(low))
+    low_cards = dict(
+        cards_running_low().order_by().values("company").annotate(n=Count("pk")).values_list("company", "n")
     )
+    companies = Company.objects.filter(pk__in=list(low_cards)).select_related("callcard_settings")
     batch = []
     for company in companies:
         local = now.astimezone(company.tzinfo)
@@ -133,14 +130,10 @@ def digests_create(*, now: dt.datetime | None = None) -> int:
                 company=company,
                 day=local.date(),
                 to=to,
-                cards=company.low_cards,
+                cards=low_cards[company.pk],
             )
         )
     return _insert(batch)
-
-
-def _count(cards):
-    return Subquery(cards.order_by().values("company").annotate(n=Count("pk")).values("n")[:1])
 
 
 def _settings_of(company: Company) -> CallcardSettings | None:
