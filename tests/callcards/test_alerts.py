@@ -436,3 +436,14 @@ def test_beat_installs_both_schedules_editable_in_the_admin():
     assert digests.crontab.minute == "3" and digests.crontab.hour == "*"
     # The names beat sends are the tasks' own (a renamed task would leave beat sending nothing).
     assert {holders.task, digests.task} <= set(app.tasks)
+
+
+def test_writing_costs_two_queries_and_sending_three_an_alert(django_assert_num_queries):
+    company = CompanyFactory()
+    for n in range(3):
+        holder(company=company, email=f"holder{n}@example.com")
+    with django_assert_num_queries(2):  # the cards running low, one insert
+        assert alerts.holder_alerts_create() == 3
+    # the due alerts, then for each: its claim, the alert with its card and company, SENT
+    with django_assert_num_queries(1 + 3 * 3):
+        assert alerts.alerts_send_pending().sent == 3
