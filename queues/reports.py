@@ -248,6 +248,24 @@ def agent_last_calls(*, agent: Agent, limit: int = AGENT_LAST_CALLS) -> list[Off
     )
 
 
+DISPOSITION_SUGGESTIONS = 20
+DISPOSITION_SUGGESTION_DAYS = 30
+
+
+def disposition_suggestions(*, company: Company) -> list[str]:
+    """The dispositions the company's agents used most in the last 30 days, offered as they type so
+    one outcome keeps one spelling in the reports: one query."""
+    since = timezone.now() - dt.timedelta(days=DISPOSITION_SUGGESTION_DAYS)
+    return list(
+        Offer.objects.filter(queue__company=company, offered_at__gte=since)
+        .exclude(disposition="")
+        .values("disposition")
+        .annotate(uses=Count("pk"))
+        .order_by("-uses", "disposition")
+        .values_list("disposition", flat=True)[:DISPOSITION_SUGGESTIONS]
+    )
+
+
 # The wallboard
 
 

@@ -75,6 +75,7 @@ def _agent_page(request, agent: Agent, *, refused: tuple[int, forms.DispositionF
             "counters": counters,
             "current": current,
             "last_calls": last_calls,
+            "dispositions": reports.disposition_suggestions(company=agent.company) if last_calls else [],
             "refused_elsewhere": refused_elsewhere,
             "statuses": [
                 *((status, words.AGENT_STATUS[status]) for status in AGENT_CHOICES),

@@ -304,3 +304,20 @@ def test_the_disposition_is_a_post(client, agent):
     client.force_login(agent.user)
     address = url("agent-disposition", agent.company, pk=agent.pk, offer_pk=offer.pk)
     assert client.get(address, {"disposition": "SALE"}).status_code == 405
+
+
+def test_the_companys_most_used_dispositions_are_suggested_never_another_companys(client, company, agent):
+    colleague = AgentFactory(company=company)
+    for disposition in ("SALE", "SALE", "Call back"):
+        Offer.objects.filter(pk=offer_of(colleague).pk).update(disposition=disposition)
+    Offer.objects.filter(pk=offer_of(AgentFactory()).pk).update(disposition="Their secret")
+    month_ago = timezone.now() - dt.timedelta(days=31)
+    Offer.objects.filter(pk=offer_of(colleague).pk).update(disposition="Stale", offered_at=month_ago)
+    offer_of(agent)
+    client.force_login(agent.user)
+
+    page = client.get(url("agent", company, pk=agent.pk)).content.decode()
+
+    datalist = page.split('<datalist id="dispositions">')[1].split("</datalist>")[0]
+    assert datalist == '<option value="SALE"><option value="Call back">'
+    assert 'list="dispositions"' in page

@@ -360,8 +360,8 @@ def test_agent_page_queries_are_pinned(logged_in, company, queue, agent, django_
         )  # fmt: skip
     logged_in.get(url("agent", company, pk=agent.pk))
     # session, user, company, the agent, is the user an agent, today's counters, the current offer,
-    # the last answered calls
-    with django_assert_num_queries(8):
+    # the last answered calls, the dispositions suggested
+    with django_assert_num_queries(9):
         logged_in.get(url("agent", company, pk=agent.pk))
 
 
