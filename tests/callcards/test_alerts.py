@@ -5,6 +5,7 @@ stands in for SMTP; a backend that raises for a server that is down)."""
 import datetime as dt
 import re
 import smtplib
+import socket
 import threading
 
 import pytest
@@ -201,6 +202,22 @@ def test_a_server_down_leaves_the_alert_pending_and_a_later_run_sends_it(setting
     assert (alert.state, alert.attempts, alert.last_error) == (State.SENT, 2, "")
     tasks.low_balance_alerts()
     assert len(mail.outbox) == 1
+
+
+def test_the_real_smtp_backend_with_nobody_listening_leaves_the_alert_pending(settings):
+    # A port that was free a moment ago: nothing listens on it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    holder()
+
+    tasks.low_balance_alerts()
+
+    alert = LowBalanceAlert.objects.get()
+    assert (alert.state, alert.attempts) == (State.PENDING, 1)
+    assert alert.last_error.startswith("ConnectionRefusedError")
 
 
 def test_the_pause_after_each_failure_doubles_up_to_an_hour(settings):
