@@ -188,7 +188,7 @@ def alerts_send_pending(*, now: dt.datetime | None = None) -> SendReport:
                     break
             else:
                 report.sent += 1
-                _sent(alert, message)
+                _sent(alert)
     finally:
         try:
             connection.close()
@@ -200,13 +200,15 @@ def alerts_send_pending(*, now: dt.datetime | None = None) -> SendReport:
 def _claim(pk: int, now: dt.datetime) -> bool:
     """The alert is this worker's to send until the claim runs out: one row updated, or none when a
     rival claimed it (or sent it) first."""
+    # The lease counts from the claim itself, not from the start of a long run.
+    until = max(now, timezone.now()) + dt.timedelta(seconds=CLAIM_SECONDS)
     claimed = LowBalanceAlert.objects.filter(_due(now), pk=pk).update(
-        next_try_at=now + dt.timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1
+        next_try_at=until, attempts=F("attempts") + 1
     )
     return claimed == 1
 
 
-def _sent(alert: LowBalanceAlert, message: EmailMultiAlternatives):
+def _sent(alert: LowBalanceAlert):
     LowBalanceAlert.objects.filter(pk=alert.pk).update(
         state=LowBalanceAlert.State.SENT,
         sent_at=timezone.now(),
