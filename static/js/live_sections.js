@@ -5,9 +5,12 @@
   var sections = document.querySelectorAll("[data-live-section]");
   if (!sections.length) return;
   var every = Number(document.body.getAttribute("data-live-every") || 2000);
+  // A page answered to a form's POST (a refusal shown in place) names the page it polls.
+  var source = document.querySelector("[data-live-url]");
+  var url = source ? source.getAttribute("data-live-url") : window.location.href;
 
   function poll() {
-    fetch(window.location.href, { cache: "no-store" })
+    fetch(url, { cache: "no-store" })
       .then(function (response) {
         if (!response.ok) throw new Error(response.status);
         return response.text();

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from queues.models import Agent, Offer
+from queues.services.agents import agent_status_set
 from queues.services.events import queue_events_emit
 from tests.factories import CompanyFactory, UserFactory
 from tests.portal_checks import assert_nothing_clipped
@@ -253,3 +254,19 @@ def test_the_agent_sets_a_disposition_after_the_call_and_the_list_fits_at_1280_a
         page.screenshot(path=Path("/tmp/ui-shots") / f"queues-agent-dispositions-{width}.png", full_page=True)
         assert_nothing_clipped(page)
         context.close()
+
+    # A refusal is shown in place (the form's address), and the page's live parts still follow the agent.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    log_in(page, live_server, "ann")
+    page.goto(f"{live_server.url}/portal/acme/queues/agents/{agent.pk}/")
+    row = page.locator(f'[data-offer="{offers[1].pk}"]')
+    row.locator('input[name="disposition"]').fill("=SUM(A1)")
+    row.get_by_role("button").click()
+    error = page.locator(f"#disposition-error-{offers[1].pk}")
+    assert error.inner_text() == "A disposition starts with a letter or a digit."
+    agent_status_set(agent_id=agent.pk, status=Agent.Status.ON_BREAK)
+    page.wait_for_function("document.querySelector('[data-agent=status]').innerText === 'On break'")
+    offers[1].refresh_from_db()
+    assert offers[1].disposition == ""
+    context.close()
