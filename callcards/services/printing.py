@@ -10,7 +10,6 @@ still could be: a card held or shipped meanwhile refuses the whole print.
 from django.db import transaction
 from django.db.models import Count
 from django.template.loader import render_to_string
-from weasyprint import HTML
 
 from callcards import pins
 from callcards.lifecycle import Status
@@ -123,6 +122,8 @@ def cards_print_pdf(*, cards, user) -> bytes:
             "rows": ROWS,
         },
     )
+    from weasyprint import HTML  # a second to import: loaded when a PDF is made, not with the admin
+
     pdf = HTML(string=html).write_pdf()
     with transaction.atomic():
         result = cards_transition(
