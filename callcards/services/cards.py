@@ -149,11 +149,10 @@ def batch_generate(*, batch_id: int, progress: Callable[[CardBatch], None] | Non
     batch.job = CardBatch.Job.RUNNING
     try:
         while True:
-            made = _chunk_make(batch)
+            if not _chunk_make(batch):
+                break
             if progress is not None:
                 progress(batch)
-            if not made:
-                break
     except Exception as exc:
         # Never str(exc): a database's message may quote a row's values (a digest, a sealed PIN).
         done = Card.objects.filter(batch=batch).count()
