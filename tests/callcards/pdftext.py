@@ -5,20 +5,25 @@ decoded with the map of the font they are shown in. One line per text operator."
 import re
 import zlib
 
-_OBJECT = re.compile(rb"(\d+) 0 obj\s*(.*?)endobj", re.S)
-_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+_OBJECT = re.compile(rb"(\d+) 0 obj\s*(.*?)(endobj|stream)", re.S)
 
 
 def _objects(pdf: bytes) -> dict[int, tuple[bytes, bytes | None]]:
     """Object number -> (its dictionary, its inflated stream or None)."""
     objects = {}
-    for match in _OBJECT.finditer(pdf):
-        body = match.group(2)
-        stream = _STREAM.search(body)
-        head = body[: stream.start()] if stream else body
-        data = stream.group(1) if stream else None
-        if data is not None and b"/FlateDecode" in head:
-            data = zlib.decompress(data)
+    position = 0
+    while match := _OBJECT.search(pdf, position):
+        head, data = match.group(2), None
+        position = match.end()
+        length = re.search(rb"/Length (\d+)", head)
+        if match.group(3) == b"stream" and length:
+            # The stream's bytes by its length: compressed data may hold anything, "endobj" too.
+            start = match.end()
+            start += 2 if pdf[start : start + 2] == b"\r\n" else 1
+            data = pdf[start : start + int(length.group(1))]
+            position = pdf.index(b"endobj", start + len(data)) + len(b"endobj")
+            if b"/FlateDecode" in head:
+                data = zlib.decompress(data)
         objects[int(match.group(1))] = (head, data)
     for head, data in list(objects.values()):
         if b"/Type /ObjStm" in head:

@@ -172,7 +172,8 @@ def test_a_worker_that_died_leaves_a_running_batch_the_next_run_finishes(
     card_services._chunk_make(batch)  # the worker's first chunk, then it was killed
     assert CardBatch.objects.filter(pk=batch.pk, job=CardBatch.Job.RUNNING, generated=10).exists()
     batch = batch_generate(batch_id=batch.pk)
-    assert (batch.job, batch.generated, Card.objects.filter(batch=batch).count()) == (CardBatch.Job.DONE, 25, 25)
+    made = Card.objects.filter(batch=batch).count()
+    assert (batch.job, batch.generated, made) == (CardBatch.Job.DONE, 25, 25)
 
 
 def test_collisions_are_drawn_again_within_the_chunk_and_against_the_live_cards(company, monkeypatch):
