@@ -203,7 +203,7 @@ class CardBatchAdmin(CallcardPermissionMixin, admin.ModelAdmin):
     list_filter = ["job", "company"]
     list_select_related = ["company", "created_by"]
     search_fields = ["run", "batch", "purchase_order", "company__name"]
-    actions = ["resume", *(_card_actions(lambda batches: Card.objects.filter(batch__in=batches)))]
+    actions = ["resume", *_card_actions(lambda batches: Card.objects.filter(batch__in=batches)).values()]
 
     @admin.display(description="progress")
     def progress_shown(self, batch):
@@ -315,7 +315,7 @@ class CardAdmin(CallcardPermissionMixin, admin.ModelAdmin):
     search_fields = ["^card_id"]
     show_full_result_count = False  # a count(*) of a million cards per page is wasted
     inlines = [CardEventInline, CardCallInline, LowBalanceAlertInline]
-    actions = list(_card_actions(lambda cards: cards))
+    actions = list(_card_actions(lambda cards: cards).values())
 
     def get_fieldsets(self, request, obj=None):
         if callcard_admin(request):
