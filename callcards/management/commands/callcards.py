@@ -16,7 +16,7 @@ from callcards.services import cards
 from queues.models import Queue
 
 
-def _decimal(text: str) -> Decimal:
+def amount(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         generate.add_argument("--count", required=True, type=int, help="cards to make, 1 to 1,000,000")
         generate.add_argument("--pack-size", type=int, default=100, help="cards per pack (default 100)")
         generate.add_argument("--minutes", type=int, required=True, help="each card's initial minutes")
-        generate.add_argument("--value", type=_decimal, default=Decimal(0), help="the sale price")
+        generate.add_argument("--value", type=amount, default=Decimal(0), help="the sale price")
         generate.add_argument("--warning-minutes", type=int, default=1, help="0 to 60 (default 1)")
         generate.add_argument("--language", default=Language.ENGLISH, choices=Language.values)
         generate.add_argument("--did", default="", help="the number printed on the cards")
