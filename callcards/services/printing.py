@@ -7,6 +7,8 @@ then moved to PRINT in one short transaction, and the PDF is handed out only whe
 still could be: a card held or shipped meanwhile refuses the whole print.
 """
 
+import base64
+
 from django.db import transaction
 from django.db.models import Count
 from django.template.loader import render_to_string
@@ -41,18 +43,30 @@ def _top() -> float:
     return (PAGE_HEIGHT - ROWS * CARD_HEIGHT) / 2
 
 
-def _marks() -> list[tuple[str, float, float]]:
-    """Cut marks in the margins, in line with each card edge."""
+def _marks_url() -> str:
+    """The cut marks, in the margins in line with each card edge: an SVG page background."""
     left, top = _left(), _top()
     right, bottom = left + COLUMNS * CARD_WIDTH, top + ROWS * CARD_HEIGHT
-    marks = []
+    lines = []
     for c in range(COLUMNS + 1):
         x = round(left + c * CARD_WIDTH, 2)
-        marks += [("v", x, top - MARK_GAP - MARK_LENGTH), ("v", x, bottom + MARK_GAP)]
+        lines += [
+            (x, top - MARK_GAP - MARK_LENGTH, x, top - MARK_GAP),
+            (x, bottom + MARK_GAP, x, bottom + MARK_GAP + MARK_LENGTH),
+        ]
     for r in range(ROWS + 1):
         y = round(top + r * CARD_HEIGHT, 2)
-        marks += [("h", left - MARK_GAP - MARK_LENGTH, y), ("h", right + MARK_GAP, y)]
-    return marks
+        lines += [
+            (left - MARK_GAP - MARK_LENGTH, y, left - MARK_GAP, y),
+            (right + MARK_GAP, y, right + MARK_GAP + MARK_LENGTH, y),
+        ]
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE_WIDTH}mm" height="{PAGE_HEIGHT}mm" '
+        f'viewBox="0 0 {PAGE_WIDTH} {PAGE_HEIGHT}"><g stroke="black" stroke-width="0.2">'
+        + "".join(f'<line x1="{a:.2f}" y1="{b:.2f}" x2="{c:.2f}" y2="{d:.2f}"/>' for a, b, c, d in lines)
+        + "</g></svg>"
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 def cards_print_refusal(*, cards) -> str:
@@ -115,7 +129,7 @@ def cards_print_pdf(*, cards, user) -> bytes:
         "callcards/cards_print.html",
         {
             "sheets": sheets,
-            "marks": _marks(),
+            "marks_url": _marks_url(),
             "company": companies[0],
             "title": f"{len(chosen)}",
             "columns": COLUMNS,

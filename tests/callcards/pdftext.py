@@ -81,3 +81,11 @@ def pdf_text(pdf: bytes) -> str:
             hexes = b"".join(strings).decode().lower()
             lines.append("".join(font.get(hexes[i : i + 4], "?") for i in range(0, len(hexes), 4)))
     return "\n".join(lines)
+
+
+def pdf_line_segments(pdf: bytes) -> int:
+    """Straight lines drawn (a move then a line-to), in all the PDF's streams: the cut marks."""
+    return sum(
+        len(re.findall(rb"[\d.]+ [\d.]+ m\n[\d.]+ [\d.]+ l\n", data or b""))
+        for _head, data in _objects(pdf).values()
+    )

@@ -8,7 +8,7 @@ from callcards.models import Card, CardEvent
 from callcards.services.cards import batch_create
 from callcards.services.printing import PrintRefused, cards_print_pdf
 from tests.callcards.factories import CardFactory
-from tests.callcards.pdftext import pdf_pages, pdf_text
+from tests.callcards.pdftext import pdf_line_segments, pdf_pages, pdf_text
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +30,9 @@ def test_generated_cards_are_printed_ten_a_page_with_their_pins_and_become_print
     cards = Card.objects.filter(batch=batch)
     pdf = cards_print_pdf(cards=cards, user="printer-op")
     assert pdf.startswith(b"%PDF-") and pdf_pages(pdf) == 3
+    # Cut marks at each card edge, top and bottom (3 columns of edges), left and right (6 rows), on
+    # every page.
+    assert pdf_line_segments(pdf) == 3 * (2 * 3 + 2 * 6)
     text = pdf_text(pdf)
     for card in cards:
         assert grouped(card.card_id) in text
