@@ -68,6 +68,22 @@ def test_staff_with_the_callcard_permission_see_the_cards_and_a_card_pin(client)
     assert "31415926" in page
 
 
+def test_the_card_list_costs_the_same_queries_for_3_or_30_cards(admin_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("admin:callcards_card_changelist")
+    counts = []
+    for n in (3, 30):
+        batch = CardBatchFactory(count=n)
+        for sequence in range(1, n + 1):
+            CardFactory(company=batch.company, batch=batch, sequence=sequence)
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(url).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
 def test_the_list_never_shows_a_pin_even_to_a_superuser(admin_client):
     cards = [CardFactory() for _ in range(3)]
     body = admin_client.get(reverse("admin:callcards_card_changelist")).content.decode()

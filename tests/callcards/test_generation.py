@@ -192,6 +192,24 @@ def test_collisions_are_drawn_again_within_the_chunk_and_against_the_live_cards(
     ]
 
 
+def test_a_pin_taken_between_the_check_and_the_insert_is_refused_by_the_database_and_drawn_again(
+    company, monkeypatch
+):
+    CardFactory(company=company, pin="11111111", status=Status.SHIP)
+    pin_draws = iter(["11111111", "22222222", "33333333", "44444444"])
+    monkeypatch.setattr(pins, "pin_draw", lambda: next(pin_draws))
+    real_taken, checks = card_services._taken_digests, []
+
+    def late_check(values):  # the first check ran before a rival batch stored the live card's PIN
+        checks.append(values)
+        return set() if len(checks) == 1 else real_taken(values)
+
+    monkeypatch.setattr(card_services, "_taken_digests", late_check)
+    batch = create(company, count=2)
+    assert sorted(revealed(batch)) == ["33333333", "44444444"] and len(checks) == 2
+    assert Card.objects.filter(pin_digest=pins.pin_digest("11111111")).count() == 1
+
+
 @pytest.mark.parametrize(
     ("values", "field"),
     [
