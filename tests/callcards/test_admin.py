@@ -375,3 +375,13 @@ def test_a_lockout_is_lifted_from_the_admin(admin_client, staff_user):
 @pytest.mark.parametrize("model", ["cardcall", "dialinfailure", "lowbalancealert", "lockout"])
 def test_the_platform_records_cannot_be_added(admin_client, model):
     assert admin_client.get(reverse(f"admin:callcards_{model}_add")).status_code == 403
+
+
+@pytest.mark.parametrize("selected", ["abc", "-1", "9" * 30, "1\x00"])
+def test_a_hostile_selection_is_answered_cleanly(admin_client, selected):
+    card = CardFactory(status=Status.SHIP)
+    data = {"action": "activate_cards", "_selected_action": [selected], "index": 0, "confirm": "yes"}
+    response = admin_client.post(reverse("admin:callcards_card_changelist"), data)
+    assert response.status_code < 500
+    card.refresh_from_db()
+    assert card.status == Status.SHIP
