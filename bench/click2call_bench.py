@@ -129,6 +129,7 @@ def serve(port):
         DATABASE_URL=database_url(),
         DEBUG="0",
         SECRET_KEY="bench-" + "x" * 40,
+        CALLCARDS_PIN_KEY="bench-pins-" + "x" * 40,
         ALLOWED_HOSTS="127.0.0.1",
         C2C_THROTTLE_PER_ADDRESS="1000000000/hour",
         C2C_THROTTLE_PER_NUMBER="1000000000/hour",

@@ -1,8 +1,21 @@
-"""Call cards' Celery tasks: thin, they call callcards.services."""
+"""Call cards' Celery tasks: thin, they take ids and call the services."""
 
 from celery import shared_task
 
-from callcards.services import alerts
+from callcards.models import CardBatch
+from callcards.services import alerts, cards
+
+
+@shared_task(name="callcards.generate_batch", acks_late=True, soft_time_limit=60 * 60, time_limit=61 * 60)
+def generate_batch(batch_id: int):
+    """The batch's cards, made in chunks (a million cards take minutes, longer than a task's
+    default limit); a delivery repeated, or after a worker died midway, finishes what is missing."""
+    try:
+        cards.batch_generate(batch_id=batch_id)
+    except CardBatch.DoesNotExist:
+        return
+    except cards.GenerationStopped:
+        return  # the batch says why; generating it again resumes it
 
 
 @shared_task(name="callcards.low_balance_alerts")

@@ -34,14 +34,17 @@ def test_a_wrong_value_stops_start_up_naming_the_variable(name, value, tmp_path)
     assert f"Environment variable {name}=" in result.stderr
 
 
-def test_secret_key_is_required_without_debug(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+@pytest.mark.parametrize("name", ["SECRET_KEY", "CALLCARDS_PIN_KEY"])
+def test_secret_keys_are_required_without_debug(tmp_path, name):
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "CALLCARDS_PIN_KEY")}
+    environment |= {"SECRET_KEY": "s" * 40, "CALLCARDS_PIN_KEY": "p" * 40}
+    del environment[name]
     environment |= {"DEBUG": "0", "VAR_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=environment, capture_output=True, text=True
     )
     assert result.returncode != 0
-    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert f"{name} must be set when DEBUG is off" in result.stderr
 
 
 def test_dev_secret_key_is_generated_once(tmp_path, monkeypatch):
@@ -122,7 +125,7 @@ def test_make_runs_file_gives_debug_to_commands_but_never_to_a_deployment(tmp_pa
     # The environment wins over the file.
     assert manage(*PRINT_DEBUG, environment=bare | {"DEMO_PORT_BASE": "9100"}).stdout == "True 9100\n"
     # A deployment sets SECRET_KEY: the file is not read at all.
-    deployment = bare | {"SECRET_KEY": "k" * 40}
+    deployment = bare | {"SECRET_KEY": "k" * 40, "CALLCARDS_PIN_KEY": "p" * 40}
     assert manage(*PRINT_DEBUG, environment=deployment).stdout == "False 8000\n"
 
 
