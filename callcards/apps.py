@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class CallcardsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "callcards"
+
+    def ready(self):
+        from accounts.portal import home_panel_register
+        from callcards.selectors import home_panel
+
+        home_panel_register(
+            template="callcards/home_panel.html",
+            context=lambda request: home_panel(company=request.company, user=request.user),
+        )

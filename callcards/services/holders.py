@@ -1,0 +1,47 @@
+"""What a company's callcard admin changes from the portal: a card's holder (name, e-mail, comments),
+the PIN shown on request, and the company's call card settings."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Company
+from callcards import pins
+from callcards.models import CallcardSettings, Card, CardEvent
+
+PIN_SHOWN = "PIN shown"
+
+
+def card_holder_update(*, card: Card, name: str, email: str, comments: str, user: str) -> Card:
+    """Set who holds a card, checked by the model's own rules (plain text, a valid address)."""
+    card.name, card.email, card.comments = name, email, comments
+    card.full_clean(validate_unique=False, validate_constraints=False)
+    card.save(update_fields=["name", "email", "comments", "updated_at"])
+    return card
+
+
+def card_pin_reveal(*, card: Card, user: str) -> str:
+    """The card's PIN in clear, for a callcard admin who asked for it; each showing is recorded on the
+    card (who and when), so a leaked PIN can be traced to the people who saw it."""
+    pin = pins.pin_reveal(card.pin_sealed)
+    CardEvent.objects.create(
+        card=card,
+        at=timezone.now(),
+        user=user,
+        old_status=card.status,
+        new_status=card.status,
+        note=PIN_SHOWN,
+    )
+    return pin
+
+
+@transaction.atomic
+def callcard_settings_save(
+    *, company: Company, low_balance_minutes: int, alert_email: str
+) -> CallcardSettings:
+    """Set the company's low-balance threshold and the address its daily digest goes to."""
+    settings, _ = CallcardSettings.objects.select_for_update().get_or_create(company=company)
+    settings.low_balance_minutes = low_balance_minutes
+    settings.alert_email = alert_email
+    settings.full_clean()
+    settings.save()
+    return settings
