@@ -33,7 +33,9 @@ class CardCallFactory(factory.django.DjangoModelFactory):
     state = CardCall.State.BILLED
     call_time = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=10))
     agent_time = factory.LazyAttribute(lambda o: o.call_time + dt.timedelta(seconds=20))
-    end_time = factory.LazyAttribute(lambda o: o.agent_time + dt.timedelta(seconds=o.agent_talk_sec))
+    end_time = factory.LazyAttribute(
+        lambda o: o.agent_time + dt.timedelta(seconds=o.agent_talk_sec) if o.agent_time else None
+    )
     agent = "1000"
     agent_talk_sec = 90
     agent_talk_min = factory.LazyAttribute(lambda o: talk_minutes(o.agent_talk_sec))
