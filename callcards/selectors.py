@@ -60,6 +60,10 @@ class BatchUsage:
         """(status, cards) for every status some card of the batch is in, in the life cycle's order."""
         return [(status, self.by_status[status]) for status in STATUS_ORDER if self.by_status.get(status)]
 
+    @property
+    def statuses_in_words(self) -> list[tuple[str, int]]:
+        return [(Status(status).label, n) for status, n in self.statuses]
+
 
 def batches_with_usage(*, company: Company, batches: QuerySet | None = None) -> list[BatchUsage]:
     """The company's batches (newest first, or those of `batches`) with their usage: minutes sold

@@ -97,7 +97,7 @@ def test_the_usage_page_draws_its_chart_itself(logged_in, company, batch):
         ("talk", "11:31"),
     ]:
         assert f'data-figure="{figure}">{value}<' in row
-    assert "ACTIVE 1" in row and "VOID 1" in row
+    assert "Active 1" in row and "Void 1" in row
     svg = body.split('<section class="card usage-chart"')[1].split("</section>")[0]
     assert (
         svg.count('data-segment="used"') == 1 and 'aria-label="Minutes of R1/B1: Used 13, Remaining 17' in svg
