@@ -405,3 +405,27 @@ def test_a_card_made_earlier_than_its_events_keeps_its_order(logged_in, company,
     events = logged_in.get(url("card", company, pk=card.pk)).context["history"].events
     assert [event.user for event in events] == ["new", "old"]
     assert Card.objects.get(pk=card.pk).status == Status.ACTIVE
+
+
+def test_the_home_panel_is_one_query_for_an_admin_and_none_for_others(
+    client, company, admin, django_assert_num_queries
+):  # fmt: skip
+    CardFactory(company=company, balance_minutes=2)
+    home = reverse("portal:home", kwargs={"company_slug": company.slug})
+    client.force_login(UserFactory(company=company))
+    client.get(home)
+    # session, user, company, its permissions (2), active users, the call figures, the queues panel
+    with django_assert_num_queries(8):
+        client.get(home)
+    client.force_login(admin)
+    client.get(home)
+    with django_assert_num_queries(9):  # and the call cards panel
+        body = client.get(home).content.decode()
+    assert 'data-figure="callcards-low">1<' in body
+
+
+def test_a_threshold_of_zero_shows_no_low_count(logged_in, company):
+    CallcardSettings.objects.create(company=company, low_balance_minutes=0)
+    CardFactory(company=company, balance_minutes=0)
+    body = logged_in.get(reverse("portal:home", kwargs={"company_slug": company.slug})).content.decode()
+    assert 'data-figure="callcards-live">1<' in body and "callcards-low" not in body
