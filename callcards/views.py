@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from import_export.formats import base_formats
 
 from accounts.portal import company_view
-from callcards import charts, forms, selectors
+from callcards import charts, forms, pins, selectors
 from callcards.lifecycle import Status
 from callcards.models import CardBatch
 from callcards.resources import CardCallResource, CardResource
@@ -172,7 +172,15 @@ def card_holder(request, pk):
 def card_pin(request, pk):
     """The PIN, in this answer only (never cached; a reload shows the button again)."""
     card = _card_or_404(request, pk)
-    pin = holders.card_pin_reveal(card=card, user=request.user.get_username())
+    try:
+        pin = holders.card_pin_reveal(card=card, user=request.user.get_username())
+    except pins.PinKeyMismatch:
+        messages.error(
+            request,
+            "This PIN was sealed under another PIN key than the platform's: it cannot be shown. "
+            "Ask your operator (CALLCARDS_PIN_KEY).",
+        )
+        return _card_page(request, card, status=409)
     return _card_page(request, card, pin=pin)
 
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsCompanyMember
-from callcards import selectors
+from callcards import pins, selectors
 from callcards.api import serializers as s
 from callcards.services import holders
 from config.openapi import ApiAutoSchema, error
@@ -25,6 +25,12 @@ class CallcardsSchema(ApiAutoSchema):
 
     def _error_responses(self):
         return {**super()._error_responses(), "404": NOT_A_CALLCARD_ADMIN}
+
+
+class KeyMismatch(exceptions.APIException):
+    status_code = 409
+    default_code = "pin_key_mismatch"
+    default_detail = "This PIN was sealed under another CALLCARDS_PIN_KEY than the platform's."
 
 
 class IsCallcardAdmin(IsCompanyMember):
@@ -99,7 +105,14 @@ class CardDetail(CallcardsApiMixin, generics.RetrieveAPIView):
         return selectors.cards_for_company(company=self.company).prefetch_related("events")
 
 
-@extend_schema(request=None, responses={200: s.CardPinSerializer, 404: NOT_A_CALLCARD_ADMIN})
+@extend_schema(
+    request=None,
+    responses={
+        200: s.CardPinSerializer,
+        404: NOT_A_CALLCARD_ADMIN,
+        409: error("`pin_key_mismatch`: the PIN was sealed under another key; nothing is shown."),
+    },
+)
 class CardPin(CallcardsApiMixin, APIView):
     """The card's PIN, on a POST (never cached, never in a list); each showing is recorded on the card."""
 
@@ -107,7 +120,10 @@ class CardPin(CallcardsApiMixin, APIView):
         card = selectors.card_for_company(company=self.company, pk=pk)
         if card is None:
             raise exceptions.NotFound()
-        pin = holders.card_pin_reveal(card=card, user=request.user.get_username())
+        try:
+            pin = holders.card_pin_reveal(card=card, user=request.user.get_username())
+        except pins.PinKeyMismatch:
+            raise KeyMismatch() from None
         response = Response({"card_id": card.card_id, "pin": pin})
         response["Cache-Control"] = "no-store"
         return response

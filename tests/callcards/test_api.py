@@ -151,3 +151,11 @@ def test_list_queries_are_pinned(api, company, django_assert_num_queries):
         for name, queries in expected.items():
             with django_assert_num_queries(queries):
                 assert len(api.get(f"{API}/{name}/").json()["results"]) == rows
+
+
+def test_a_pin_sealed_under_another_key_is_a_409(api, card, settings):
+    settings.CALLCARDS_PIN_KEY = "another key than the one the card was sealed with"
+    response = api.post(f"{API}/cards/{card.pk}/pin/")
+    assert response.status_code == 409 and response.json()["code"] == "pin_key_mismatch"
+    assert PIN not in response.content.decode()
+    assert not CardEvent.objects.exists()

@@ -429,3 +429,21 @@ def test_a_threshold_of_zero_shows_no_low_count(logged_in, company):
     CardFactory(company=company, balance_minutes=0)
     body = logged_in.get(reverse("portal:home", kwargs={"company_slug": company.slug})).content.decode()
     assert 'data-figure="callcards-live">1<' in body and "callcards-low" not in body
+
+
+def test_a_pin_sealed_under_another_key_is_said_so_not_a_500(logged_in, company, card, settings):
+    settings.CALLCARDS_PIN_KEY = "another key than the one the card was sealed with"
+    response = logged_in.post(url("card-pin", company, pk=card.pk))
+    assert response.status_code == 409
+    assert "another PIN key" in response.content.decode() and PIN not in response.content.decode()
+    assert not CardEvent.objects.exists()
+
+
+def test_a_holder_is_saved_even_if_another_field_is_odd(logged_in, company, card):
+    Card.objects.filter(pk=card.pk).update(did="not digits")  # an old import's leftovers
+    response = logged_in.post(
+        url("card-holder", company, pk=card.pk), {"name": "Bo", "email": "", "comments": ""}
+    )
+    assert response.status_code == 302
+    card.refresh_from_db()
+    assert card.name == "Bo"
