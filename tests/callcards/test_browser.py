@@ -117,6 +117,16 @@ def test_cards_card_and_usage_fit_the_screen(live_server, browser, screenshot_di
     assert_nothing_clipped(page)
     assert_no_word_broken(page, "table.usage td")
 
+    page.goto(f"{live_server.url}/portal/acme/callcards/calls/")
+    assert page.locator("table.card-calls tbody tr").count() == 20
+    page.screenshot(path=screenshot_dir / f"callcards-calls-{width}.png", full_page=True)
+    assert_nothing_clipped(page)
+    assert_no_word_broken(page, "table.card-calls td")
+
+    page.goto(f"{live_server.url}/portal/acme/callcards/settings/")
+    page.screenshot(path=screenshot_dir / f"callcards-settings-{width}.png", full_page=True)
+    assert_nothing_clipped(page)
+
     page.goto(f"{live_server.url}/portal/acme/callcards/batches/")
     assert "Generating: 1200 of 5000" in page.locator("table.batches").inner_text()
     # The worker makes more: the page follows without a reload.
