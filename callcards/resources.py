@@ -7,9 +7,10 @@ No column ever carries a PIN, sealed or in clear, nor its digest: the fields are
 admin's export buttons use these same resources.
 """
 
-from import_export import fields
+from import_export import fields, widgets
 
-from callcards.models import Card, CardCall
+from callcards.models import Card, CardBatch, CardCall
+from callcards.selectors import STATUS_ORDER
 from config.exports import ExportResource
 
 CARD_COLUMNS = [
@@ -100,3 +101,47 @@ class CardCallResource(ExportResource):
 
     def filter_export(self, queryset, **kwargs):
         return queryset.select_related("card")
+
+
+NUMBER = widgets.IntegerWidget()
+
+
+class BatchUsageResource(ExportResource):
+    """The usage report (callcards.selectors.batches_with_usage's rows): a batch a row, its cards per
+    status a column each."""
+
+    run = fields.Field(attribute="batch__run", column_name="run")
+    batch = fields.Field(attribute="batch__batch", column_name="batch")
+    initial_minutes = fields.Field(
+        attribute="batch__initial_minutes", column_name="initial_minutes", widget=NUMBER
+    )
+    cards = fields.Field(attribute="cards", column_name="cards", widget=NUMBER)
+    minutes_sold = fields.Field(attribute="minutes_sold", column_name="minutes_sold", widget=NUMBER)
+    minutes_used = fields.Field(attribute="minutes_used", column_name="minutes_used", widget=NUMBER)
+    minutes_remaining = fields.Field(
+        attribute="minutes_remaining", column_name="minutes_remaining", widget=NUMBER
+    )
+    calls = fields.Field(attribute="calls", column_name="calls", widget=NUMBER)
+    talk_seconds = fields.Field(attribute="talk_seconds", column_name="talk_seconds", widget=NUMBER)
+
+    class Meta:
+        model = CardBatch
+        fields = [
+            "run", "batch", "initial_minutes", "cards", "minutes_sold", "minutes_used", "minutes_remaining",
+            "calls", "talk_seconds",
+        ]  # fmt: skip
+        export_order = fields
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for status in STATUS_ORDER:
+            self.fields[status] = fields.Field(
+                column_name=f"cards {status}", dehydrate_method=self._count_of(status), widget=NUMBER
+            )
+
+    @staticmethod
+    def _count_of(status):
+        return lambda row: row.by_status.get(status, 0)
+
+    def get_export_fields(self, selected_fields=None):
+        return list(self.fields.values())

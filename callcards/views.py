@@ -23,7 +23,7 @@ from accounts.portal import company_view
 from callcards import charts, forms, pins, selectors
 from callcards.lifecycle import Status
 from callcards.models import CardBatch
-from callcards.resources import CardCallResource, CardResource
+from callcards.resources import BatchUsageResource, CardCallResource, CardResource
 from callcards.services import holders
 from config.exports import export_response
 
@@ -96,6 +96,9 @@ def batch_list(request):
 @callcard_view
 @require_GET
 def usage_report(request):
+    if request.GET.get("format") in EXPORT_FORMATS:
+        every = selectors.batches_with_usage(company=request.company)
+        return _export(request, BatchUsageResource(), every, name="usage")
     page, usage = _batches(request)
     return render(
         request,

@@ -165,3 +165,32 @@ def test_the_resources_never_list_a_pin_field():
         assert not any("pin" in name for name in names), names
     assert {"pin_sealed", "pin_digest"} <= {field.name for field in Card._meta.fields}
     assert "uniqueid" in {field.name for field in CardCall._meta.fields}
+
+
+def test_the_usage_report_exports_every_batch(logged_in, company):
+    batch = CardBatchFactory(company=company, run="R1", batch="=B1", initial_minutes=10)
+    used = CardFactory(company=company, batch=batch, balance_minutes=7, status=Status.USED)
+    CardFactory(company=company, batch=batch, balance_minutes=10, status=Status.VOID)
+    CardCallFactory(card=used, agent_talk_sec=150)
+    for n in range(30):  # more than a page of the report
+        CardBatchFactory(company=company, run="R2", batch=f"P{n}")
+    CardFactory(pin="11112222")  # another company's batch
+    rows = csv_rows(logged_in.get(url("usage", company), {"format": "csv"}))
+    assert len(rows) == 31
+    [row] = [row for row in rows if row["run"] == "R1"]
+    assert row["batch"] == "'=B1"
+    assert (row["cards"], row["minutes_sold"], row["minutes_used"], row["minutes_remaining"]) == (
+        "2",
+        "20",
+        "3",
+        "7",
+    )
+    assert (row["calls"], row["talk_seconds"], row["cards USED"], row["cards VOID"], row["cards ACTIVE"]) == (
+        "1", "150", "1", "1", "0",
+    )  # fmt: skip
+    [cells] = [
+        r
+        for r in xlsx_rows(logged_in.get(url("usage", company), {"format": "xlsx"}))
+        if r["run"].value == "R1"
+    ]
+    assert cells["minutes_used"].value == 3
