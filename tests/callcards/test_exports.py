@@ -194,3 +194,16 @@ def test_the_usage_report_exports_every_batch(logged_in, company):
         if r["run"].value == "R1"
     ]
     assert cells["minutes_used"].value == 3
+
+
+def test_a_list_longer_than_one_download_is_refused_with_a_word(logged_in, company, monkeypatch):
+    monkeypatch.setattr("callcards.views.EXPORT_MAX_ROWS", 2)
+    batch = CardBatchFactory(company=company, count=3)
+    CardFactory.create_batch(3, company=company, batch=batch)
+    response = logged_in.get(url("cards", company), {"format": "xlsx", "status": "ACTIVE"}, follow=True)
+    assert response.redirect_chain[0][0] == f"{url('cards', company)}?status=ACTIVE"
+    assert "3 rows is more than one download holds (2)" in response.content.decode()
+    narrowed = logged_in.get(
+        url("cards", company), {"format": "csv", "card_id": Card.objects.first().card_id}
+    )
+    assert len(csv_rows(narrowed)) == 1
