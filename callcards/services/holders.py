@@ -10,15 +10,29 @@ from callcards.models import CallcardSettings, Card, CardEvent
 
 PIN_SHOWN = "PIN shown"
 HOLDER_FIELDS = ("name", "email", "comments")
+HOLDER_CHANGED = "holder changed"
 
 
+@transaction.atomic
 def card_holder_update(*, card: Card, name: str, email: str, comments: str, user: str) -> Card:
-    """Set who holds a card, checked by the model's own rules (plain text, a valid address)."""
+    """Set who holds a card, checked by the model's own rules (plain text, a valid address). What
+    changed is recorded on the card with who changed it: the e-mail is where its alerts go."""
+    stored = Card.objects.select_for_update().only(*HOLDER_FIELDS).get(pk=card.pk)
+    changed = [
+        field
+        for field, value in zip(HOLDER_FIELDS, (name, email, comments), strict=True)
+        if getattr(stored, field) != value
+    ]
     card.name, card.email, card.comments = name, email, comments
-    # Only what changed is checked: a card's other fields are not the holder's to answer for.
+    # Only these are checked: a card's other fields are not the holder's to answer for.
     others = [field.name for field in Card._meta.fields if field.name not in HOLDER_FIELDS]
     card.full_clean(exclude=others, validate_unique=False, validate_constraints=False)
-    card.save(update_fields=[*HOLDER_FIELDS, "updated_at"])
+    if changed:
+        card.save(update_fields=[*HOLDER_FIELDS, "updated_at"])
+        CardEvent.objects.create(
+            card=card, at=timezone.now(), user=user, old_status=card.status, new_status=card.status,
+            note=f"{HOLDER_CHANGED}: {', '.join(changed)}",
+        )  # fmt: skip
     return card
 
 

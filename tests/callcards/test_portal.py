@@ -269,6 +269,11 @@ def test_the_holder_is_edited_on_the_cards_page(logged_in, company, card):
         "zoe@example.com",
         "line one\r\nline two",
     )
+    event = CardEvent.objects.get(card=card)
+    assert (event.user, event.note) == ("carla", "holder changed: name, email, comments")
+    # Sent again unchanged: nothing to record.
+    logged_in.post(url("card-holder", company, pk=card.pk), data)
+    assert CardEvent.objects.filter(card=card).count() == 1
 
 
 @pytest.mark.parametrize(
