@@ -452,3 +452,21 @@ def test_a_holder_is_saved_even_if_another_field_is_odd(logged_in, company, card
     assert response.status_code == 302
     card.refresh_from_db()
     assert card.name == "Bo"
+
+
+def test_a_cards_page_reads_a_fixed_number_of_queries(logged_in, company, card, django_assert_num_queries):
+    def grow():
+        CardCallFactory(card=card)
+        CardEvent.objects.create(card=card, at=timezone.now(), user="x", old_status="USED", new_status="USED")
+
+    LowBalanceAlert.objects.create(
+        kind=LowBalanceAlert.Kind.HOLDER, company=company, card=card, to="a@b.example"
+    )
+    grow()
+    # session, user, company, its permissions (2), the card, its events, calls, their count, alerts
+    with django_assert_num_queries(10):
+        assert logged_in.get(url("card", company, pk=card.pk)).status_code == 200
+    for _ in range(3):
+        grow()
+    with django_assert_num_queries(10):
+        assert logged_in.get(url("card", company, pk=card.pk)).status_code == 200

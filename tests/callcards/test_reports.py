@@ -132,3 +132,11 @@ def test_the_usage_pages_are_paginated_by_batch(logged_in, company):
     last = logged_in.get(url("usage", company), {"page": "99999999999"})
     assert len(first.context["usage"]) == 25 and len(last.context["usage"]) == 5
     assert len(first.context["chart"]) == 25
+
+
+def test_the_usage_is_two_queries_whatever_the_batches(company, batch, django_assert_num_queries):
+    for n in range(5):
+        extra = CardBatchFactory(company=company, run="R3", batch=f"E{n}")
+        CardCallFactory(card=CardFactory(company=company, batch=extra))
+    with django_assert_num_queries(2):
+        assert len(batches_with_usage(company=company)) == 6
