@@ -6,7 +6,13 @@ class CallcardsConfig(AppConfig):
     name = "callcards"
 
     def ready(self):
+        from accounts.portal import home_panel_register
         from callcards import receivers
+        from callcards.selectors import home_panel
         from queues.signals import queue_call_disposed
 
         queue_call_disposed.connect(receivers.queue_call_disposed, dispatch_uid="callcards-disposition")
+        home_panel_register(
+            template="callcards/home_panel.html",
+            context=lambda request: home_panel(company=request.company, user=request.user),
+        )

@@ -275,7 +275,7 @@ def test_the_portal_lists_only_the_users_own_tokens(client, company_user, django
     make_token(UserFactory(company=company_user.company), name="a colleague's")
     make_token(UserFactory(), name="another company's")
     client.force_login(company_user)
-    with django_assert_num_queries(4):  # session, user, company, the list
+    with django_assert_num_queries(6):  # session, user, company, its permissions (2), the list
         body = client.get(tokens_url(company_user)).content.decode()
     assert "mine" in body and "colleague" not in body and "another company" not in body
 

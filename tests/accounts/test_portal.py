@@ -27,7 +27,7 @@ def test_user_list_shows_only_own_users(client, company_user, other_company_user
     UserFactory(company=company_user.company, username="colleague")
     client.force_login(company_user)
     url = reverse("portal:users", args=[company_user.company.slug])
-    with django_assert_num_queries(4):  # session, user, company, the list
+    with django_assert_num_queries(6):  # session, user, company, its permissions (2), the list
         response = client.get(url)
     body = response.content.decode()
     assert "colleague" in body and company_user.username in body
@@ -124,8 +124,8 @@ def test_home_shows_todays_figures_and_a_number_search(client, company_user, dja
     call(company_user.company, now - timedelta(days=40), billsec=600)
     client.force_login(company_user)
     url = reverse("portal:home", args=[company_user.company.slug])
-    # session, user, company, active users, the call figures, the queues panel
-    with django_assert_num_queries(6):
+    # session, user, company, its permissions (2), active users, the call figures, the queues panel
+    with django_assert_num_queries(8):
         response = client.get(url)
     body = response.content.decode()
     for figure, shown in [

@@ -52,7 +52,7 @@ def test_the_agents_disposition_lands_on_the_card_call(django_capture_on_commit_
 
 
 def test_a_correction_replaces_it_and_the_agent_the_dialin_wrote_stays(django_capture_on_commit_callbacks):
-    call = CardCallFactory(agent="1001@elsewhere")
+    call = CardCallFactory(agent="1001@elsewhere", agent_talk_sec=61)
     offer = answered(call.company, source_ref=str(call.pk))
 
     dispose(offer, "SALE", django_capture_on_commit_callbacks)
@@ -64,7 +64,7 @@ def test_a_correction_replaces_it_and_the_agent_the_dialin_wrote_stays(django_ca
         offer.disposition_at,
         "1001@elsewhere",
     )
-    assert call.balance_minutes_end is None and call.agent_talk_min == 0  # the billing is not touched
+    assert (call.balance_minutes_end, call.agent_talk_min) == (8, 2)  # the billing is not touched
 
 
 @pytest.mark.parametrize("source_app", ["", "tickets", "Callcards"])

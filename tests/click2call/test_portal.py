@@ -81,11 +81,11 @@ def test_call_list_period_is_in_company_days(logged_in, company, campaign):
 def test_call_list_queries_are_pinned(logged_in, company, campaign, django_assert_num_queries):
     CallRequestFactory.create_batch(3, campaign=campaign)
     logged_in.get(url("calls", company))  # warm the session
-    # session, user, company, count, the filter's campaigns, the page
-    with django_assert_num_queries(6):
+    # session, user, company, its permissions (2), count, the filter's campaigns, the page
+    with django_assert_num_queries(8):
         logged_in.get(url("calls", company))
     CallRequestFactory.create_batch(20, campaign=CampaignFactory(company=company))
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(8):
         response = logged_in.get(url("calls", company))
     assert response.content.decode().count("<tr>") == 1 + 23
 

@@ -316,12 +316,12 @@ def test_wallboard_queries_are_pinned(logged_in, company, django_assert_num_quer
 
     fill()
     logged_in.get(url("wallboard", company))
-    # session, user, company, queues, waiting members, tiers with agents, today's figures
-    with django_assert_num_queries(7):
+    # session, user, company, its permissions (2), queues, waiting members, tiers with agents, today's figures
+    with django_assert_num_queries(9):
         logged_in.get(url("wallboard", company))
     fill()
     fill()
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):
         response = logged_in.get(url("wallboard", company))
     assert response.content.decode().count('data-list="waiting"') == 3
     with django_assert_num_queries(7):
@@ -339,13 +339,13 @@ def test_report_and_event_queries_are_pinned(logged_in, company, django_assert_n
         QueueEvent.objects.create(company=company, queue=queue, agent=agent, action="agent-offering",
                                   created_at=timezone.now())  # fmt: skip
     logged_in.get(url("queue-report", company))
-    # session, user, company, queues (or agents), their figures
-    with django_assert_num_queries(5):
+    # session, user, company, its permissions (2), queues (or agents), their figures
+    with django_assert_num_queries(7):
         logged_in.get(url("queue-report", company))
     with django_assert_num_queries(5):
         logged_in.get(url("agent-report", company), {"format": "csv"})
-    # session, user, company, the filter's queues and agents, count, page
-    with django_assert_num_queries(7):
+    # session, user, company, its permissions (2), the filter's queues and agents, count, page
+    with django_assert_num_queries(9):
         response = logged_in.get(url("events", company))
     assert response.content.decode().count("<code>agent-offering</code>") == 3
 
@@ -359,9 +359,9 @@ def test_agent_page_queries_are_pinned(logged_in, company, queue, agent, django_
             disposition="SALE" if n else "",
         )  # fmt: skip
     logged_in.get(url("agent", company, pk=agent.pk))
-    # session, user, company, the agent, is the user an agent, today's counters, the current offer,
-    # the last answered calls, the dispositions suggested
-    with django_assert_num_queries(9):
+    # session, user, company, its permissions (2), the agent, is the user an agent, today's counters,
+    # the current offer, the last answered calls, the dispositions suggested
+    with django_assert_num_queries(11):
         logged_in.get(url("agent", company, pk=agent.pk))
 
 
@@ -391,8 +391,8 @@ def test_home_panel_is_one_query_and_links_an_agent_to_its_page(
     MemberFactory.create_batch(3, queue=queue)
     client.force_login(agent.user)
     home = reverse("portal:home", kwargs={"company_slug": company.slug})
-    # session, user, company, active users, the call figures, the queues panel
-    with django_assert_num_queries(6):
+    # session, user, company, its permissions (2), active users, the call figures, the queues panel
+    with django_assert_num_queries(8):
         body = client.get(home).content.decode()
     assert 'data-figure="queues-waiting">3<' in body and 'data-figure="queues-agents-available">1<' in body
     assert f'href="{url("agent", company, pk=agent.pk)}">My agent page' in body

@@ -98,7 +98,7 @@ def test_the_portal_call_list_has_a_row_per_call_and_its_page_every_leg(
     client.force_login(company_user)
     url = reverse("telephony:calls", args=[company.slug])
 
-    with django_assert_num_queries(5):  # session, user, company, count, page
+    with django_assert_num_queries(7):  # session, user, company, its permissions (2), count, page
         page = client.get(url).context["page"]
     rows = {row.uniqueid: row for row in page}
     assert set(rows) == {"in-1", "c2c-2"}

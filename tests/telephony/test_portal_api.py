@@ -59,7 +59,7 @@ def test_call_list_filters_pages_and_exports(client, company_user, django_assert
     record(company_user.company, "busy-1", disposition="BUSY", callee="5552002")
     client.force_login(company_user)
     url = reverse("telephony:calls", args=[company_user.company.slug])
-    with django_assert_num_queries(5):  # session, user, company, count, page
+    with django_assert_num_queries(7):  # session, user, company, its permissions (2), count, page
         response = client.get(url)
     assert len(response.context["page"]) == 50
     busy = client.get(url, {"disposition": "BUSY"}).content.decode()
@@ -267,11 +267,11 @@ def test_list_pages_and_csv_keep_their_query_counts(client, company_user, django
         )
     client.force_login(company_user)
     slug = company_user.company.slug
-    with django_assert_num_queries(5):  # session, user, company, count, page
+    with django_assert_num_queries(7):  # session, user, company, its permissions (2), count, page
         assert (
             len(client.get(reverse("telephony:calls", args=[slug]), {"number": "555"}).context["page"]) == 3
         )
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         assert len(client.get(reverse("telephony:webhooks", args=[slug])).context["page"]) == 3
     with django_assert_num_queries(4):  # session, user, company, the records with their company
         body = client.get(reverse("telephony:calls", args=[slug]), {"format": "csv"}).content.decode()
