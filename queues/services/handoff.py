@@ -37,6 +37,8 @@ import datetime as dt
 import re
 
 from queues.models import Member
+from telephony.models import CallRecord
+from telephony.services.servers import ami_source
 
 # The channel variables of the hand-over ([platform-queue] and [platform-queue-limited] read them).
 QUEUE = "PLATFORM_QUEUE"
@@ -100,6 +102,28 @@ def queue_variables(
     return variables
 
 
+def limit_fields(*, talk_limit: str, talk_warning: str, warning_file: str, timeout_file: str) -> dict:
+    """The member's talk limit from the caller's channel variables as [platform-queue] finds them
+    (set by a source app's script, or by anyone able to route a call there): what is not a valid
+    limit is no limit, what is not a valid sound is no sound."""
+    limit, warning = talk_limit.strip(), talk_warning.strip()
+    if not limit.isdigit() or not 1 <= int(limit) <= TALK_LIMIT_MAX:
+        return {}
+    fields: dict = {"talk_limit": int(limit)}
+    if warning.isdigit() and 1 <= int(warning) < int(limit):
+        fields["talk_warning"] = int(warning)
+    for name, sound in (("limit_warning_file", warning_file), ("limit_timeout_file", timeout_file)):
+        sound = sound.strip()
+        if SOUND.fullmatch(sound) and ".." not in sound:
+            fields[name] = sound
+    return fields
+
+
+def bridge_limit(*, talk_limit: int, talk_warning: int | None) -> str:
+    """Bridge()'s L() argument: the limit and the warning, in milliseconds."""
+    return f"{talk_limit * 1000}:{talk_warning * 1000}" if talk_warning else f"{talk_limit * 1000}"
+
+
 @dataclasses.dataclass(frozen=True)
 class QueueCall:
     """What the queue knows of a caller a source app sent it (its latest stay in a queue)."""
@@ -134,6 +158,19 @@ def queue_call(*, source_app: str, source_ref: str) -> QueueCall | None:
     )
     if member is None:
         return None
+    ended_at = member.ended_at
+    if ended_at is None and member.state == Member.State.ANSWERED:
+        # The caller's leg ended and the dispatcher, in its own lane, has not recorded it yet: the
+        # source app hears of the end (CallEnded) as early as the queue does, or earlier.
+        ended_at = (
+            CallRecord.objects.filter(
+                source=ami_source(member.queue.server_id),
+                uniqueid=member.session_uuid,
+                state=CallRecord.State.ENDED,
+            )
+            .values_list("ended_at", flat=True)
+            .first()
+        )
     return QueueCall(
         queue=member.queue.full_name,
         member_uuid=str(member.uuid),
@@ -141,7 +178,7 @@ def queue_call(*, source_app: str, source_ref: str) -> QueueCall | None:
         agent=member.agent.full_name if member.agent else "",
         joined_at=member.joined_at,
         answered_at=member.bridged_at,
-        ended_at=member.ended_at,
+        ended_at=ended_at,
         cancel_reason=member.cancel_reason,
         talk_limit=member.talk_limit,
     )
