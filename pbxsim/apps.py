@@ -726,7 +726,7 @@ class Applications:
             hearers = [c for c, hears in ((chan, limit.to_caller), (target, limit.to_callee)) if hears]
         if limit is not None and limit.connect_file:
             for party in hearers:
-                self.pbx.spawn(self.play_quietly(party, limit.connect_file))
+                self.limit_sound(party, limit.connect_file, "connect")
         started = time.monotonic()
         warned = timed_out = False
         while chan.bridge is bridge and target.bridge is bridge and not chan.interrupted:
@@ -741,12 +741,14 @@ class Applications:
                     if elapsed >= limit.seconds - limit.warning:
                         warned = True
                         for party in hearers:
-                            self.pbx.spawn(self.play_quietly(party, limit.warning_file))
+                            self.limit_sound(party, limit.warning_file, "warning")
                     else:
                         wait_for = limit.seconds - limit.warning - elapsed
             await bridge.wait_change(wait_for)
         bridge.clear_peers()
         end_file = limit.timeout_file if timed_out and limit is not None else None
+        for party in hearers if end_file else ():
+            log.info("Bridge L(): %s hears the timeout file %s", party.name, end_file)
         if end_file and target in hearers and target.bridge is bridge:
             # It stays for its timeout file (core.stay_in_action_bridge plays it), then leaves.
             target.limit_end_sound = end_file
@@ -765,6 +767,11 @@ class Applications:
         chan.cdr.close_dial(None)
         chan.set_variable("BRIDGERESULT", "SUCCESS")
         return 0
+
+    def limit_sound(self, party: Channel, name: str, what: str) -> None:
+        # No AMI event marks it (bridge-app-time-limit): the log says who heard it.
+        log.info("Bridge L(): %s hears the %s file %s", party.name, what, name)
+        self.pbx.spawn(self.play_quietly(party, name))
 
     # -- Dial ------------------------------------------------------------------------------------
 
