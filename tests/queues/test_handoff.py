@@ -225,3 +225,43 @@ def test_a_caller_sent_without_a_limit_is_bridged_with_the_bridge_action(server,
     assert offer.hangup_cause != "bridge success"  # ended by the caller's hang-up, seen on its leg
     ended = queue_call(source_app="handoff_test", source_ref="card-call-3")
     assert ended.over and ended.agent == agent.full_name and ended.talk_limit is None
+
+
+def test_a_standby_agent_waits_again_after_a_limited_call(server, queue):
+    agent = AgentFactory(company=queue.company, type=Agent.Type.UUID_STANDBY, contact="", wrap_up_time=0)
+    TierFactory(queue=queue, agent=agent)
+    source = SourceApp(queue, talk_limit_seconds=LIMIT, timeout_sound="vm-goodbye")
+    process = _running(server, source)
+    try:
+        facade = PbxFacade()
+        try:  # the agent calls in and waits on its own channel
+            facade.originate(
+                server=server,
+                channel_id="standby-agent",
+                channel=f"Local/{AGENT_STAYS}@queue-phones",
+                context="platform-queue-standby",
+                variables={"CC_AGENT": agent.full_name},
+                app="test-agent",
+            )
+        finally:
+            facade.close()
+        wait_for(lambda: Agent.objects.get(pk=agent.pk).standby_channel, what="the agent waiting")
+        for number, ref in enumerate(("card-call-4", "card-call-5"), 1):
+            _send(server, ref)
+            member = wait_for(
+                lambda ref=ref: Member.objects.filter(source_ref=ref, ended_at__isnull=False).first(),
+                what=f"call {number} over",
+            )
+            assert member.state == Member.State.ANSWERED and member.agent == agent
+            wait_for(
+                lambda number=number: Agent.objects.filter(
+                    pk=agent.pk, calls_answered=number, state=Agent.State.WAITING
+                ).exists(),
+                what="the agent free again",
+            )
+        assert CallRecord.objects.get(uniqueid="standby-agent").state != "ended"
+    finally:
+        process.__exit__(None, None, None)
+    limited = [e.get("Offer") for e in source.user_events_seen if e.get("UserEvent") == "QueueLimitedBridge"]
+    assert len(limited) == 2
+    assert Agent.objects.get(pk=agent.pk).standby_channel
