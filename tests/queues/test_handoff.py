@@ -33,7 +33,7 @@ class SourceApp(PbxApp):
     typed events and reads queue_call on each."""
 
     name = "handoff_test"
-    agi_scripts = {"handoff-test": "send"}
+    agi_scripts = {"handoff-test": "send", "handoff-none": "nothing"}
     user_events = frozenset({"QueueTestAfter", "QueueLimitedBridge"})
 
     def __init__(self, queue, **limit):
@@ -57,6 +57,9 @@ class SourceApp(PbxApp):
         for name, value in variables.items():
             await call.set_variable(name, value)
 
+    async def nothing(self, ctx, call):
+        """A script that hands nobody over."""
+
     async def on_call_event(self, ctx, event):
         if isinstance(event, CallBridged | CallEnded):
             found = await ctx.read(queue_call, source_app=self.name, source_ref=event.record.app_ref)
@@ -66,7 +69,7 @@ class SourceApp(PbxApp):
         self.user_events_seen.append(event)
 
 
-def _send(server, ref):
+def _send(server, ref, script="handoff-test", **variables):
     """The caller dials a DID routed to [platform-agi] with the source app's script."""
     facade = PbxFacade()
     try:
@@ -77,9 +80,10 @@ def _send(server, ref):
             context="platform-agi",
             exten="5000",
             variables={
-                "PLATFORM_SCRIPT": "handoff-test",
+                "PLATFORM_SCRIPT": script,
                 "TEST_REF": ref,
                 "PLATFORM_QUEUE_AFTER": "queue-tests-after",
+                **variables,
             },
             caller_id=f'"Card holder" <{CALLER_WAITS}>',
             app="handoff_test",
@@ -265,3 +269,16 @@ def test_a_standby_agent_waits_again_after_a_limited_call(server, queue):
     limited = [e.get("Offer") for e in source.user_events_seen if e.get("UserEvent") == "QueueLimitedBridge"]
     assert len(limited) == 2
     assert Agent.objects.get(pk=agent.pk).standby_channel
+
+
+def test_only_the_script_sends_the_caller_on(server, queue):
+    """PLATFORM_AGI_NEXT is cleared before the AGI: set by whoever routed the call, it is not followed."""
+    source = SourceApp(queue)
+    process = _running(server, source)
+    try:
+        _send(server, "card-call-6", script="handoff-none", PLATFORM_AGI_NEXT="queue-tests-after")
+        wait_for(lambda: any(kind == "CallEnded" for kind, _, _ in source.seen), what="the call's end")
+    finally:
+        process.__exit__(None, None, None)
+    assert not [e for e in source.user_events_seen if e.get("UserEvent") == "QueueTestAfter"]
+    assert not Member.objects.exists()
