@@ -907,6 +907,16 @@ class Queues(PbxApp):
         answered = (await call.get_variable("CC_ANSWERED_EPOCH") or "").strip()
         exit_keys = "".join(c for c in (await call.get_variable("cc_exit_keys") or "") if c in DTMF)[:12]
         announce = (await call.get_variable("cc_outbound_announce") or "").strip()
+        source_app = (await call.get_variable("CC_SOURCE_APP") or "")[:40]
+        source_ref = (await call.get_variable("CC_SOURCE_REF") or "")[:120]
+        limit = {}
+        if source_app:  # a talk limit comes with a caller another app sent (queues.services.handoff)
+            limit = handoff.limit_fields(
+                talk_limit=await call.get_variable(handoff.TALK_LIMIT) or "",
+                talk_warning=await call.get_variable(handoff.TALK_WARNING) or "",
+                warning_file=await call.get_variable(handoff.WARNING_FILE) or "",
+                timeout_file=await call.get_variable(handoff.TIMEOUT_FILE) or "",
+            )
         try:
             joined = await ctx.db(
                 calls.member_join,
@@ -918,14 +928,9 @@ class Queues(PbxApp):
                 cid_number=call.headers.get("agi_callerid", "").replace("unknown", ""),
                 base_score=int(base) if base.lstrip("-").isdigit() and len(base) < 10 else 0,
                 answered_at=_from_epoch(answered),
-                source_app=(await call.get_variable("CC_SOURCE_APP") or "")[:40],
-                source_ref=(await call.get_variable("CC_SOURCE_REF") or "")[:120],
-                **handoff.limit_fields(
-                    talk_limit=await call.get_variable(handoff.TALK_LIMIT) or "",
-                    talk_warning=await call.get_variable(handoff.TALK_WARNING) or "",
-                    warning_file=await call.get_variable(handoff.WARNING_FILE) or "",
-                    timeout_file=await call.get_variable(handoff.TIMEOUT_FILE) or "",
-                ),
+                source_app=source_app,
+                source_ref=source_ref,
+                **limit,
             )
         except calls.JoinRefused as exc:
             log.warning("queues: %s on %s", exc, call.channel)
