@@ -17,7 +17,7 @@ from telephony.models import CallRecord, PbxServer
 from telephony.platform import PbxApp
 from telephony.services.calls import call_record_adopt
 from telephony.testing import pbx_process, wait_for
-from tests.queues.conftest import AGENT_STAYS, CALLER_WAITS
+from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, CALLER_HANGS_UP, CALLER_WAITS
 from tests.queues.factories import AgentFactory, TierFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,14 +69,14 @@ class SourceApp(PbxApp):
         self.user_events_seen.append(event)
 
 
-def _send(server, ref, script="handoff-test", **variables):
+def _send(server, ref, script="handoff-test", number=CALLER_WAITS, **variables):
     """The caller dials a DID routed to [platform-agi] with the source app's script."""
     facade = PbxFacade()
     try:
         facade.originate(
             server=server,
             channel_id=ref,
-            channel=f"Local/{CALLER_WAITS}@queue-phones",
+            channel=f"Local/{number}@queue-phones",
             context="platform-agi",
             exten="5000",
             variables={
@@ -280,3 +280,33 @@ def test_only_the_script_sends_the_caller_on(server, queue):
         process.__exit__(None, None, None)
     assert not [e for e in source.user_events_seen if e.get("UserEvent") == "QueueTestAfter"]
     assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "caller, agent_number, goes_on",
+    [(CALLER_HANGS_UP, AGENT_STAYS, False), (CALLER_WAITS, AGENT_TALKS, True)],
+    ids=["the caller hangs up", "the agent hangs up"],
+)
+def test_a_limited_call_ended_by_either_party_before_the_limit(server, queue, caller, agent_number, goes_on):
+    agent = AgentFactory(company=queue.company, contact=agent_number, wrap_up_time=0)
+    TierFactory(queue=queue, agent=agent)
+    source = SourceApp(queue, talk_limit_seconds=PHONES_STAY, warning_seconds=60, timeout_sound="vm-goodbye")
+    process = _running(server, source)
+    try:
+        _send(server, "card-call-7", number=caller)
+        member = wait_for(
+            lambda: Member.objects.filter(source_ref="card-call-7", ended_at__isnull=False).first(),
+            what="the call's end",
+        )
+        wait_for(lambda: Agent.objects.filter(pk=agent.pk, state=Agent.State.WAITING).exists(), what="agent")
+        wait_for(lambda: any(kind == "CallEnded" for kind, _, _ in source.seen), what="the caller's end")
+    finally:
+        process.__exit__(None, None, None)
+    assert member.state == Member.State.ANSWERED and member.bridged_at is not None
+    caller_leg = CallRecord.objects.get(uniqueid="card-call-7")
+    talked = (caller_leg.ended_at - caller_leg.bridged_at).total_seconds()
+    assert talked < PHONES_STAY / 2  # ended by a party, long before the limit
+    went_on = [e for e in source.user_events_seen if e.get("UserEvent") == "QueueTestAfter"]
+    assert bool(went_on) == goes_on
+    assert Agent.objects.get(pk=agent.pk).calls_answered == 1
+    assert queue_call(source_app="handoff_test", source_ref="card-call-7").over
