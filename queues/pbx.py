@@ -6,7 +6,10 @@ server, keeps the server's queues in memory (queues/engine.py's Board, loaded an
 the database, where every change is written first) and, each time something changes, offers
 agents to callers: the offer is claimed in the database (queues.services.calls.offer_claim), the
 agent rung with the PBX handle's claimed Originate into [platform-queue-agent], and when the
-agent is ready (UserEvent QueueAgentReady) caller and agent are joined with the Bridge action.
+agent is ready (UserEvent QueueAgentReady) caller and agent are joined with the Bridge action; a
+caller another app sent with a talk limit (queues.services.handoff) is joined by the agent's own
+channel instead, redirected to [platform-queue-limited] to run Bridge() L(), which Asterisk ends
+at the limit by itself.
 A caller who waits too long, or presses an exit key, is redirected to the context's `exit`; one
 who presses the call back key hangs up and keeps its place: the agent is rung first, then the
 caller, into [platform-queue-callback].
