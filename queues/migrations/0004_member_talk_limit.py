@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queues', '0002_offers_and_events_outlive_their_agent'),
+        ('queues', '0003_offer_disposition'),
     ]
 
     operations = [
