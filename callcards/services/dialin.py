@@ -1,0 +1,310 @@
+"""The dial-in (the seed's agi-CALLCARD_dial_in): the card and PIN check, lockouts against PIN
+guessing, the card's one open call, and the billing at its end.
+
+Sync services, called from the pbx process with ctx.db (fenced: they write) or ctx.read. A PIN is
+compared by its keyed digest only and never logged, stored in a row or put in an error message.
+"""
+
+import dataclasses
+import datetime as dt
+import hmac
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from callcards import lifecycle, pins
+from callcards.lifecycle import Status
+from callcards.models import Card, CardBatch, CardCall, DialInFailure, Lockout, talk_minutes
+from callcards.services.cards import card_status_set
+from telephony.models import CallRecord
+from telephony.services.calls import call_record_adopt
+
+log = logging.getLogger(__name__)
+
+APP = "callcards"
+
+
+class Refusal:
+    """Why a dial-in was refused (DialInFailure.reason, and what the script tells the caller)."""
+
+    UNKNOWN_CARD = "unknown_card"
+    WRONG_PIN = "wrong_pin"
+    LOCKED = "locked"
+    NOT_DIALABLE = "not_dialable"
+    EMPTY = "empty"
+    NO_QUEUE = "no_queue"
+    IN_USE = "in_use"
+
+
+# What PIN guessing looks like: these count towards a lockout; a void card or an empty one does not.
+GUESSES = (Refusal.UNKNOWN_CARD, Refusal.WRONG_PIN)
+
+
+@dataclasses.dataclass(frozen=True)
+class DialIn:
+    """A dial-in let in: the card's call, opened, and what the script sets on the channel."""
+
+    card_call_id: int
+    card_id: str
+    company_id: int
+    language: str
+    balance_minutes: int
+    warning_minutes: int
+    queue: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    reason: str
+    # The card's language, when the card is known and the PIN was right (a refusal after a good PIN
+    # may be said in the card's language; before, it would tell a guesser the card exists).
+    language: str = ""
+
+
+def did_language(*, did: str) -> str:
+    """The language of the cards printed with this DID, when they share one: the prompts before the
+    card is known are said in it."""
+    if not did:
+        return ""
+    languages = set(CardBatch.objects.filter(did=did[:18]).values_list("language", flat=True).distinct()[:2])
+    return languages.pop() if len(languages) == 1 else ""
+
+
+def _locked(*, kind: str, value: str, now: dt.datetime) -> bool:
+    return (
+        bool(value)
+        and Lockout.objects.filter(kind=kind, value=value, until__gt=now, lifted_at__isnull=True).exists()
+    )
+
+
+def _failure(*, now: dt.datetime, phone: str, card_id: str, did: str, reason: str, card: Card | None) -> None:
+    """Keep the failure; lock the caller's number, or the card, out once it has failed
+    CALLCARDS_LOCKOUT_FAILURES times within CALLCARDS_LOCKOUT_SECONDS (counted since the last lift)."""
+    DialInFailure.objects.create(at=now, phone_number=phone, card_id=card_id, inbound_did=did, reason=reason)
+    if reason not in GUESSES:
+        return
+    window = dt.timedelta(seconds=settings.CALLCARDS_LOCKOUT_SECONDS)
+    targets = [(Lockout.Kind.CALLER, phone, "phone_number", None)]
+    if card is not None:
+        targets.append((Lockout.Kind.CARD, card.card_id, "card_id", card.company_id))
+    for kind, value, field, company_id in targets:
+        if not value or _locked(kind=kind, value=value, now=now):
+            continue
+        since = now - window
+        lifted = Lockout.objects.filter(kind=kind, value=value).aggregate(last=Max("lifted_at"))["last"]
+        if lifted is not None and lifted > since:
+            since = lifted
+        failures = DialInFailure.objects.filter(**{field: value}, at__gt=since, reason__in=GUESSES).count()
+        if failures >= settings.CALLCARDS_LOCKOUT_FAILURES:
+            Lockout.objects.create(
+                kind=kind,
+                value=value,
+                company_id=company_id,
+                failures=failures,
+                locked_at=now,
+                until=now + window,
+            )
+            log.warning(
+                "callcards: %s %s locked out until %s after %d failures",
+                kind,
+                value,
+                (now + window).isoformat(timespec="seconds"),
+                failures,
+            )
+
+
+@transaction.atomic
+def dial_in_check(
+    *, server_id: int, uniqueid: str, card_id: str, pin: str, phone_number: str = "", did: str = ""
+) -> DialIn | Refused:
+    """Check a card id and PIN keyed on the caller's channel `uniqueid`; when the card may be used
+    (dialable, a balance, a queue, no other open call), open its CardCall and adopt the caller's leg
+    for callcards. Failures are kept (DialInFailure) and lock PIN guessing out."""
+    now = timezone.now()
+    phone, did, card_id = phone_number[:40], did[:40], card_id[:20]
+
+    def refuse(reason: str, card: Card | None = None, language: str = "") -> Refused:
+        _failure(now=now, phone=phone, card_id=card_id, did=did, reason=reason, card=card)
+        log.info("callcards: dial-in refused (%s) from %s on %s, card %s", reason, phone or "?", did, card_id)
+        return Refused(reason, language)
+
+    if _locked(kind=Lockout.Kind.CALLER, value=phone, now=now) or _locked(
+        kind=Lockout.Kind.CARD, value=card_id, now=now
+    ):
+        log.info("callcards: dial-in from %s on %s refused: locked out (card %s)", phone or "?", did, card_id)
+        return Refused(Refusal.LOCKED)
+    # Locked first: a second dial-in on the same card waits here for the first one's transaction.
+    card = Card.objects.select_for_update().select_related("queue__company").filter(card_id=card_id).first()
+    if card is None:
+        return refuse(Refusal.UNKNOWN_CARD)
+    if not hmac.compare_digest(pins.pin_digest(pin), card.pin_digest):
+        return refuse(Refusal.WRONG_PIN, card)
+    if card.status not in lifecycle.DIALABLE:
+        return refuse(Refusal.NOT_DIALABLE, card, card.language)
+    if card.balance_minutes <= 0:
+        return refuse(Refusal.EMPTY, card, card.language)
+    if card.queue is None:
+        return refuse(Refusal.NO_QUEUE, card, card.language)
+    for stale in CardCall.objects.filter(card=card).exclude(state=CardCall.State.BILLED):
+        # A call whose caller is gone (its process lost before it billed) never blocks the card.
+        if (
+            CallRecord.objects.filter(server_id=stale.server_id, uniqueid=stale.uniqueid)
+            .exclude(ended_at=None)
+            .exists()
+        ):
+            _bill(stale.pk, card=card, end_reason="billed at the next dial-in")
+    try:
+        with transaction.atomic():
+            card_call = CardCall.objects.create(
+                company_id=card.company_id,
+                card=card,
+                uniqueid=uniqueid[:150],
+                server_id=server_id,
+                balance_minutes_start=card.balance_minutes,
+                call_time=now,
+                phone_number=phone,
+                inbound_did=did,
+                queue=card.queue.full_name[:130],
+            )
+    except IntegrityError:
+        return refuse(Refusal.IN_USE, card, card.language)
+    call_record_adopt(
+        server_id=server_id,
+        uniqueid=uniqueid,
+        company_id=card.company_id,
+        app=APP,
+        app_ref=str(card_call.pk),
+    )
+    log.info(
+        "callcards: card %s let in from %s on %s, %d minutes, queue %s",
+        card.card_id,
+        phone or "?",
+        did,
+        card.balance_minutes,
+        card_call.queue,
+    )
+    return DialIn(
+        card_call_id=card_call.pk,
+        card_id=card.card_id,
+        company_id=card.company_id,
+        language=card.language,
+        balance_minutes=card.balance_minutes,
+        warning_minutes=min(card.warning_minutes, card.balance_minutes),
+        queue=card_call.queue,
+    )
+
+
+def _queue_call(card_call_id: int):
+    """What the queues app knows of the card's call: its agent, when it answered, when it ended."""
+    try:
+        from queues.services import handoff
+    except ImportError:  # TODO(merge): the queues' hand-off lands on its own branch
+        return None
+    return handoff.queue_call(source_app=APP, source_ref=str(card_call_id))
+
+
+def card_call_talking(*, card_call_id: int, agent_time: dt.datetime, agent: str = "") -> bool:
+    """The agent answered (the caller's leg was bridged): the talk time counts from `agent_time`."""
+    if not agent:
+        found = _queue_call(card_call_id)
+        agent = getattr(found, "agent", "") or ""
+    return (
+        CardCall.objects.filter(pk=card_call_id, state=CardCall.State.QUEUED).update(
+            state=CardCall.State.TALKING, agent_time=agent_time, agent=agent[:130]
+        )
+        == 1
+    )
+
+
+@transaction.atomic
+def card_call_bill(*, card_call_id: int, end_reason: str = "", ended_at: dt.datetime | None = None):
+    """Bill a card's call, once (billing again changes nothing): talk seconds from the agent's answer
+    to the end of the talk, capped at the limit the PBX enforced (the balance at the start), each
+    started minute deducted from the card, USED on its first use and EMPTY at zero; the log row
+    keeps the agent, the end's reason and the balance left. Returns the CardCall, or None."""
+    card_id = CardCall.objects.filter(pk=card_call_id).values_list("card_id", flat=True).first()
+    if card_id is None:
+        return None
+    card = Card.objects.select_for_update().get(pk=card_id)
+    return _bill(card_call_id, card=card, end_reason=end_reason, ended_at=ended_at)
+
+
+def _bill(card_call_id: int, *, card: Card, end_reason: str = "", ended_at: dt.datetime | None = None):
+    """card_call_bill's work, in the caller's transaction, the card locked."""
+    call = CardCall.objects.select_for_update().get(pk=card_call_id)
+    if call.state == CardCall.State.BILLED:
+        return call
+    now = timezone.now()
+    record = (
+        CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid)
+        .only("bridged_at", "ended_at", "hangup_cause_text")
+        .first()
+    )
+    queued = _queue_call(call.pk)
+    agent_time = (
+        call.agent_time
+        or getattr(queued, "answered_at", None)
+        or (record.bridged_at if record is not None else None)
+    )
+    ends = [
+        t
+        for t in (ended_at, record.ended_at if record else None, getattr(queued, "ended_at", None))
+        if t is not None
+    ]
+    end = min(ends) if ends else now
+    limit = call.balance_minutes_start * 60
+    seconds = max(0, int((end - agent_time).total_seconds())) if agent_time else 0
+    capped = seconds >= limit
+    seconds = min(seconds, limit)
+    minutes = talk_minutes(seconds)
+    balance = max(0, card.balance_minutes - minutes)
+    if minutes:
+        card.balance_minutes = balance
+        card.save(update_fields=["balance_minutes", "updated_at"])
+        if card.status == Status.ACTIVE and lifecycle.allowed(card.status, Status.USED, card.held_from):
+            card_status_set(card=card, to=Status.USED, at=now, note=f"first call {call.pk}")
+        if balance == 0 and lifecycle.allowed(card.status, Status.EMPTY, card.held_from):
+            card_status_set(card=card, to=Status.EMPTY, at=now, note=f"used up by call {call.pk}")
+    if not end_reason:
+        if agent_time is None:
+            end_reason = "ended before an agent answered"
+        elif capped:
+            end_reason = "time limit"
+        else:
+            end_reason = "hangup"
+    agent = call.agent or getattr(queued, "agent", "") or ""
+    CardCall.objects.filter(pk=call.pk).update(
+        state=CardCall.State.BILLED,
+        agent_time=agent_time,
+        agent=agent[:130],
+        end_time=end,
+        agent_talk_sec=seconds,
+        agent_talk_min=minutes,
+        balance_minutes_end=balance,
+        end_reason=end_reason[:80],
+    )
+    call.refresh_from_db()
+    log.info(
+        "callcards: call %s on card %s billed: %d s, %d min, %d left (%s)",
+        call.pk,
+        card.card_id,
+        seconds,
+        minutes,
+        balance,
+        end_reason,
+    )
+    return call
+
+
+def card_calls_orphaned(*, server_id: int) -> list[int]:
+    """The server's open card calls whose caller's leg has ended (the pbx process was away)."""
+    open_calls = CardCall.objects.filter(server_id=server_id).exclude(state=CardCall.State.BILLED)
+    ended = set(
+        CallRecord.objects.filter(server_id=server_id, uniqueid__in=open_calls.values("uniqueid"))
+        .exclude(ended_at=None)
+        .values_list("uniqueid", flat=True)
+    )
+    return [pk for pk, uniqueid in open_calls.values_list("pk", "uniqueid") if uniqueid in ended]
