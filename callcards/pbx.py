@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 TRIES = 3
 DIGIT_TIMEOUT_MS = 5000
+# `#` ends an entry; so does its timeout after the last key (a caller who keys no `#` waits that
+# long). Not the exact length: an entry ended by its last digit leaves the caller's `#` to end the
+# next one empty.
+CARD_MAX_DIGITS = 20
 PIN_MAX_DIGITS = 12
 PIN_MIN_DIGITS = 4
 
@@ -72,7 +76,7 @@ class CallCards(PbxApp):
         if language:
             await call.set_variable("CHANNEL(language)", language)
         for attempt in range(1, TRIES + 1):
-            card_id = await call.get_data(ASK_CARD, DIGIT_TIMEOUT_MS, pins.CARD_ID_DIGITS)
+            card_id = await call.get_data(ASK_CARD, DIGIT_TIMEOUT_MS, CARD_MAX_DIGITS)
             if not pins.card_id_valid(card_id):
                 what = _what(card_id, "card id")
                 log.info("callcards: try %d from %s on %s: %s", attempt, phone or "?", did, what)
