@@ -10,6 +10,7 @@ import re
 import time
 import wave
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -686,9 +687,17 @@ class Applications:
         """Bridge(channel or uniqueid,options): this channel joins the target, as Asterisk 22 does in
         bridge-app-time-limit. The target leaves what it ran (its music stops before its
         BridgeEnter) and goes on at its next priority when the bridge ends; its time before the
-        bridge is in no Cdr of its own, the pair's is this channel's. With L(limit:warning) this
-        channel hears LIMIT_WARNING_FILE and, at the limit, the target leaves first and this one
-        after LIMIT_TIMEOUT_FILE. BRIDGERESULT says SUCCESS, or FAILURE without the target."""
+        bridge is in no Cdr of its own, the pair's is this channel's. BRIDGERESULT says SUCCESS,
+        or FAILURE without the target.
+
+        L(limit:warning) as main/features.c ast_bridge_timelimit reads it, from THIS channel's
+        variables: for Bridge() the "caller" is this channel and the "callee" the target.
+        LIMIT_PLAYAUDIO_CALLER (default yes) and LIMIT_PLAYAUDIO_CALLEE (default no; both no means
+        caller) choose who hears LIMIT_CONNECT_FILE, LIMIT_WARNING_FILE (default `timeleft`: the time
+        left is said) and LIMIT_TIMEOUT_FILE. At the limit (each side's own duration hook, in
+        bridge_builtin_interval_features) a party that hears no timeout file leaves at once; one
+        that hears it leaves once it has played. With no warning and no connect or timeout file,
+        Asterisk turns L() into an S()-like limit that bridge_exec never applies: no limit at all."""
         args = split_args(data) + [""]
         target = self.pbx.find_channel(args[0].strip())
         if target is None or target is chan or not target.alive:
@@ -711,40 +720,58 @@ class Applications:
         target.cdr.enabled = False
         target.cdr.restart()
         chan.cdr.current.dstchannel = target.name
-        limit = warning = None
-        if "L" in options:
-            parts = (options["L"].split(":") + ["", ""])[:3]
-            limit = _float(parts[0], 0.0) / 1000 or None
-            warning = _float(parts[1], 0.0) / 1000 or None
+        limit = _TimeLimit.of(chan, options.get("L")) if "L" in options else None
+        hearers: list[Channel] = []
+        if limit is not None:
+            hearers = [c for c, hears in ((chan, limit.to_caller), (target, limit.to_callee)) if hears]
+        if limit is not None and limit.connect_file:
+            for party in hearers:
+                self.limit_sound(party, limit.connect_file, "connect")
         started = time.monotonic()
         warned = timed_out = False
         while chan.bridge is bridge and target.bridge is bridge and not chan.interrupted:
             elapsed = (time.monotonic() - started) * self.pbx.time_scale
             wait_for = None
             if limit is not None:
-                if elapsed >= limit:
+                if elapsed >= limit.seconds:
                     timed_out = True
                     break
-                wait_for = limit - elapsed
-                if warning is not None and not warned:
-                    if elapsed >= limit - warning:
+                wait_for = limit.seconds - elapsed
+                if limit.warning and not warned:
+                    if elapsed >= limit.seconds - limit.warning:
                         warned = True
-                        self.pbx.spawn(self.play_quietly(chan, chan.get_variable("LIMIT_WARNING_FILE")))
+                        for party in hearers:
+                            self.limit_sound(party, limit.warning_file, "warning")
                     else:
-                        wait_for = limit - warning - elapsed
+                        wait_for = limit.seconds - limit.warning - elapsed
             await bridge.wait_change(wait_for)
         bridge.clear_peers()
-        if target.bridge is bridge:
+        end_file = limit.timeout_file if timed_out and limit is not None else None
+        for party in hearers if end_file else ():
+            log.info("Bridge L(): %s hears the timeout file %s", party.name, end_file)
+        if end_file and target in hearers and target.bridge is bridge:
+            # It stays for its timeout file (core.stay_in_action_bridge plays it), then leaves.
+            target.limit_end_sound = end_file
+            bridge.ending = True
+            bridge.changed()
+        elif target.bridge is bridge:
             bridge.leave(target)  # it hears no timeout file: it leaves first and goes on
-        if timed_out and chan.get_variable("LIMIT_TIMEOUT_FILE"):
+        if end_file and chan in hearers:
             with contextlib.suppress(Interrupted):
-                await self.stream(chan, chan.get_variable("LIMIT_TIMEOUT_FILE") or "")
-        bridge.destroy()
+                await self.stream(chan, end_file)
+        bridge.leave(chan)
+        if not bridge.members:
+            bridge.destroy()
         if chan.hangup_requested:
             return -1
         chan.cdr.close_dial(None)
         chan.set_variable("BRIDGERESULT", "SUCCESS")
         return 0
+
+    def limit_sound(self, party: Channel, name: str, what: str) -> None:
+        # No AMI event marks it (bridge-app-time-limit): the log says who heard it.
+        log.info("Bridge L(): %s hears the %s file %s", party.name, what, name)
+        self.pbx.spawn(self.play_quietly(party, name))
 
     # -- Dial ------------------------------------------------------------------------------------
 
@@ -1014,6 +1041,55 @@ class Dial:
         if chan.async_goto is not None:
             return 0
         return 0 if "g" in self.options else -1
+
+
+@dataclass(frozen=True)
+class _TimeLimit:
+    """L(limit[:warning[:repeat]]) of Bridge() with the LIMIT_* variables of the channel running it."""
+
+    seconds: float
+    warning: float | None
+    to_caller: bool
+    to_callee: bool
+    warning_file: str
+    timeout_file: str
+    connect_file: str
+
+    @classmethod
+    def of(cls, chan: Channel, spec: str) -> _TimeLimit | None:
+        parts = (spec.split(":") + ["", ""])[:3]
+        limit_ms = int(_float(parts[0], 0.0))
+        warning_ms = int(_float(parts[1], 0.0))
+        if limit_ms <= 0:
+            log.warning("%s: Bridge does not accept L(%s)", chan.name, parts[0])
+            return None
+        if warning_ms > limit_ms and not _float(parts[2], 0.0):
+            warning_ms = 0  # a first warning after the end, never repeated: none
+        caller = chan.get_variable("LIMIT_PLAYAUDIO_CALLER")
+        callee = chan.get_variable("LIMIT_PLAYAUDIO_CALLEE")
+        to_caller = True if caller is None else _ast_true(caller)
+        to_callee = False if callee is None else _ast_true(callee)
+        if not to_caller and not to_callee:
+            to_caller = True
+        timeout_file = chan.get_variable("LIMIT_TIMEOUT_FILE") or ""
+        connect_file = chan.get_variable("LIMIT_CONNECT_FILE") or ""
+        if not warning_ms and not timeout_file and not connect_file:
+            log.warning("%s: Bridge L(%s), no warning nor sound: Asterisk sets no limit", chan.name, spec)
+            return None
+        return cls(
+            seconds=limit_ms / 1000,
+            warning=warning_ms / 1000 if 0 < warning_ms < limit_ms else None,
+            to_caller=to_caller,
+            to_callee=to_callee,
+            warning_file=chan.get_variable("LIMIT_WARNING_FILE") or "timeleft",
+            timeout_file=timeout_file,
+            connect_file=connect_file,
+        )
+
+
+def _ast_true(value: str) -> bool:
+    """Asterisk's ast_true: yes, true, y, t, 1, on (any case); anything else, the empty value too, is no."""
+    return value.strip().lower() in ("yes", "true", "y", "t", "1", "on")
 
 
 def _float(text: str, default: float) -> float:

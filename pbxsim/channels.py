@@ -259,6 +259,8 @@ class Channel(VariableScope):
         self.hangup_requested = False
         self.async_goto: tuple[str, str, int] | None = None
         self.pending_bridge: Bridge | None = None
+        # Bridge() L(): the timeout file this channel hears before it leaves the bridge at the limit.
+        self.limit_end_sound: str | None = None
         self.local_peer: Channel | None = None
         self.bridge: Bridge | None = None
         self.dial_queue: asyncio.Queue[int] | None = None
@@ -583,6 +585,8 @@ class Bridge:
         self.id = str(uuid.uuid4())
         self.members: list[Channel] = []
         self.destroyed = False
+        # Bridge() L()'s limit reached: its members leave (after their timeout file).
+        self.ending = False
         self._change = asyncio.Event()
         self.pbx.emit("BridgeCreate", "call,all", self._block())
 

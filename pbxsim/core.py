@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -24,6 +25,7 @@ from .channels import (
     STATE_RING,
     Bridge,
     Channel,
+    Interrupted,
 )
 from .dialplan import Dialplan, DialplanError
 from .functions import read_function
@@ -426,8 +428,13 @@ class PBX:
             and chan.async_goto is None
             and chan.bridge is bridge
             and len(bridge.members) >= 2
+            and not bridge.ending
         ):
             await bridge.wait_change(None)
+        sound, chan.limit_end_sound = chan.limit_end_sound, None
+        if sound and chan.bridge is bridge and not chan.hangup_requested:
+            with contextlib.suppress(Interrupted):  # a party that hears the timeout file leaves last
+                await self.apps.stream(chan, sound)
         if chan.bridge is bridge:
             bridge.clear_peers()
             bridge.leave(chan)

@@ -301,10 +301,20 @@ class Member(models.Model):
     resumed = models.BooleanField(default=False)
     source_app = models.CharField(max_length=40, blank=True, help_text="the app that sent the caller here")
     source_ref = models.CharField(max_length=120, blank=True, help_text="its card or ticket")
+    # Sent by the source app (queues.services.handoff): Asterisk itself ends the bridge this many
+    # seconds after it began (Bridge() with L()), the caller warned talk_warning seconds before.
+    talk_limit = models.PositiveIntegerField(null=True, blank=True, help_text="seconds of talk time at most")
+    talk_warning = models.PositiveIntegerField(null=True, blank=True, help_text="seconds before the end")
+    limit_warning_file = models.CharField(max_length=200, blank=True)
+    limit_timeout_file = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["queue", "joined_at", "id"]
-        indexes = [models.Index(fields=["queue", "state"]), models.Index(fields=["cid_number", "ended_at"])]
+        indexes = [
+            models.Index(fields=["queue", "state"]),
+            models.Index(fields=["cid_number", "ended_at"]),
+            models.Index(fields=["source_app", "source_ref"]),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["queue", "session_uuid"],

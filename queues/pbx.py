@@ -30,7 +30,7 @@ from django.utils import timezone
 from queues.engine import RINGS_MANY, AgentView, Board, MemberView, TierView, earliest
 from queues.models import Agent, Member, Offer
 from queues.services import board as board_services
-from queues.services import calls
+from queues.services import calls, handoff
 from queues.services.board import AgentInfo, MemberInfo, OfferInfo, QueueInfo
 from telephony.agi import AgiCall
 from telephony.ami import AmiConnectionLost, AmiError, AmiNotConnected
@@ -271,7 +271,7 @@ class Dispatcher:
 class Queues(PbxApp):
     name = "queues"
     all_calls = True  # a caller's own call may belong to another flow (a card call sent to a queue)
-    user_events = frozenset({"QueueAgentReady", "QueueCallbackReady"})
+    user_events = frozenset({"QueueAgentReady", "QueueCallbackReady", "QueueLimitedBridgeEnded"})
     # The raw Hangup of an agent's leg: its cause, which the CallEnded lacks when the
     # OriginateResponse came first (the record ended on it).
     ami_events = frozenset({"Hangup"})
@@ -578,6 +578,8 @@ class Queues(PbxApp):
         ainfo = d.agents.get(info.agent_id)
         now = str(int(time.time()))
         qinfo = d.queues.get(info.queue_id)
+        limited = bool(minfo and minfo.talk_limit)
+        caller_ready = False  # the caller's variables are set: what fails next is on the agent's channel
         try:
             for name, value in (
                 ("cc_agent", ainfo.full_name if ainfo else ""),
@@ -586,7 +588,11 @@ class Queues(PbxApp):
                 await ctx.pbx.set_variable(channel=caller_channel, name=name, value=value)
             if qinfo and qinfo.record_template:  # from the first word of the call
                 await self.record(ctx, qinfo, caller_channel, info)
-            await ctx.pbx.bridge(channel1=caller_channel, channel2=info.agent_channel)
+            caller_ready = True
+            if limited:
+                await self.bridge_limited(ctx, d, info, minfo, caller_uniqueid)
+            else:
+                await ctx.pbx.bridge(channel1=caller_channel, channel2=info.agent_channel)
         except AmiConnectionLost as exc:
             # Bridged or not, the rebuild on the next connect tells from the live channels.
             log.warning("queues: bridge for offer %s: %s", info.channel_id, exc)
@@ -595,6 +601,8 @@ class Queues(PbxApp):
         except AmiError as exc:  # the caller (or the agent) was gone a moment ago
             log.info("queues: bridge for offer %s failed: %s", info.channel_id, exc)
             caller_gone = "Channel1" in str(exc) or "Channel2" not in str(exc)
+            if limited and caller_ready:  # the agent's channel was gone
+                caller_gone = False
             if not caller_gone:  # it waits again: not "after the call" for its dialplan
                 with contextlib.suppress(AmiError, AmiConnectionLost):
                     await ctx.pbx.set_variable(channel=caller_channel, name="cc_agent", value="")
@@ -608,6 +616,27 @@ class Queues(PbxApp):
                 other.canceled = True
             await self._hangup_uniqueid(ctx, channel_id)
         await self.dispatch(ctx)
+
+    async def bridge_limited(
+        self, ctx: AppContext, d: Dispatcher, info: OfferInfo, minfo: MemberInfo, caller_uniqueid: str
+    ):
+        """A caller sent with a talk limit: the agent's channel, redirected to
+        [platform-queue-limited], joins it with Bridge() L(), which Asterisk ends at the limit by
+        itself (the caller hears the warning and the timeout file). It reports the end with
+        UserEvent QueueLimitedBridgeEnded."""
+        ainfo = d.agents.get(info.agent_id)
+        standby = ainfo is not None and ainfo.type == Agent.Type.UUID_STANDBY
+        limit = handoff.bridge_limit(talk_limit=minfo.talk_limit or 0, talk_warning=minfo.talk_warning)
+        for name, value in (
+            ("CC_OFFER", info.channel_id),
+            ("CC_BRIDGE_TO", caller_uniqueid),
+            ("CC_BRIDGE_LIMIT", limit),
+            ("CC_LIMIT_WARNING_FILE", minfo.limit_warning_file),
+            ("CC_LIMIT_TIMEOUT_FILE", minfo.limit_timeout_file),
+            ("CC_STANDBY", "yes" if standby else ""),
+        ):
+            await ctx.pbx.set_variable(channel=info.agent_channel, name=name, value=value)
+        await ctx.pbx.redirect(channel=info.agent_channel, context="platform-queue-limited", exten="s")
 
     async def unbridged(
         self, ctx: AppContext, d: Dispatcher, info: OfferInfo, minfo: MemberInfo | None, caller_gone: bool
@@ -723,7 +752,12 @@ class Queues(PbxApp):
         offer = d.offers.get(event.get("Offer", "").strip())
         if offer is None:
             return
-        if event.get("UserEvent") == "QueueAgentReady":
+        if event.get("UserEvent") == "QueueLimitedBridgeEnded":
+            # Bridge() L() returned on the agent's channel: at the limit, or a party hung up.
+            if offer.answered:
+                result = event.get("Result", "").strip().lower()[:20]
+                await self.bridge_over(ctx, d, offer, f"bridge {result}")
+        elif event.get("UserEvent") == "QueueAgentReady":
             offer.agent_channel = event.get("Channel", "")
             await self.agent_ready(ctx, d, offer)
         elif event.get("UserEvent") == "QueueCallbackReady":
@@ -885,6 +919,12 @@ class Queues(PbxApp):
                 answered_at=_from_epoch(answered),
                 source_app=(await call.get_variable("CC_SOURCE_APP") or "")[:40],
                 source_ref=(await call.get_variable("CC_SOURCE_REF") or "")[:120],
+                **handoff.limit_fields(
+                    talk_limit=await call.get_variable(handoff.TALK_LIMIT) or "",
+                    talk_warning=await call.get_variable(handoff.TALK_WARNING) or "",
+                    warning_file=await call.get_variable(handoff.WARNING_FILE) or "",
+                    timeout_file=await call.get_variable(handoff.TIMEOUT_FILE) or "",
+                ),
             )
         except calls.JoinRefused as exc:
             log.warning("queues: %s on %s", exc, call.channel)

@@ -67,6 +67,11 @@ class MemberInfo:
     waiting_since: float = 0.0
     # cc_outbound_announce: what the agent hears before the caller is put through.
     outbound_announce: str = ""
+    # A talk limit (queues.services.handoff): the bridge is Bridge() L() run by the agent's channel.
+    talk_limit: int | None = None
+    talk_warning: int | None = None
+    limit_warning_file: str = ""
+    limit_timeout_file: str = ""
 
 
 @dataclasses.dataclass
@@ -171,6 +176,10 @@ def member_info(member: Member) -> MemberInfo:
         callback_number=member.callback_number,
         joined_at=member.joined_at.timestamp(),
         waiting_since=member.joined_at.timestamp(),
+        talk_limit=member.talk_limit,
+        talk_warning=member.talk_warning,
+        limit_warning_file=member.limit_warning_file,
+        limit_timeout_file=member.limit_timeout_file,
     )
 
 

@@ -70,10 +70,15 @@ def member_join(
     answered_at: dt.datetime | None = None,
     source_app: str = "",
     source_ref: str = "",
+    talk_limit: int | None = None,
+    talk_warning: int | None = None,
+    limit_warning_file: str = "",
+    limit_timeout_file: str = "",
 ) -> Joined:
     """A caller joins the queue: a new member, or, when the queue allows it, the member this caller
     abandoned less than discard-abandoned-after ago, in its old place. Its call record is tagged
-    with the queue's company."""
+    with the queue's company. A talk limit (queues.services.handoff) is kept on the member: the
+    bridge with its agent is then one Asterisk ends by itself."""
     queue = queue_by_name(server_id=server_id, full_name=queue_name)
     now = timezone.now()
     fields = {
@@ -84,6 +89,10 @@ def member_join(
         "base_score": max(-86400 * 365, min(86400 * 365, base_score)),
         "source_app": source_app[:40],
         "source_ref": source_ref[:120],
+        "talk_limit": talk_limit,
+        "talk_warning": talk_warning if talk_limit and talk_warning and talk_warning < talk_limit else None,
+        "limit_warning_file": limit_warning_file[:200] if talk_limit else "",
+        "limit_timeout_file": limit_timeout_file[:200] if talk_limit else "",
     }
     member = None
     if queue.abandoned_resume_allowed and cid_number:
