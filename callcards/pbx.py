@@ -14,6 +14,7 @@ import logging
 from callcards import pins
 from callcards.services import dialin
 from callcards.services.dialin import DialIn, Refusal
+from queues.services import handoff
 from telephony.agi import AgiCall
 from telephony.events import CallBridged, CallEnded
 from telephony.platform import AppContext, PbxApp, register
@@ -110,15 +111,14 @@ class CallCards(PbxApp):
         await call.stream_file(GOODBYE)
 
     async def _hand_off(self, ctx: AppContext, call: AgiCall, card: DialIn):
-        from queues.services import handoff
-
+        warning = card.warning_minutes * 60 if 0 < card.warning_minutes < card.balance_minutes else None
         variables = handoff.queue_variables(
             queue=card.queue,
             source_app=self.name,
             source_ref=str(card.card_call_id),
             talk_limit_seconds=card.balance_minutes * 60,
-            warning_seconds=card.warning_minutes * 60,
-            warning_sound=WARNING_SOUND,
+            warning_seconds=warning,
+            warning_sound=WARNING_SOUND if warning else "",
             timeout_sound=TIMEOUT_SOUND,
         )
         try:
@@ -143,7 +143,10 @@ class CallCards(PbxApp):
             return
         if isinstance(event, CallBridged) and event.record.bridged_at is not None:
             await ctx.db(
-                dialin.card_call_talking, card_call_id=card_call_id, agent_time=event.record.bridged_at
+                dialin.card_call_talking,
+                card_call_id=card_call_id,
+                agent_time=event.record.bridged_at,
+                agent_uniqueid=event.other.uniqueid if event.other is not None else "",
             )
         elif isinstance(event, CallEnded):
             await ctx.db(dialin.card_call_bill, card_call_id=card_call_id)

@@ -19,6 +19,7 @@ from callcards import lifecycle, pins
 from callcards.lifecycle import Status
 from callcards.models import Card, CardBatch, CardCall, DialInFailure, Lockout, talk_minutes
 from callcards.services.cards import card_status_set
+from queues.services import handoff
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
 
@@ -199,21 +200,23 @@ def dial_in_check(
 
 def _queue_call(card_call_id: int):
     """What the queues app knows of the card's call: its agent, when it answered, when it ended."""
-    try:
-        from queues.services import handoff
-    except ImportError:  # TODO(merge): the queues' hand-off lands on its own branch
-        return None
     return handoff.queue_call(source_app=APP, source_ref=str(card_call_id))
 
 
-def card_call_talking(*, card_call_id: int, agent_time: dt.datetime, agent: str = "") -> bool:
-    """The agent answered (the caller's leg was bridged): the talk time counts from `agent_time`."""
+def card_call_talking(
+    *, card_call_id: int, agent_time: dt.datetime, agent_uniqueid: str = "", agent: str = ""
+) -> bool:
+    """The agent answered (the caller's leg was bridged with the agent's `agent_uniqueid`): the talk
+    time counts from `agent_time`, the PBX's time of the bridge."""
     if not agent:
         found = _queue_call(card_call_id)
-        agent = getattr(found, "agent", "") or ""
+        agent = found.agent if found is not None else ""
     return (
         CardCall.objects.filter(pk=card_call_id, state=CardCall.State.QUEUED).update(
-            state=CardCall.State.TALKING, agent_time=agent_time, agent=agent[:130]
+            state=CardCall.State.TALKING,
+            agent_time=agent_time,
+            agent_uniqueid=agent_uniqueid[:150],
+            agent=agent[:130],
         )
         == 1
     )
@@ -238,25 +241,24 @@ def _bill(card_call_id: int, *, card: Card, end_reason: str = "", ended_at: dt.d
     if call.state == CardCall.State.BILLED:
         return call
     now = timezone.now()
-    record = (
-        CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid)
-        .only("bridged_at", "ended_at", "hangup_cause_text")
-        .first()
-    )
+    # Talk time is measured on one clock, the PBX's (its events' times on the legs' records): the
+    # queue's rows are stamped by this machine's clock, which may differ.
+    legs = {
+        r.uniqueid: r
+        for r in CallRecord.objects.filter(
+            server_id=call.server_id, uniqueid__in=[call.uniqueid, call.agent_uniqueid or call.uniqueid]
+        ).only("uniqueid", "bridged_at", "ended_at")
+    }
+    caller, agent_leg = legs.get(call.uniqueid), legs.get(call.agent_uniqueid)
     queued = _queue_call(call.pk)
-    agent_time = (
-        call.agent_time
-        or getattr(queued, "answered_at", None)
-        or (record.bridged_at if record is not None else None)
-    )
+    agent_time = call.agent_time or (caller.bridged_at if caller is not None else None)
+    # The talk ends with the first of the two legs to go (the caller may go on in the dialplan).
     ends = [
-        t
-        for t in (ended_at, record.ended_at if record else None, getattr(queued, "ended_at", None))
-        if t is not None
+        t for t in (ended_at, caller and caller.ended_at, agent_leg and agent_leg.ended_at) if t is not None
     ]
     end = min(ends) if ends else now
     limit = call.balance_minutes_start * 60
-    seconds = max(0, int((end - agent_time).total_seconds())) if agent_time else 0
+    seconds = max(0, round((end - agent_time).total_seconds())) if agent_time else 0
     capped = seconds >= limit
     seconds = min(seconds, limit)
     minutes = talk_minutes(seconds)
@@ -269,13 +271,8 @@ def _bill(card_call_id: int, *, card: Card, end_reason: str = "", ended_at: dt.d
         if balance == 0 and lifecycle.allowed(card.status, Status.EMPTY, card.held_from):
             card_status_set(card=card, to=Status.EMPTY, at=now, note=f"used up by call {call.pk}")
     if not end_reason:
-        if agent_time is None:
-            end_reason = "ended before an agent answered"
-        elif capped:
-            end_reason = "time limit"
-        else:
-            end_reason = "hangup"
-    agent = call.agent or getattr(queued, "agent", "") or ""
+        end_reason = _end_reason(answered=agent_time is not None, capped=capped, queued=queued)
+    agent = call.agent or (queued.agent if queued is not None else "")
     CardCall.objects.filter(pk=call.pk).update(
         state=CardCall.State.BILLED,
         agent_time=agent_time,
@@ -297,6 +294,15 @@ def _bill(card_call_id: int, *, card: Card, end_reason: str = "", ended_at: dt.d
         end_reason,
     )
     return call
+
+
+def _end_reason(*, answered: bool, capped: bool, queued) -> str:
+    if not answered:
+        reason = queued.cancel_reason if queued is not None else ""
+        return f"left the queue unanswered ({reason})" if reason else "ended before an agent answered"
+    if capped:
+        return "time limit"
+    return "hung up"
 
 
 def card_calls_orphaned(*, server_id: int) -> list[int]:

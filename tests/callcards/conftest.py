@@ -26,14 +26,14 @@ CARD_ID, PIN = "200000000014", "11112222"  # what the card holders of extensions
 # prompts, and those seconds are real milliseconds of the machine running the test.
 SCALE = 10
 HOLDER_STAYS = "5571001"
-HOLDER_HANGS_UP = "5571002"  # 20 s after answering
+HOLDER_HANGS_UP = "5571002"  # 50 s after answering
 UNKNOWN_CARD = "5571003"
 WRONG_PIN = "5571004"
 KEYS_NOTHING = "5571005"
 KEYS_STAR_HASH_LETTERS = "5571006"
 HANGS_UP_MID_ENTRY = "5571007"
 HANGS_UP_BEFORE_KEYING = "5571008"
-HOLDER_HANGS_UP_SOON = "5571009"  # 5 s after answering
+HOLDER_HANGS_UP_SOON = "5571009"  # 15 s after answering
 
 
 class AgiCommands(PbxApp):
