@@ -13,7 +13,7 @@ import logging
 
 from callcards import pins
 from callcards.services import dialin
-from callcards.services.dialin import DialIn, Refusal
+from callcards.services.dialin import DialIn, Refusal, Verified
 from queues.services import handoff
 from telephony.agi import AgiCall
 from telephony.events import CallBridged, CallEnded
@@ -88,15 +88,20 @@ class CallCards(PbxApp):
                 log.info("callcards: try %d from %s on %s: %s", attempt, phone or "?", did, _what(pin, "PIN"))
                 await call.stream_file(INVALID)
                 continue
-            result = await ctx.db(
-                dialin.dial_in_check,
-                server_id=ctx.server.pk,
-                uniqueid=call.uniqueid,
-                card_id=card_id,
-                pin=pin,
-                phone_number=phone,
-                did=did,
-            )
+            result = await ctx.read(dialin.dial_in_verify, card_id=card_id, pin=pin, phone_number=phone)
+            if isinstance(result, Verified):
+                result = await ctx.db(
+                    dialin.dial_in_open,
+                    server_id=ctx.server.pk,
+                    uniqueid=call.uniqueid,
+                    card_pk=result.card_pk,
+                    phone_number=phone,
+                    did=did,
+                )
+            else:
+                await ctx.db(
+                    dialin.dial_in_refused, card_id=card_id, reason=result.reason, phone_number=phone, did=did
+                )
             if isinstance(result, DialIn):
                 await self._hand_off(ctx, call, result)
                 return

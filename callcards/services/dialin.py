@@ -12,7 +12,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from callcards import lifecycle, pins
@@ -117,45 +117,84 @@ def _failure(*, now: dt.datetime, phone: str, card_id: str, did: str, reason: st
             )
 
 
-@transaction.atomic
-def dial_in_check(
-    *, server_id: int, uniqueid: str, card_id: str, pin: str, phone_number: str = "", did: str = ""
-) -> DialIn | Refused:
-    """Check a card id and PIN keyed on the caller's channel `uniqueid`; when the card may be used
-    (dialable, a balance, a queue, no other open call), open its CardCall and adopt the caller's leg
-    for callcards. Failures are kept (DialInFailure) and lock PIN guessing out."""
+@dataclasses.dataclass(frozen=True)
+class Verified:
+    """A card id and PIN that open a card that may be used now (dial_in_open makes sure, locked)."""
+
+    card_pk: int
+
+
+def _why_not(card: Card) -> str:
+    """Why a card with the right PIN cannot take a call now, or ""."""
+    if card.status not in lifecycle.DIALABLE:
+        return Refusal.NOT_DIALABLE
+    if card.balance_minutes <= 0:
+        return Refusal.EMPTY
+    if card.queue_id is None:
+        return Refusal.NO_QUEUE
+    return ""
+
+
+def dial_in_verify(*, card_id: str, pin: str, phone_number: str = "") -> Verified | Refused:
+    """The card and PIN check, a read (ctx.read: no write lock, so checks run side by side): a
+    locked-out caller or card, an unknown card, a wrong PIN (by its keyed digest), a card not
+    ACTIVE/USED, empty or without a queue are refused. A refusal is then kept with
+    `dial_in_refused`; a card verified is opened with `dial_in_open`."""
+    now = timezone.now()
+    phone, card_id = phone_number[:40], card_id[:20]
+    locks = Q(kind=Lockout.Kind.CARD, value=card_id)
+    if phone:
+        locks |= Q(kind=Lockout.Kind.CALLER, value=phone)
+    if Lockout.objects.filter(locks, until__gt=now, lifted_at__isnull=True).exists():
+        return Refused(Refusal.LOCKED)
+    card = (
+        Card.objects.filter(card_id=card_id)
+        .only("pin_digest", "status", "balance_minutes", "queue_id", "language")
+        .first()
+    )
+    if card is None:
+        return Refused(Refusal.UNKNOWN_CARD)
+    if not hmac.compare_digest(pins.pin_digest(pin), card.pin_digest):
+        return Refused(Refusal.WRONG_PIN)
+    reason = _why_not(card)
+    return Refused(reason, card.language) if reason else Verified(card.pk)
+
+
+def dial_in_refused(*, card_id: str, reason: str, phone_number: str = "", did: str = "") -> None:
+    """Keep a refused dial-in (DialInFailure, and the log) and lock PIN guessing out."""
     now = timezone.now()
     phone, did, card_id = phone_number[:40], did[:40], card_id[:20]
+    log.info("callcards: dial-in refused (%s) from %s on %s, card %s", reason, phone or "?", did, card_id)
+    if reason == Refusal.LOCKED:
+        return  # already locked: a guess more neither counts nor extends it
+    card = Card.objects.filter(card_id=card_id).only("card_id", "company_id").first()
+    _failure(now=now, phone=phone, card_id=card_id, did=did, reason=reason, card=card)
 
-    def refuse(reason: str, card: Card | None = None, language: str = "") -> Refused:
-        _failure(now=now, phone=phone, card_id=card_id, did=did, reason=reason, card=card)
-        log.info("callcards: dial-in refused (%s) from %s on %s, card %s", reason, phone or "?", did, card_id)
-        return Refused(reason, language)
 
-    if _locked(kind=Lockout.Kind.CALLER, value=phone, now=now) or _locked(
-        kind=Lockout.Kind.CARD, value=card_id, now=now
-    ):
-        log.info("callcards: dial-in from %s on %s refused: locked out (card %s)", phone or "?", did, card_id)
-        return Refused(Refusal.LOCKED)
+@transaction.atomic
+def dial_in_open(
+    *, server_id: int, uniqueid: str, card_pk: int, phone_number: str = "", did: str = ""
+) -> DialIn | Refused:
+    """Open the verified card's call on the caller's channel `uniqueid` and adopt the caller's leg
+    for callcards; the card is locked and looked at again (it may have changed since the check).
+    A card already on a call is refused (IN_USE), unless that call's caller is gone: it is billed
+    first, so a process lost before billing never blocks a card."""
+    now = timezone.now()
+    phone, did = phone_number[:40], did[:40]
     # Locked first: a second dial-in on the same card waits here for the first one's transaction.
-    card = Card.objects.select_for_update().select_related("queue__company").filter(card_id=card_id).first()
-    if card is None:
-        return refuse(Refusal.UNKNOWN_CARD)
-    if not hmac.compare_digest(pins.pin_digest(pin), card.pin_digest):
-        return refuse(Refusal.WRONG_PIN, card)
-    if card.status not in lifecycle.DIALABLE:
-        return refuse(Refusal.NOT_DIALABLE, card, card.language)
-    if card.balance_minutes <= 0:
-        return refuse(Refusal.EMPTY, card, card.language)
-    if card.queue is None:
-        return refuse(Refusal.NO_QUEUE, card, card.language)
+    card = Card.objects.select_for_update(of=("self",)).select_related("queue__company").get(pk=card_pk)
+    reason = _why_not(card)
+    if reason:  # changed since the check
+        _failure(now=now, phone=phone, card_id=card.card_id, did=did, reason=reason, card=card)
+        log.info(
+            "callcards: dial-in from %s on %s refused: card %s %s", phone or "?", did, card.card_id, reason
+        )
+        return Refused(reason, card.language)
     for stale in CardCall.objects.filter(card=card).exclude(state=CardCall.State.BILLED):
-        # A call whose caller is gone (its process lost before it billed) never blocks the card.
-        if (
-            CallRecord.objects.filter(server_id=stale.server_id, uniqueid=stale.uniqueid)
-            .exclude(ended_at=None)
-            .exists()
-        ):
+        ended = CallRecord.objects.filter(server_id=stale.server_id, uniqueid=stale.uniqueid).exclude(
+            ended_at=None
+        )
+        if ended.exists():
             _bill(stale.pk, card=card, end_reason="billed at the next dial-in")
     try:
         with transaction.atomic():
@@ -171,7 +210,9 @@ def dial_in_check(
                 queue=card.queue.full_name[:130],
             )
     except IntegrityError:
-        return refuse(Refusal.IN_USE, card, card.language)
+        _failure(now=now, phone=phone, card_id=card.card_id, did=did, reason=Refusal.IN_USE, card=card)
+        log.info("callcards: dial-in from %s on %s refused: card %s in use", phone or "?", did, card.card_id)
+        return Refused(Refusal.IN_USE, card.language)
     call_record_adopt(
         server_id=server_id,
         uniqueid=uniqueid,
@@ -195,6 +236,21 @@ def dial_in_check(
         balance_minutes=card.balance_minutes,
         warning_minutes=min(card.warning_minutes, card.balance_minutes),
         queue=card_call.queue,
+    )
+
+
+@transaction.atomic
+def dial_in_check(
+    *, server_id: int, uniqueid: str, card_id: str, pin: str, phone_number: str = "", did: str = ""
+) -> DialIn | Refused:
+    """The whole dial-in in one transaction: verify, then keep the refusal or open the call (the
+    script runs the three steps apart, so that checks do not queue behind each other's writes)."""
+    verified = dial_in_verify(card_id=card_id, pin=pin, phone_number=phone_number)
+    if isinstance(verified, Refused):
+        dial_in_refused(card_id=card_id, reason=verified.reason, phone_number=phone_number, did=did)
+        return verified
+    return dial_in_open(
+        server_id=server_id, uniqueid=uniqueid, card_pk=verified.card_pk, phone_number=phone_number, did=did
     )
 
 

@@ -220,3 +220,9 @@ def test_talking_then_orphans_found_on_start(server, card):
     call = dialin.card_call_bill(card_call_id=call_id)
     assert (call.agent, call.agent_talk_sec, call.agent_talk_min) == ("1000@x", 30, 1)
     assert dialin.card_calls_orphaned(server_id=server.pk) == []
+
+
+def test_the_check_is_two_reads(server, card, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the lockouts, the card
+        verified = dialin.dial_in_verify(card_id=card.card_id, pin=PIN, phone_number="5550100")
+    assert verified == dialin.Verified(card.pk)
