@@ -246,7 +246,7 @@ def end_to_end():
                             CardCall.objects.filter(
                                 state=CardCall.State.BILLED, phone_number__startswith=str(base)[:3]
                             ).count()
-                            == HOLDERS * (1 if base == BURST else 2)
+                            == HOLDERS
                         ),
                         timeout=120,
                         interval=0.2,
