@@ -11,6 +11,7 @@ from callcards import pbx as card_pbx
 from callcards.lifecycle import Status
 from callcards.models import CardCall, DialInFailure
 from queues.models import Member
+from telephony.facade import PbxFacade
 from telephony.models import CallRecord
 from telephony.testing import wait_for
 from tests.callcards.conftest import (
@@ -148,3 +149,38 @@ def test_a_restart_of_the_pbx_process_mid_call_loses_no_talk(card, queue, server
     assert call.end_time == record.ended_at
     card.refresh_from_db()
     assert card.balance_minutes == 9
+
+
+def test_a_call_that_ended_while_the_pbx_process_was_away_is_billed_on_its_return(
+    card, queue, server, dial_in, agi_commands, sim
+):
+    agent_for(queue, AGENT_TALKS_LONG)  # the agent hangs up 30 s after answering: 3 s here
+    process = running(server, agi_commands)
+    try:
+        uniqueid = dial_in(HOLDER_STAYS)
+        wait_for(
+            lambda: CardCall.objects.filter(uniqueid=uniqueid, state=CardCall.State.TALKING).exists(),
+            what="the talk",
+        )
+    finally:
+        process.__exit__(None, None, None)
+    facade = PbxFacade()
+    try:
+        wait_for(
+            lambda: uniqueid not in {c.get("Uniqueid") for c in facade.live_channels(server=server)},
+            timeout=20,
+            what="the call over while the process is away",
+        )
+    finally:
+        facade.close()
+    assert CardCall.objects.get(uniqueid=uniqueid).state == CardCall.State.TALKING
+    process = running(server, agi_commands)
+    try:
+        call = billed(uniqueid)
+    finally:
+        process.__exit__(None, None, None)
+    # Asterisk's own end was lost with the process: the reconcile's (the time it found the call
+    # gone) ends the talk, capped at the card's limit.
+    assert call.agent_talk_sec <= 600 and call.balance_minutes_end == 10 - call.agent_talk_min
+    card.refresh_from_db()
+    assert card.balance_minutes == call.balance_minutes_end
