@@ -123,3 +123,16 @@ def test_a_locked_caller_is_refused_without_saying_why(card, pbx, dial_in, agi_c
     ended(uniqueid)
     assert agi_commands.sounds(uniqueid) == [*ASK, card_pbx.INCORRECT, card_pbx.GOODBYE]
     assert not CardCall.objects.exists()
+
+
+def test_the_prompts_are_in_the_language_of_the_line_then_of_the_card(card, pbx, dial_in, agi_commands):
+    card.batch.did, card.batch.language = "5559000", "fr"  # the cards sold with this line are French
+    card.batch.save()
+    card.language = "de"
+    card.status = Status.VOID
+    card.save()
+    uniqueid = dial_in(HOLDER_STAYS)
+    ended(uniqueid)
+    languages = [c for c in agi_commands.by_channel[uniqueid] if "CHANNEL(language)" in c]
+    # the line's before the card is known; the card's once its PIN was right
+    assert languages == ['SET VARIABLE CHANNEL(language) "fr"', 'SET VARIABLE CHANNEL(language) "de"']
