@@ -6,7 +6,10 @@ server, keeps the server's queues in memory (queues/engine.py's Board, loaded an
 the database, where every change is written first) and, each time something changes, offers
 agents to callers: the offer is claimed in the database (queues.services.calls.offer_claim), the
 agent rung with the PBX handle's claimed Originate into [platform-queue-agent], and when the
-agent is ready (UserEvent QueueAgentReady) caller and agent are joined with the Bridge action.
+agent is ready (UserEvent QueueAgentReady) caller and agent are joined with the Bridge action; a
+caller another app sent with a talk limit (queues.services.handoff) is joined by the agent's own
+channel instead, redirected to [platform-queue-limited] to run Bridge() L(), which Asterisk ends
+at the limit by itself.
 A caller who waits too long, or presses an exit key, is redirected to the context's `exit`; one
 who presses the call back key hangs up and keeps its place: the agent is rung first, then the
 caller, into [platform-queue-callback].
@@ -755,8 +758,9 @@ class Queues(PbxApp):
         if event.get("UserEvent") == "QueueLimitedBridgeEnded":
             # Bridge() L() returned on the agent's channel: at the limit, or a party hung up.
             if offer.answered:
-                result = event.get("Result", "").strip().lower()[:20]
-                await self.bridge_over(ctx, d, offer, f"bridge {result}")
+                # The cause Asterisk gives both legs at the limit (16); FAILURE: the caller was gone.
+                ok = event.get("Result", "").strip() == "SUCCESS"
+                await self.bridge_over(ctx, d, offer, "Normal Clearing" if ok else "bridge failed")
         elif event.get("UserEvent") == "QueueAgentReady":
             offer.agent_channel = event.get("Channel", "")
             await self.agent_ready(ctx, d, offer)
@@ -906,6 +910,16 @@ class Queues(PbxApp):
         answered = (await call.get_variable("CC_ANSWERED_EPOCH") or "").strip()
         exit_keys = "".join(c for c in (await call.get_variable("cc_exit_keys") or "") if c in DTMF)[:12]
         announce = (await call.get_variable("cc_outbound_announce") or "").strip()
+        source_app = (await call.get_variable("CC_SOURCE_APP") or "")[:40]
+        source_ref = (await call.get_variable("CC_SOURCE_REF") or "")[:120]
+        limit = {}
+        if source_app:  # a talk limit comes with a caller another app sent (queues.services.handoff)
+            limit = handoff.limit_fields(
+                talk_limit=await call.get_variable(handoff.TALK_LIMIT) or "",
+                talk_warning=await call.get_variable(handoff.TALK_WARNING) or "",
+                warning_file=await call.get_variable(handoff.WARNING_FILE) or "",
+                timeout_file=await call.get_variable(handoff.TIMEOUT_FILE) or "",
+            )
         try:
             joined = await ctx.db(
                 calls.member_join,
@@ -917,14 +931,9 @@ class Queues(PbxApp):
                 cid_number=call.headers.get("agi_callerid", "").replace("unknown", ""),
                 base_score=int(base) if base.lstrip("-").isdigit() and len(base) < 10 else 0,
                 answered_at=_from_epoch(answered),
-                source_app=(await call.get_variable("CC_SOURCE_APP") or "")[:40],
-                source_ref=(await call.get_variable("CC_SOURCE_REF") or "")[:120],
-                **handoff.limit_fields(
-                    talk_limit=await call.get_variable(handoff.TALK_LIMIT) or "",
-                    talk_warning=await call.get_variable(handoff.TALK_WARNING) or "",
-                    warning_file=await call.get_variable(handoff.WARNING_FILE) or "",
-                    timeout_file=await call.get_variable(handoff.TIMEOUT_FILE) or "",
-                ),
+                source_app=source_app,
+                source_ref=source_ref,
+                **limit,
             )
         except calls.JoinRefused as exc:
             log.warning("queues: %s on %s", exc, call.channel)

@@ -28,8 +28,17 @@ handing it over, and the queue then leaves that record to it. The app's `on_call
 leg's typed events: `CallBridged` when the agent is put through (the record's `bridged_at`) and
 `CallEnded` when the caller hangs up. On either it calls `queue_call(source_app=, source_ref=)`
 (through `ctx.read`) for what the queue knows: which agent, when the caller joined, was answered,
-left, why it left unanswered. The queue's own timestamps are those of its Member row; the leg's
-record has the PBX's.
+left, why it left unanswered. The queue's own timestamps are those of its Member row, taken by the
+dispatcher: `answered_at` when the agent was ready (a moment before Asterisk bridged), `ended_at`
+when it learnt the bridge ended (or, until it has, the caller's leg's end). The leg's record has
+the PBX's own times (`bridged_at`, `ended_at`, from the events' timestamps): bill from those.
+When the pbx process is away at the end, Asterisk still ends the call at the limit; the queue
+ends the member when the process is back (its `ended_at` is then that moment), and the leg's
+record is settled by the telephony reconcile.
+
+Other variables of [platform-queue] may be set alongside (README.md of the contract):
+PLATFORM_QUEUE_EXIT (where a caller who leaves unanswered goes on, at the DID),
+PLATFORM_QUEUE_AFTER (where the caller goes on after the agent), cc_base_score, ...
 """
 
 import dataclasses

@@ -17,7 +17,7 @@ from telephony.models import CallRecord, PbxServer
 from telephony.platform import PbxApp
 from telephony.services.calls import call_record_adopt
 from telephony.testing import pbx_process, wait_for
-from tests.queues.conftest import AGENT_STAYS, CALLER_WAITS
+from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, CALLER_HANGS_UP, CALLER_WAITS
 from tests.queues.factories import AgentFactory, TierFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +33,7 @@ class SourceApp(PbxApp):
     typed events and reads queue_call on each."""
 
     name = "handoff_test"
-    agi_scripts = {"handoff-test": "send"}
+    agi_scripts = {"handoff-test": "send", "handoff-none": "nothing"}
     user_events = frozenset({"QueueTestAfter", "QueueLimitedBridge"})
 
     def __init__(self, queue, **limit):
@@ -57,6 +57,9 @@ class SourceApp(PbxApp):
         for name, value in variables.items():
             await call.set_variable(name, value)
 
+    async def nothing(self, ctx, call):
+        """A script that hands nobody over."""
+
     async def on_call_event(self, ctx, event):
         if isinstance(event, CallBridged | CallEnded):
             found = await ctx.read(queue_call, source_app=self.name, source_ref=event.record.app_ref)
@@ -66,20 +69,21 @@ class SourceApp(PbxApp):
         self.user_events_seen.append(event)
 
 
-def _send(server, ref):
+def _send(server, ref, script="handoff-test", number=CALLER_WAITS, **variables):
     """The caller dials a DID routed to [platform-agi] with the source app's script."""
     facade = PbxFacade()
     try:
         facade.originate(
             server=server,
             channel_id=ref,
-            channel=f"Local/{CALLER_WAITS}@queue-phones",
+            channel=f"Local/{number}@queue-phones",
             context="platform-agi",
             exten="5000",
             variables={
-                "PLATFORM_SCRIPT": "handoff-test",
+                "PLATFORM_SCRIPT": script,
                 "TEST_REF": ref,
                 "PLATFORM_QUEUE_AFTER": "queue-tests-after",
+                **variables,
             },
             caller_id=f'"Card holder" <{CALLER_WAITS}>',
             app="handoff_test",
@@ -144,7 +148,7 @@ def test_a_caller_sent_with_a_talk_limit_is_bridged_until_the_limit_then_goes_on
     member.refresh_from_db()
     assert member.state == Member.State.ANSWERED and member.agent == agent
     assert member.bridged_at is not None and member.ended_at is not None
-    assert offer.result == Offer.Result.ANSWERED and offer.hangup_cause == "bridge success"
+    assert offer.result == Offer.Result.ANSWERED and offer.hangup_cause == "Normal Clearing"
     agent.refresh_from_db()
     assert agent.state == Agent.State.WAITING and agent.calls_answered == 1
 
@@ -221,8 +225,6 @@ def test_a_caller_sent_without_a_limit_is_bridged_with_the_bridge_action(server,
     member.refresh_from_db()
     assert member.talk_limit is None and member.source_app == "handoff_test"
     assert not [e for e in source.user_events_seen if e.get("UserEvent") == "QueueLimitedBridge"]
-    offer = Offer.objects.get(member=member)
-    assert offer.hangup_cause != "bridge success"  # ended by the caller's hang-up, seen on its leg
     ended = queue_call(source_app="handoff_test", source_ref="card-call-3")
     assert ended.over and ended.agent == agent.full_name and ended.talk_limit is None
 
@@ -265,3 +267,46 @@ def test_a_standby_agent_waits_again_after_a_limited_call(server, queue):
     limited = [e.get("Offer") for e in source.user_events_seen if e.get("UserEvent") == "QueueLimitedBridge"]
     assert len(limited) == 2
     assert Agent.objects.get(pk=agent.pk).standby_channel
+
+
+def test_only_the_script_sends_the_caller_on(server, queue):
+    """PLATFORM_AGI_NEXT is cleared before the AGI: set by whoever routed the call, it is not followed."""
+    source = SourceApp(queue)
+    process = _running(server, source)
+    try:
+        _send(server, "card-call-6", script="handoff-none", PLATFORM_AGI_NEXT="queue-tests-after")
+        wait_for(lambda: any(kind == "CallEnded" for kind, _, _ in source.seen), what="the call's end")
+    finally:
+        process.__exit__(None, None, None)
+    assert not [e for e in source.user_events_seen if e.get("UserEvent") == "QueueTestAfter"]
+    assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "caller, agent_number, goes_on",
+    [(CALLER_HANGS_UP, AGENT_STAYS, False), (CALLER_WAITS, AGENT_TALKS, True)],
+    ids=["the caller hangs up", "the agent hangs up"],
+)
+def test_a_limited_call_ended_by_either_party_before_the_limit(server, queue, caller, agent_number, goes_on):
+    agent = AgentFactory(company=queue.company, contact=agent_number, wrap_up_time=0)
+    TierFactory(queue=queue, agent=agent)
+    source = SourceApp(queue, talk_limit_seconds=PHONES_STAY, warning_seconds=60, timeout_sound="vm-goodbye")
+    process = _running(server, source)
+    try:
+        _send(server, "card-call-7", number=caller)
+        member = wait_for(
+            lambda: Member.objects.filter(source_ref="card-call-7", ended_at__isnull=False).first(),
+            what="the call's end",
+        )
+        wait_for(lambda: Agent.objects.filter(pk=agent.pk, state=Agent.State.WAITING).exists(), what="agent")
+        wait_for(lambda: any(kind == "CallEnded" for kind, _, _ in source.seen), what="the caller's end")
+    finally:
+        process.__exit__(None, None, None)
+    assert member.state == Member.State.ANSWERED and member.bridged_at is not None
+    caller_leg = CallRecord.objects.get(uniqueid="card-call-7")
+    talked = (caller_leg.ended_at - caller_leg.bridged_at).total_seconds()
+    assert talked < PHONES_STAY / 2  # ended by a party, long before the limit
+    went_on = [e for e in source.user_events_seen if e.get("UserEvent") == "QueueTestAfter"]
+    assert bool(went_on) == goes_on
+    assert Agent.objects.get(pk=agent.pk).calls_answered == 1
+    assert queue_call(source_app="handoff_test", source_ref="card-call-7").over
