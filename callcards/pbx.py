@@ -117,22 +117,23 @@ class CallCards(PbxApp):
 
     async def _hand_off(self, ctx: AppContext, call: AgiCall, card: DialIn):
         warning = card.warning_minutes * 60 if 0 < card.warning_minutes < card.balance_minutes else None
-        variables = handoff.queue_variables(
-            queue=card.queue,
-            source_app=self.name,
-            source_ref=str(card.card_call_id),
-            talk_limit_seconds=card.balance_minutes * 60,
-            warning_seconds=warning,
-            warning_sound=WARNING_SOUND if warning else "",
-            timeout_sound=TIMEOUT_SOUND,
-        )
         try:
+            variables = handoff.queue_variables(
+                queue=card.queue,
+                source_app=self.name,
+                source_ref=str(card.card_call_id),
+                talk_limit_seconds=card.balance_minutes * 60,
+                warning_seconds=warning,
+                warning_sound=WARNING_SOUND if warning else "",
+                timeout_sound=TIMEOUT_SOUND,
+            )
             await call.set_variable("CHANNEL(language)", card.language)
             for name, value in variables.items():
                 await call.set_variable(name, value)
         except Exception:
-            # The caller left (or the connection) before reaching the queue: the call is over, and
-            # its CallEnded may have been folded before the leg was adopted.
+            # The caller left (or the connection) before reaching the queue, or the queue's name
+            # could not be carried: the card's call is over (its CallEnded may even have been
+            # folded before the leg was adopted), and must not keep the card busy.
             await ctx.db(
                 dialin.card_call_bill,
                 card_call_id=card.card_call_id,
