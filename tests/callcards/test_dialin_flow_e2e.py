@@ -10,7 +10,7 @@ import pytest
 from callcards import pbx as card_pbx
 from callcards.lifecycle import Status
 from callcards.models import CardCall, DialInFailure
-from queues.models import Member
+from queues.models import Member, Queue
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord
 from telephony.testing import wait_for
@@ -184,3 +184,16 @@ def test_a_call_that_ended_while_the_pbx_process_was_away_is_billed_on_its_retur
     assert call.agent_talk_sec <= 600 and call.balance_minutes_end == 10 - call.agent_talk_min
     card.refresh_from_db()
     assert card.balance_minutes == call.balance_minutes_end
+
+
+def test_a_hand_off_that_cannot_be_made_closes_the_call_and_frees_the_card(card, queue, pbx, dial_in, caplog):
+    Queue.objects.filter(pk=queue.pk).update(name="no way")  # a name the dialplan could not carry
+    uniqueid = dial_in(HOLDER_STAYS)
+    call = billed(uniqueid)
+    assert (call.agent_talk_min, call.balance_minutes_end) == (0, 10)
+    assert call.end_reason == "ended before the queue"
+    over = CallRecord.objects.filter(uniqueid=uniqueid, state="ended")
+    wait_for(over.exists, what="the caller's fallback (ss-noservice) and hang-up")
+    assert "FastAGI script callcard failed" in caplog.text
+    card.refresh_from_db()
+    assert (card.balance_minutes, card.status) == (10, Status.ACTIVE)
