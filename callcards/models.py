@@ -196,6 +196,9 @@ class CardCall(models.Model):
     end_time = models.DateTimeField(null=True, blank=True)
     dispo_time = models.DateTimeField(null=True, blank=True)
     agent = models.CharField(max_length=130, blank=True)
+    agent_uniqueid = models.CharField(
+        max_length=150, blank=True, help_text="the agent's leg bridged with the caller: its end ends the talk"
+    )
     agent_dispo = models.CharField(max_length=40, blank=True)
     agent_talk_sec = models.PositiveIntegerField(default=0)
     agent_talk_min = models.PositiveIntegerField(default=0)

@@ -146,7 +146,9 @@ PHONE_EXTENSION = re.compile(r"^exten => (\S+?),1,", re.MULTILINE)
 
 
 def test_the_readme_lists_every_demo_phone():
-    phones = PHONE_EXTENSION.findall((DEMO_DIR / "demo" / "phones.conf").read_text())
+    # The people of the [phones] context (a Gosub the demo dials with, in its own context, is none).
+    section = (DEMO_DIR / "demo" / "phones.conf").read_text().split("\n[phones]\n", 1)[1].split("\n[", 1)[0]
+    phones = PHONE_EXTENSION.findall(section)
     assert "5551010" in phones and "_+336123450XX" in phones
     readme_rows = re.findall(r"^\| (.+?) \|", README.read_text(), re.MULTILINE)
     # A pattern reads as people write the numbers it takes.
