@@ -62,7 +62,9 @@ from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
 from telephony.services.servers import ami_source  # noqa: E402
 from telephony.testing import pbx_process, running_contract_pbxsim, wait_for  # noqa: E402
 
-MANAGER_USERS = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
+# The contract's AMI user, eventfilter and all, as production runs it: the platform is sent only
+# the events it reads (no DTMF, no AGIExec, no Newexten of the 100 holders keying their cards).
+CONTRACT_MANAGER_CONF = PROJECT_DIR / "telephony" / "asterisk" / "manager.conf.sample"
 HOLDERS = 100
 BILLED = 1000
 DID = "5559100"
@@ -187,8 +189,12 @@ def end_to_end():
     with tempfile.TemporaryDirectory() as tmp:
         phones = Path(tmp) / "extensions_bench_cards.conf"
         phones.write_text("\n".join(lines) + "\n")
+        manager_users = Path(tmp) / "manager.conf"
+        manager_users.write_text(
+            CONTRACT_MANAGER_CONF.read_text().replace("change-me-to-a-long-random-secret", "platform-secret")
+        )
         with running_contract_pbxsim(
-            Path(tmp), manager_users=MANAGER_USERS, extra_dialplans=[phones], time_scale=1
+            Path(tmp), manager_users=manager_users, extra_dialplans=[phones], time_scale=1
         ) as sim:
             server = PbxServer.objects.create(
                 name="bench",
