@@ -27,9 +27,11 @@ from callcards.models import (
     Lockout,
     LowBalanceAlert,
 )
+from callcards.resources import CardCallResource, CardResource
 from callcards.services import cards as card_services
 from callcards.services import printing
 from callcards.services.lockouts import lockout_lift
+from config.exports import ExportAdminMixin
 
 PERMISSION = "callcards.callcard_admin"
 
@@ -66,6 +68,9 @@ class CallcardPermissionMixin:
 
     def has_delete_permission(self, request, obj=None):
         return callcard_admin(request) and super().has_delete_permission(request, obj)
+
+    def has_export_permission(self, request):
+        return callcard_admin(request) and super().has_export_permission(request)
 
 
 class ReadOnlyMixin:
@@ -308,7 +313,8 @@ EDITABLE = {"name", "email", "comments"}
 
 
 @admin.register(Card)
-class CardAdmin(CallcardPermissionMixin, admin.ModelAdmin):
+class CardAdmin(CallcardPermissionMixin, ExportAdminMixin, admin.ModelAdmin):
+    resource_classes = [CardResource]
     list_display = [
         "card_id",
         "company",
@@ -360,7 +366,8 @@ class CardAdmin(CallcardPermissionMixin, admin.ModelAdmin):
 
 
 @admin.register(CardCall)
-class CardCallAdmin(CallcardPermissionMixin, ReadOnlyMixin, admin.ModelAdmin):
+class CardCallAdmin(CallcardPermissionMixin, ReadOnlyMixin, ExportAdminMixin, admin.ModelAdmin):
+    resource_classes = [CardCallResource]
     list_display = [
         "call_time",
         "card",

@@ -385,3 +385,23 @@ def test_a_hostile_selection_is_answered_cleanly(admin_client, selected):
     assert response.status_code < 500
     card.refresh_from_db()
     assert card.status == Status.SHIP
+
+
+def test_the_admin_exports_cards_and_calls_formula_safe_and_never_a_pin(client):
+    from callcards.resources import CardResource
+
+    card = CardFactory(pin="27182818", name="=HYPERLINK(1)")
+    client.force_login(staff("callcard_admin", "view_card", "view_cardcall"))
+    fields = {f"cardresource_{name}": "on" for name in CardResource._meta.fields}
+    export = client.post(reverse("admin:callcards_card_export"), {"format": "0", "resource": "0", **fields})
+    body = export.content.decode()
+    assert card.card_id in body and "'=HYPERLINK(1)" in body
+    assert "27182818" not in body and card.pin_digest not in body and card.pin_sealed not in body
+    assert client.get(reverse("admin:callcards_cardcall_export")).status_code == 200
+
+
+def test_staff_without_the_callcard_permission_export_nothing(client):
+    CardFactory()
+    client.force_login(staff(*ALL_MODEL_PERMISSIONS))
+    assert client.get(reverse("admin:callcards_card_export")).status_code == 403
+    assert client.get(reverse("admin:callcards_cardcall_export")).status_code == 403
