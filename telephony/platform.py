@@ -163,7 +163,7 @@ class AppContext:
     async def read(self, function: Callable, **kwargs):
         """A read-only sync service, unfenced: what it returns is acted on through `db` or the PBX
         handle, both of which the lease guards."""
-        return await self.link.process.db(function, **kwargs)
+        return await self.link.process.read(function, **kwargs)
 
     # -- timers ----------------------------------------------------------------
 

@@ -69,6 +69,9 @@ QUEUE_HIGH_WATER = 50_000
 QUEUE_LOW_WATER = 10_000
 RECONCILE_SECONDS = 60.0
 APP_THREADS = 4
+# Reads (an app's ctx.read: a caller's card and PIN checked, a board refreshed) have threads of
+# their own, so they never queue behind writes waiting for SQLite's write lock or a row lock.
+READ_THREADS = 4
 LEASE_THREADS = 2
 STOP_TIMEOUT = 10.0
 # A renewal that met a busy database (an error, or a long wait for its lock) is tried again this soon.
@@ -598,6 +601,7 @@ class PbxProcess:
         # Set by a link that lost its lease: the supervisor stops it now, not at the next round.
         self.wakeup = asyncio.Event()
         self.app_threads = concurrent.futures.ThreadPoolExecutor(APP_THREADS, thread_name_prefix="pbx-db")
+        self.read_threads = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pbx-read")
         # Leases have threads of their own: a renewal never waits behind the apps' database work.
         self.lease_threads = concurrent.futures.ThreadPoolExecutor(
             LEASE_THREADS, thread_name_prefix="pbx-lease"
@@ -607,6 +611,12 @@ class PbxProcess:
         """Run a sync service in one of the process's database threads."""
         return await asyncio.get_running_loop().run_in_executor(
             self.app_threads, _in_thread, function, kwargs
+        )
+
+    async def read(self, function, **kwargs):
+        """Run a read-only sync service in one of the threads kept for reads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.read_threads, _in_thread, function, kwargs
         )
 
     async def lease_db(self, function, **kwargs):
@@ -645,7 +655,7 @@ class PbxProcess:
         for pk in [pk for pk in self.links if pk not in self.stopping_links]:
             self._stop_link(pk, "the pbx process stopped")
         await asyncio.gather(*self.stopping_links.values(), return_exceptions=True)
-        for threads in (self.app_threads, self.lease_threads):
+        for threads in (self.app_threads, self.read_threads, self.lease_threads):
             await asyncio.get_running_loop().run_in_executor(threads, connections.close_all)
             threads.shutdown(wait=False)
 

@@ -1,6 +1,8 @@
 """End to end: the real pbx process and facade, over TCP, against pbxsim running the shipped contract."""
 
+import asyncio
 import io
+import threading
 
 import pytest
 from django.core.management import call_command
@@ -10,6 +12,7 @@ from telephony.agi import AgiCall
 from telephony.ami import AmiConnectionLost, AmiError
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
+from telephony.process import APP_THREADS, PbxProcess
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.services.servers import ami_source
 from telephony.testing import ListeningApp, TcpProxy, pbx_process, wait_for
@@ -268,3 +271,28 @@ def test_a_number_that_is_no_number_is_refused_before_anything_is_claimed(server
             server=server, channel_id="t-bad", number="5551001", route="mobile", context="platform-hold"
         )
     assert not CallRecord.objects.filter(uniqueid="t-bad").exists()
+
+
+def test_a_read_never_waits_behind_writes_holding_every_database_thread():
+    """A caller's card and PIN check (ctx.read) while every write thread waits on a lock (SQLite's
+    write lock, a row lock): the read has threads of its own."""
+    process = PbxProcess(apps=[])
+    held = threading.Event()
+
+    def blocked_write():
+        held.wait(10)
+
+    async def scenario():
+        writes = [asyncio.ensure_future(process.db(blocked_write)) for _ in range(APP_THREADS)]
+        try:
+            return await asyncio.wait_for(process.read(lambda: "read"), 5)
+        finally:
+            held.set()
+            await asyncio.gather(*writes)
+
+    try:
+        assert asyncio.run(scenario()) == "read"
+    finally:
+        process.app_threads.shutdown()
+        process.read_threads.shutdown()
+        process.lease_threads.shutdown()
