@@ -167,6 +167,7 @@ SPECTACULAR_SETTINGS = {
         "AgentStateEnum": "queues.models.Agent.State",
         "TierStateEnum": "queues.models.Tier.State",
         "MemberStateEnum": "queues.models.Member.State",
+        "CardStatusEnum": "callcards.lifecycle.Status",
     },
 }
 
