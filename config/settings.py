@@ -207,6 +207,11 @@ DEMO_PORT_BASE = env.env_int("DEMO_PORT_BASE", 8000, minimum=1024)
 if DEMO_PORT_BASE > 65535 - 73:
     raise env.EnvError("DEMO_PORT_BASE", str(DEMO_PORT_BASE), "must be at most 65462 (FastAGI is on base+73)")
 
+# The platform's address as its users reach it: the links in the mail it sends (a reminder's link to
+# the call in the portal) start with it.
+SITE_URL = env.env_str("SITE_URL", f"http://localhost:{DEMO_PORT_BASE}").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")) or "/" in SITE_URL.split("://", 1)[1]:
+    raise env.EnvError("SITE_URL", SITE_URL, "must be http(s)://host[:port], without a path")
 
 # Caller ID comes from anybody: formulas are escaped by config.exports. A control
 # character XLSX cannot hold becomes U+FFFD rather than failing the whole export.
