@@ -121,14 +121,14 @@ def reminder_message(*, reminder: CallReminder) -> EmailMessage:
     asked and when it failed (in the company's time zone), and a link to the call in the portal."""
     request = reminder.request
     company = reminder.company
-    zone = company.tzinfo
     path = reverse("click2call:call", kwargs={"company_slug": company.slug, "pk": request.pk})
     context = {
         "request": request,
         "company": company,
         "campaign": request.campaign,
-        "asked": timezone.localtime(request.created_at, zone),
-        "failed": timezone.localtime(request.finished_at, zone) if request.finished_at else None,
+        # Shown in the company's time zone (the template's {% timezone %}).
+        "asked": request.created_at,
+        "failed": request.finished_at,
         "zone": company.time_zone,
         "link": settings.SITE_URL + path,
     }
