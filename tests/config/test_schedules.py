@@ -19,13 +19,19 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from config.celery import app
-from config.schedules import schedule_tasks_missing
+from config.schedules import schedule_tasks_missing, schedules_install
 
 pytestmark = pytest.mark.django_db
 
 DEFAULTS = settings.BEAT_SCHEDULE_DEFAULTS
 REMINDERS = "e-mail click2call reminders"
 DIGESTS = "e-mail the daily digests of cards running low"
+
+
+@pytest.fixture(autouse=True)
+def _defaults_installed():
+    """The migration's schedules, as a test that flushed the database (transaction=True) left none."""
+    schedules_install()
 
 
 def schedules(*args):
