@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 Status = CallRequest.Status
 CREATE_BATCH = 500  # requests a run reminds of at most; the next run takes the rest
+# A reminder due longer ago than this is stale news and not sent: a reminder time set on a campaign
+# with weeks of failed requests, a beat stopped for days. It also bounds what the check every minute
+# reads (a week of failed requests, not all of them).
+CATCH_UP = dt.timedelta(days=7)
 NO_ADDRESS = "no address: the campaign has no reminder e-mail and the company no billing e-mail"
 NOT_WAITING = "not sent: the request was called back or completed before the reminder went"
 
@@ -45,7 +49,8 @@ def _waiting(prefix: str = "") -> Q:
 
 
 def requests_awaiting_reminder(*, now: dt.datetime | None = None):
-    """Requests waiting for the company past their campaign's reminder time, not reminded of yet."""
+    """Requests waiting for the company past their campaign's reminder time (by less than
+    CATCH_UP), not reminded of yet."""
     now = now or timezone.now()
     # Duration times an integer column has no portable SQL (SQLite refuses it): one condition per
     # reminder time in use, a handful in practice, each a range on the partial index.
@@ -58,7 +63,9 @@ def requests_awaiting_reminder(*, now: dt.datetime | None = None):
     past_due = Q(pk__in=[])
     for minutes in in_use:
         since = now - dt.timedelta(minutes=minutes)
-        past_due |= Q(campaign__reminder_minutes=minutes, finished_at__lte=since)
+        past_due |= Q(
+            campaign__reminder_minutes=minutes, finished_at__lte=since, finished_at__gt=since - CATCH_UP
+        )
     return CallRequest.objects.filter(
         past_due,
         reminded_at__isnull=True,

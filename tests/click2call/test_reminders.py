@@ -89,6 +89,26 @@ def test_not_before_the_reminder_time():
     assert [m.to for m in mail.outbox] == [[call.company.billing_email]]
 
 
+def test_a_reminder_due_over_a_week_ago_is_stale_and_not_sent():
+    failed(waited=60 + 7 * 24 * 60 + 1)  # reminders switched on for a campaign of old failed requests
+    recent = failed(waited=60 + 7 * 24 * 60 - 1)
+    tasks.send_reminders()
+    assert CallReminder.objects.get().request == recent and len(mail.outbox) == 1
+
+
+def test_writing_and_sending_a_reminder_take_a_fixed_number_of_queries(django_assert_num_queries):
+    for _ in range(3):
+        failed()
+    # the reminder times in use, the due requests; then each: a savepoint, the claim, the request
+    # with its campaign and company, the insert, the savepoint released
+    with django_assert_num_queries(2 + 3 * 5):
+        assert reminders.reminders_create() == 3
+    # the stale ones dropped, the due ones; then each: its claim, the reminder with its request,
+    # campaign and company, SENT
+    with django_assert_num_queries(2 + 3 * 3):
+        assert reminders.reminders_send_pending().sent == 3
+
+
 def test_each_campaign_has_its_own_reminder_time():
     quick = failed(waited=6, campaign__reminder_minutes=5)
     failed(waited=6, campaign__reminder_minutes=10)
