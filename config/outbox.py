@@ -80,7 +80,9 @@ def outbox_send(
         for pk in due_pks:
             if not outbox_claim(model=model, pk=pk, now=now):
                 continue  # another worker sends it
-            row = rows.get(pk=pk)
+            row = rows.filter(pk=pk).first()
+            if row is None:
+                continue  # deleted meanwhile (its card or request with it): nothing to send
             try:
                 mail = message(row)
                 connection.open()  # once: a no-op when open

@@ -13,6 +13,7 @@ from django.utils import timezone
 from click2call import tasks
 from click2call.models import CallAttempt, CallReminder, CallRequest
 from click2call.services import dialing, reminders
+from config import outbox
 from tests.click2call.factories import CallAttemptFactory, CallRequestFactory, CampaignFactory
 from tests.factories import CompanyFactory, UserFactory
 from tests.outbox import DOWN, REFUSES, rival_once
@@ -234,6 +235,21 @@ def test_a_refused_mailbox_does_not_hold_up_the_others(settings):
     assert [m.to for m in mail.outbox] == [["ok@shop.example"]]
     refused = CallReminder.objects.exclude(request=ok).get()
     assert refused.state == State.PENDING and refused.last_error.startswith("SMTPRecipientsRefused")
+
+
+def test_a_reminder_deleted_with_its_request_while_claimed_is_skipped(monkeypatch):
+    call = failed()
+    reminders.reminders_create()
+    claim = outbox.outbox_claim
+
+    def claim_then_request_deleted(**kwargs):
+        claimed = claim(**kwargs)
+        CallRequest.objects.filter(pk=call.pk).delete()  # its reminder goes with it
+        return claimed
+
+    monkeypatch.setattr(outbox, "outbox_claim", claim_then_request_deleted)
+    report = reminders.reminders_send_pending()
+    assert (report.sent, report.failed, mail.outbox) == (0, 0, [])
 
 
 # Two workers at once
