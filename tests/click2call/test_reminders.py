@@ -329,6 +329,20 @@ def test_the_admin_lists_reminders_and_shows_them_on_the_request(admin_client):
     assert "Call reminder" in body and call.company.billing_email in body
 
 
+def test_the_campaign_page_says_where_reminders_go(client):
+    campaign = CampaignFactory(reminder_minutes=30, reminder_email="callbacks@shop.example")
+    silent = CampaignFactory(company=campaign.company, reminder_minutes=0)
+    client.force_login(UserFactory(company=campaign.company))
+
+    def page_of(shown):
+        address = reverse("click2call:campaign", args=[shown.company.slug, shown.pk])
+        return client.get(address).content.decode()
+
+    said = "an e-mail to callbacks@shop.example about a request waiting for your call back 30 minutes"
+    assert said in page_of(campaign)
+    assert "<dt>Reminder</dt><dd>none</dd>" in page_of(silent)
+
+
 def test_the_campaign_form_takes_an_empty_reminder_time(client):
     campaign = CampaignFactory()
     client.force_login(UserFactory(company=campaign.company))
