@@ -78,9 +78,9 @@ def reminders_create(*, now: dt.datetime | None = None) -> int:
     """A PENDING reminder for each request due one (DROPPED, saying so, when there is no address to
     send it to); returns how many this run wrote (a rival run may have written others)."""
     now = now or timezone.now()
-    due = list(requests_awaiting_reminder(now=now).order_by("finished_at").values_list("pk", flat=True))
+    due = requests_awaiting_reminder(now=now).order_by("finished_at").values_list("pk", flat=True)
     written = 0
-    for pk in due[:CREATE_BATCH]:
+    for pk in list(due[:CREATE_BATCH]):
         written += reminder_create(request_id=pk, now=now)
     return written
 
