@@ -11,6 +11,7 @@ from click2call.models import (
     BlockedPrefix,
     CallAttempt,
     CallComment,
+    CallReminder,
     CallRequest,
     Campaign,
     CampaignOperator,
@@ -263,6 +264,37 @@ class CallCommentInline(admin.TabularInline):
         return False
 
 
+class CallReminderInline(admin.TabularInline):
+    model = CallReminder
+    extra = 0
+    can_delete = False
+    fields = ["state", "to", "created_at", "sent_at", "attempts", "last_error", "next_try_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CallReminder)
+class CallReminderAdmin(admin.ModelAdmin):
+    """Reminders sent, waiting (a mail server down: the error and the next try) or not sent, and why."""
+
+    list_display = ["created_at", "company", "request", "to", "state", "attempts", "sent_at", "last_error"]
+    list_filter = ["state", "company"]
+    list_select_related = ["company", "request"]
+    search_fields = ["to", "=request__number"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in CallReminder._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(CallRequest)
 class CallRequestAdmin(admin.ModelAdmin):
     """Requests are evidence of what a visitor asked and what was done: read, never added or edited here."""
@@ -281,7 +313,7 @@ class CallRequestAdmin(admin.ModelAdmin):
     list_select_related = ["company", "campaign"]
     search_fields = ["=number", "name", "carrier", "destination", "status_token"]
     date_hierarchy = "created_at"
-    inlines = [CallAttemptInline, CallCommentInline]
+    inlines = [CallAttemptInline, CallReminderInline, CallCommentInline]
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in CallRequest._meta.fields]

@@ -53,6 +53,7 @@ class CampaignForm(forms.ModelForm):
             "allowed_origins",
             "default_country",
             "reminder_minutes",
+            "reminder_email",
         ]
         widgets = {"allowed_origins": forms.Textarea(attrs={"rows": 3})}
 

@@ -344,8 +344,14 @@ class Campaign(models.Model):
     )
     reminder_minutes = models.PositiveIntegerField(
         default=60,
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_REMINDER_MINUTES)],
-        help_text="remind the company of a failed request waiting this long (1 minute to 30 days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_REMINDER_MINUTES)],
+        help_text="e-mail the company about a failed request waiting this long for a call back, in minutes "
+        "(at most 30 days); empty or 0: no reminder",
+    )
+    reminder_email = models.EmailField(
+        blank=True, help_text="where reminders go; empty: the company's billing e-mail"
     )
     price_per_completed = models.DecimalField(
         max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
@@ -442,11 +448,21 @@ class CallRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True)
+    # When its reminder was written (click2call.services.reminders): claimed by a conditional update,
+    # so a request is reminded of once, whichever worker gets there first.
     reminded_at = models.DateTimeField(null=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["company", "-created_at"])]
+        indexes = [
+            models.Index(fields=["company", "-created_at"]),
+            # The reminders' check every minute reads the failed requests not reminded yet, only.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(reminded_at__isnull=True, status__in=["FAILED_USER", "FAILED_COMPANY"]),
+                name="c2c_request_awaiting_reminder",
+            ),
+        ]
         constraints = [
             # A second request for a number already in progress is the same request.
             models.UniqueConstraint(
@@ -501,6 +517,36 @@ class CallAttempt(models.Model):
     @property
     def app_ref(self) -> str:
         return f"attempt:{self.pk}"
+
+
+class CallReminder(models.Model):
+    """The e-mail telling a company that a failed request has waited for its call back longer than
+    the campaign's reminder_minutes: one per request, written PENDING, then SENT (config.outbox), or
+    DROPPED, not sent, saying why (no address; called back or completed before it went)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        DROPPED = "dropped", "Not sent"
+
+    request = models.OneToOneField(CallRequest, on_delete=models.CASCADE, related_name="reminder")
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_reminders")
+    to = models.EmailField(blank=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    # Claimed by moving this forward before sending; after a failure, the pause before the next try.
+    next_try_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="not tried again before this time (empty: now)"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"reminder of {self.request_id} to {self.to or '(nobody)'} ({self.get_state_display()})"
 
 
 class CommentType(models.Model):

@@ -12,6 +12,7 @@ from click2call.models import (
     BlockedPrefix,
     CallAttempt,
     CallComment,
+    CallReminder,
     CallRequest,
     Campaign,
     CommentField,
@@ -119,6 +120,11 @@ def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
 
 def call_comments_of(*, request: CallRequest):
     return request.comments.select_related("comment_type", "author").prefetch_related("comment_type__fields")
+
+
+def call_reminder_of(*, request: CallRequest) -> CallReminder | None:
+    """The request's reminder e-mail, if one was written (at most one: click2call.services.reminders)."""
+    return CallReminder.objects.filter(request=request).first()
 
 
 def call_requests_with_comments(*, requests):

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from click2call.services import dialing, rate_imports
+from click2call.services import dialing, rate_imports, reminders
 from telephony.ami import AmiNotConnected
 
 
@@ -47,3 +47,11 @@ def rate_import_run(rate_import_id: int):
     """A carrier's table into its tariff: checked, then written in batches (a table of 10^5 rates
     takes about a minute; the default limit of a task is shorter)."""
     rate_imports.rate_import_run(rate_import_id=rate_import_id)
+
+
+@shared_task(name="click2call.send_reminders")
+def send_reminders():
+    """Beat's every minute: remind each company of the requests waiting for its call back past the
+    campaign's reminder time, and send whatever reminder a mail server that was down left pending."""
+    reminders.reminders_create()
+    reminders.reminders_send_pending()

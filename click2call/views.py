@@ -64,6 +64,7 @@ def _call_detail(request, call, comment_forms=None, status=200):
             "call": call,
             "attempts": selectors.call_request_attempts(request=call),
             "comments": selectors.call_comments_of(request=call),
+            "reminder": selectors.call_reminder_of(request=call),
             "comment_forms": [
                 comment_forms.get(kind.pk) or forms.CallCommentForm(comment_type=kind) for kind in types
             ],

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "click2call",
     "queues",
     "tickets",
+    "config.apps.PlatformConfig",
 ]
 
 MIDDLEWARE = [
@@ -188,8 +189,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Installed into the database by beat at start; editable in the admin from then on.
-CELERY_BEAT_SCHEDULE = {
+# The beat schedules' defaults, the one place they are written down: the data migration
+# config/migrations/0001 and `manage.py schedules` create the missing ones in django-celery-beat's
+# tables, where beat reads them and staff edit them in the admin (config.schedules).
+BEAT_SCHEDULE_DEFAULTS = {
     "requeue lost webhook deliveries": {"task": "telephony.requeue_webhooks", "schedule": 300.0},
     "dial due click2call tries": {"task": "click2call.dial_due", "schedule": 30.0},
     # Call cards running low: each holder told once; the companies' digests checked every hour, each
@@ -199,7 +202,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "callcards.low_balance_digests",
         "schedule": crontab(minute=3),
     },
+    # Companies told of click2call requests waiting for their call back (click2call.services.reminders).
+    "e-mail click2call reminders": {"task": "click2call.send_reminders", "schedule": 60.0},
 }
+# Empty on purpose: beat's DatabaseScheduler writes this dict over the database at each start
+# (update_or_create), which would undo an admin's edits. Defaults go in BEAT_SCHEDULE_DEFAULTS.
+CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # `make run`'s ports, all moved by one variable so two checkouts can run side by side:
@@ -208,6 +216,11 @@ DEMO_PORT_BASE = env.env_int("DEMO_PORT_BASE", 8000, minimum=1024)
 if DEMO_PORT_BASE > 65535 - 73:
     raise env.EnvError("DEMO_PORT_BASE", str(DEMO_PORT_BASE), "must be at most 65462 (FastAGI is on base+73)")
 
+# The platform's address as its users reach it: the links in the mail it sends (a reminder's link to
+# the call in the portal) start with it.
+SITE_URL = env.env_str("SITE_URL", f"http://localhost:{DEMO_PORT_BASE}").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")) or "/" in SITE_URL.split("://", 1)[1]:
+    raise env.EnvError("SITE_URL", SITE_URL, "must be http(s)://host[:port], without a path")
 
 # Caller ID comes from anybody: formulas are escaped by config.exports. A control
 # character XLSX cannot hold becomes U+FFFD rather than failing the whole export.

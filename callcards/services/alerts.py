@@ -10,12 +10,10 @@ goes out at a later run: delayed, never lost.
 
 import datetime as dt
 import logging
-import smtplib
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db.models import Count, Exists, F, OuterRef, Q, Value
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import Count, Exists, F, OuterRef, Value
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
@@ -23,6 +21,7 @@ from django.utils import timezone
 from accounts.models import Company
 from callcards.lifecycle import DIALABLE, Status
 from callcards.models import CallcardSettings, Card, LowBalanceAlert
+from config import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +31,10 @@ DEFAULT_LOW_BALANCE_MINUTES: int = CallcardSettings._meta.get_field("low_balance
 HOLDER_STATUSES = DIALABLE | {Status.EMPTY}
 # The digest lists the cards still in use; an empty card has nothing left to run low.
 DIGEST_STATUSES = DIALABLE
-# A claim outlives any send (an SMTP timeout included): past it, a worker that died mid-send has its
-# alert taken up again by the next run.
-CLAIM_SECONDS = 600
-MAIL_TIMEOUT_SECONDS = 30
-# After a failure the alert waits 1 min, then 2, 4 ... at most an hour: a server down for a while is
-# not hammered, and the beat's next run after the pause sends the alert.
-RETRY_FIRST_SECONDS = 60
-RETRY_MAX_SECONDS = 3600
-SEND_BATCH = 500  # alerts a run sends at most; the next run sends the rest
+# Claims, pauses and batches are config.outbox's, shared with click2call's reminders.
+CLAIM_SECONDS = outbox.CLAIM_SECONDS
 DIGEST_LINES = 200  # cards listed in a digest; the count says how many more there are
 CREATE_BATCH = 500
-
-# One message refused (its recipient, its content): the next message may still go. Any other error
-# (refused connection, timeout, authentication) means the server is unusable for now: the run stops.
-_MESSAGE_REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
 
 def _threshold(prefix: str = ""):
@@ -61,10 +49,6 @@ def cards_running_low(*, statuses=DIGEST_STATUSES):
         .annotate(threshold=_threshold("company__"))
         .filter(threshold__gt=0, balance_minutes__lte=F("threshold"))
     )
-
-
-def _due(now: dt.datetime) -> Q:
-    return Q(state=LowBalanceAlert.State.PENDING) & (Q(next_try_at__isnull=True) | Q(next_try_at__lte=now))
 
 
 # Writing the alerts
@@ -151,98 +135,23 @@ def _digest_recipient(company: Company) -> str:
 # Sending them
 
 
-@dataclass
-class SendReport:
-    sent: int = 0
-    failed: int = 0
-    server_down: bool = False
-
-
-def alerts_send_pending(*, now: dt.datetime | None = None) -> SendReport:
+def alerts_send_pending(*, now: dt.datetime | None = None) -> outbox.SendReport:
     """Send the PENDING alerts that are due, each claimed first; a failure leaves the alert PENDING
-    with its error, to be tried again after a pause."""
-    now = now or timezone.now()
-    report = SendReport()
-    due = list(
-        LowBalanceAlert.objects.filter(_due(now))
-        .order_by("created_at", "id")
-        .values_list("pk", flat=True)[:SEND_BATCH]
+    with its error, to be tried again after a pause (config.outbox)."""
+    return outbox.outbox_send(
+        rows=LowBalanceAlert.objects.select_related("card", "company__callcard_settings"),
+        message=lambda alert: alert_message(alert=alert),
+        # What the mail said, as of its sending.
+        sent_fields=lambda alert: {"balance_minutes": alert.balance_minutes, "cards": alert.cards},
+        now=now,
     )
-    if not due:
-        return report
-    connection = get_connection(timeout=settings.EMAIL_TIMEOUT or MAIL_TIMEOUT_SECONDS)
-    try:
-        for pk in due:
-            if not _claim(pk, now):
-                continue  # another worker sends it
-            alert = LowBalanceAlert.objects.select_related("card", "company__callcard_settings").get(pk=pk)
-            try:
-                message = alert_message(alert=alert)
-                connection.open()  # once: a no-op when open
-                connection.send_messages([message])
-            except Exception as exc:  # any failure leaves the alert pending, never lost
-                report.failed += 1
-                _failed(alert, exc, now)
-                if not isinstance(exc, _MESSAGE_REFUSED):
-                    report.server_down = True
-                    break
-            else:
-                report.sent += 1
-                _sent(alert)
-    finally:
-        try:
-            connection.close()
-        except Exception:  # closing a dead connection changes nothing sent
-            logger.debug("closing the mail connection failed", exc_info=True)
-    return report
 
 
 def _claim(pk: int, now: dt.datetime) -> bool:
-    """The alert is this worker's to send until the claim runs out: one row updated, or none when a
-    rival claimed it (or sent it) first."""
-    # The lease counts from the claim itself, not from the start of a long run.
-    until = max(now, timezone.now()) + dt.timedelta(seconds=CLAIM_SECONDS)
-    claimed = LowBalanceAlert.objects.filter(_due(now), pk=pk).update(
-        next_try_at=until, attempts=F("attempts") + 1
-    )
-    return claimed == 1
-
-
-def _sent(alert: LowBalanceAlert):
-    LowBalanceAlert.objects.filter(pk=alert.pk).update(
-        state=LowBalanceAlert.State.SENT,
-        sent_at=timezone.now(),
-        next_try_at=None,
-        last_error="",
-        balance_minutes=alert.balance_minutes,
-        cards=alert.cards,
-    )
-    logger.info("low-balance alert %s (%s) sent", alert.pk, alert.kind)
-
-
-def _failed(alert: LowBalanceAlert, exc: Exception, now: dt.datetime):
-    attempts = alert.attempts  # counted by the claim
-    pause = min(RETRY_FIRST_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
-    error = f"{type(exc).__name__}: {exc}"
-    LowBalanceAlert.objects.filter(pk=alert.pk).update(
-        next_try_at=now + dt.timedelta(seconds=pause), last_error=error[:300]
-    )
-    logger.warning(
-        "low-balance alert %s (%s) not sent, attempt %s, next try in %s s: %s",
-        alert.pk,
-        alert.kind,
-        attempts,
-        pause,
-        error[:300],
-    )
+    return outbox.outbox_claim(model=LowBalanceAlert, pk=pk, now=now)
 
 
 # The messages
-
-
-def _one_line(text: str) -> str:
-    # A subject is a header: whatever a name holds, it stays one line.
-    return " ".join(text.split())
 
 
 def alert_message(*, alert: LowBalanceAlert) -> EmailMultiAlternatives:
@@ -260,7 +169,7 @@ def alert_message(*, alert: LowBalanceAlert) -> EmailMultiAlternatives:
         )
         subject, _, body = template.render(context).partition("\n")
         return EmailMultiAlternatives(
-            subject=_one_line(subject), body=body.lstrip("\n"), to=[alert.to], reply_to=reply_to
+            subject=outbox.one_line(subject), body=body.lstrip("\n"), to=[alert.to], reply_to=reply_to
         )
     low = cards_running_low().filter(company=company)
     cards = list(low.select_related("batch").order_by("balance_minutes", "card_id")[:DIGEST_LINES])
@@ -277,7 +186,7 @@ def alert_message(*, alert: LowBalanceAlert) -> EmailMultiAlternatives:
     plural = "s" if alert.cards != 1 else ""
     subject = f"{company.name}: {alert.cards} call card{plural} running low on {alert.day}"
     message = EmailMultiAlternatives(
-        subject=_one_line(subject),
+        subject=outbox.one_line(subject),
         body=render_to_string("callcards/mail/digest.txt", context),
         to=[alert.to],
     )

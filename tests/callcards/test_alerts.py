@@ -3,16 +3,13 @@ mail server that is down delays an alert, never loses it nor sends it twice (Dja
 stands in for SMTP; a backend that raises for a server that is down)."""
 
 import datetime as dt
+import io
 import re
-import smtplib
 import socket
-import threading
 
 import pytest
 from django.core import mail
-from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -22,29 +19,11 @@ from callcards.models import CallcardSettings, LowBalanceAlert
 from callcards.services import alerts
 from tests.callcards.factories import CardFactory
 from tests.factories import CompanyFactory
+from tests.outbox import DOWN, REFUSES, rival_once
 
 pytestmark = pytest.mark.django_db
 
 Kind, State = LowBalanceAlert.Kind, LowBalanceAlert.State
-DOWN = "tests.callcards.test_alerts.ServerDown"
-REFUSES = "tests.callcards.test_alerts.RefusesOneRecipient"
-
-
-class ServerDown(BaseEmailBackend):
-    """An SMTP server nobody answers at."""
-
-    def send_messages(self, messages):
-        raise ConnectionRefusedError(111, "Connection refused")
-
-
-class RefusesOneRecipient(LocmemBackend):
-    """A server that refuses one mailbox and takes every other."""
-
-    def send_messages(self, messages):
-        for message in messages:
-            if "gone@" in message.to[0]:
-                raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"No such user")})
-        return super().send_messages(messages)
 
 
 def holder(**kwargs):
@@ -262,37 +241,12 @@ def test_a_refused_mailbox_does_not_hold_up_the_others(settings):
 # Two workers at once
 
 
-def _rival_once(monkeypatch, owner, name, action):
-    """`action` run to its end in another thread, on its own connection, the first time `owner.name`
-    is called; then the call goes on."""
-    real = getattr(owner, name)
-    ran = {}
-
-    def rival():
-        try:
-            ran["result"] = action()
-        finally:
-            connection.close()
-
-    def hooked(*args, **kwargs):
-        if not ran:
-            ran["started"] = True
-            thread = threading.Thread(target=rival)
-            thread.start()
-            thread.join(timeout=30)
-            assert not thread.is_alive(), "the rival run never finished"
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, hooked)
-    return ran
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_send_one_mail(monkeypatch):
     card = holder()
     alerts.holder_alerts_create()
     # A second worker's run starts while the first one is sending.
-    rival = _rival_once(monkeypatch, LocmemBackend, "send_messages", alerts.alerts_send_pending)
+    rival = rival_once(monkeypatch, LocmemBackend, "send_messages", alerts.alerts_send_pending)
 
     report = alerts.alerts_send_pending()
 
@@ -305,7 +259,7 @@ def test_two_runs_at_once_send_one_mail(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_writing_the_alerts_at_once_write_one(monkeypatch):
     card = holder()
-    rival = _rival_once(monkeypatch, QuerySet, "bulk_create", alerts.holder_alerts_create)
+    rival = rival_once(monkeypatch, QuerySet, "bulk_create", alerts.holder_alerts_create)
 
     alerts.holder_alerts_create()  # found the card before the rival wrote its alert
 
@@ -437,15 +391,14 @@ def test_a_digest_waits_for_a_server_down_and_is_sent_once(settings):
 # The schedules
 
 
-# Beat's scheduler closes the connections it finds in a transaction: this test runs outside one.
-@pytest.mark.django_db(transaction=True)
-def test_beat_installs_both_schedules_editable_in_the_admin():
+def test_both_schedules_are_installed_editable_in_the_admin():
+    from django.core.management import call_command
     from django_celery_beat.models import PeriodicTask
-    from django_celery_beat.schedulers import DatabaseScheduler
 
     from config.celery import app
 
-    DatabaseScheduler(app=app)
+    PeriodicTask.objects.all().delete()
+    call_command("schedules", stdout=io.StringIO())  # what the data migration does on a fresh database
 
     holders = PeriodicTask.objects.get(task="callcards.low_balance_alerts")
     digests = PeriodicTask.objects.get(task="callcards.low_balance_digests")

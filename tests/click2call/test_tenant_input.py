@@ -207,7 +207,7 @@ def test_a_campaign_without_origins_says_its_banner_works_from_no_site(logged_in
     ("changes", "says"),
     [
         ({"reminder_minutes": 10**10}, "less than or equal to 43200"),
-        ({"reminder_minutes": 0}, "greater than or equal to 1"),
+        ({"reminder_minutes": -1}, "greater than or equal to 0"),
         ({"default_country": "XX"}, "not a country code"),
         ({"visitor_caller_id": '"Police" <112>'}, "never an emergency or short number"),
         ({"company_caller_id": "15"}, "never an emergency or short number"),

@@ -23,6 +23,8 @@ BASE_DIR = Path(__file__).resolve().parents[2]
         ("PBX_LEASE_RENEW_SECONDS", "0"),
         ("PBX_LEASE_SECONDS", "2"),  # no longer than the renew period
         ("CALLCARDS_DIGEST_HOUR", "24"),
+        ("SITE_URL", "cc.example.com"),
+        ("SITE_URL", "https://cc.example.com/portal"),
     ],
 )
 def test_a_wrong_value_stops_start_up_naming_the_variable(name, value, tmp_path):
