@@ -198,6 +198,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "callcards.low_balance_digests",
         "schedule": crontab(minute=3),
     },
+    # Click2call invoices: last month's, each company's own month (click2call.services.invoices). Every
+    # hour of the 1st: a month ends later in the west (UTC-12) than here, and a company invoiced already is
+    # skipped. Invoice e-mails a mail server that was down left pending go out at the next run after a pause.
+    "issue last month's click2call invoices": {
+        "task": "click2call.issue_monthly_invoices",
+        "schedule": crontab(minute=30, day_of_month=1),
+    },
+    "e-mail click2call invoices left pending": {"task": "click2call.invoice_mails", "schedule": 300.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
