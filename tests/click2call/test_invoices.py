@@ -14,77 +14,20 @@ from django.utils import timezone
 from click2call import tasks
 from click2call.models import CallRequest, Invoice, InvoiceLine, InvoiceRun, Issuer
 from click2call.services import invoices
-from click2call.services.invoices import InvoiceRefused, credit_note_issue, invoice_issue
+from click2call.services.invoices import InvoiceRefused, credit_note_issue
 from tests.callcards.pdftext import pdf_text
 from tests.click2call.factories import CallRequestFactory, CampaignFactory
+from tests.click2call.invoicing import DECEMBER_2, DOWN, NOVEMBER, completed, issue
 from tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
 
-PARIS = dt.timezone(dt.timedelta(hours=1))  # Paris in winter
-NOVEMBER = dt.date(2026, 11, 1)
-DECEMBER_2 = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
-DOWN = "tests.click2call.test_invoices.ServerDown"
-
-
-class ServerDown:
-    """An SMTP server nobody answers at."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def open(self):
-        raise ConnectionRefusedError(111, "Connection refused")
-
-    def close(self):
-        pass
-
-    def send_messages(self, messages):
-        raise ConnectionRefusedError(111, "Connection refused")
-
-
-@pytest.fixture
-def issuer(db):
-    return Issuer.objects.create(
-        name="Callcenter Operator SAS",
-        address="1 rue du Port\n75001 Paris\nFrance",
-        vat_id="FR12345678901",
-        number_prefix="INV",
-        email="billing@operator.example",
-        default=True,
-    )
-
-
-@pytest.fixture
-def company(db):
-    return CompanyFactory(
-        name="Shop SARL",
-        time_zone="Europe/Paris",
-        currency="EUR",
-        tax_rate=Decimal("20.00"),
-        postal_address="5 avenue des Clients\n69000 Lyon",
-        vat_id="FR98765432109",
-        billing_email="accounts@shop.example",
-    )
-
-
-def completed(campaign, count, at):
-    """`count` requests of the campaign COMPLETED at `at`."""
-    for _ in range(count):
-        CallRequestFactory(campaign=campaign, status=CallRequest.Status.COMPLETED, finished_at=at)
-
-
-def issue(company, month=NOVEMBER, **kwargs):
-    kwargs.setdefault("now", DECEMBER_2)
-    return invoice_issue(company=company, period_start=month, **kwargs)
-
-
 # Amounts, grouping, tax, currency
 
 
-def test_lines_are_grouped_by_campaign_at_its_price_with_the_company_tax(issuer, company):
-    shop = CampaignFactory(company=company, name="Shop", price_per_completed=Decimal("0.50"))
-    support = CampaignFactory(company=company, name="Support", price_per_completed=Decimal("1.25"))
+def test_lines_are_grouped_by_campaign_at_its_price_with_the_company_tax(issuer, billed_company):
+    shop = CampaignFactory(company=billed_company, name="Shop", price_per_completed=Decimal("0.50"))
+    support = CampaignFactory(company=billed_company, name="Support", price_per_completed=Decimal("1.25"))
     completed(shop, 3, dt.datetime(2026, 11, 10, 12, tzinfo=dt.UTC))
     completed(support, 2, dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC))
     CallRequestFactory(
@@ -95,7 +38,7 @@ def test_lines_are_grouped_by_campaign_at_its_price_with_the_company_tax(issuer,
     CallRequestFactory(campaign=shop, status=CallRequest.Status.PENDING)
     completed(CampaignFactory(price_per_completed=Decimal("9")), 4, dt.datetime(2026, 11, 10, tzinfo=dt.UTC))
 
-    invoice = issue(company)
+    invoice = issue(billed_company)
 
     lines = [(line.campaign, line.quantity, line.unit_price, line.amount) for line in invoice.lines.all()]
     assert lines == [
@@ -113,14 +56,14 @@ def test_lines_are_grouped_by_campaign_at_its_price_with_the_company_tax(issuer,
     assert invoice.number == "INV2026-00001" and invoice.issuer == issuer
 
 
-def test_the_month_is_the_company_s_own_time_zone(issuer, company):
-    campaign = CampaignFactory(company=company, price_per_completed=Decimal("1.00"))
+def test_the_month_is_the_company_s_own_time_zone(issuer, billed_company):
+    campaign = CampaignFactory(company=billed_company, price_per_completed=Decimal("1.00"))
     # 23:30 UTC on October 31 is November 1 in Paris; 23:30 UTC on November 30 is December 1 there.
     completed(campaign, 1, dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC))
     completed(campaign, 1, dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC))
     completed(campaign, 1, dt.datetime(2026, 11, 30, 22, 30, tzinfo=dt.UTC))
 
-    assert issue(company).calls == 2
+    assert issue(billed_company).calls == 2
 
 
 def test_the_company_s_currency_and_rounding_of_the_tax(issuer):
@@ -139,13 +82,13 @@ def test_the_company_s_currency_and_rounding_of_the_tax(issuer):
     )
 
 
-def test_a_campaign_with_no_price_is_listed_at_zero(issuer, company):
-    free = CampaignFactory(company=company, name="Free", price_per_completed=Decimal("0"))
-    paid = CampaignFactory(company=company, name="Paid", price_per_completed=Decimal("2"))
+def test_a_campaign_with_no_price_is_listed_at_zero(issuer, billed_company):
+    free = CampaignFactory(company=billed_company, name="Free", price_per_completed=Decimal("0"))
+    paid = CampaignFactory(company=billed_company, name="Paid", price_per_completed=Decimal("2"))
     completed(free, 4, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
     completed(paid, 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
 
-    invoice = issue(company)
+    invoice = issue(billed_company)
 
     line = invoice.lines.get(campaign=free)
     assert (line.quantity, line.amount) == (4, Decimal("0.00"))
@@ -153,52 +96,52 @@ def test_a_campaign_with_no_price_is_listed_at_zero(issuer, company):
     assert invoice.net == Decimal("2.00")
 
 
-def test_a_period_with_no_calls_gets_no_invoice(issuer, company):
-    campaign = CampaignFactory(company=company, price_per_completed=Decimal("1"))
+def test_a_period_with_no_calls_gets_no_invoice(issuer, billed_company):
+    campaign = CampaignFactory(company=billed_company, price_per_completed=Decimal("1"))
     completed(campaign, 1, dt.datetime(2026, 10, 5, tzinfo=dt.UTC))
 
     with pytest.raises(InvoiceRefused, match="no completed click2call in November 2026"):
-        issue(company)
+        issue(billed_company)
     assert not Invoice.objects.exists()
 
 
-def test_a_month_not_over_is_refused(issuer, company):
-    campaign = CampaignFactory(company=company, price_per_completed=Decimal("1"))
+def test_a_month_not_over_is_refused(issuer, billed_company):
+    campaign = CampaignFactory(company=billed_company, price_per_completed=Decimal("1"))
     completed(campaign, 1, dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC))
 
     with pytest.raises(InvoiceRefused, match="December 2026 is not over"):
-        issue(company, month=dt.date(2026, 12, 1))
+        issue(billed_company, month=dt.date(2026, 12, 1))
 
 
-def test_no_default_issuer_is_refused(company):
-    completed(CampaignFactory(company=company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+def test_no_default_issuer_is_refused(billed_company):
+    completed(CampaignFactory(company=billed_company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
 
     with pytest.raises(InvoiceRefused, match="No default issuer"):
-        issue(company)
+        issue(billed_company)
 
 
 # Issued twice, numbering
 
 
-def test_an_invoice_issued_twice_for_a_period_is_refused(issuer, company):
-    completed(CampaignFactory(company=company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
-    issue(company)
+def test_an_invoice_issued_twice_for_a_period_is_refused(issuer, billed_company):
+    completed(CampaignFactory(company=billed_company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    issue(billed_company)
 
     with pytest.raises(InvoiceRefused, match="has an invoice for November 2026 already"):
-        issue(company, month=dt.date(2026, 11, 17))
+        issue(billed_company, month=dt.date(2026, 11, 17))
     assert Invoice.objects.count() == 1
 
 
-def test_the_unique_constraint_refuses_twice_when_the_check_is_passed(issuer, company, monkeypatch):
-    completed(CampaignFactory(company=company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
-    issue(company)
+def test_the_unique_constraint_refuses_twice_when_the_check_is_passed(issuer, billed_company, monkeypatch):
+    completed(CampaignFactory(company=billed_company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    issue(billed_company)
     real_filter = Invoice.objects.filter
     monkeypatch.setattr(
         Invoice.objects, "filter", lambda *a, **k: real_filter(pk=-1)
     )  # a check run too early
 
     with pytest.raises(InvoiceRefused, match="already"):
-        issue(company)
+        issue(billed_company)
     assert Invoice.objects.count() == 1
     # The rolled-back issue took no number: the next one follows without a gap.
     monkeypatch.undo()
@@ -240,9 +183,9 @@ def test_numbers_follow_without_gaps_per_issuer_and_per_year(issuer):
 # Immutable, credit notes
 
 
-def test_an_issued_invoice_is_never_changed_nor_deleted(issuer, company):
-    completed(CampaignFactory(company=company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
-    invoice = issue(company)
+def test_an_issued_invoice_is_never_changed_nor_deleted(issuer, billed_company):
+    completed(CampaignFactory(company=billed_company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    invoice = issue(billed_company)
     invoice.net = Decimal("0")
 
     with pytest.raises(ValidationError, match="never changed"):
@@ -261,15 +204,15 @@ def test_an_issued_invoice_is_never_changed_nor_deleted(issuer, company):
     assert invoice.lines.get().quantity == 2
 
 
-def test_credit_notes_reference_the_invoice_and_never_exceed_it(issuer, company):
+def test_credit_notes_reference_the_invoice_and_never_exceed_it(issuer, billed_company):
     completed(
-        CampaignFactory(company=company, price_per_completed=Decimal("5")),
+        CampaignFactory(company=billed_company, price_per_completed=Decimal("5")),
         2,
         dt.datetime(2026, 11, 5, tzinfo=dt.UTC),
     )
-    invoice = issue(company)  # 10.00 net
-    company.postal_address = "moved since"
-    company.save()
+    invoice = issue(billed_company)  # 10.00 net
+    billed_company.postal_address = "moved since"
+    billed_company.save()
 
     note = credit_note_issue(invoice=invoice, net=Decimal("4"), reason="two calls were tests", now=DECEMBER_2)
 
@@ -294,14 +237,14 @@ def test_credit_notes_reference_the_invoice_and_never_exceed_it(issuer, company)
 # The PDF
 
 
-def test_the_pdf_shows_both_parties_the_lines_and_the_totals(issuer, company):
+def test_the_pdf_shows_both_parties_the_lines_and_the_totals(issuer, billed_company):
     completed(
-        CampaignFactory(company=company, name="Spring sale", price_per_completed=Decimal("0.75")),
+        CampaignFactory(company=billed_company, name="Spring sale", price_per_completed=Decimal("0.75")),
         4,
         dt.datetime(2026, 11, 5, tzinfo=dt.UTC),
     )
 
-    invoice = issue(company)
+    invoice = issue(billed_company)
 
     pdf = bytes(invoice.pdf)
     assert pdf.startswith(b"%PDF-")
@@ -327,10 +270,10 @@ def test_the_pdf_shows_both_parties_the_lines_and_the_totals(issuer, company):
 # E-mail
 
 
-def test_the_invoice_is_mailed_to_the_billing_address_with_its_pdf(issuer, company, settings):
+def test_the_invoice_is_mailed_to_the_billing_address_with_its_pdf(issuer, billed_company, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    completed(CampaignFactory(company=company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
-    invoice = issue(company)
+    completed(CampaignFactory(company=billed_company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    invoice = issue(billed_company)
 
     tasks.invoice_mails()
 
@@ -345,9 +288,9 @@ def test_the_invoice_is_mailed_to_the_billing_address_with_its_pdf(issuer, compa
     assert len(mail.outbox) == 1
 
 
-def test_a_mail_server_down_is_retried_with_backoff_and_the_failure_shown(issuer, company, settings):
-    completed(CampaignFactory(company=company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
-    invoice = issue(company)
+def test_a_mail_server_down_is_retried_with_backoff_and_the_failure_shown(issuer, billed_company, settings):
+    completed(CampaignFactory(company=billed_company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    invoice = issue(billed_company)
     settings.EMAIL_BACKEND = DOWN
     now = timezone.now()
 
@@ -383,9 +326,9 @@ def test_a_company_with_no_billing_e_mail_is_issued_not_mailed(issuer, settings)
 # The monthly schedule and staff's runs
 
 
-def test_the_monthly_run_invoices_last_month_of_companies_with_calls(issuer, company, settings):
+def test_the_monthly_run_invoices_last_month_of_companies_with_calls(issuer, billed_company, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    completed(CampaignFactory(company=company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    completed(CampaignFactory(company=billed_company), 2, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
     quiet = CompanyFactory()
     completed(CampaignFactory(company=quiet), 1, dt.datetime(2026, 10, 5, tzinfo=dt.UTC))
     inactive = CompanyFactory(active=False)
@@ -396,7 +339,7 @@ def test_the_monthly_run_invoices_last_month_of_companies_with_calls(issuer, com
     first = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 
     issued = invoices.invoices_issue_previous_month(now=first)
-    assert [invoice.company for invoice in issued] == [company]
+    assert [invoice.company for invoice in issued] == [billed_company]
     assert invoices.invoices_issue_previous_month(now=first) == []  # an hour later: nothing twice
     issued = invoices.invoices_issue_previous_month(now=first + dt.timedelta(hours=1))
     assert [(invoice.company, invoice.period_start) for invoice in issued] == [(honolulu, NOVEMBER)]
@@ -413,20 +356,20 @@ def test_the_schedule_is_declared_for_the_first_of_the_month(settings):
 
 
 def test_a_staff_run_issues_the_invoice_and_shows_how_it_ended(
-    issuer, company, monkeypatch, django_capture_on_commit_callbacks
+    issuer, billed_company, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
     monkeypatch.setattr(tasks.invoice_run, "delay", lambda run_id: sent.append(run_id))
-    completed(CampaignFactory(company=company), 3, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    completed(CampaignFactory(company=billed_company), 3, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
 
     with django_capture_on_commit_callbacks(execute=True):
-        run = invoices.invoice_run_request(company=company, period_start=dt.date(2026, 11, 20))
+        run = invoices.invoice_run_request(company=billed_company, period_start=dt.date(2026, 11, 20))
     assert sent == [run.pk] and run.status == InvoiceRun.Status.QUEUED and run.period_start == NOVEMBER
     tasks.invoice_run(run.pk)
 
     run.refresh_from_db()
     assert (run.status, run.calls, run.invoice.calls) == (InvoiceRun.Status.DONE, 3, 3)
-    again = invoices.invoice_run_request(company=company, period_start=NOVEMBER)
+    again = invoices.invoice_run_request(company=billed_company, period_start=NOVEMBER)
     run = invoices.invoice_run_execute(run_id=again.pk)
     assert run.status == InvoiceRun.Status.REFUSED and "already" in run.error
     assert invoices.invoice_run_execute(run_id=run.pk).status == InvoiceRun.Status.REFUSED  # done once
