@@ -145,6 +145,11 @@ def _copy_parties(invoice: Invoice, company: Company, issuer: Issuer) -> None:
     invoice.mail_state = Invoice.Mail.PENDING if company.billing_email else Invoice.Mail.NO_ADDRESS
 
 
+def _invoiced(*, company: Company, period_start: dt.date) -> bool:
+    invoices = Invoice.objects.filter(company=company, period_start=period_start, kind=Invoice.Kind.INVOICE)
+    return invoices.exists()
+
+
 def invoice_issue(
     *,
     company: Company,
@@ -163,7 +168,7 @@ def invoice_issue(
         f"{company.name} has an invoice for {period_start:%B %Y} already: "
         "a correction is a credit note on it."
     )
-    if Invoice.objects.filter(company=company, period_start=period_start, kind=Invoice.Kind.INVOICE).exists():
+    if _invoiced(company=company, period_start=period_start):
         raise twice
     if period_bounds(company=company, period_start=period_start)[1] > now:
         # Calls completed later in the month could never be invoiced: one invoice a month.
@@ -195,8 +200,11 @@ def invoice_issue(
     try:
         with transaction.atomic():
             _issue(invoice=invoice, lines=lines, now=now)
-    except IntegrityError:  # issued meanwhile by another worker: the unique constraint decides
-        raise twice from None
+    except IntegrityError:
+        # Issued meanwhile by another worker: the unique constraint decided. Anything else is a fault.
+        if _invoiced(company=company, period_start=period_start):
+            raise twice from None
+        raise
     _mail_on_commit(invoice)
     logger.info("invoice %s issued to company %s for %s", invoice.number, company.pk, period_start)
     return invoice
@@ -284,7 +292,7 @@ def invoices_issue_previous_month(*, now: dt.datetime | None = None) -> list[Inv
     issued = []
     for company in Company.objects.filter(active=True).order_by("pk"):
         month = previous_month(company=company, now=now)
-        if Invoice.objects.filter(company=company, period_start=month, kind=Invoice.Kind.INVOICE).exists():
+        if _invoiced(company=company, period_start=month):
             continue
         if not completed_calls(company=company, period_start=month).exists():
             continue  # no call, no invoice
