@@ -752,3 +752,7 @@ class InvoiceRun(models.Model):
 
     def __str__(self):
         return f"{self.company} {self.period_start:%Y-%m}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.COUNTING, self.Status.PRINTING)

@@ -142,10 +142,10 @@ def test_staff_issue_an_invoice_on_demand_and_follow_its_progress(
     assert response.status_code == 302 and queued == [run.pk]
     assert response["Location"] == reverse("admin:click2call_invoicerun_change", args=[run.pk])
     page = admin_client.get(reverse("admin:click2call_invoicerun_change", args=[run.pk])).content.decode()
-    assert "Waiting for a worker" in page
+    assert "Waiting for a worker" in page and 'http-equiv="refresh"' in page  # follows the job by itself
     tasks.invoice_run(run.pk)
     page = admin_client.get(reverse("admin:click2call_invoicerun_change", args=[run.pk])).content.decode()
-    assert "Issued" in page and "INV2026-00001" in page
+    assert "Issued" in page and "INV2026-00001" in page and "refresh" not in page
     listing = admin_client.get(reverse("admin:click2call_invoicerun_changelist")).content.decode()
     assert "Issued" in listing
 
@@ -165,3 +165,16 @@ def test_a_staff_run_with_no_calls_says_why(admin_client, issuer, billed_company
 def test_the_issuer_admin(admin_client, issuer, invoice):
     assert admin_client.get(reverse("admin:click2call_issuer_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:click2call_issuer_delete", args=[issuer.pk])).status_code == 403
+
+
+def test_a_staff_run_with_a_wrong_month_or_company_is_a_form_error(admin_client, billed_company):
+    url = reverse("admin:click2call_invoicerun_add")
+    for data in [
+        {"company": billed_company.pk, "period_start": "2026-13-01"},
+        {"company": billed_company.pk, "period_start": "'; drop table"},
+        {"company": 10**9, "period_start": "2026-11-01"},
+        {},
+    ]:
+        response = admin_client.post(url, data)
+        assert response.status_code == 200 and "errorlist" in response.content.decode(), data
+    assert not InvoiceRun.objects.exists()
