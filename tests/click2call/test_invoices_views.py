@@ -9,13 +9,16 @@ from django.urls import reverse
 
 from click2call import tasks
 from click2call.models import Invoice, InvoiceRun
-from click2call.services.invoices import invoice_issue
+from click2call.services.invoices import credit_note_issue, invoice_issue
 from tests.click2call.factories import CampaignFactory
 from tests.click2call.invoicing import DECEMBER_2, NOVEMBER, completed
 from tests.factories import UserFactory
 from tests.tenancy import assert_other_company_gets_404
 
 pytestmark = pytest.mark.django_db
+# The session and its user, the company, the page's count, the user's permissions (the menu, two) and
+# the invoices, credit notes with their invoices joined: the same for any number of them.
+QUERIES = 7
 
 
 @pytest.fixture
@@ -39,11 +42,15 @@ def test_the_portal_lists_the_company_s_invoices_only(client, invoice, issuer, d
     other = UserFactory().company
     completed(CampaignFactory(company=other), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
     invoice_issue(company=other, period_start=NOVEMBER, now=DECEMBER_2)
+    credit_note_issue(invoice=invoice, net=Decimal("1"), reason="a test call", now=DECEMBER_2)
     client.force_login(UserFactory(company=invoice.company))
+    client.get(portal("invoices", invoice.company))  # the session's first read is not the page's
 
-    body = client.get(portal("invoices", invoice.company)).content.decode()
+    with django_assert_num_queries(QUERIES):
+        body = client.get(portal("invoices", invoice.company)).content.decode()
 
-    assert "INV2026-00001" in body and "7.20 EUR" in body and "INV2026-00002" not in body
+    assert "INV2026-00001" in body and "7.20 EUR" in body and "credit note on INV2026-00001" in body
+    assert "INV2026-00002" not in body  # the other company's
     assert portal("invoice-pdf", invoice.company, invoice.pk) in body
 
 
