@@ -376,3 +376,12 @@ def test_a_staff_run_issues_the_invoice_and_shows_how_it_ended(
     run = invoices.invoice_run_execute(run_id=again.pk)
     assert run.status == InvoiceRun.Status.REFUSED and "already" in run.error
     assert invoices.invoice_run_execute(run_id=run.pk).status == InvoiceRun.Status.REFUSED  # done once
+
+
+def test_the_monthly_task_without_a_default_issuer_logs_and_issues_nothing(billed_company, caplog):
+    completed(CampaignFactory(company=billed_company), 1, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+
+    tasks.issue_monthly_invoices()
+
+    assert not Invoice.objects.exists()
+    assert "no monthly invoices: No default issuer" in caplog.text
