@@ -34,7 +34,10 @@ class CompanyAdmin(admin.ModelAdmin):
     readonly_fields = ["add_user_link"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "active"]}),
-        ("Locale and billing", {"fields": ["time_zone", "currency", "billing_email"]}),
+        (
+            "Locale and billing",
+            {"fields": ["time_zone", "currency", "billing_email", "postal_address", "vat_id", "tax_rate"]},
+        ),
         ("Event push", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Users", {"fields": ["add_user_link"]}),
     ]

@@ -1,11 +1,13 @@
 import ipaddress
 import secrets
 import zoneinfo
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -81,6 +83,16 @@ class Company(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
     billing_email = models.EmailField(blank=True)
+    # What an invoice says of the company (click2call.services.invoices), copied onto each one issued.
+    postal_address = models.TextField(blank=True, help_text="as printed on invoices, several lines")
+    vat_id = models.CharField("VAT id", max_length=30, blank=True)
+    tax_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="percent charged on invoices, e.g. 20.00",
+    )
     webhook_url = models.URLField(
         blank=True,
         validators=[validate_webhook_url],

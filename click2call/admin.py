@@ -1,9 +1,11 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from click2call.forms import RateImportForm
@@ -17,6 +19,10 @@ from click2call.models import (
     CampaignOperator,
     CommentField,
     CommentType,
+    Invoice,
+    InvoiceLine,
+    InvoiceRun,
+    Issuer,
     Operator,
     Rate,
     RateImport,
@@ -24,8 +30,10 @@ from click2call.models import (
 )
 from click2call.resources import RateResource, UnreadableFile, rate_file_check
 from click2call.selectors import campaigns_by_key_forget
-from click2call.services import campaigns, rate_imports
+from click2call.services import campaigns, invoices, rate_imports
+from click2call.views import invoice_pdf_response
 from config.exports import ExportAdminMixin
+from config.validators import validate_plain_text
 
 
 class OperatorAdminForm(forms.ModelForm):
@@ -375,3 +383,172 @@ class CallCommentAdmin(admin.ModelAdmin):
     list_select_related = ["request", "comment_type", "author"]
     search_fields = ["request__number"]
     raw_id_fields = ["request", "comment_type", "author"]
+
+
+# Invoices
+
+
+@admin.register(Issuer)
+class IssuerAdmin(admin.ModelAdmin):
+    list_display = ["name", "number_prefix", "vat_id", "email", "default"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Its invoices keep it (PROTECT); one without any may go.
+        return super().has_delete_permission(request, obj) and not (obj and obj.invoices.exists())
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ["description", "quantity", "unit_price", "amount"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class CreditNoteForm(forms.Form):
+    net = forms.DecimalField(
+        label="Amount before tax", max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+    )
+    reason = forms.CharField(max_length=200, validators=[validate_plain_text])
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Issued invoices and credit notes: read only, never deleted; the PDF to download, a credit note
+    to issue on an invoice. Issuing one is an invoice run's."""
+
+    list_display = [
+        "number",
+        "kind",
+        "company",
+        "period_start",
+        "gross",
+        "currency",
+        "mail_state",
+        "mail_error",
+        "issued_at",
+        "pdf_link",
+    ]
+    list_filter = ["kind", "mail_state", "issuer", "period_start"]
+    list_select_related = ["company"]
+    search_fields = ["number", "company__name", "company_name"]
+    inlines = [InvoiceLineInline]
+    exclude = ["pdf"]
+    readonly_fields = ["pdf_link", "credit_link"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Invoice._meta.fields if f.name != "pdf"] + ["pdf_link", "credit_link"]
+
+    @admin.display(description="PDF")
+    def pdf_link(self, invoice):
+        url = reverse("admin:click2call_invoice_pdf", args=[invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, invoice.filename)
+
+    @admin.display(description="Correction")
+    def credit_link(self, invoice):
+        if invoice.kind != Invoice.Kind.INVOICE:
+            return "-"
+        url = reverse("admin:click2call_invoice_credit", args=[invoice.pk])
+        return format_html('<a href="{}">Issue a credit note on it</a>', url)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="click2call_invoice_pdf"),
+            path(
+                "<int:pk>/credit/",
+                self.admin_site.admin_view(self.credit_view),
+                name="click2call_invoice_credit",
+            ),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        invoice = get_object_or_404(Invoice, pk=pk)
+        return invoice_pdf_response(invoice)
+
+    def credit_view(self, request, pk):
+        if not request.user.has_perm("click2call.add_invoice"):
+            raise PermissionDenied
+        invoice = get_object_or_404(Invoice, pk=pk, kind=Invoice.Kind.INVOICE)
+        form = CreditNoteForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                note = invoices.credit_note_issue(
+                    invoice=invoice, issued_by=request.user, **form.cleaned_data
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                self.message_user(request, f"{note} issued on invoice {invoice.number}.")
+                return redirect("admin:click2call_invoice_change", note.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Credit note on invoice {invoice.number}",
+            "invoice": invoice,
+            "left": invoice.net - invoices.credited_net(invoice=invoice),
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/click2call/invoice/credit.html", context, status=400 if form.errors else 200
+        )
+
+
+RUN_FIELDS = ["company", "period_start"]
+
+
+class InvoiceRunForm(forms.ModelForm):
+    period_start = forms.DateField(
+        label="Month", help_text="any day of the month to invoice (YYYY-MM-DD): the whole month is billed"
+    )
+
+    class Meta:
+        model = InvoiceRun
+        fields = ["company", "period_start"]
+
+
+@admin.register(InvoiceRun)
+class InvoiceRunAdmin(admin.ModelAdmin):
+    """Staff issue one company's invoice of a month: a Celery job whose progress shows here."""
+
+    form = InvoiceRunForm
+    list_display = ["__str__", "company", "status", "calls", "invoice", "error", "requested_by", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["company", "invoice", "requested_by"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return RUN_FIELDS
+        return [*RUN_FIELDS, "status", "calls", "invoice", "error", "requested_by", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        run = invoices.invoice_run_request(requested_by=request.user, **form.cleaned_data)
+        obj.pk = run.pk
+        obj.refresh_from_db()
+        self.message_user(request, "The invoice is being issued by a worker: see its progress here.")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return redirect("admin:click2call_invoicerun_change", obj.pk)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)

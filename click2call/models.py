@@ -607,3 +607,198 @@ class CallComment(models.Model):
 
     def __str__(self):
         return f"{self.comment_type} on {self.request}"
+
+
+# Invoices (click2call.services.invoices)
+
+
+class Issuer(models.Model):
+    """Who invoices the companies: the platform's operator (one legal entity, or several). Each issuer
+    numbers its invoices and credit notes without gaps, per year."""
+
+    name = models.CharField(max_length=200, validators=[validate_plain_text])
+    address = models.TextField(help_text="as printed on invoices, several lines")
+    vat_id = models.CharField("VAT id", max_length=30, blank=True)
+    email = models.EmailField(
+        blank=True, help_text="the invoices' sender and reply-to; DEFAULT_FROM_EMAIL when empty"
+    )
+    number_prefix = models.CharField(
+        max_length=10,
+        validators=[RegexValidator(r"^[A-Z0-9-]{1,10}$", "Capitals, digits and -, e.g. INV or OP2-.")],
+        help_text="an invoice is numbered <prefix><year>-<sequence>, e.g. INV2026-00001",
+    )
+    default = models.BooleanField(default=False, help_text="issues the invoices of the monthly schedule")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["number_prefix"], name="one_issuer_per_prefix"),
+            models.UniqueConstraint(fields=["default"], condition=Q(default=True), name="one_default_issuer"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class InvoiceCounter(models.Model):
+    """The last number an issuer gave in a year: the row locked while a number is taken, so two
+    invoices issued at once never share one or skip one (never max() + 1)."""
+
+    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="counters")
+    year = models.PositiveSmallIntegerField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "year"], name="one_counter_per_issuer_year")]
+
+    def __str__(self):
+        return f"{self.issuer} {self.year}: {self.last}"
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def delete(self):
+        raise ValidationError("An issued invoice is never deleted: issue a credit note.")
+
+
+class Invoice(models.Model):
+    """An invoice of a company's COMPLETED click2calls in a month (its own time zone), or a credit
+    note correcting one. Issued once and never changed: the company's and the issuer's details, the
+    amounts and the PDF are copied in at issue. Only its e-mail delivery moves on afterwards."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "invoice"
+        CREDIT_NOTE = "credit_note", "credit note"
+
+    class Mail(models.TextChoices):
+        PENDING = "pending", "to be sent"
+        SENT = "sent", "sent"
+        NO_ADDRESS = "no_address", "not sent: the company has no billing e-mail"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="invoices")
+    company = models.ForeignKey("accounts.Company", on_delete=models.PROTECT, related_name="c2c_invoices")
+    year = models.PositiveSmallIntegerField()
+    sequence = models.PositiveIntegerField()
+    number = models.CharField(max_length=30, unique=True)
+    period_start = models.DateField(help_text="the first day of the month billed")
+    period_end = models.DateField(help_text="its last day")
+    credited = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    reason = models.CharField(max_length=200, blank=True, validators=[validate_plain_text])
+    currency = models.CharField(max_length=3)
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    calls = models.PositiveIntegerField(default=0)
+    net = models.DecimalField(max_digits=14, decimal_places=2)
+    tax = models.DecimalField(max_digits=14, decimal_places=2)
+    gross = models.DecimalField(max_digits=14, decimal_places=2)
+    company_name = models.CharField(max_length=200)
+    company_address = models.TextField(blank=True)
+    company_vat_id = models.CharField(max_length=30, blank=True)
+    issuer_name = models.CharField(max_length=200)
+    issuer_address = models.TextField()
+    issuer_vat_id = models.CharField(max_length=30, blank=True)
+    pdf = models.BinaryField(editable=False)
+    issued_at = models.DateTimeField()
+    issued_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL)
+    # Delivery: the PDF mailed to the company's billing e-mail; a mail server down retries later.
+    mail_to = models.EmailField(blank=True)
+    mail_state = models.CharField(max_length=12, choices=Mail.choices, default=Mail.PENDING)
+    mail_attempts = models.PositiveSmallIntegerField(default=0)
+    mail_next_try_at = models.DateTimeField(null=True, blank=True)
+    mail_error = models.CharField(max_length=300, blank=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "year", "sequence"], name="invoice_number_once"),
+            models.UniqueConstraint(
+                fields=["company", "period_start"],
+                condition=Q(kind="invoice"),
+                name="one_invoice_per_company_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="invoice", credited__isnull=True)
+                | Q(kind="credit_note", credited__isnull=False),
+                name="credit_note_credits_an_invoice",
+            ),
+        ]
+        indexes = [models.Index(fields=["company", "-issued_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display().capitalize()} {self.number}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError(f"{self} is issued: it is never changed (a correction is a credit note).")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(f"{self} is issued: it is never deleted (a correction is a credit note).")
+
+    @property
+    def filename(self) -> str:
+        return f"{self.number}.pdf"
+
+
+class InvoiceLine(models.Model):
+    """One campaign's COMPLETED calls on an invoice (or a credit note's correction), at its price."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    description = models.CharField(max_length=300)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["invoice", "id"]
+
+    def __str__(self):
+        return self.description
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError("An issued invoice's lines are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("An issued invoice's lines are never deleted.")
+
+
+class InvoiceRun(models.Model):
+    """Staff's request for one company's invoice of a month, issued by a Celery job whose progress
+    the row shows (the admin's invoice runs)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        COUNTING = "counting", "Counting the calls"
+        PRINTING = "printing", "Numbering and printing"
+        DONE = "done", "Issued"
+        REFUSED = "refused", "Refused, nothing issued"
+        FAILED = "failed", "Stopped by an error"
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_invoice_runs")
+    period_start = models.DateField(help_text="any day of the month to invoice: the month is billed")
+    requested_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    calls = models.PositiveIntegerField(default=0, help_text="COMPLETED calls found")
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.company} {self.period_start:%Y-%m}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.COUNTING, self.Status.PRINTING)

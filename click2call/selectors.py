@@ -17,6 +17,7 @@ from click2call.models import (
     Campaign,
     CommentField,
     CommentType,
+    Invoice,
     Operator,
     Rate,
     RateImport,
@@ -196,3 +197,13 @@ def campaign_placement(*, company) -> tuple[PbxServer, str] | None:
         return latest.server, latest.route
     servers = list(PbxServer.objects.filter(enabled=True)[:2])
     return (servers[0], "default") if len(servers) == 1 else None
+
+
+def invoices_for_company(*, company):
+    """The company's invoices and credit notes, newest first, without their PDFs (read one by one)."""
+    return (
+        Invoice.objects.filter(company=company)
+        .select_related("credited")
+        .defer("pdf", "credited__pdf")
+        .order_by("-issued_at", "-id")
+    )

@@ -1,9 +1,14 @@
 """Click2call's Celery tasks: thin, they take ids and call click2call.services.dialing."""
 
+import logging
+
 from celery import shared_task
 
-from click2call.services import dialing, rate_imports, reminders
+from click2call.models import InvoiceRun
+from click2call.services import dialing, invoices, rate_imports, reminders
 from telephony.ami import AmiNotConnected
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -55,3 +60,29 @@ def send_reminders():
     campaign's reminder time, and send whatever reminder a mail server that was down left pending."""
     reminders.reminders_create()
     reminders.reminders_send_pending()
+
+
+@shared_task(name="click2call.issue_monthly_invoices")
+def issue_monthly_invoices():
+    """Beat's 1st of the month: last month's invoices of every active company with COMPLETED calls."""
+    try:
+        invoices.invoices_issue_previous_month()
+    except invoices.InvoiceRefused as refusal:  # no default issuer: nothing can be numbered
+        logger.error("no monthly invoices: %s", refusal.messages[0])
+    invoices.invoice_mails_send()
+
+
+@shared_task(name="click2call.invoice_run", acks_late=True)
+def invoice_run(run_id: int):
+    """Staff's on-demand invoice: the run shows its progress and how it ended."""
+    try:
+        invoices.invoice_run_execute(run_id=run_id)
+    except InvoiceRun.DoesNotExist:
+        return
+    invoices.invoice_mails_send()
+
+
+@shared_task(name="click2call.invoice_mails")
+def invoice_mails():
+    """Mail the invoices due: just issued, or left by a mail server that was down."""
+    invoices.invoice_mails_send()

@@ -28,6 +28,8 @@ urlpatterns = [
     path("tariffs/<int:pk>/import/", views.tariff_import, name="tariff-import"),
     path("tariffs/<int:pk>/imports/<int:job>/", views.tariff_import_detail, name="tariff-import-detail"),
     path("tariffs/<int:pk>/export/", views.tariff_export, name="tariff-export"),
+    path("invoices/", views.invoice_list, name="invoices"),
+    path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice-pdf"),
     path("blocked/", views.blocked_list, name="blocked"),
     path("blocked/<int:pk>/delete/", views.blocked_delete, name="blocked-delete"),
 ]

@@ -4,6 +4,7 @@ and rates, blocked prefixes, comment types. Thin: forms check input, services wr
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -11,7 +12,7 @@ from import_export.formats import base_formats
 
 from accounts.portal import company_view
 from click2call import forms, selectors
-from click2call.models import BlockedPrefix, CallRequest, Campaign, CommentType, Operator, Tariff
+from click2call.models import BlockedPrefix, CallRequest, Campaign, CommentType, Invoice, Operator, Tariff
 from click2call.resources import CallRequestResource, RateResource, UnreadableFile, rate_file_check
 from click2call.services import campaigns, comments, dialing, rate_imports
 from config import words
@@ -442,3 +443,27 @@ def blocked_delete(request, pk):
     blocked.delete()
     messages.success(request, f"{blocked.prefix} is no longer blocked.")
     return redirect("click2call:blocked", company_slug=request.company.slug)
+
+
+# Invoices
+
+
+@company_view
+@require_GET
+def invoice_list(request):
+    invoices = selectors.invoices_for_company(company=request.company)
+    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "click2call/invoice_list.html", {"page": page})
+
+
+@company_view
+@require_GET
+def invoice_pdf(request, pk):
+    return invoice_pdf_response(get_object_or_404(Invoice, pk=pk, company=request.company))
+
+
+def invoice_pdf_response(invoice: Invoice) -> HttpResponse:
+    """The invoice's PDF as issued, to download (the portal's and the admin's)."""
+    response = HttpResponse(bytes(invoice.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.filename}"'
+    return response

@@ -204,6 +204,14 @@ BEAT_SCHEDULE_DEFAULTS = {
     },
     # Companies told of click2call requests waiting for their call back (click2call.services.reminders).
     "e-mail click2call reminders": {"task": "click2call.send_reminders", "schedule": 60.0},
+    # Click2call invoices: last month's, each company's own month (click2call.services.invoices). Every
+    # hour of the 1st: a month ends later in the west (UTC-12) than here, and a company invoiced already is
+    # skipped. Invoice e-mails a mail server that was down left pending go out at the next run after a pause.
+    "issue last month's click2call invoices": {
+        "task": "click2call.issue_monthly_invoices",
+        "schedule": crontab(minute=30, day_of_month=1),
+    },
+    "e-mail click2call invoices left pending": {"task": "click2call.invoice_mails", "schedule": 300.0},
 }
 # Empty on purpose: beat's DatabaseScheduler writes this dict over the database at each start
 # (update_or_create), which would undo an admin's edits. Defaults go in BEAT_SCHEDULE_DEFAULTS.

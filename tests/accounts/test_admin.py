@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -15,6 +17,9 @@ def inline_post(company, **new_row):
         "time_zone": company.time_zone,
         "currency": company.currency,
         "billing_email": company.billing_email,
+        "postal_address": "",
+        "vat_id": "",
+        "tax_rate": "20.00",
         "webhook_url": "",
         "webhook_secret": company.webhook_secret,
         "users-TOTAL_FORMS": "1",
@@ -37,6 +42,8 @@ def test_company_page_creates_no_user_without_a_password(client, staff_user, com
     response = client.post(url, inline_post(company, username="nopass", email="", is_active="on"))
     assert response.status_code == 302  # the company is saved, the new row ignored
     assert not User.objects.filter(username="nopass").exists()
+    company.refresh_from_db()
+    assert company.tax_rate == Decimal("20.00")
 
 
 def test_user_add_form_from_the_company_page_asks_a_password_for_that_company(client, staff_user, company):
@@ -53,3 +60,16 @@ def test_user_add_form_from_the_company_page_asks_a_password_for_that_company(cl
     user = User.objects.get(username="newbie")
     assert user.company == company
     assert user.check_password("Tr1cky-new-pass")
+
+
+@pytest.mark.parametrize("rate", ["-1", "100.01", "abc", "1e400"])
+def test_a_wrong_tax_rate_is_a_form_error(client, staff_user, company, rate):
+    client.force_login(staff_user)
+    url = reverse("admin:accounts_company_change", args=[company.pk])
+    post = {**inline_post(company), "tax_rate": rate, "users-TOTAL_FORMS": "0"}
+
+    response = client.post(url, post)
+
+    assert response.status_code == 200 and "errorlist" in response.content.decode()
+    company.refresh_from_db()
+    assert company.tax_rate == Decimal("0.00")

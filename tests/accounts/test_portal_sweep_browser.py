@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from click2call.models import Issuer
+from click2call.services.invoices import invoice_issue
 from queues.models import Agent
 from queues.services.events import queue_events_emit
 from tests.click2call.factories import (
@@ -17,6 +19,7 @@ from tests.click2call.factories import (
     CampaignFactory,
     OperatorFactory,
 )
+from tests.click2call.invoicing import completed
 from tests.factories import CompanyFactory, UserFactory
 from tests.portal_checks import assert_nothing_clipped
 from tests.queues.factories import AgentFactory, MemberFactory, QueueFactory, TierFactory
@@ -77,6 +80,9 @@ def seed(company):
     queue_events_emit(
         company=company, events=[("agent-status-change", None, agent, {"CC-Agent-Status": "On Break"})]
     )
+    Issuer.objects.create(name="Operator SAS", address="1 rue du Port", number_prefix="INV", default=True)
+    completed(campaign, 3, dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    invoice_issue(company=company, period_start=dt.date(2026, 11, 1), now=start + dt.timedelta(days=9))
     return {"call": call.pk, "record": first.pk, "campaign": campaign.pk, "tariff": campaign.tariff_id,
             "agent": agent.pk}  # fmt: skip
 
@@ -98,6 +104,7 @@ PAGES = [
     "click2call/tariffs/",
     "click2call/tariffs/{tariff}/",
     "click2call/blocked/",
+    "click2call/invoices/",
     "click2call/comment-types/",
     "click2call/comment-types/new/",
     "queues/",

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from click2call.models import CampaignOperator
+from click2call.models import CampaignOperator, Issuer
 from click2call.pbx import ClickToCall
 from telephony.facade import facade
 from telephony.models import DialRoute, PbxServer
 from telephony.testing import ListeningApp, pbx_process, running_contract_pbxsim, wait_for
 from tests.click2call.factories import CampaignFactory, OperatorFactory
+from tests.factories import CompanyFactory
 from tests.telephony.conftest import MANAGER_USERS, SCALE
 from tests.telephony.factories import PbxServerFactory
 
@@ -72,3 +73,28 @@ def pbx(server):
         runner.heard = ears.events
         yield runner
     facade.close()  # the tasks' AMI session to this test's simulator
+
+
+@pytest.fixture
+def issuer(db):
+    return Issuer.objects.create(
+        name="Callcenter Operator SAS",
+        address="1 rue du Port\n75001 Paris\nFrance",
+        vat_id="FR12345678901",
+        number_prefix="INV",
+        email="billing@operator.example",
+        default=True,
+    )
+
+
+@pytest.fixture
+def billed_company(db):
+    return CompanyFactory(
+        name="Shop SARL",
+        time_zone="Europe/Paris",
+        currency="EUR",
+        tax_rate=Decimal("20.00"),
+        postal_address="5 avenue des Clients\n69000 Lyon",
+        vat_id="FR98765432109",
+        billing_email="accounts@shop.example",
+    )
