@@ -207,7 +207,7 @@ BEAT_SCHEDULE_DEFAULTS = {
     # Click2call invoices: last month's, each company's own month (click2call.services.invoices). Every
     # hour of the 1st: a month ends later in the west (UTC-12) than here, and a company invoiced already is
     # skipped. Invoice e-mails a mail server that was down left pending go out at the next run after a pause.
-    "issue last month's click2call invoices": {
+    "issue the click2call invoices of the month before": {
         "task": "click2call.issue_monthly_invoices",
         "schedule": crontab(minute=30, day_of_month=1),
     },

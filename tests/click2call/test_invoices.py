@@ -349,11 +349,11 @@ def test_the_monthly_run_invoices_last_month_of_companies_with_calls(issuer, bil
 
 
 def test_the_schedule_is_declared_for_the_first_of_the_month(settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["issue last month's click2call invoices"]
+    entry = settings.BEAT_SCHEDULE_DEFAULTS["issue the click2call invoices of the month before"]
     assert entry["task"] == tasks.issue_monthly_invoices.name
     assert entry["schedule"].day_of_month == {1}
     assert (
-        settings.CELERY_BEAT_SCHEDULE["e-mail click2call invoices left pending"]["task"]
+        settings.BEAT_SCHEDULE_DEFAULTS["e-mail click2call invoices left pending"]["task"]
         == tasks.invoice_mails.name
     )
 
