@@ -122,6 +122,10 @@ class AttemptLegs:
     first: CallRecord | None
     seconds: list[CallRecord]
 
+    @property
+    def legs(self) -> list[CallRecord]:
+        return [self.first, *self.seconds] if self.first else self.seconds
+
 
 def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
     """Each try with its real calls: the first party's leg, and every leg it dialed (its children:
