@@ -68,7 +68,7 @@ def call_requests_for_company(
     *,
     company,
     status: str = "",
-    campaign: Campaign | None = None,
+    campaign: Campaign | int | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
     direction: str = "",
