@@ -263,3 +263,9 @@ def test_an_operator_number_changed_is_still_rated_by_the_tariff(rated_call):
     Operator.objects.filter(company=rated_call.company).delete()
     (item,) = selectors.call_request_attempts(request=rated_call)
     assert item.seconds[1].cost == Decimal("0.04000")
+
+
+def test_staff_see_the_frozen_price_in_the_admin(admin_client, campaign):
+    CallRequestFactory(campaign=campaign, status="COMPLETED", price=Decimal("1.50"))
+    response = admin_client.get(reverse("admin:click2call_callrequest_changelist"))
+    assert response.status_code == 200 and "1.50" in response.text
