@@ -95,24 +95,29 @@ class BannerErrorSerializer(serializers.Serializer):
 # -- the company's API: its requests, their attempts and legs -------------------------------------
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"})
+class PeriodDayField(DayField):
+    """A day from 2000-01-01 to 2099-12-31, as the schema says too."""
+
+
 class CallFilterSerializer(ListFilterSerializer):
-    """The portal's filters of the calls list, as query parameters."""
+    """The portal's filters of the calls list, as query parameters. An end before the start is a
+    period of no day, as in the portal: nothing is listed."""
 
     status = serializers.ChoiceField(choices=CallRequest.Status.choices, required=False)
     campaign = RowIdField(required=False, help_text="a campaign's id")
-    start = DayField(required=False, help_text="the first day asked, in the company's time zone")
-    end = DayField(required=False, help_text="the last day asked, included")
-    direction = serializers.CharField(
+    start = PeriodDayField(required=False, help_text="the first day asked, in the company's time zone")
+    end = PeriodDayField(required=False, help_text="the last day asked, included")
+    # Words as destinations and carriers are written (Île-de-France, AT&T, O2 (UK)); one rule for the
+    # server and the schema, so no line break, control or invisible character, no formula.
+    direction = serializers.RegexField(
+        r"^[\w .,'&()/+-]+$",
         max_length=80,
         required=False,
-        validators=[validate_plain_text],
-        help_text="part of the destination, region or carrier, or a country code (FR)",
+        trim_whitespace=False,
+        help_text="part of the destination, region or carrier, or a country code (FR): letters, digits, "
+        "spaces and . , ' & ( ) / + -",
     )
-
-    def validate(self, data):
-        if "start" in data and "end" in data and data["start"] > data["end"]:
-            raise serializers.ValidationError({"end": ["The last day comes after the first."]})
-        return data
 
 
 MONEY = {"max_digits": 14, "decimal_places": 2, "coerce_to_string": True}
