@@ -3,14 +3,17 @@ started minute, in the company's currency; the calls list totalled on the page a
 
 import csv
 import datetime as dt
+import importlib
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.urls import reverse
 from django.utils import timezone
 
-from click2call import selectors
+from click2call import migrations, selectors
 from click2call.models import CallRequest, Campaign, Operator
 from click2call.services import dialing
 from click2call.services.rating import leg_cost
@@ -269,3 +272,16 @@ def test_staff_see_the_frozen_price_in_the_admin(admin_client, campaign):
     CallRequestFactory(campaign=campaign, status="COMPLETED", price=Decimal("1.50"))
     response = admin_client.get(reverse("admin:click2call_callrequest_changelist"))
     assert response.status_code == 200 and "1.50" in response.text
+
+
+def test_the_migration_prices_the_requests_completed_before_prices_were_frozen(company):
+    # Found by its name: the migration's number changes as branches are merged.
+    (path,) = Path(migrations.__file__).parent.glob("*_request_price.py")
+    migration = importlib.import_module(f"click2call.migrations.{path.stem}")
+    campaign = CampaignFactory(company=company, price_per_completed=Decimal("3.00"))
+    done = CallRequestFactory(campaign=campaign, status="COMPLETED")
+    failed = CallRequestFactory(campaign=campaign, status="FAILED_USER")
+    frozen = CallRequestFactory(campaign=campaign, status="COMPLETED", price=Decimal("1.00"))
+    migration.price_completed_requests(django_apps, None)
+    prices = {row.pk: row.price for row in CallRequest.objects.all()}
+    assert prices == {done.pk: Decimal("3.00"), failed.pk: None, frozen.pk: Decimal("1.00")}
