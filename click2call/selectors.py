@@ -145,7 +145,7 @@ def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
     for attempt in attempts:
         first = firsts.get(attempt.app_ref)
         legs.append(AttemptLegs(attempt, first, seconds[first.pk] if first else []))
-    _legs_rate(request=request, legs=[leg for item in legs for leg in (item.first, *item.seconds) if leg])
+    _legs_rate(request=request, legs=[leg for item in legs for leg in item.legs])
     return legs
 
 
@@ -162,10 +162,10 @@ def _legs_rate(*, request: CallRequest, legs: list[CallRecord]) -> None:
     rates = rates_find(tariff=request.campaign.tariff_id, numbers=numbers) if numbers else {}
     for leg in legs:
         if leg.callee == request.number:
-            leg.party, leg.rate_price = "visitor", request.rate_price
+            leg.party, leg.rate_price = Campaign.FirstParty.VISITOR, request.rate_price
         else:
             rate = rates.get(leg.callee)
-            leg.party, leg.rate_price = "company", rate.price if rate else None
+            leg.party, leg.rate_price = Campaign.FirstParty.COMPANY, rate.price if rate else None
         ended = leg.ended_at is not None
         leg.cost = leg_cost(billsec=leg.billsec, price_per_minute=leg.rate_price) if ended else None
 
