@@ -87,6 +87,7 @@ def main():
                     consent=True,
                     status=CallRequest.Status.COMPLETED,
                     finished_at=finished,
+                    price=campaigns[n % len(campaigns)].price_per_completed,
                 )
                 for n in range(args.calls)
             ],

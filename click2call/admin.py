@@ -313,6 +313,7 @@ class CallRequestAdmin(admin.ModelAdmin):
         "campaign",
         "number",
         "status",
+        "price",
         "destination",
         "tries",
         "finished_at",

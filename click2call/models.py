@@ -441,6 +441,15 @@ class CallRequest(models.Model):
     carrier = models.CharField(max_length=120, blank=True)
     rate_prefix = models.CharField(max_length=15, blank=True)
     rate_price = models.DecimalField(max_digits=10, decimal_places=5, null=True)
+    # The campaign's price_per_completed when the request completed, frozen there: a price changed
+    # later is for the requests completed after it (click2call.services.dialing.attempt_finish).
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="what the request cost: its campaign's price when it completed, in the company's currency",
+    )
     tries = models.PositiveSmallIntegerField(default=0, help_text="automatic tries made")
     next_try_at = models.DateTimeField(null=True, db_index=True)
     origin = models.CharField(max_length=200, blank=True)
@@ -478,6 +487,13 @@ class CallRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN
+
+    @property
+    def cost(self) -> Decimal:
+        """What the request cost the company: its frozen price once COMPLETED, nothing otherwise."""
+        if self.status == self.Status.COMPLETED and self.price is not None:
+            return self.price
+        return Decimal("0.00")
 
 
 class CallAttempt(models.Model):

@@ -229,10 +229,14 @@ class RateResource(ExportResource):
 
 class CallRequestResource(ExportResource):
     """The call list for a person's spreadsheet, with a column per comment field ("Type: field"): a
-    call's comments of one type are joined with " | " in their order."""
+    call's comments of one type are joined with " | " in their order. Each call's cost (its COMPLETED
+    price, 0 otherwise) is in `currency`; given `totals`, a last row totals the list (TOTAL in the id
+    column, the count under number, the completed under status, the amount under cost)."""
 
     campaign = fields.Field(attribute="campaign__name", column_name="campaign")
     status = fields.Field(attribute="get_status_display", column_name="status")
+    cost = fields.Field(attribute="cost", column_name="cost")
+    currency = fields.Field(column_name="currency", dehydrate_method="_currency")
 
     class Meta:
         model = CallRequest
@@ -251,11 +255,16 @@ class CallRequestResource(ExportResource):
             "rate_price",
             "tries",
             "finished_at",
+            "cost",
+            "currency",
         ]
         export_order = fields
 
-    def __init__(self, *, comment_columns: list[tuple[str, str]] = (), **kwargs):
+    def __init__(
+        self, *, comment_columns: list[tuple[str, str]] = (), currency: str = "", totals=None, **kwargs
+    ):
         super().__init__(**kwargs)
+        self.currency, self.totals = currency, totals
         for type_name, field_name in comment_columns:
             column = f"{type_name}: {field_name}"
             self.fields[column] = fields.Field(
@@ -275,3 +284,19 @@ class CallRequestResource(ExportResource):
 
     def get_export_fields(self, selected_fields=None):
         return list(self.fields.values())
+
+    def _currency(self, request):
+        return self.currency
+
+    def export(self, queryset=None, **kwargs):
+        dataset = super().export(queryset, **kwargs)
+        if self.totals is not None:
+            total = {
+                "id": "TOTAL",
+                "number": self.totals.count,
+                "status": f"{self.totals.completed} completed",
+                "cost": self.totals.amount if kwargs.get("force_native_type") else str(self.totals.amount),
+                "currency": self.currency,
+            }
+            dataset.append([total.get(column, "") for column in dataset.headers])
+        return dataset

@@ -2,11 +2,14 @@
 
 import dataclasses
 import datetime as dt
+import re
 import time
 from collections import defaultdict
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, DecimalField, Prefetch, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from click2call.models import (
     BlockedPrefix,
@@ -24,6 +27,8 @@ from click2call.models import (
     Tariff,
     hash_secret_key,
 )
+from click2call.services.rating import leg_cost, rates_find
+from queues.reports import day_bounds
 from telephony.models import CallRecord, PbxServer
 
 APP = "click2call"
@@ -65,22 +70,23 @@ def call_requests_for_company(
     *,
     company,
     status: str = "",
-    campaign: Campaign | None = None,
+    campaign: Campaign | int | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
     direction: str = "",
 ):
-    """The company's call requests, newest first; dates are days in the company's time zone, and
-    `direction` matches part of the destination, country, region or carrier ("Orange", "Paris", "FR")."""
+    """The company's call requests, newest first: those asked from `start`'s midnight to the midnight
+    after `end` in the company's time zone (whoever asks, a page or the API), and `direction` matches
+    part of the destination, country, region or carrier ("Orange", "Paris", "FR")."""
     requests = CallRequest.objects.filter(company=company).select_related("campaign")
     if status:
         requests = requests.filter(status=status)
     if campaign:
         requests = requests.filter(campaign=campaign)
     if start:
-        requests = requests.filter(created_at__date__gte=start)
+        requests = requests.filter(created_at__gte=day_bounds(company, start, start)[0])
     if end:
-        requests = requests.filter(created_at__date__lte=end)
+        requests = requests.filter(created_at__lt=day_bounds(company, end, end)[1])
     if direction:
         requests = requests.filter(
             Q(destination__icontains=direction)
@@ -91,11 +97,36 @@ def call_requests_for_company(
     return requests.order_by("-created_at", "-id")
 
 
+@dataclasses.dataclass(frozen=True)
+class CallTotals:
+    count: int
+    completed: int
+    amount: Decimal  # the COMPLETED requests' prices, in the company's currency
+
+
+def call_requests_totals(*, requests) -> CallTotals:
+    """The total row of a list of requests (as filtered): how many, how many COMPLETED, what they
+    cost. One aggregate query."""
+    completed = Q(status=CallRequest.Status.COMPLETED)
+    money = DecimalField(max_digits=14, decimal_places=2)
+    figures = requests.order_by().aggregate(
+        count=Count("pk"),
+        completed=Count("pk", filter=completed),
+        amount=Coalesce(Sum("price", filter=completed), Value(Decimal("0.00")), output_field=money),
+    )
+    amount = Decimal(figures["amount"]).quantize(Decimal("0.01"))
+    return CallTotals(figures["count"], figures["completed"], amount)
+
+
 @dataclasses.dataclass
 class AttemptLegs:
     attempt: CallAttempt
     first: CallRecord | None
     seconds: list[CallRecord]
+
+    @property
+    def legs(self) -> list[CallRecord]:
+        return [self.first, *self.seconds] if self.first else self.seconds
 
 
 def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
@@ -116,7 +147,29 @@ def call_request_attempts(*, request: CallRequest) -> list[AttemptLegs]:
     for attempt in attempts:
         first = firsts.get(attempt.app_ref)
         legs.append(AttemptLegs(attempt, first, seconds[first.pk] if first else []))
+    _legs_rate(request=request, legs=[leg for item in legs for leg in item.legs])
     return legs
+
+
+# A leg that rang a number, as the dial route was given it: one the tariff rates.
+_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _legs_rate(*, request: CallRequest, legs: list[CallRecord]) -> None:
+    """Each leg's `party` (visitor or company), `rate_price` per minute and `cost` (None: not rated or
+    not ended). The visitor's leg is at the rate the request was taken at (CallRequest.rate_price);
+    the company's legs to numbers (its operators) at the campaign's tariff as it is now; a leg to a
+    dial string (PJSIP/reception) or the Local channel that rings the operators is not rated."""
+    numbers = {leg.callee for leg in legs if leg.callee != request.number and _NUMBER.fullmatch(leg.callee)}
+    rates = rates_find(tariff=request.campaign.tariff_id, numbers=numbers) if numbers else {}
+    for leg in legs:
+        if leg.callee == request.number:
+            leg.party, leg.rate_price = Campaign.FirstParty.VISITOR, request.rate_price
+        else:
+            rate = rates.get(leg.callee)
+            leg.party, leg.rate_price = Campaign.FirstParty.COMPANY, rate.price if rate else None
+        ended = leg.ended_at is not None
+        leg.cost = leg_cost(billsec=leg.billsec, price_per_minute=leg.rate_price) if ended else None
 
 
 def call_comments_of(*, request: CallRequest):

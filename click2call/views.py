@@ -44,15 +44,22 @@ def call_list(request):
         return render(request, "click2call/call_list.html", {**context, "page": []}, status=400)
     filters = {name: value for name, value in form.cleaned_data.items() if value}
     calls = selectors.call_requests_for_company(company=request.company, **filters)
+    totals = selectors.call_requests_totals(requests=calls)
     if request.GET.get("format") == "csv":
-        resource = CallRequestResource(comment_columns=selectors.comment_columns(company=request.company))
+        resource = CallRequestResource(
+            comment_columns=selectors.comment_columns(company=request.company),
+            currency=request.company.currency,
+            totals=totals,
+        )
         return export_response(
             resource,
             selectors.call_requests_with_comments(requests=calls),
             filename=f"c2c-calls-{request.company.slug}",
         )
-    page = Paginator(calls, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "click2call/call_list.html", {**context, "page": page})
+    paginator = Paginator(calls, PAGE_SIZE)
+    paginator.count = totals.count  # counted with the totals already (a cached property)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "click2call/call_list.html", {**context, "page": page, "totals": totals})
 
 
 def _call_detail(request, call, comment_forms=None, status=200):

@@ -164,6 +164,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CallRequestStatusEnum": "click2call.models.CallRequest.Status",
         "CallAttemptStatusEnum": "click2call.models.CallAttempt.Status",
+        "CampaignFirstPartyEnum": "click2call.models.Campaign.FirstParty",
+        "CallRecordStateEnum": "telephony.models.CallRecord.State",
         "AgentStatusEnum": "queues.models.Agent.Status",
         "AgentStateEnum": "queues.models.Agent.State",
         "TierStateEnum": "queues.models.Tier.State",

@@ -67,3 +67,13 @@ def party(callee):
 @register.filter
 def hangup(record):
     return words.hangup(record.hangup_cause, record.hangup_cause_text)
+
+
+@register.filter
+def money(amount, currency):
+    """`{{ call.cost|money:company.currency }}`: "1.50 EUR", "0.024 EUR" (a rate's fractions of a cent
+    kept, never fewer than two places); "—" for no amount (not rated)."""
+    if amount is None:
+        return "—"
+    places = max(2, -amount.normalize().as_tuple().exponent)
+    return f"{amount:.{places}f} {currency}"

@@ -2,6 +2,7 @@
 servers (with the secret key). Every refusal is `{"code": ..., "detail": ...}` (see
 banner_exception_handler); CORS headers go only to the campaign's own origins."""
 
+import dataclasses
 import re
 
 from django.db.models import Prefetch
@@ -9,12 +10,19 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from click2call import selectors
 from click2call.api.authentication import (
     BannerError,
     CampaignKeyAuthentication,
@@ -24,8 +32,12 @@ from click2call.api.authentication import (
 from click2call.api.progress import request_progress
 from click2call.api.serializers import (
     BannerErrorSerializer,
+    CallDetailSerializer,
+    CallFilterSerializer,
     CallRequestInSerializer,
     CallRequestOutSerializer,
+    CallSerializer,
+    CallTotalsSerializer,
     RequestProgressSerializer,
 )
 from click2call.api.throttles import PerAddressThrottle, PerNumberThrottle, window_counts
@@ -33,7 +45,8 @@ from click2call.models import CallAttempt, CallRequest, Campaign
 from click2call.services.rating import NumberRefused
 from click2call.services.requests import call_request_create
 from config.exceptions import api_exception_handler
-from config.openapi import ApiAutoSchema
+from config.openapi import BAD_REQUEST, ApiAutoSchema
+from config.pagination import ApiPagination
 
 STATUS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PREFLIGHT_MAX_AGE = 600
@@ -215,3 +228,91 @@ class CallRequestStatus(BannerView):
         self.campaign = call_request.campaign
         progress = request_progress(request=call_request)
         return Response(RequestProgressSerializer(progress).data)
+
+
+# -- the company's API: its requests ---------------------------------------------------------------
+# Under calls/, as the portal's pages: requests/ is the banner's create endpoint, on the campaign's key.
+
+
+MONEY_SCHEMA = {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,12}(?:\.\d{0,2})?$"}
+TOTALS_SCHEMA = {
+    "type": "object",
+    "description": "the whole filtered list's total row",
+    "properties": {
+        "count": {"type": "integer", "description": "requests matching the filters"},
+        "completed": {"type": "integer", "description": "of those, COMPLETED"},
+        "amount": {**MONEY_SCHEMA, "description": "what the COMPLETED ones cost"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+    },
+    "required": ["count", "completed", "amount", "currency"],
+}
+
+
+class CallPagination(ApiPagination):
+    """The API's pages, with the total row of the whole filtered list (not only of the page): its
+    count, how many COMPLETED and what they cost. One aggregate query, which also counts the list."""
+
+    def get_count(self, queryset):
+        self.totals = selectors.call_requests_totals(requests=queryset)
+        return self.totals.count
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        totals = dataclasses.asdict(self.totals) | {"currency": self.request.user.company.currency}
+        response.data["totals"] = CallTotalsSerializer(totals).data
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["totals"] = TOTALS_SCHEMA
+        paginated["required"] = [*paginated.get("required", []), "totals"]
+        return paginated
+
+
+class CompanyCallsMixin:
+    """The signed-in user's company's requests (session, Basic or an API token: never a campaign key)."""
+
+    @property
+    def company(self):
+        return self.request.user.company
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "currency": self.company.currency}
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="The company's call requests, newest first",
+        parameters=[CallFilterSerializer],
+        responses={200: CallSerializer(many=True), 400: BAD_REQUEST},
+    )
+)
+class CallList(CompanyCallsMixin, generics.ListAPIView):
+    """The company's call requests with the portal's filters, each with what it cost; `totals` sums
+    the whole filtered list."""
+
+    serializer_class = CallSerializer
+    pagination_class = CallPagination
+
+    def get_queryset(self):
+        query = CallFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        # A campaign id that is none of the company's lists nothing, as the queues API's filters do:
+        # the requests are the company's whatever the filter says.
+        return selectors.call_requests_for_company(company=self.company, **query.validated_data)
+
+
+class CallDetail(CompanyCallsMixin, generics.RetrieveAPIView):
+    """A call request with each attempt's legs (the telephony call records, with what each cost at
+    its rate) and its comments."""
+
+    serializer_class = CallDetailSerializer
+
+    def get_queryset(self):
+        return CallRequest.objects.filter(company=self.company).select_related("campaign")
+
+    def get_object(self):
+        call = super().get_object()
+        call.attempt_legs = selectors.call_request_attempts(request=call)
+        call.comment_rows = selectors.call_comments_of(request=call)
+        return call

@@ -237,9 +237,10 @@ def attempt_dial_next(*, request_id: int) -> CallAttempt | None:
 
 
 def attempt_finish(*, attempt_id: int, status: str, detail: str = "") -> CallAttempt | None:
-    """End an attempt (once: a conditional update from claimed or dialing) and its request: COMPLETED,
-    or another automatic try after the campaign's pause while tries remain, or FAILED_* to wait
-    for a call back. None when the attempt had ended already."""
+    """End an attempt (once: a conditional update from claimed or dialing) and its request: COMPLETED
+    (its campaign's price_per_completed frozen on it as its price), or another automatic try after
+    the campaign's pause while tries remain, or FAILED_* to wait for a call back.
+    None when the attempt had ended already."""
     from click2call.tasks import dial_attempt  # the tasks import this module
 
     now = timezone.now()
@@ -273,7 +274,11 @@ def attempt_finish(*, attempt_id: int, status: str, detail: str = "") -> CallAtt
         else:
             request.status = status
             request.finished_at = now
-        request.save(update_fields=["status", "tries", "next_try_at", "finished_at", "updated_at"])
+            if status == AttemptStatus.COMPLETED:
+                # Frozen here: the price the company agreed to when the call was made, whatever
+                # the campaign's price becomes later (invoices and the calls list read this one).
+                request.price = campaign.price_per_completed
+        request.save(update_fields=["status", "tries", "next_try_at", "finished_at", "price", "updated_at"])
     return attempt
 
 

@@ -1,9 +1,9 @@
 """Invoices of click2call: each company billed once a month for its COMPLETED calls.
 
 A month is the company's own (its time zone); a call belongs to the month it was COMPLETED in
-(`finished_at`, set by dialing.attempt_finish) and is billed at its campaign's
-`price_per_completed` as it is when the invoice is issued (requests keep no price of their own).
-Lines are one per campaign. A month without a COMPLETED call gets no invoice.
+(`finished_at`, set by dialing.attempt_finish) and is billed at its own `price`: its campaign's
+`price_per_completed` frozen when it completed, so a price changed later is for later calls.
+Lines are one per campaign and price. A month without a COMPLETED call gets no invoice.
 
 Issuing takes the issuer's next number for the year under the lock of its counter row and renders
 the PDF in the same transaction: an invoice, its number and its PDF exist together or not at all,
@@ -18,6 +18,7 @@ invoice, marked NO_ADDRESS, and nothing is sent.
 
 import datetime as dt
 import logging
+from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -75,23 +76,30 @@ def completed_calls(*, company: Company, period_start: dt.date):
 
 
 def invoice_lines_compute(*, company: Company, period_start: dt.date) -> list[InvoiceLine]:
-    """The invoice's lines, unsaved: one per campaign with COMPLETED calls in the month, its count at
-    its price (one aggregate query, whatever the number of calls). A campaign without a price is
-    listed at 0.00, so the invoice still shows the calls."""
-    counts = dict(
+    """The invoice's lines, unsaved: one per campaign and price with COMPLETED calls in the month
+    (one aggregate query, whatever the number of calls); a campaign whose price changed in the
+    month has a line per price. A call completed without a price is listed at 0.00, so the invoice
+    still shows it."""
+    groups = list(
         completed_calls(company=company, period_start=period_start)
         .order_by()
-        .values("campaign")
+        .values("campaign", "price")
         .annotate(n=Count("pk"))
-        .values_list("campaign", "n")
+        .values_list("campaign", "price", "n")
     )
+    campaigns = Campaign.objects.in_bulk({campaign for campaign, _, _ in groups})
+    prices_per_campaign = Counter(campaign for campaign, _, _ in groups)
     lines = []
-    for campaign in Campaign.objects.filter(pk__in=list(counts)).order_by("name", "pk"):
-        price = campaign.price_per_completed or Decimal("0.00")
-        quantity = counts[campaign.pk]
+    for campaign_id, price, quantity in sorted(
+        groups, key=lambda g: (campaigns[g[0]].name, g[0], g[1] or Decimal("0"))
+    ):
+        campaign = campaigns[campaign_id]
+        price = price or Decimal("0.00")
         description = f"Click2call {campaign.name}: completed calls"
         if not price:
             description += " (no price set)"
+        elif prices_per_campaign[campaign_id] > 1:
+            description += f" at {price}"
         lines.append(
             InvoiceLine(
                 campaign=campaign,

@@ -150,3 +150,25 @@ def number_rate(*, campaign, number: str) -> tuple[Rate, Direction]:
         raise NumberRefused("unsupported_destination", "This destination is not served.", status=422)
     rate = _rate_of(row, campaign.tariff_id)
     return rate, direction_of(number=number, rate=rate)
+
+
+def rates_find(*, tariff: Tariff | int, numbers) -> dict[str, Rate | None]:
+    """Each number's rate in the tariff (its longest matching prefix), or None: one query for them all."""
+    numbers = set(numbers)
+    prefixes = {prefix for number in numbers for prefix in number_prefixes(number)}
+    tariff_id = getattr(tariff, "pk", tariff)
+    by_prefix = {rate.prefix: rate for rate in Rate.objects.filter(tariff_id=tariff_id, prefix__in=prefixes)}
+    found = {}
+    for number in numbers:
+        matches = [by_prefix[prefix] for prefix in number_prefixes(number) if prefix in by_prefix]
+        found[number] = matches[-1] if matches else None
+    return found
+
+
+def leg_cost(*, billsec: int, price_per_minute: Decimal | None) -> Decimal | None:
+    """What a leg cost at its rate: billed per started minute of talk (61 s are 2 minutes), as
+    carriers bill the company; an unanswered leg costs nothing, an unrated one is None."""
+    if price_per_minute is None:
+        return None
+    minutes = -(-billsec // 60)
+    return (price_per_minute * minutes).quantize(PRICE_PLACES)

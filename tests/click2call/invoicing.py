@@ -29,9 +29,14 @@ class ServerDown:
 
 
 def completed(campaign, count, at):
-    """`count` requests of the campaign COMPLETED at `at`."""
+    """`count` requests of the campaign COMPLETED at `at`, at its price then (attempt_finish freezes it)."""
     for _ in range(count):
-        CallRequestFactory(campaign=campaign, status=CallRequest.Status.COMPLETED, finished_at=at)
+        CallRequestFactory(
+            campaign=campaign,
+            status=CallRequest.Status.COMPLETED,
+            finished_at=at,
+            price=campaign.price_per_completed,
+        )
 
 
 def issue(company, month=NOVEMBER, **kwargs):

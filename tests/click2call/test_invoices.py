@@ -56,6 +56,23 @@ def test_lines_are_grouped_by_campaign_at_its_price_with_the_company_tax(issuer,
     assert invoice.number == "INV2026-00001" and invoice.issuer == issuer
 
 
+def test_each_call_is_billed_at_the_price_it_completed_at(issuer, billed_company):
+    """A campaign's price changed mid-month: the calls completed before keep the old price."""
+    shop = CampaignFactory(company=billed_company, name="Shop", price_per_completed=Decimal("0.50"))
+    completed(shop, 2, dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
+    shop.price_per_completed = Decimal("0.80")
+    shop.save()
+    completed(shop, 1, dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+
+    invoice = issue(billed_company)
+
+    lines = [(line.description, line.quantity, line.amount) for line in invoice.lines.all()]
+    assert lines == [
+        ("Click2call Shop: completed calls at 0.50", 2, Decimal("1.00")),
+        ("Click2call Shop: completed calls at 0.80", 1, Decimal("0.80")),
+    ]
+
+
 def test_the_month_is_the_company_s_own_time_zone(issuer, billed_company):
     campaign = CampaignFactory(company=billed_company, price_per_completed=Decimal("1.00"))
     # 23:30 UTC on October 31 is November 1 in Paris; 23:30 UTC on November 30 is December 1 there.

@@ -81,7 +81,8 @@ def test_call_list_period_is_in_company_days(logged_in, company, campaign):
 def test_call_list_queries_are_pinned(logged_in, company, campaign, django_assert_num_queries):
     CallRequestFactory.create_batch(3, campaign=campaign)
     logged_in.get(url("calls", company))  # warm the session
-    # session, user, company, its permissions (2), count, the filter's campaigns, the page
+    # session, user, company, its permissions (2), the totals (the count too), the filter's campaigns,
+    # the page
     with django_assert_num_queries(8):
         logged_in.get(url("calls", company))
     CallRequestFactory.create_batch(20, campaign=CampaignFactory(company=company))
@@ -141,7 +142,7 @@ def test_call_csv_has_a_column_per_comment_field_and_is_formula_safe(
     response = logged_in.get(url("calls", company), {"format": "csv"})
     assert response["Content-Disposition"].startswith("attachment")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-    assert len(rows) == 1
+    assert len(rows) == 2 and rows[1]["id"] == "TOTAL"  # the call, then the total row
     assert rows[0]["number"] == "'+33612340001"
     assert rows[0]["name"] == "'=HYPERLINK(1)"
     assert rows[0]["Sale: amount"] == "12.5 | 3"
