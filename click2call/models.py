@@ -446,7 +446,13 @@ class CallRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["company", "-created_at"])]
+        indexes = [
+            models.Index(fields=["company", "-created_at"]),
+            # The statistics' aggregates over a period read this index alone (click2call.stats).
+            models.Index(fields=["company", "created_at", "campaign", "status"], name="c2c_request_stats"),
+            # The live figures: the company's open and failed requests.
+            models.Index(fields=["company", "status"], name="c2c_request_company_status"),
+        ]
         constraints = [
             # A second request for a number already in progress is the same request.
             models.UniqueConstraint(
