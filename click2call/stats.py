@@ -19,8 +19,10 @@ from django.db import connection
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
+from import_export import fields as export_fields
 
 from click2call.models import CallAttempt, CallRequest, Campaign
+from config.exports import ExportResource
 from telephony.models import CallRecord
 
 Status = CallRequest.Status
@@ -30,6 +32,12 @@ MAX_PERIOD_DAYS = 366
 EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 DIRECTIONS_SHOWN = 20
 FAILED = (Status.FAILED_USER, Status.FAILED_COMPANY)
+OUTCOME_WORDS = [
+    ("completed", "COMPLETED", Status.COMPLETED),
+    ("failed_user", "FAILED CALLING TO USER", Status.FAILED_USER),
+    ("failed_company", "FAILED CALLING TO COMPANY", Status.FAILED_COMPANY),
+    ("open", "Still open", None),
+]
 
 
 def today(company) -> dt.date:
@@ -44,6 +52,18 @@ def day_bounds(company, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.d
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
     )
+
+
+def period_problem(start: dt.date, end: dt.date) -> str | None:
+    """What is wrong with a period asked for, in words for a person; None when it can be shown."""
+    for day in (start, end):
+        if not EARLIEST <= day <= LATEST:
+            return f"A date from {EARLIEST} to {LATEST}."
+    if end < start:
+        return "The period ends before it starts."
+    if (end - start).days >= MAX_PERIOD_DAYS:
+        return f"A period of at most {MAX_PERIOD_DAYS} days."
+    return None
 
 
 def period_of(kind: str, day: dt.date) -> tuple[dt.date, dt.date]:
@@ -405,3 +425,68 @@ def live(*, company, campaign: Campaign | None = None) -> LiveFigures:
         oldest_failed_at=Min("finished_at", filter=Q(status__in=FAILED)),
     )
     return LiveFigures(**row)
+
+
+# The CSV: every figure of the page, one a row, with the compared period's beside it.
+
+
+@dataclass
+class StatsRow:
+    section: str
+    item: str
+    measure: str
+    value: int | float | None
+    compared: int | float | None = None
+    delta: int | float | None = None
+    delta_percent: float | None = None
+
+
+def stats_rows(
+    *,
+    figures: PeriodFigures,
+    deltas: list[Delta] | None,
+    points: list[Point],
+    directions: list[DirectionFigures],
+    campaigns: list[CampaignFigures],
+) -> list[StatsRow]:
+    period = f"{figures.start}..{figures.end}"
+    rows = []
+    if deltas is not None:
+        for delta in deltas:
+            rows.append(
+                StatsRow(
+                    "figures", period, delta.label, delta.this, delta.other, delta.absolute, delta.relative
+                )
+            )
+    else:
+        rows += [StatsRow("figures", period, label, value) for _, label, value in figures.flat()]
+    counted = [
+        ("requests", "Requests"),
+        ("completed", "COMPLETED"),
+        ("failed_user", "FAILED CALLING TO USER"),
+    ]
+    counted.append(("failed_company", "FAILED CALLING TO COMPANY"))
+    for row in campaigns:
+        rows += [StatsRow("campaign", row.name, label, getattr(row, key)) for key, label in counted]
+    for row in directions:
+        item = f"{row.country or '?'} {row.carrier or '?'}"
+        rows += [StatsRow("direction", item, label, getattr(row, key)) for key, label in counted]
+    for point in points:
+        item = point.at.isoformat()
+        rows += [StatsRow("series", item, label, getattr(point, key)) for key, label in counted]
+    return rows
+
+
+class StatsResource(ExportResource):
+    section = export_fields.Field(attribute="section", column_name="section")
+    item = export_fields.Field(attribute="item", column_name="item")
+    measure = export_fields.Field(attribute="measure", column_name="measure")
+    value = export_fields.Field(attribute="value", column_name="value")
+    compared = export_fields.Field(attribute="compared", column_name="compared period")
+    delta = export_fields.Field(attribute="delta", column_name="delta")
+    delta_percent = export_fields.Field(attribute="delta_percent", column_name="delta %")
+
+    class Meta:
+        model = CallRequest
+        fields = ["section", "item", "measure", "value", "compared", "delta", "delta_percent"]
+        export_order = fields
