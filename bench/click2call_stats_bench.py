@@ -103,7 +103,7 @@ def load(count: int):
     ]
     vendor = connection.vendor
     # Spread evenly over the year before now, each request at its own second.
-    epoch = "(%(now)s - (%(span)s * (%(count)s - n)) / %(count)s)"
+    epoch = "(%(now)s - (CAST(%(span)s AS BIGINT) * (%(count)s - n)) / %(count)s)"
     params = {
         "count": count,
         "company": company.pk,
