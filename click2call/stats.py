@@ -199,6 +199,14 @@ STATUS_COUNTS = {
 # One row per party. The join runs from the period's requests (index on company, created_at) to
 # their attempts and, by app_ref, to the legs (index on app, app_ref): index lookups, never a scan
 # of every call record. A boolean compared to a boolean is standard SQL (SQLite and PostgreSQL).
+# PostgreSQL's planner, at its default random_page_cost, scans every attempt of every company
+# into a hash rather than look up the period's (a month of a company with a million requests:
+# 0.9 s instead of 0.3): a lateral subquery that cannot be pulled up (OFFSET 0) keeps the lookups.
+_ATTEMPTS_JOIN = {
+    "postgresql": "JOIN LATERAL (SELECT a.id, a.first_party FROM {attempt} a WHERE a.request_id = req.id "
+    "OFFSET 0) att ON TRUE",
+    "default": "JOIN {attempt} att ON att.request_id = req.id",
+}
 _LEGS_SQL = """
 SELECT CASE WHEN (rec.parent_id IS NULL) = (att.first_party = %s) THEN %s ELSE %s END AS party,
        COUNT(*),
@@ -209,7 +217,7 @@ SELECT CASE WHEN (rec.parent_id IS NULL) = (att.first_party = %s) THEN %s ELSE %
        SUM(rec.billsec),
        MAX(rec.billsec)
 FROM {request} req
-JOIN {attempt} att ON att.request_id = req.id
+{attempts}
 JOIN {record} rec ON rec.app = %s AND rec.app_ref = ('attempt:' || CAST(att.id AS TEXT))
 WHERE req.company_id = %s AND req.created_at >= %s AND req.created_at < %s {campaign}
 GROUP BY 1
@@ -222,9 +230,10 @@ def _legs(*, company, start: dt.date, end: dt.date, campaign: Campaign | None) -
     params = [VISITOR, VISITOR, COMPANY, ended, ended, "click2call", company.pk, since, until]
     if campaign is not None:
         params.append(campaign.pk)
+    attempts = _ATTEMPTS_JOIN.get(connection.vendor, _ATTEMPTS_JOIN["default"])
     sql = _LEGS_SQL.format(
         request=CallRequest._meta.db_table,
-        attempt=CallAttempt._meta.db_table,
+        attempts=attempts.format(attempt=CallAttempt._meta.db_table),
         record=CallRecord._meta.db_table,
         campaign="AND req.campaign_id = %s" if campaign is not None else "",
     )
@@ -238,10 +247,16 @@ def _legs(*, company, start: dt.date, end: dt.date, campaign: Campaign | None) -
 
 
 def period_figures(
-    *, company, start: dt.date, end: dt.date, campaign: Campaign | None = None
+    *, company, start: dt.date, end: dt.date, campaign: Campaign | None = None, points: list | None = None
 ) -> PeriodFigures:
-    """The requests made from `start` to `end` (both included) and their legs: two queries."""
-    counts = _requests(company=company, start=start, end=end, campaign=campaign).aggregate(**STATUS_COUNTS)
+    """The requests made from `start` to `end` (both included) and their legs: two queries, or one
+    when the period's `series` is given (its days or hours add up to the period's counts)."""
+    if points is None:
+        counts = _requests(company=company, start=start, end=end, campaign=campaign).aggregate(
+            **STATUS_COUNTS
+        )
+    else:
+        counts = {key: sum(getattr(point, key) for point in points) for key in STATUS_COUNTS}
     legs = _legs(company=company, start=start, end=end, campaign=campaign)
     return PeriodFigures(start, end, **counts, visitor=legs[VISITOR], company=legs[COMPANY])
 

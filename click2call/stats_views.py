@@ -27,14 +27,14 @@ def stats_page(request):
     data = form.cleaned_data
     (start, end), campaign = data["period"], data["campaign"]
     period = {"company": company, "start": start, "end": end}
-    figures = stats.period_figures(**period, campaign=campaign)
+    points = stats.series(**period, campaign=campaign)
+    figures = stats.period_figures(**period, campaign=campaign, points=points)
     compared = deltas = None
     if data["compared"]:
         compared = stats.period_figures(
             company=company, start=data["compared"][0], end=data["compared"][1], campaign=campaign
         )
         deltas = stats.comparison(figures, compared)
-    points = stats.series(**period, campaign=campaign)
     directions = stats.directions(**period, campaign=campaign)
     campaigns = stats.campaigns(**period) if campaign is None else []
     if request.GET.get("format") == "csv":

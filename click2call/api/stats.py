@@ -139,10 +139,12 @@ class CallStats(APIView):
         query = C2CStatsQuerySerializer(data=request.query_params, context={"company": company})
         query.is_valid(raise_exception=True)
         start, end, campaign = (query.validated_data[key] for key in ("start", "end", "campaign"))
-        figures = stats.period_figures(company=company, start=start, end=end, campaign=campaign)
+        points = stats.series(company=company, start=start, end=end, campaign=campaign)
+        figures = stats.period_figures(
+            company=company, start=start, end=end, campaign=campaign, points=points
+        )
         before = stats.previous_period(start, end)
         previous = stats.period_figures(company=company, start=before[0], end=before[1], campaign=campaign)
-        points = stats.series(company=company, start=start, end=end, campaign=campaign)
         body = {
             "campaign": campaign and campaign.pk,
             "time_zone": company.time_zone,

@@ -186,7 +186,13 @@ def test_live_counts_dialing_retries_and_failed_waiting(company, campaign):
 def test_every_figure_is_a_fixed_number_of_queries(company, history, django_assert_num_queries):
     day, week = dt.date(2026, 3, 10), dt.date(2026, 3, 16)
     with django_assert_num_queries(2):
-        stats.period_figures(company=company, start=day, end=week, campaign=history)
+        figures = stats.period_figures(company=company, start=day, end=week, campaign=history)
+    points = stats.series(company=company, start=day, end=week, campaign=history)
+    with django_assert_num_queries(1):
+        from_series = stats.period_figures(
+            company=company, start=day, end=week, campaign=history, points=points
+        )
+    assert from_series == figures
     with django_assert_num_queries(1):
         stats.series(company=company, start=day, end=week)
     with django_assert_num_queries(1):

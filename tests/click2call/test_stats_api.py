@@ -167,13 +167,13 @@ def test_hostile_dates_never_500(api, value):
 
 
 def test_a_fixed_number_of_queries(api, company, history, django_assert_num_queries):
-    # Session, user, company; the campaign; figures (2), previous (2), series, directions,
-    # campaigns, live.
+    # Session, user, company; the campaign; the series (adding up to the period's counts), the legs,
+    # previous (2), directions, campaigns, live.
     query = {"from": "2026-03-01", "to": "2026-03-31", "campaign": history.pk}
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11):
         api.get(URL, query)
     for _ in range(3):
         attempt_with_legs(request_at(history, paris(2026, 3, 12, 9)), first_ring=1, second_rings=(1,))
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11):
         assert api.get(URL, query).json()["period"]["requests"] == 6
     assert_answers_cleanly(api, "get", URL)

@@ -69,13 +69,13 @@ def test_a_day_shows_its_figures_legs_chart_and_the_day_before(logged_in, compan
         "1",
     )
     assert figure(html, "visitor_legs") == "2" and figure(html, "company_legs") == "1"
-    assert figure(html, "visitor_answer_rate") == "50.0 %"
+    assert figure(html, "visitor_answer_rate") == "50.0&nbsp;%"
     # 24 columns, one per hour, drawn on the server; 09h and 23h have a request each.
     assert html.count("<g data-column=") == 24
     assert 'data-column="09h"><title>09h: 1 request</title>' in html
     # Compared with the 9th: 1 request then, 2 now.
     row = re.search(r'<tr data-delta="requests">(.*?)</tr>', html, re.S)[1]
-    assert re.findall(r'class="num">([^<]*)<', row) == ["2", "1", "+1", "+100.0 %"]
+    assert re.findall(r'class="num">([^<]*)<', row) == ["2", "1", "+1", "+100.0&nbsp;%"]
     assert "2026-03-09 – 2026-03-09" in html
 
 
@@ -202,13 +202,14 @@ def test_hostile_input_never_500(logged_in, company, value):
 
 
 def test_the_page_takes_a_fixed_number_of_queries(logged_in, company, history, django_assert_num_queries):
-    # Session, user, company, the menu's permissions (2), then: figures (2), compared (2), series,
-    # directions, campaigns, live, and the campaigns of the filter's choices.
-    with django_assert_num_queries(14):
+    # Session, user, company, the menu's permissions (2), then: the series (whose days add up to the
+    # period's counts), the legs, compared (2), directions, campaigns, live, and the campaigns of the
+    # filter's choices.
+    with django_assert_num_queries(13):
         logged_in.get(stats_url(company), {"kind": "month", "day": "2026-03-10"})
     for _ in range(5):
         attempt_with_legs(request_at(CampaignFactory(company=company), paris(2026, 3, 11, 9)), first_ring=1)
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(13):
         logged_in.get(stats_url(company), {"kind": "month", "day": "2026-03-10"})
 
 
