@@ -254,9 +254,10 @@ class CallCommentForm(forms.Form):
 
 
 class StatsForm(forms.Form):
-    """The statistics' period: the day, week or month holding `day` (today when left out), or the
-    dates from `start` to `end`, days of the company's time zone; compared with the period before,
-    with two other dates, or with nothing. `cleaned_data` gets `period` and `compared` as (start, end)."""
+    """The statistics' period: the day (by hour; the default), week or month holding `day` (today
+    when left out), or the dates from `start` to `end`, days of the company's time zone; compared
+    with the period before, with two other dates, or with nothing. `cleaned_data` gets `period` and
+    `compared` as (start, end)."""
 
     KINDS = [("day", "Day"), ("week", "Week"), ("month", "Month"), ("custom", "Dates")]
     COMPARE = [("previous", "the period before"), ("custom", "other dates"), ("none", "nothing")]
@@ -280,7 +281,7 @@ class StatsForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        kind = data["kind"] = data.get("kind") or "month"
+        kind = data["kind"] = data.get("kind") or "day"
         if kind == "custom":
             start = data.get("start") or data.get("end") or self.today
             period = (start, data.get("end") or max(start, self.today))

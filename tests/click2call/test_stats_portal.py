@@ -95,15 +95,25 @@ def test_a_comparison_from_zero_says_new(logged_in, company, history):
     assert re.findall(r'class="num">([^<]*)<', row) == ["2", "0", "+2", "new"]
 
 
-def test_a_month_by_default_with_days_and_campaigns(logged_in, company, history):
+def test_today_by_default(logged_in, company, campaign):
+    request_at(campaign, timezone.now())
+    html = logged_in.get(stats_url(company)).content.decode()
+    today = timezone.now().astimezone(PARIS).date()
+    assert f"From {today} to {today} included, Europe/Paris" in html
+    assert html.count("<g data-column=") in (23, 24, 25)
+    assert figure(html, "requests") == "1"
+
+
+def test_a_month_with_days_and_campaigns(logged_in, company, history):
     other = CampaignFactory(company=company, name="Autumn")
     request_at(other, paris(2026, 3, 20, 10))
-    html = logged_in.get(stats_url(company), {"day": "2026-03-15"}).content.decode()
+    html = logged_in.get(stats_url(company), {"kind": "month", "day": "2026-03-15"}).content.decode()
     assert "From 2026-03-01 to 2026-03-31 included, Europe/Paris" in html
     assert html.count("<g data-column=") == 31
     assert figure(html, "requests") == "4"
     assert ">Spring</a>" in html and ">Autumn</a>" in html
-    html = logged_in.get(stats_url(company), {"day": "2026-03-15", "campaign": other.pk}).content.decode()
+    query = {"kind": "month", "day": "2026-03-15", "campaign": other.pk}
+    html = logged_in.get(stats_url(company), query).content.decode()
     assert figure(html, "requests") == "1"
     assert "campaign Autumn" in html
 
