@@ -208,3 +208,28 @@ def test_party_of_each_leg_follows_the_first_party(company, campaign):
     attempt_with_legs(request, first_party=VISITOR, first_ring=1, second_rings=(None, None, 2), talk=3)
     figures = stats.period_figures(company=company, start=dt.date(2026, 3, 10), end=dt.date(2026, 3, 10))
     assert (figures.visitor.legs, figures.company.legs, figures.company.answered) == (1, 3, 1)
+
+
+def test_the_chart_scales_columns_to_the_tallest_and_stacks_outcomes():
+    from click2call import charts
+
+    points = [
+        stats.Point(dt.date(2026, 3, 9), requests=4, completed=3, failed_user=1),
+        stats.Point(dt.date(2026, 3, 10), requests=2, completed=1, failed_company=1),
+        stats.Point(dt.date(2026, 3, 11)),
+    ]
+    chart = charts.series_chart(points)
+    first, second, empty = chart["columns"]
+    assert chart["tallest"] == 4 and [column.label for column in chart["columns"]] == [
+        "09/03",
+        "10/03",
+        "11/03",
+    ]
+    # Stacked from the bottom of a 200-unit box: 3 completed then 1 failed fill the tallest column.
+    assert [(b.key, b.y, b.height) for b in first.blocks] == [
+        ("completed", 50.0, 150.0),
+        ("failed_user", 0.0, 50.0),
+    ]
+    assert [(b.key, b.height) for b in second.blocks] == [("completed", 50.0), ("failed_company", 50.0)]
+    assert empty.blocks == [] and first.x < second.x < empty.x
+    assert charts.leg_bars(stats.LegFigures("visitor", legs=4, answered=3))[0].width == 750.0
