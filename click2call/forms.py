@@ -293,7 +293,7 @@ class StatsForm(forms.Form):
                 raise ValidationError("Give both dates of the period to compare with.")
             compared = (data["compare_start"], data["compare_end"])
         elif compare == "previous":
-            compared = stats.previous_period(*period, kind)
+            compared = stats.previous_period(*period, kind, today=self.today)
         else:
             compared = None
         for dates in (period, compared):

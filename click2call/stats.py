@@ -78,12 +78,20 @@ def period_of(kind: str, day: dt.date) -> tuple[dt.date, dt.date]:
     return day, day
 
 
-def previous_period(start: dt.date, end: dt.date, kind: str = "custom") -> tuple[dt.date, dt.date]:
-    """The period just before: the previous month for a month, else as many days just before."""
+def previous_period(
+    start: dt.date, end: dt.date, kind: str = "custom", today: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
+    """The period just before: the previous month for a month, else as many days just before. A
+    period still under way (`today` in it) is compared like for like: this month so far with the
+    same days of the previous month, this week so far with the same days of the last."""
     if kind == "month":
-        return period_of("month", start - dt.timedelta(days=1))
-    days = (end - start).days + 1
-    return start - dt.timedelta(days=days), start - dt.timedelta(days=1)
+        before = period_of("month", start - dt.timedelta(days=1))
+    else:
+        days = (end - start).days + 1
+        before = start - dt.timedelta(days=days), start - dt.timedelta(days=1)
+    if today is not None and start <= today < end:
+        return before[0], min(before[1], before[0] + (today - start))
+    return before
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -114,7 +114,9 @@ class C2CStatsSerializer(serializers.Serializer):
     campaign = serializers.IntegerField(allow_null=True)
     time_zone = serializers.CharField()
     period = C2CPeriodSerializer()
-    previous = C2CPeriodSerializer(help_text="the period of as many days just before")
+    previous = C2CPeriodSerializer(
+        help_text="the period of as many days just before; for one under way, as many days as have begun"
+    )
     deltas = C2CDeltaSerializer(many=True)
     series = C2CPointSerializer(many=True, help_text="per day, or per hour for one day")
     directions = C2CDirectionSerializer(many=True, help_text="the most requested countries and operators")
@@ -143,7 +145,7 @@ class CallStats(APIView):
         figures = stats.period_figures(
             company=company, start=start, end=end, campaign=campaign, points=points
         )
-        before = stats.previous_period(start, end)
+        before = stats.previous_period(start, end, today=stats.today(company))
         previous = stats.period_figures(company=company, start=before[0], end=before[1], campaign=campaign)
         body = {
             "campaign": campaign and campaign.pk,

@@ -140,6 +140,33 @@ def test_periods_of_a_week_and_a_month():
     )
 
 
+def test_a_period_under_way_is_compared_like_for_like():
+    # This month so far (the 1st to the 7th) against the 1st to the 7th of the month before.
+    month = stats.period_of("month", dt.date(2026, 12, 7))
+    assert stats.previous_period(*month, "month", today=dt.date(2026, 12, 7)) == (
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 7),
+    )
+    # The 31st of a month against a month of 30 days: the whole month before.
+    march = stats.period_of("month", dt.date(2026, 3, 30))
+    assert stats.previous_period(*march, "month", today=dt.date(2026, 3, 30)) == (
+        dt.date(2026, 2, 1),
+        dt.date(2026, 2, 28),
+    )
+    week = stats.period_of("week", dt.date(2026, 12, 9))  # a Wednesday
+    assert stats.previous_period(*week, "week", today=dt.date(2026, 12, 9)) == (
+        dt.date(2026, 11, 30),
+        dt.date(2026, 12, 2),
+    )
+    # A period over is compared whole; so is today, with yesterday.
+    assert stats.previous_period(*month, "month", today=dt.date(2027, 1, 3)) == (
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 30),
+    )
+    today = dt.date(2026, 12, 7)
+    assert stats.previous_period(today, today, "day", today=today) == (dt.date(2026, 12, 6),) * 2
+
+
 def test_comparison_deltas_absolute_and_relative_including_from_zero(company, history):
     this = stats.period_figures(company=company, start=dt.date(2026, 3, 10), end=dt.date(2026, 3, 10))
     before = stats.period_figures(company=company, start=dt.date(2026, 3, 9), end=dt.date(2026, 3, 9))
