@@ -1,4 +1,4 @@
-"""The usage report's chart, drawn on the server as SVG (nothing fetched by the browser, no script):
+"""The usage report's chart, drawn on the server as SVG (config.charts):
 per batch, one bar of its minutes (used, remaining, lost on cards cancelled, voided or emptied by
 hand) and one of its cards by status.
 
@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from callcards.lifecycle import Status
 from callcards.selectors import BatchUsage
-
-WIDTH = 1000
+from config.charts import WIDTH, Segment, segments
 
 MINUTE_COLOURS = {"used": "#0b5cad", "remaining": "#7fb3e6", "lost": "#c9ced6"}
 MINUTE_WORDS = {"used": "Used", "remaining": "Remaining", "lost": "Lost (cancelled, void)"}
@@ -29,31 +28,10 @@ STATUS_COLOURS = {
 
 
 @dataclass(frozen=True)
-class Segment:
-    key: str
-    label: str
-    value: int
-    x: float
-    width: float
-    colour: str
-
-
-@dataclass(frozen=True)
 class BatchBars:
     usage: BatchUsage
     minutes: list[Segment]
     cards: list[Segment]
-
-
-def _segments(parts: list[tuple[str, str, int, str]], total: int, length: float = WIDTH) -> list[Segment]:
-    segments, x = [], 0.0
-    for key, label, value, colour in parts:
-        if value <= 0:
-            continue
-        width = length * value / total if total else 0.0
-        segments.append(Segment(key, label, value, round(x, 2), round(width, 2), colour))
-        x += width
-    return segments
 
 
 def usage_chart(usage: list[BatchUsage]) -> list[BatchBars]:
@@ -68,10 +46,10 @@ def usage_chart(usage: list[BatchUsage]) -> list[BatchBars]:
     for row, parts in rows:
         total = sum(value for _, value in parts)
         length = WIDTH * total / longest if longest else 0.0
-        minutes = _segments(
+        minutes = segments(
             [(key, MINUTE_WORDS[key], value, MINUTE_COLOURS[key]) for key, value in parts], total, length
         )
-        cards = _segments(
+        cards = segments(
             [(status, Status(status).label, n, STATUS_COLOURS[status]) for status, n in row.statuses],
             row.cards,
         )

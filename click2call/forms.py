@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
+from click2call import stats
 from click2call.models import (
     BlockedPrefix,
     CallRequest,
@@ -251,3 +252,54 @@ class CallCommentForm(forms.Form):
                 if key and key not in self.errors:
                     self.add_error(key, messages)
         return cleaned
+
+
+class StatsForm(forms.Form):
+    """The statistics' period: the day (by hour; the default), week or month holding `day` (today
+    when left out), or the dates from `start` to `end`, days of the company's time zone; compared
+    with the period before, with two other dates, or with nothing. `cleaned_data` gets `period` and
+    `compared` as (start, end)."""
+
+    KINDS = [("day", "Day"), ("week", "Week"), ("month", "Month"), ("custom", "Dates")]
+    COMPARE = [("previous", "the period before"), ("custom", "other dates"), ("none", "nothing")]
+
+    kind = forms.ChoiceField(choices=KINDS, required=False, label="Period")
+    day = forms.DateField(required=False, label="Day in it")
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.none(), required=False, empty_label="all")
+    compare = forms.ChoiceField(choices=COMPARE, required=False, label="Compared with")
+    compare_start = forms.DateField(required=False, label="Compared from")
+    compare_end = forms.DateField(required=False, label="Compared to")
+
+    def __init__(self, *args, company, today, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = today
+        self.fields["campaign"].queryset = Campaign.objects.filter(company=company).order_by("name")
+        self.fields["campaign"].label_from_instance = lambda campaign: campaign.name
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        kind = data["kind"] = data.get("kind") or "day"
+        if kind == "custom":
+            start = data.get("start") or data.get("end") or self.today
+            period = (start, data.get("end") or max(start, self.today))
+        else:
+            period = stats.period_of(kind, data.get("day") or self.today)
+        compare = data["compare"] = data.get("compare") or "previous"
+        if compare == "custom":
+            if not (data.get("compare_start") and data.get("compare_end")):
+                raise ValidationError("Give both dates of the period to compare with.")
+            compared = (data["compare_start"], data["compare_end"])
+        elif compare == "previous":
+            compared = stats.previous_period(*period, kind, today=self.today)
+        else:
+            compared = None
+        for dates in (period, compared):
+            problem = dates and stats.period_problem(*dates)
+            if problem:
+                raise ValidationError(problem)
+        data["period"], data["compared"] = period, compared
+        return data

@@ -471,6 +471,10 @@ class CallRequest(models.Model):
                 condition=Q(reminded_at__isnull=True, status__in=["FAILED_USER", "FAILED_COMPANY"]),
                 name="c2c_request_awaiting_reminder",
             ),
+            # The statistics' aggregates over a period read this index alone (click2call.stats).
+            models.Index(fields=["company", "created_at", "campaign", "status"], name="c2c_request_stats"),
+            # The live figures: the company's open and failed requests.
+            models.Index(fields=["company", "status"], name="c2c_request_company_status"),
         ]
         constraints = [
             # A second request for a number already in progress is the same request.

@@ -1,11 +1,13 @@
 from django.urls import path
 
-from click2call import views
+from click2call import stats_views, views
 
 app_name = "click2call"
 
 urlpatterns = [
     path("calls/", views.call_list, name="calls"),
+    path("stats/", stats_views.stats_page, name="stats"),
+    path("stats/live/", stats_views.stats_live, name="stats-live"),
     path("calls/<int:pk>/", views.call_detail, name="call"),
     path("calls/<int:pk>/callback/", views.call_callback, name="call-callback"),
     path("calls/<int:pk>/comments/", views.call_comment_add, name="call-comment"),

@@ -195,6 +195,8 @@ class CallRecord(models.Model):
         constraints = [models.UniqueConstraint(fields=["source", "uniqueid"], name="one_record_per_leg")]
         indexes = [
             models.Index(fields=["company", "-started_at"]),
+            # An app's legs by its own reference (click2call's statistics join attempts to legs so).
+            models.Index(fields=["app", "app_ref"], name="record_app_ref"),
             models.Index(fields=["source", "state"], name="open_records", condition=~Q(state="ended")),
         ]
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from click2call.api import views
+from click2call.api import stats, views
 
 app_name = "click2call-api"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     # The company's own reads of its requests (requests/ is the banner's, on a campaign key).
     path("calls/", views.CallList.as_view(), name="calls"),
     path("calls/<int:pk>/", views.CallDetail.as_view(), name="call"),
+    path("stats/", stats.CallStats.as_view(), name="stats"),
 ]
