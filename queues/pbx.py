@@ -980,7 +980,11 @@ class Queues(PbxApp):
             if digit and digit in minfo.exit_keys:
                 await self.member_out(ctx, d, minfo, Member.CancelReason.EXIT_WITH_KEY)
                 return "exit"
-            wants_callback = digit and digit == qinfo.callback_key and minfo.cid_number
+            # A caller another app sent keeps its line: that app's call (a card's billed talk) ends
+            # when the caller hangs up, so no call back is offered; the key is heard as any other.
+            wants_callback = (
+                digit and digit == qinfo.callback_key and minfo.cid_number and not minfo.source_app
+            )
             if wants_callback and await ctx.db(
                 calls.member_callback_set, member_id=minfo.id, number=minfo.cid_number
             ):

@@ -72,6 +72,8 @@ class MemberInfo:
     talk_warning: int | None = None
     limit_warning_file: str = ""
     limit_timeout_file: str = ""
+    # The app that sent the caller (queues.services.handoff): its call, which a call back would end.
+    source_app: str = ""
 
 
 @dataclasses.dataclass
@@ -177,6 +179,7 @@ def member_info(member: Member) -> MemberInfo:
         joined_at=member.joined_at.timestamp(),
         waiting_since=member.joined_at.timestamp(),
         talk_limit=member.talk_limit,
+        source_app=member.source_app,
         talk_warning=member.talk_warning,
         limit_warning_file=member.limit_warning_file,
         limit_timeout_file=member.limit_timeout_file,

@@ -17,7 +17,7 @@ from telephony.models import CallRecord, PbxServer
 from telephony.platform import PbxApp
 from telephony.services.calls import call_record_adopt
 from telephony.testing import pbx_process, wait_for
-from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, CALLER_HANGS_UP, CALLER_WAITS
+from tests.queues.conftest import AGENT_STAYS, AGENT_TALKS, CALLER_HANGS_UP, CALLER_PRESSES_1, CALLER_WAITS
 from tests.queues.factories import AgentFactory, TierFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -310,3 +310,29 @@ def test_a_limited_call_ended_by_either_party_before_the_limit(server, queue, ca
     assert bool(went_on) == goes_on
     assert Agent.objects.get(pk=agent.pk).calls_answered == 1
     assert queue_call(source_app="handoff_test", source_ref="card-call-7").over
+
+
+def test_a_caller_sent_by_another_app_is_offered_no_call_back(sim, server, queue):
+    """The queue's call back key would hang the caller up: the source app's call (a card's billed
+    talk) would end, and the talk after the call back be nobody's. The key is heard as any other."""
+    queue.callback_key = "1"
+    queue.save()
+    source = SourceApp(queue, talk_limit_seconds=LIMIT, timeout_sound="vm-goodbye")
+    process = _running(server, source)
+    try:
+        _send(server, "card-call-5", number=CALLER_PRESSES_1)
+        member = wait_for(lambda: Member.objects.filter(source_ref="card-call-5").first(), what="the join")
+        wait_for(lambda: "queue-key" in sim.log_text(), what="the key pressed")
+        TierFactory(
+            queue=queue, agent=AgentFactory(company=queue.company, contact=AGENT_STAYS, wrap_up_time=0)
+        )
+        wait_for(
+            lambda: Member.objects.filter(pk=member.pk, state=Member.State.ANSWERED).exists(),
+            what="the answer",
+        )
+    finally:
+        process.__exit__(None, None, None)
+    member.refresh_from_db()
+    assert member.callback_number == ""
+    assert "queue-thankyou" not in sim.log_text()
+    assert [kind for kind, uniqueid, _ in source.seen if uniqueid == "card-call-5"][:1] == ["CallBridged"]
