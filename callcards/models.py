@@ -1,4 +1,4 @@
-"""Call cards: prepaid talk time (VICIdial's call card feature, ../shared/seeds/000).
+"""Call cards: prepaid talk time (VICIdial's call card feature, its CALLCARD.txt).
 
 A company sells cards of minutes for a paid support, advice or chat line. Cards are made in
 batches (CardBatch: the seed's run and batch, with what every card of it starts with), printed,
