@@ -138,21 +138,27 @@ class LegFigures:
         }
 
 
-@dataclass
-class PeriodFigures:
-    start: dt.date
-    end: dt.date
+@dataclass(kw_only=True)
+class RequestCounts:
+    """The requests of a period, a day, a direction or a campaign, by how they ended."""
+
     requests: int = 0
     completed: int = 0
     failed_user: int = 0
     failed_company: int = 0
     open: int = 0
-    visitor: LegFigures = field(default_factory=lambda: LegFigures(VISITOR))
-    company: LegFigures = field(default_factory=lambda: LegFigures(COMPANY))
 
     @property
     def completion_rate(self) -> float | None:
         return _rate(self.completed, self.requests)
+
+
+@dataclass
+class PeriodFigures(RequestCounts):
+    start: dt.date
+    end: dt.date
+    visitor: LegFigures = field(default_factory=lambda: LegFigures(VISITOR))
+    company: LegFigures = field(default_factory=lambda: LegFigures(COMPANY))
 
     # The figures compared between two periods, and written to the CSV and the API, in this order.
     def flat(self) -> list[tuple[str, str, int | float | None]]:
@@ -308,13 +314,8 @@ def comparison(this: PeriodFigures, other: PeriodFigures) -> list[Delta]:
 
 
 @dataclass
-class Point:
+class Point(RequestCounts):
     at: dt.datetime | dt.date
-    requests: int = 0
-    completed: int = 0
-    failed_user: int = 0
-    failed_company: int = 0
-    open: int = 0
 
     @property
     def failed(self) -> int:
@@ -361,18 +362,9 @@ def series(*, company, start: dt.date, end: dt.date, campaign: Campaign | None =
 
 
 @dataclass
-class DirectionFigures:
+class DirectionFigures(RequestCounts):
     country: str
     carrier: str
-    requests: int
-    completed: int
-    failed_user: int
-    failed_company: int
-    open: int
-
-    @property
-    def completion_rate(self) -> float | None:
-        return _rate(self.completed, self.requests)
 
 
 def directions(
@@ -389,18 +381,9 @@ def directions(
 
 
 @dataclass
-class CampaignFigures:
+class CampaignFigures(RequestCounts):
     campaign_id: int
     name: str
-    requests: int
-    completed: int
-    failed_user: int
-    failed_company: int
-    open: int
-
-    @property
-    def completion_rate(self) -> float | None:
-        return _rate(self.completed, self.requests)
 
 
 def campaigns(*, company, start: dt.date, end: dt.date) -> list[CampaignFigures]:
