@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import Q
 
 from callcards.lifecycle import LIVE, Status
+from config.models import OutboxMessage
 from config.validators import validate_plain_lines, validate_plain_text
 
 digits = RegexValidator(r"^[0-9]{1,18}$", "Digits only, at most 18.")
@@ -288,7 +289,7 @@ class CallcardSettings(models.Model):
         return f"call card settings of {self.company}"
 
 
-class LowBalanceAlert(models.Model):
+class LowBalanceAlert(OutboxMessage):
     """An alert mail: to a card's holder once when it runs low, or a company's daily digest."""
 
     class Kind(models.TextChoices):
@@ -307,15 +308,6 @@ class LowBalanceAlert(models.Model):
     balance_minutes = models.PositiveIntegerField(null=True, blank=True)
     cards = models.PositiveIntegerField(default=0, help_text="a digest's count of low cards")
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=300, blank=True)
-    # A worker claims a pending alert by moving this forward (a conditional update) before it sends:
-    # no other worker sends it meanwhile; after a failure it is the pause before the next try.
-    next_try_at = models.DateTimeField(
-        null=True, blank=True, db_index=True, help_text="not tried again before this time (empty: now)"
-    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -26,6 +26,7 @@ from django.core.validators import (
 from django.db import models
 from django.db.models import Q
 
+from config.models import OutboxMessage
 from config.validators import validate_plain_lines, validate_plain_text
 from telephony.models import PbxServer, validate_header_value
 
@@ -539,7 +540,7 @@ class CallAttempt(models.Model):
         return f"attempt:{self.pk}"
 
 
-class CallReminder(models.Model):
+class CallReminder(OutboxMessage):
     """The e-mail telling a company that a failed request has waited for its call back longer than
     the campaign's reminder_minutes: one per request, written PENDING, then SENT (config.outbox), or
     DROPPED, not sent, saying why (no address; called back or completed before it went)."""
@@ -553,14 +554,6 @@ class CallReminder(models.Model):
     company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="c2c_reminders")
     to = models.EmailField(blank=True)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=300, blank=True)
-    # Claimed by moving this forward before sending; after a failure, the pause before the next try.
-    next_try_at = models.DateTimeField(
-        null=True, blank=True, db_index=True, help_text="not tried again before this time (empty: now)"
-    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

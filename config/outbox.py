@@ -1,11 +1,12 @@
 """Mail that a mail server down delays but never loses, nor sends twice: shared by every app that
 e-mails from the beat (callcards' low-balance alerts, click2call's reminders).
 
-Each mail is a row written PENDING before anything is sent. The row's model has the fields
-`state` ("pending", then "sent"), `to`, `created_at`, `sent_at`, `attempts`, `last_error` (300
-characters) and `next_try_at`. Sending claims a row with a conditional update first (`next_try_at`
-moved CLAIM_SECONDS ahead, `attempts` + 1), so two workers running at once never send it twice; a
-failure leaves it PENDING with the error and a pause before the next try, doubled at each failure.
+Each mail is a row written PENDING before anything is sent. The row's model is a
+config.models.OutboxMessage (`created_at`, `sent_at`, `attempts`, `last_error`, `next_try_at`) with
+its own `state` ("pending", then "sent") and `to`. Sending claims a row with a conditional update
+first (`next_try_at` moved CLAIM_SECONDS ahead, `attempts` + 1), so two workers running at once
+never send it twice; a failure leaves it PENDING with the error and a pause before the next try,
+doubled at each failure.
 """
 
 import datetime as dt
