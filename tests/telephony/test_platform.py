@@ -93,11 +93,10 @@ class Stuck(PbxApp):
     all_calls = True
 
     def __init__(self):
-        self.release = None
-        self.got = 0
-
-    async def started(self, ctx):
+        # Made here, not in `started`: a call's first events may reach the lane before `started`
+        # runs (a loaded CI machine showed it), and the app must be stuck on them all the same.
         self.release = asyncio.Event()
+        self.got = 0
 
     async def on_call_event(self, ctx, event):
         self.got += 1
