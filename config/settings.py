@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
         "TierStateEnum": "queues.models.Tier.State",
         "MemberStateEnum": "queues.models.Member.State",
         "CardStatusEnum": "callcards.lifecycle.Status",
+        "TicketCallStateEnum": "tickets.models.TicketCall.State",
+        "TicketMessageStateEnum": "tickets.models.TicketMessage.State",
     },
 }
 

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/click2call/", include("click2call.api.urls")),
     path("api/queues/", include("queues.api.urls")),
     path("api/callcards/", include("callcards.api.urls")),
+    path("api/tickets/", include("tickets.api.urls")),
     path("c2c/", include("click2call.widget_urls")),
     path("portal/<slug:company_slug>/click2call/", include("click2call.urls")),
     path("portal/<slug:company_slug>/queues/", include("queues.urls")),
