@@ -3,7 +3,9 @@ technicians (SMS credentials write only), the hop log with the seed's line, call
 and messages, and the list filters."""
 
 import datetime as dt
+import re
 
+from django.db import models
 from rest_framework import serializers
 
 from callcards.api.serializers import DayField
@@ -14,8 +16,27 @@ from tickets.models import Technician, TicketCall, TicketHop, TicketLine, Ticket
 from tickets.services.lines import LINE_SETTINGS
 from tickets.services.messages import hop_log_line
 
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,40}", re.ASCII)
 
-class TicketLineSerializer(serializers.ModelSerializer):
+
+class AsciiIntegerField(serializers.IntegerField):
+    """An integer as a JSON number or ASCII digits: int() would also take "٥" (5) and " 7"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not _ASCII_INTEGER.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class AsciiModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.PositiveSmallIntegerField: AsciiIntegerField,
+        models.PositiveBigIntegerField: AsciiIntegerField,
+    }
+
+
+class TicketLineSerializer(AsciiModelSerializer):
     server = serializers.CharField(source="server.name", read_only=True)
     in_charge = RowIdField(
         source="in_charge_id",
@@ -37,7 +58,7 @@ class TicketLineSerializer(serializers.ModelSerializer):
 
 class TechnicianSerializer(serializers.ModelSerializer):
     line = RowIdField(source="line_id", help_text="the ticket line it is rung for; fixed once made")
-    position = serializers.IntegerField(
+    position = AsciiIntegerField(
         min_value=0, max_value=32767, required=False, help_text="hunt order, lowest first; default: last"
     )
     sms_credentials = serializers.SerializerMethodField(
@@ -158,7 +179,7 @@ class PeriodFilterSerializer(ListFilterSerializer):
 
 
 class TicketHopFilterSerializer(PeriodFilterSerializer):
-    ticket = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    ticket = AsciiIntegerField(min_value=1, max_value=2**63 - 1, required=False)
     caller = serializers.RegexField(
         r"^\+?[0-9]{1,40}$", required=False, help_text="the caller's number or its first digits"
     )
