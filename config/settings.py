@@ -216,6 +216,12 @@ BEAT_SCHEDULE_DEFAULTS = {
         "schedule": crontab(minute=30, day_of_month=1),
     },
     "e-mail click2call invoices left pending": {"task": "click2call.invoice_mails", "schedule": 300.0},
+    # Ticket lines' recordings older than the line's retention_days deleted (tickets.services.retention):
+    # hourly, so a recording outlives its retention by an hour at most.
+    "delete ticket recordings past their retention": {
+        "task": "tickets.expire_recordings",
+        "schedule": crontab(minute=41),
+    },
 }
 # Empty on purpose: beat's DatabaseScheduler writes this dict over the database at each start
 # (update_or_create), which would undo an admin's edits. Defaults go in BEAT_SCHEDULE_DEFAULTS.
