@@ -22,10 +22,10 @@ SCALE = 10
 CONFIRMS = "5551032"  # keys 1 2.5 s after answering, stays 30 s
 GIVES_UP = "5551033"  # keys 1, hangs up 6.25 s after answering
 # ours (extensions_tickets.conf)
-WRONG_DIGIT = "5573001"
-SILENT = "5573002"
-CONFIRMS_LONG = "5573003"
-TECH_ANSWERS = "5573101"  # @ticket-phones: answers after 1 s, talks 3 s
+WRONG_DIGIT = "5573001@ticket-phones"
+SILENT = "5573002@ticket-phones"
+CONFIRMS_LONG = "5573003@ticket-phones"
+TECH_ANSWERS = "Local/5573101@ticket-phones"  # answers after 1 s, talks 3 s
 
 
 @pytest.fixture
@@ -89,20 +89,21 @@ def pbx(server):
 
 @pytest.fixture
 def call_line(server):
-    """call_line(number): the caller at `number` (in [phones], or @ticket-phones) dials the DID;
+    """call_line(number): the caller at `number` ([phones], or number@ticket-phones) dials the DID;
     returns its leg's Uniqueid."""
     facade = PbxFacade()
     count = itertools.count(1)
 
     def call(number, *, did=DID):
-        channel_id = f"ticket-{number.split('@')[0]}-{next(count)}"
+        digits, _, phones = number.partition("@")
+        channel_id = f"ticket-{digits}-{next(count)}"
         facade.originate(
             server=server,
             channel_id=channel_id,
-            channel=number if "/" in number else f"Local/{number}@phones",
+            channel=f"Local/{digits}@{phones or 'phones'}",
             context="ticket-dids",
             exten=did,
-            caller_id=f'"Caller" <{number.split("@")[0].split("/")[-1]}>',
+            caller_id=f'"Caller" <{digits}>',
             app="test-caller",
             timeout=30,
         )
@@ -118,3 +119,16 @@ def messages_sent(sim):
     if path is None or not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ran(sim, caller):
+    """The dialplan applications the caller's call ran (its ;1 half), in order, from pbxsim's log."""
+    digits, _, phones = caller.partition("@")
+    prefix = f"Local/{digits}@{phones or 'phones'}-"
+    out = []
+    for text in sim.log_text().splitlines():
+        _, _, rest = text.partition(" INFO pbxsim.apps: ")
+        channel, _, step = rest.partition(": ")
+        if channel.startswith(prefix) and channel.endswith(";1"):
+            out.append(step.split(" ", 1)[1] if " " in step else step)
+    return out

@@ -4,9 +4,19 @@ digit, recording, the hunt with a ticket number per hop, the release, the IM by 
 import pytest
 
 from telephony.testing import wait_for
-from tests.tickets.conftest import CONFIRMS, GIVES_UP, messages_sent
-from tests.tickets.factories import SmsSettingsFactory
-from tickets.models import TicketCall, TicketMessage
+from tests.tickets.conftest import (
+    CONFIRMS,
+    CONFIRMS_LONG,
+    GIVES_UP,
+    SCALE,
+    SILENT,
+    TECH_ANSWERS,
+    WRONG_DIGIT,
+    messages_sent,
+    ran,
+)
+from tests.tickets.factories import SmsSettingsFactory, TechnicianFactory
+from tickets.models import TicketCall, TicketHop, TicketMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,6 +73,13 @@ def test_a_confirmed_call_is_answered_at_the_second_hop(
     assert (sms.state, sms.to) == ("pending", "5552204")
     line.refresh_from_db()
     assert line.next_ticket == 102
+    steps = ran(sim, CONFIRMS)
+    assert [s for s in steps if s.startswith(("Dial", "ExecIf"))] == [
+        f"ExecIf(1?MixMonitor({recordings / call.recording}))",
+        "Dial(Local/5552201@phones&Local/5552202@phones,5)",
+        "ExecIf(0?MixMonitor())",
+        "Dial(Local/5552203@phones&Local/5552204@phones,5)",
+    ]
 
 
 def test_the_caller_giving_up_during_the_hunt_notifies_the_last_technician_rung(
@@ -77,3 +94,124 @@ def test_the_caller_giving_up_during_the_hunt_notifies_the_last_technician_rung(
     im = im_settled(call)
     assert (im.state, im.to, im.technician_id) == ("sent", "pjsip:5552201", tech1.pk)
     assert not TicketMessage.objects.filter(call=call, channel="sms").exists()  # no SMS settings
+
+
+@pytest.mark.parametrize("caller", [WRONG_DIGIT, SILENT])
+def test_not_confirmed_hears_the_announcement_twice_then_goodbye(
+    line, two_technicians, pbx, call_line, sim, caller
+):
+    uniqueid = call_line(caller)
+    call = ended(uniqueid)
+    assert call.state == TicketCall.State.UNCONFIRMED and call.confirmed_at is None
+    assert not call.hops.exists()
+    line.refresh_from_db()
+    assert line.next_ticket == 1  # no ticket number taken
+    steps = ran(sim, caller)
+    assert [s for s in steps if s.startswith(("Playback", "Read", "Dial", "AGI", "MixMonitor"))] == [
+        f"AGI(agi://127.0.0.1:{sim.agi_port}/ticket)",
+        "Playback(hello-world)",
+        "Read(TICKET_KEY,beep,1,,1,5)",
+        "Playback(hello-world)",
+        "Read(TICKET_KEY,beep,1,,1,5)",
+        "Playback(vm-goodbye)",
+    ]
+    assert not TicketMessage.objects.filter(call=call).exists()
+    assert messages_sent(sim) == []
+
+
+def test_no_technician_active_the_caller_hears_nobody_is_available(line, pbx, call_line, sim):
+    TechnicianFactory(line=line, internal="5552201", mobile="", active=False)
+    call = ended(call_line(CONFIRMS))
+    assert (call.state, call.note) == (TicketCall.State.NOBODY, "no technician active")
+    assert not call.hops.exists() and call.recording == ""
+    line.refresh_from_db()
+    assert line.next_ticket == 1
+    steps = ran(sim, CONFIRMS)
+    assert "Playback(vm-nobodyavail)" in steps and not any(s.startswith("Dial") for s in steps)
+    assert not TicketMessage.objects.filter(call=call).exists()
+
+
+def test_the_hunt_starts_at_the_next_active_technician_after_an_inactive_one_in_charge(
+    line, pbx, call_line, sim
+):
+    first = TechnicianFactory(line=line, position=1, internal="5552201", mobile="")
+    in_charge = TechnicianFactory(line=line, position=2, internal="5552203", mobile="", active=False)
+    answers = TechnicianFactory(line=line, position=3, internal=TECH_ANSWERS, mobile="")
+    line.in_charge = in_charge
+    line.save()
+    call = ended(call_line(CONFIRMS))
+    hop = call.hops.get()
+    assert (hop.technician_id, hop.answered, hop.last, call.answered_by_id) == (
+        answers.pk,
+        True,
+        True,
+        answers.pk,
+    )
+    assert hop.called == TECH_ANSWERS
+    assert call.state == TicketCall.State.ANSWERED
+    assert first.pk != answers.pk
+
+
+def test_a_busy_or_unreachable_technician_passes_the_call_on_at_once(line, pbx, call_line, sim):
+    line.ring_seconds = 60  # a hop that rang would take 60 s (6 s here)
+    line.save()
+    TechnicianFactory(line=line, position=1, internal="5551002", mobile="")  # busy
+    TechnicianFactory(
+        line=line, position=2, internal="Bogus/5552299", mobile="5551004"
+    )  # no such tech, congestion
+    answers = TechnicianFactory(line=line, position=3, internal=TECH_ANSWERS, mobile="")
+    call = ended(call_line(CONFIRMS_LONG), timeout=15)
+    hops = list(call.hops.order_by("sequence"))
+    assert [(h.dial_status, h.answered, h.last) for h in hops] == [
+        ("BUSY", False, False),
+        ("CONGESTION", False, False),
+        ("ANSWER", True, True),
+    ]
+    assert call.answered_by_id == answers.pk
+    # neither of the first two hops waited for its ring time (60 s on pbxsim: 6 s here)
+    assert (hops[2].started_at - hops[0].started_at).total_seconds() < 60 / SCALE
+
+
+def test_a_recording_directory_that_cannot_be_written_leaves_the_call_going(
+    line, two_technicians, pbx, call_line, sim, settings, tmp_path
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings.TICKETS_RECORDING_DIR = blocker / "recordings"
+    call = ended(call_line(CONFIRMS))
+    assert call.state == TicketCall.State.ANSWERED and call.hops.count() == 2
+    assert call.recording == ""
+    assert call.recording_note.startswith(f"not recorded: cannot create {blocker}/recordings/")
+    assert "Not a directory" in call.recording_note
+    assert not any(s.startswith("ExecIf(1?MixMonitor") for s in ran(sim, CONFIRMS))
+
+
+@pytest.mark.parametrize("sim_args", [["--message-technologies="]])
+def test_the_im_failing_on_the_pbx_keeps_asterisks_answer(line, two_technicians, pbx, call_line, sim):
+    call = ended(call_line(CONFIRMS))
+    im = im_settled(call)
+    assert (im.state, im.last_error, im.delivery_status) == (
+        "failed",
+        "Message technology not found.",
+        "Message technology not found.",
+    )
+    assert im.sent_at is None and im.attempts == 1
+    assert messages_sent(sim) == []
+
+
+def test_concurrent_calls_never_share_a_ticket_number(line, pbx, call_line, sim):
+    line.wrap, line.rounds = True, 2  # two rounds over two technicians who never answer: 4 hops a call
+    line.save()
+    tech1 = TechnicianFactory(line=line, position=1, internal="5552201", mobile="5552202")
+    tech2 = TechnicianFactory(line=line, position=2, internal="5552203", mobile="")
+    uniqueids = [call_line(CONFIRMS) for _ in range(5)]
+    calls = [ended(u, timeout=40) for u in uniqueids]
+    assert {c.state for c in calls} == {TicketCall.State.NOBODY}
+    for call in calls:
+        hops = list(call.hops.order_by("sequence"))
+        assert [h.technician_id for h in hops] == [tech1.pk, tech2.pk, tech1.pk, tech2.pk]
+        assert [h.last for h in hops] == [False, False, False, True]
+    tickets = sorted(TicketHop.objects.filter(line=line).values_list("ticket", flat=True))
+    assert tickets == list(range(1, 21))
+    line.refresh_from_db()
+    assert line.next_ticket == 21
