@@ -64,14 +64,21 @@ class Tickets(PbxApp):
             caller=caller,
             called=did,
         )
-        for name, value in (
-            ("TICKET_CALL", opened.call_id),
-            ("TICKET_ANNOUNCEMENT", opened.announcement),
-            ("TICKET_CONFIRM", opened.confirm_digit),
-            ("TICKET_CONFIRM_WAIT", opened.confirm_seconds),
-            ("PLATFORM_AGI_NEXT", "platform-ticket"),
-        ):
-            await call.set_variable(name, value)
+        try:
+            for name, value in (
+                ("TICKET_CALL", opened.call_id),
+                ("TICKET_ANNOUNCEMENT", opened.announcement),
+                ("TICKET_CONFIRM", opened.confirm_digit),
+                ("TICKET_CONFIRM_WAIT", opened.confirm_seconds),
+                ("PLATFORM_AGI_NEXT", "platform-ticket"),
+            ):
+                await call.set_variable(name, value)
+        except Exception:
+            # The caller left (or the connection) before [platform-ticket], whose hangup handler
+            # would have reported the end; the leg's CallEnded may even have been folded before
+            # the adoption. End the call now.
+            await ctx.db(calls.ticket_call_end, call_id=opened.call_id, stage=calls.STAGE_ANNOUNCE)
+            raise
 
     async def hop(self, ctx: AppContext, call: AgiCall):
         """[platform-ticket] before each hop: the previous one closed, the next one to ring."""

@@ -14,6 +14,7 @@ from tests.tickets.conftest import (
     WRONG_DIGIT,
     messages_sent,
     ran,
+    running,
 )
 from tests.tickets.factories import SmsSettingsFactory, TechnicianFactory
 from tickets.models import TicketCall, TicketHop, TicketMessage
@@ -215,3 +216,34 @@ def test_concurrent_calls_never_share_a_ticket_number(line, pbx, call_line, sim)
     assert tickets == list(range(1, 21))
     line.refresh_from_db()
     assert line.next_ticket == 21
+
+
+def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_again(
+    line, two_technicians, server, call_line, sim
+):
+    tech1, _ = two_technicians
+    line.ring_seconds = 40  # 4 s here: time to stop the process while tech1 rings
+    line.save()
+    process = running(server)
+    try:
+        uniqueid = call_line(CONFIRMS_LONG)
+        wait_for(lambda: TicketHop.objects.filter(call__uniqueid=uniqueid).exists(), what="the first hop")
+    finally:
+        process.__exit__(None, None, None)
+    # the next hop's AGI finds no FastAGI server: ss-noservice, and the caller is hung up
+    wait_for(lambda: "Return()" in ran(sim, CONFIRMS_LONG), timeout=15, what="the hangup handler")
+    steps = ran(sim, CONFIRMS_LONG)
+    assert [s for s in steps if s.startswith("Dial")] == [
+        "Dial(Local/5552201@phones&Local/5552202@phones,40)"
+    ]
+    assert "Playback(ss-noservice)" in steps
+    process = running(server)  # back: the call whose end it did not hear is ended on start
+    try:
+        call = ended(uniqueid)
+        im = im_settled(call)
+    finally:
+        process.__exit__(None, None, None)
+    hop = call.hops.get()
+    assert (hop.technician_id, hop.last, hop.answered) == (tech1.pk, True, False)
+    assert call.state == TicketCall.State.FAILED and "pbx process was away" in call.note
+    assert (im.state, im.technician_id) == ("sent", tech1.pk)

@@ -232,6 +232,24 @@ def _ended_state(call: TicketCall, stage: str, hop: TicketHop | None) -> tuple[s
     return State.ABANDONED, f"the caller hung up while {hop.technician_name} was rung"
 
 
+def _ended_unheard(
+    call: TicketCall, hop: TicketHop | None, record: CallRecord | None, now: dt.datetime
+) -> tuple[str, str]:
+    """(state, note) of a call that ended without its TicketEnd (the pbx process was away, or the
+    event was lost): the caller's call record tells whether the last hop was answered (bridged)."""
+    bridged = record is not None and record.bridged_at is not None
+    if hop is None:
+        if call.state == TicketCall.State.ANNOUNCING:
+            return TicketCall.State.ABANDONED, "the caller hung up before confirming"
+        return TicketCall.State.FAILED, "the call ended before its first hop"
+    _close(hop, dial_status="ANSWER" if bridged else "", now=now)
+    if hop.answered:
+        return TicketCall.State.ANSWERED, f"answered by {hop.technician_name}"
+    return TicketCall.State.FAILED, (
+        f"ended while {hop.technician_name} was rung, unheard by the platform (the pbx process was away)"
+    )
+
+
 @transaction.atomic
 def ticket_call_end(
     *, call_id: int, stage: str = "", dial_status: str = "", ended_at: dt.datetime | None = None
@@ -245,17 +263,20 @@ def ticket_call_end(
         return {}
     now = ended_at or timezone.now()
     hop = call.hops.order_by("-sequence").first()
-    record = CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid).first()
-    if not stage:
-        bridged = record is not None and record.bridged_at is not None
-        stage = STAGE_HUNT if hop else ""
-        dial_status = "ANSWER" if bridged else (dial_status or "CANCEL")
+    if stage:
+        if hop is not None:
+            # The hop a hunt ended on was closed by the hop script already: its DIALSTATUS stands.
+            _close(hop, dial_status=dial_status or "CANCEL", now=now)
+        state, note = _ended_state(call, stage, hop)
+    else:
+        record = CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid).first()
+        if ended_at is None and record is not None and record.ended_at is not None:
+            now = record.ended_at
+        state, note = _ended_unheard(call, hop, record, now)
     if hop is not None:
-        # The hop a hunt ended on was closed by the hop script already: its DIALSTATUS stands.
-        _close(hop, dial_status=dial_status or "CANCEL", now=now)
         hop.last = True
         hop.save(update_fields=["last"])
-    call.state, call.note = _ended_state(call, stage, hop)
+    call.state, call.note = state, note
     call.ended_at = now
     call.answered_by_id = hop.technician_id if hop is not None and hop.answered else None
     call.save(update_fields=["state", "note", "ended_at", "answered_by"])
