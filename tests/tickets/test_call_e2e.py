@@ -3,6 +3,7 @@ digit, recording, the hunt with a ticket number per hop, the release, the IM by 
 
 import pytest
 
+from telephony.models import CallRecord
 from telephony.testing import wait_for
 from tests.tickets.conftest import (
     CONFIRMS,
@@ -18,6 +19,7 @@ from tests.tickets.conftest import (
 )
 from tests.tickets.factories import SmsSettingsFactory, TechnicianFactory
 from tickets.models import TicketCall, TicketHop, TicketMessage
+from tickets.services import calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -247,3 +249,40 @@ def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_aga
     assert (hop.technician_id, hop.last, hop.answered) == (tech1.pk, True, False)
     assert call.state == TicketCall.State.FAILED and "pbx process was away" in call.note
     assert (im.state, im.technician_id) == ("sent", tech1.pk)
+
+
+def test_the_caller_hanging_up_during_the_announcement_takes_no_ticket(line, two_technicians, pbx, call_line):
+    call = ended(call_line("5551007"))  # answers and hangs up 1.5 s later
+    assert (call.state, call.note) == (TicketCall.State.ABANDONED, "the caller hung up before confirming")
+    assert not call.hops.exists() and not TicketMessage.objects.filter(call=call).exists()
+    line.refresh_from_db()
+    assert line.next_ticket == 1
+
+
+def test_a_did_with_no_active_line_hears_no_service(line, two_technicians, pbx, call_line, caplog):
+    line.active = False
+    line.save()
+    uniqueid = call_line(CONFIRMS)
+    wait_for(
+        lambda: CallRecord.objects.filter(uniqueid=uniqueid, state="ended").exists(), what="the caller's end"
+    )
+    assert not TicketCall.objects.exists()
+    assert f"no active ticket line for {line.number}" in caplog.text
+
+
+def test_an_im_left_pending_by_a_process_that_died_is_sent_on_start(line, two_technicians, server, sim):
+    tech1, _ = two_technicians
+    opened = calls.ticket_call_open(
+        server_id=server.pk, uniqueid="1765000000.7", line_id=line.pk, caller="0347261928", called=line.number
+    )
+    calls.ticket_hop_next(call_id=opened.call_id, uniqueid="1765000000.7")
+    written = calls.ticket_call_end(call_id=opened.call_id, stage=calls.STAGE_HUNT, dial_status="CANCEL")
+    process = running(server)
+    try:
+        im = wait_for(
+            lambda: TicketMessage.objects.filter(pk=written["im"], state="sent").first(), what="the IM sent"
+        )
+    finally:
+        process.__exit__(None, None, None)
+    assert [m["to"] for m in messages_sent(sim)] == ["pjsip:5552201"] == [im.to]
+    assert im.attempts == 1 and im.technician_id == tech1.pk
