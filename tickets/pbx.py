@@ -106,6 +106,7 @@ class Tickets(PbxApp):
         written = await ctx.db(
             calls.ticket_call_end,
             call_id=call_id,
+            uniqueid=event.get("Uniqueid", "").strip(),
             stage=event.get("Stage", "").strip(),
             dial_status=event.get("DialStatus", "").strip(),
         )

@@ -286,3 +286,17 @@ def test_an_im_left_pending_by_a_process_that_died_is_sent_on_start(line, two_te
         process.__exit__(None, None, None)
     assert [m["to"] for m in messages_sent(sim)] == ["pjsip:5552201"] == [im.to]
     assert im.attempts == 1 and im.technician_id == tech1.pk
+
+
+def test_a_line_confirmed_with_the_hash_key(line, pbx, call_line):
+    line.confirm_digit = "#"
+    line.save()
+    TechnicianFactory(line=line, internal=TECH_ANSWERS, mobile="")
+    call = ended(call_line("5573004@ticket-phones"))  # keys # 2.5 s after answering
+    assert call.state == TicketCall.State.ANSWERED and call.hops.get().answered
+
+
+def test_a_hash_is_no_confirmation_on_a_line_confirmed_with_1(line, pbx, call_line):
+    TechnicianFactory(line=line, internal=TECH_ANSWERS, mobile="")
+    call = ended(call_line("5573004@ticket-phones"))
+    assert call.state == TicketCall.State.UNCONFIRMED and not call.hops.exists()

@@ -187,6 +187,16 @@ def test_the_end_closes_the_last_hop_and_writes_the_messages_once(line):
     assert call.state == "answered" and TicketMessage.objects.filter(call=call).count() == 2
 
 
+def test_a_report_from_another_channel_ends_nothing(line):
+    tech(line, 1)
+    call = open_call(line)
+    hops_of(call)
+    assert calls.ticket_call_end(call_id=call.pk, uniqueid="1765000000.99", stage=calls.STAGE_NOBODY) == {}
+    call.refresh_from_db()
+    assert call.state == TicketCall.State.HUNTING and call.ended_at is None
+    assert calls.ticket_call_end(call_id=call.pk, uniqueid=call.uniqueid, stage=calls.STAGE_HUNT) != {}
+
+
 def test_the_end_of_a_hunt_over_keeps_the_last_hops_dialstatus(line):
     tech(line, 1)
     call = open_call(line)

@@ -252,13 +252,22 @@ def _ended_unheard(
 
 @transaction.atomic
 def ticket_call_end(
-    *, call_id: int, stage: str = "", dial_status: str = "", ended_at: dt.datetime | None = None
+    *,
+    call_id: int,
+    uniqueid: str = "",
+    stage: str = "",
+    dial_status: str = "",
+    ended_at: dt.datetime | None = None,
 ) -> dict[str, int]:
     """End the call once: its last hop closed and marked last (`_END`), the state and note, then the
     technician's SMS and IM written (ticket_messages_queue). Without a stage (the caller leg's
     CallEnded, when the dialplan's TicketEnd never came) the caller's call record tells whether the
-    last hop was answered. Returns the messages written, by channel; a second end writes nothing."""
+    last hop was answered. Returns the messages written, by channel; a second end writes nothing.
+    A report from a channel (`uniqueid`) that is not the call's ends nothing."""
     call = TicketCall.objects.select_for_update().select_related("line").get(pk=call_id)
+    if uniqueid and uniqueid != call.uniqueid:
+        log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
+        return {}
     if call.state in TicketCall.ENDED:
         return {}
     now = ended_at or timezone.now()
