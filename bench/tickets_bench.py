@@ -1,7 +1,7 @@
-"""Ticket lines: ticket numbers from 100 concurrent calls.
+"""Ticket lines: ticket numbers from 100 concurrent calls; a confirmed call's first Dial on pbxsim.
 
     make bench
-    DEBUG=1 .venv/bin/python bench/tickets_bench.py [--calls 100] [--rounds 3]
+    DEBUG=1 .venv/bin/python bench/tickets_bench.py [--calls 100] [--rounds 3] [--e2e-calls 100]
 
 Each call is a thread on its own database connection that opens a transaction, takes a number with
 tickets.services.numbers.ticket_number_allocate and writes its TicketHop, as the hop's AGI does; all
@@ -10,11 +10,19 @@ ticket and none is repeated. Prints allocations per second (calls / wall time of
 call's connection opened in it; best and median of the rounds) and how long a hop's transaction
 took, waiting for the line's lock included (p50, p99), once on SQLite and once on PostgreSQL when
 one is reachable (DATABASE_URL, else the CI's local cluster), each in a throw-away database of its
-own, in a child process (Django's database is chosen at start). Asserts nothing about time.
+own, in a child process (Django's database is chosen at start).
+
+Then, on the same database, pbxsim with the contract, the real pbx process with the tickets app (a
+thread of the child) and 100 callers, 10 at a time, who confirm with 1: the time from the digit
+(DTMFEnd) to the first technician's Dial (DialBegin), as an AMI session of the bench's own receives
+them. In between: Read returns, the ticket-hop FastAGI round trip (the hop and its ticket number in
+one transaction), MixMonitor. pbxsim's waits are scaled (--time-scale), the AGI path is not.
+Asserts nothing about time.
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +43,9 @@ def child(args) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The pbxsim callers' recordings (MixMonitor at the first hop) go to a folder thrown away after.
+    recordings = tempfile.mkdtemp(prefix="tickets-bench-recordings-")
+    os.environ["TICKETS_RECORDING_DIR"] = recordings
     import django
 
     django.setup()
@@ -127,21 +138,182 @@ def child(args) -> None:
             f"{label}: {args.calls} concurrent calls, best {max(rates):,.0f} allocations/s, "
             f"median {statistics.median(rates):,.0f} over {args.rounds} rounds"
         )
+        if args.e2e_calls:
+            confirm_to_dial(args, label, company)
     finally:
         connection.close()
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+        shutil.rmtree(recordings, ignore_errors=True)
+
+
+# The bench's callers and technician, and its DIDs routed to the contract as a real Asterisk would.
+PHONES = """
+[bench-ticket-dids]
+exten => _5557XXX,1,Set(PLATFORM_SCRIPT=ticket)
+ same => n,Goto(platform-agi,${EXTEN},1)
+
+[bench-ticket-phones]
+; a caller who keys 1 once the announcement and the beep are over, then waits
+exten => 5573901,1,Answer()
+ same => n,Wait(2.5)
+ same => n,SendDTMF(1,250)
+ same => n,Wait(1000)
+ same => n,Hangup()
+; a technician who rings and never answers
+exten => 5573902,1,Ringing()
+ same => n,Wait(100000)
+"""
+DID, CALLER, TECHNICIAN = "5557000", "5573901", "5573902"
+
+
+class DialStamps:
+    """When each caller channel's confirm digit and its first Dial reached an AMI session of the
+    bench's own (DTMFEnd 1 received, then DialBegin), by the receiving clock: one TCP stream, in order."""
+
+    def __init__(self, port: int):
+        import asyncio
+
+        from telephony.ami import AmiClient, AmiEndpoint
+
+        self.confirmed, self.dialed = {}, {}
+        self.loop = asyncio.new_event_loop()
+        endpoint = AmiEndpoint("bench-watch", "127.0.0.1", port, "platform", "platform-secret")
+        ready = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+
+            async def start():
+                self.client = AmiClient(endpoint, on_event=self.on_event)
+                self.client.start()
+                await self.client.connected.wait()
+                ready.set()
+
+            self.loop.create_task(start())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("the bench's AMI session did not log in")
+
+    def on_event(self, client, event):
+        now = time.perf_counter()
+        name, channel = event.get("Event"), event.get("Channel", "")
+        if name == "DTMFEnd" and event.get("Digit") == "1" and event.get("Direction") == "Received":
+            self.confirmed.setdefault(channel, now)
+        elif name == "DialBegin" and channel in self.confirmed:
+            self.dialed.setdefault(channel, now)
+
+    def close(self):
+        import asyncio
+
+        async def closed():
+            self.client.close()
+            await asyncio.sleep(0.1)  # the cancelled watchdog's turn to end
+
+        asyncio.run_coroutine_threadsafe(closed(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def confirm_to_dial(args, label, company) -> None:
+    """pbxsim, the real pbx process with the tickets app (a thread of this process), callers who
+    confirm with 1: from the digit to the first technician's Dial, which is the ticket-hop AGI round
+    trip (the hop and its ticket number written in one transaction), MixMonitor and the Dial."""
+    from telephony.facade import PbxFacade
+    from telephony.models import DialRoute, PbxServer
+    from telephony.testing import pbx_process, running_contract_pbxsim, wait_for
+    from tickets.models import Technician, TicketCall, TicketLine
+    from tickets.pbx import Tickets
+
+    with tempfile.TemporaryDirectory() as tmp:
+        phones = Path(tmp) / "extensions_bench_tickets.conf"
+        phones.write_text(PHONES)
+        manager_users = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
+        with running_contract_pbxsim(
+            Path(tmp), manager_users=manager_users, extra_dialplans=[phones], time_scale=args.time_scale
+        ) as sim:
+            server = PbxServer.objects.create(
+                name="bench-sim",
+                ami_port=sim.port,
+                ami_username="platform",
+                ami_secret="platform-secret",
+                agi_bind_port=sim.agi_port,
+            )
+            DialRoute.objects.create(
+                server=server, name="default", template="Local/{number}@bench-ticket-phones"
+            )
+            line = TicketLine.objects.create(
+                company=company, server=server, name="Bench", number=DID, ring_seconds=5, wrap=False
+            )
+            Technician.objects.create(line=line, name="Tech", internal=TECHNICIAN)
+            stamps = DialStamps(sim.port)
+            facade = PbxFacade()
+            try:
+                with pbx_process([server], apps=[Tickets()]):
+                    wait_for(
+                        lambda: PbxServer.objects.get(pk=server.pk).state == "connected",
+                        timeout=30,
+                        what="the AMI login",
+                    )
+                    started = 0
+                    while started < args.e2e_calls:
+                        wave = min(args.parallel, args.e2e_calls - started)
+                        for n in range(started, started + wave):
+                            facade.originate(
+                                server=server,
+                                channel_id=f"bench-caller-{n}",
+                                channel=f"Local/{CALLER}@bench-ticket-phones",
+                                context="bench-ticket-dids",
+                                exten=DID,
+                                caller_id=f'"Caller" <{CALLER}>',
+                                app="bench",
+                                timeout=30,
+                            )
+                        started += wave
+                        wait_for(
+                            lambda started=started: (
+                                TicketCall.objects.filter(state__in=TicketCall.ENDED).count() >= started
+                            ),
+                            timeout=120,
+                            what="the wave's calls ended",
+                        )
+            finally:
+                facade.close()
+                stamps.close()
+    spans = sorted(stamps.dialed[c] - stamps.confirmed[c] for c in stamps.dialed)
+    hops = TicketCall.objects.filter(line=line, hops__sequence=1).count()
+    if not spans:
+        print(f"{label} on pbxsim: no confirm digit followed by a Dial was seen ({hops} first hops)")
+        return
+    p50, p99 = (spans[min(len(spans) - 1, int(q * len(spans)))] * 1000 for q in (0.5, 0.99))
+    print(
+        f"{label} on pbxsim: confirm digit -> first technician's Dial, {len(spans)} calls "
+        f"({args.parallel} at once, time scale {args.time_scale}): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {spans[-1] * 1000:.1f} ms"
+    )
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--e2e-calls", type=int, default=100, help="callers on pbxsim; 0: none")
+    parser.add_argument("--parallel", type=int, default=10, help="callers on pbxsim at once")
+    parser.add_argument("--time-scale", type=int, default=10, help="pbxsim's")
     parser.add_argument("--database", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.database:
         child(args)
         return
-    common = [f"--calls={args.calls}", f"--rounds={args.rounds}"]
+    common = [
+        f"--calls={args.calls}",
+        f"--rounds={args.rounds}",
+        f"--e2e-calls={args.e2e_calls}",
+        f"--parallel={args.parallel}",
+        f"--time-scale={args.time_scale}",
+    ]
     runs = [("sqlite", dict(os.environ))]
     url = postgres_url()
     if url:
