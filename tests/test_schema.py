@@ -149,8 +149,12 @@ def check_operation(operation, mode):
         # A pushed event's time and order are checked by the service (an answer after its
         # hang-up, a time no calendar has): a body the schema allows may still be a 400.
         excluded.append(positive_data_acceptance)
-    if operation.path == "/api/click2call/stats/":
+    if operation.path in ("/api/click2call/stats/", "/api/tickets/log/", "/api/tickets/calls/"):
         # Two dates the schema allows may still be a period that ends before it starts, or is too long.
+        excluded.append(positive_data_acceptance)
+    if operation.path.startswith("/api/tickets/") and operation.method.upper() != "GET":
+        # A ticket line's writes depend on its rows: a next ticket above those given, a technician in
+        # charge or in the hunt order that is the line's own, a template naming known fields only.
         excluded.append(positive_data_acceptance)
     if {"campaignKey": []} in operation.definition.raw["security"]:
         # Any string is a number to the schema; only a real phone number with a rate is taken.

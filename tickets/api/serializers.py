@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from callcards.api.serializers import DayField
@@ -73,6 +74,8 @@ class TechnicianSerializer(serializers.ModelSerializer):
             "sms_username", "sms_password", "sms_credentials", "active", "in_charge",
         ]  # fmt: skip
         extra_kwargs = {
+            "name": {"min_length": 1},
+            "internal": {"min_length": 1},
             # The seed's SMSUser.txt and SMSPassword.txt: written, never read back.
             "sms_username": {"write_only": True},
             "sms_password": {"write_only": True, "style": {"input_type": "password"}},
@@ -163,10 +166,15 @@ class TicketCallDetailSerializer(TicketCallSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"})
+class CenturyDayField(DayField):
+    """A day from 2000-01-01 to 2099-12-31 (DayField's bounds), which the schema says too."""
+
+
 class PeriodFilterSerializer(ListFilterSerializer):
     line = RowIdField(required=False)
-    start = DayField(required=False, help_text="the first day, in the company's time zone")
-    end = DayField(required=False, help_text="the last day, included")
+    start = CenturyDayField(required=False, help_text="the first day, in the company's time zone")
+    end = CenturyDayField(required=False, help_text="the last day, included")
 
     def validate(self, data):
         start, end = data.get("start"), data.get("end")
