@@ -5,9 +5,10 @@
 
 Each call is a thread on its own database connection that opens a transaction, takes a number with
 tickets.services.numbers.ticket_number_allocate and writes its TicketHop, as the hop's AGI does; all
-start together (a barrier). Checked after each round: the numbers are contiguous from the line's next
-ticket and none is repeated. Prints allocations per second (calls / wall time of the round, each
-call's connection opened in it; best and median of the rounds) and how long a hop's transaction
+start together (a barrier), at most --connections (40) holding a connection at a time (PostgreSQL's
+default max_connections is 100, shared). Checked after each round: the numbers are contiguous from
+the line's next ticket and none is repeated. Prints allocations per second (calls / wall time of the
+round, each call's connection opened in it; best and median of the rounds) and how long a hop's transaction
 took, waiting for the line's lock included (p50, p99), once on SQLite and once on PostgreSQL when
 one is reachable (DATABASE_URL, else the CI's local cluster), each in a throw-away database of its
 own, in a child process (Django's database is chosen at start).
@@ -83,13 +84,15 @@ def child(args) -> None:
                 for i in range(args.calls)
             )
             barrier = threading.Barrier(args.calls + 1)
+            # PostgreSQL's default max_connections (100) is shared with what else runs on the cluster:
+            # at most --connections calls hold one at a time, each opening its own after the start.
+            slots = threading.BoundedSemaphore(args.connections)
             tickets, errors, latencies = [], [], []
 
-            def hop(call, barrier=barrier, tickets=tickets, errors=errors, latencies=latencies):
+            def hop(call, barrier=barrier, slots=slots, tickets=tickets, errors=errors, latencies=latencies):
+                barrier.wait(timeout=60)
+                slots.acquire()
                 try:
-                    # Each call connects after the start: 100 connections held open at once are more than
-                    # PostgreSQL's default max_connections (100, some of them in use) allows.
-                    barrier.wait(timeout=60)
                     connection.ensure_connection()
                     began = time.perf_counter()
                     with transaction.atomic():
@@ -109,6 +112,7 @@ def child(args) -> None:
                     errors.append(exc)
                 finally:
                     connection.close()
+                    slots.release()
 
             threads = [threading.Thread(target=hop, args=(call,)) for call in calls]
             for thread in threads:
@@ -128,7 +132,8 @@ def child(args) -> None:
             failure = f" ({errors[0]!r})" if errors else ""
             p50, p99 = (waits[int(q * (len(waits) - 1))] * 1000 if waits else 0 for q in (0.5, 0.99))
             print(
-                f"{label} round {round_number + 1}: {args.calls} concurrent calls, tickets "
+                f"{label} round {round_number + 1}: {args.calls} concurrent calls ({args.connections} "
+                f"connections at most), tickets "
                 f"{min(tickets, default=0)}-{max(tickets, default=0)}: contiguous {contiguous}, repeated "
                 f"{repeated}, failed {len(errors)}{failure}; {elapsed * 1000:.0f} ms, "
                 f"{rates[-1]:,.0f} allocations/s; a hop's transaction (queued on the line's lock "
@@ -299,6 +304,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=40, help="database connections open at once")
     parser.add_argument("--e2e-calls", type=int, default=100, help="callers on pbxsim; 0: none")
     parser.add_argument("--parallel", type=int, default=10, help="callers on pbxsim at once")
     parser.add_argument("--time-scale", type=int, default=10, help="pbxsim's")
@@ -310,6 +316,7 @@ def main():
     common = [
         f"--calls={args.calls}",
         f"--rounds={args.rounds}",
+        f"--connections={args.connections}",
         f"--e2e-calls={args.e2e_calls}",
         f"--parallel={args.parallel}",
         f"--time-scale={args.time_scale}",
