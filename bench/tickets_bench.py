@@ -147,7 +147,16 @@ def child(args) -> None:
             confirm_to_dial(args, label, company)
     finally:
         connection.close()
-        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+        name = connection.settings_dict["NAME"]
+        if connection.vendor == "postgresql":
+            # The pbx process's database threads leave their sessions open on the bench's own database.
+            with connection._nodb_cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [name],
+                )
+        connection.creation.destroy_test_db(name, verbosity=0)
         shutil.rmtree(recordings, ignore_errors=True)
 
 
