@@ -77,10 +77,9 @@ def test_a_confirmed_call_is_answered_at_the_second_hop(
     line.refresh_from_db()
     assert line.next_ticket == 102
     steps = ran(sim, CONFIRMS)
-    assert [s for s in steps if s.startswith(("Dial", "ExecIf"))] == [
-        f"ExecIf(1?MixMonitor({recordings / call.recording}))",
+    assert [s for s in steps if s.startswith(("Dial", "MixMonitor"))] == [
+        f"MixMonitor({recordings / call.recording})",
         "Dial(Local/5552201@phones&Local/5552202@phones,5)",
-        "ExecIf(0?MixMonitor())",
         "Dial(Local/5552203@phones&Local/5552204@phones,5)",
     ]
 
@@ -186,7 +185,7 @@ def test_a_recording_directory_that_cannot_be_written_leaves_the_call_going(
     assert call.recording == ""
     assert call.recording_note.startswith(f"not recorded: cannot create {blocker}/recordings/")
     assert "Not a directory" in call.recording_note
-    assert not any(s.startswith("ExecIf(1?MixMonitor") for s in ran(sim, CONFIRMS))
+    assert not any(s.startswith("MixMonitor") for s in ran(sim, CONFIRMS))
 
 
 @pytest.mark.parametrize("sim_args", [["--message-technologies="]])
