@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from telephony.models import CallRecord, DialRoute
@@ -146,6 +147,24 @@ def test_opening_twice_on_one_channel_opens_one_call(line):
     assert first == second
     record = CallRecord.objects.get(uniqueid=first.uniqueid)
     assert (record.app, record.app_ref, record.company_id) == ("tickets", str(first.pk), line.company_id)
+
+
+def test_the_announcement_is_the_sound_or_the_uploaded_file_without_its_extension(line, settings, tmp_path):
+    assert (
+        calls.ticket_call_open(
+            server_id=line.server_id, uniqueid="1765000000.2", line_id=line.pk, caller="", called=line.number
+        ).announcement
+        == "hello-world"
+    )
+    settings.MEDIA_ROOT = tmp_path / "media"
+    line.announcement_file = SimpleUploadedFile("emergency.wav", b"RIFF")
+    line.confirm_digit, line.confirm_seconds = "#", 8
+    line.save()
+    opened = calls.ticket_call_open(
+        server_id=line.server_id, uniqueid="1765000000.3", line_id=line.pk, caller="", called=line.number
+    )
+    assert opened.announcement == str(tmp_path / "media" / "tickets" / "announcements" / "emergency")
+    assert (opened.confirm_digit, opened.confirm_seconds) == ("#", 8)
 
 
 def test_an_unknown_or_inactive_line_is_not_found(line):
