@@ -3,8 +3,8 @@ digit, recording, the hunt with a ticket number per hop, the release, the IM by 
 
 import pytest
 
-from telephony.models import CallRecord
-from telephony.testing import wait_for
+from telephony.models import CallRecord, PbxServer
+from telephony.testing import pbx_process, wait_for
 from tests.tickets.conftest import (
     CONFIRMS,
     CONFIRMS_LONG,
@@ -19,6 +19,7 @@ from tests.tickets.conftest import (
 )
 from tests.tickets.factories import SmsSettingsFactory, TechnicianFactory
 from tickets.models import TicketCall, TicketHop, TicketMessage
+from tickets.pbx import Tickets
 from tickets.services import calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -299,3 +300,34 @@ def test_a_hash_is_no_confirmation_on_a_line_confirmed_with_1(line, pbx, call_li
     TechnicianFactory(line=line, internal=TECH_ANSWERS, mobile="")
     call = ended(call_line("5573004@ticket-phones"))
     assert call.state == TicketCall.State.UNCONFIRMED and not call.hops.exists()
+
+
+class CutShort(Tickets):
+    """The hop script dies after its hop was written, before the dialplan has it."""
+
+    async def hop(self, ctx, call):
+        call_id = int(await call.get_variable("TICKET_CALL"))
+        await ctx.db(calls.ticket_hop_next, call_id=call_id, uniqueid=call.uniqueid)
+
+
+def test_a_hop_script_cut_short_dials_nobody_and_loses_no_ticket(
+    line, two_technicians, server, call_line, sim
+):
+    tech1, _ = two_technicians
+    with pbx_process([server], apps=[CutShort()]):
+        wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
+        call = ended(call_line(CONFIRMS))
+    steps = ran(sim, CONFIRMS)
+    assert "Playback(ss-noservice)" in steps and not any(s.startswith("Dial") for s in steps)
+    assert (call.state, call.note) == (
+        TicketCall.State.FAILED,
+        "the pbx process could not be reached for the next hop",
+    )
+    hop = call.hops.get()
+    assert (hop.ticket, hop.technician_id, hop.dial_status, hop.last, hop.answered) == (
+        1,
+        tech1.pk,
+        "",
+        True,
+        False,
+    )

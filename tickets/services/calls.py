@@ -53,6 +53,7 @@ class NextHop:
     """The hop to ring now; dial empty: the hunt is over."""
 
     ticket: int | None = None
+    sequence: int = 0
     dial: str = ""
     ring_seconds: int = 0
     recording: str = ""  # absolute path: start MixMonitor to it (first hop only)
@@ -208,7 +209,9 @@ def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> Ne
                 log.warning("tickets: call %s: %s", call.pk, note)
             else:
                 recording = str(Path(settings.TICKETS_RECORDING_DIR) / relative)
-        return NextHop(ticket=ticket, dial=dial, ring_seconds=line.ring_seconds, recording=recording)
+        return NextHop(
+            ticket=ticket, sequence=sequence, dial=dial, ring_seconds=line.ring_seconds, recording=recording
+        )
     return NextHop()
 
 
@@ -257,13 +260,15 @@ def ticket_call_end(
     uniqueid: str = "",
     stage: str = "",
     dial_status: str = "",
+    ticket: str | None = None,
     ended_at: dt.datetime | None = None,
 ) -> dict[str, int]:
     """End the call once: its last hop closed and marked last (`_END`), the state and note, then the
     technician's SMS and IM written (ticket_messages_queue). Without a stage (the caller leg's
     CallEnded, when the dialplan's TicketEnd never came) the caller's call record tells whether the
     last hop was answered. Returns the messages written, by channel; a second end writes nothing.
-    A report from a channel (`uniqueid`) that is not the call's ends nothing."""
+    A report from a channel (`uniqueid`) that is not the call's ends nothing; `ticket` is the one
+    the dialplan last had (TicketEnd's Ticket)."""
     call = TicketCall.objects.select_for_update().select_related("line").get(pk=call_id)
     if uniqueid and uniqueid != call.uniqueid:
         log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
@@ -275,7 +280,9 @@ def ticket_call_end(
     if stage:
         if hop is not None:
             # The hop a hunt ended on was closed by the hop script already: its DIALSTATUS stands.
-            _close(hop, dial_status=dial_status or "CANCEL", now=now)
+            # A hop whose script was cut short before the dialplan had its ticket was never dialed.
+            dialed = not (stage == STAGE_UNAVAILABLE and ticket is not None and ticket != str(hop.ticket))
+            _close(hop, dial_status=(dial_status or "CANCEL") if dialed else "", now=now)
         state, note = _ended_state(call, stage, hop)
     else:
         record = CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid).first()
