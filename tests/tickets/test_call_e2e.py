@@ -89,7 +89,9 @@ def test_the_caller_giving_up_during_the_hunt_notifies_the_last_technician_rung(
     line, two_technicians, pbx, call_line, sim
 ):
     tech1, _ = two_technicians
-    uniqueid = call_line(GIVES_UP)  # hangs up 6.25 s after answering: during the first hop (5 s)
+    line.ring_seconds = 30
+    line.save()
+    uniqueid = call_line(GIVES_UP)  # hangs up 15 s after answering: during the first hop (30 s)
     call = ended(uniqueid)
     hop = call.hops.get()
     assert (hop.technician_id, hop.last, hop.answered, hop.dial_status) == (tech1.pk, True, False, "CANCEL")
@@ -224,7 +226,7 @@ def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_aga
     line, two_technicians, server, call_line, sim
 ):
     tech1, _ = two_technicians
-    line.ring_seconds = 40  # 4 s here: time to stop the process while tech1 rings
+    line.ring_seconds = 80  # 8 s here: time to stop the process while tech1 rings
     line.save()
     process = running(server)
     try:
@@ -233,10 +235,10 @@ def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_aga
     finally:
         process.__exit__(None, None, None)
     # the next hop's AGI finds no FastAGI server: ss-noservice, and the caller is hung up
-    wait_for(lambda: "Return()" in ran(sim, CONFIRMS_LONG), timeout=15, what="the hangup handler")
+    wait_for(lambda: "Return()" in ran(sim, CONFIRMS_LONG), timeout=25, what="the hangup handler")
     steps = ran(sim, CONFIRMS_LONG)
     assert [s for s in steps if s.startswith("Dial")] == [
-        "Dial(Local/5552201@phones&Local/5552202@phones,40)"
+        "Dial(Local/5552201@phones&Local/5552202@phones,80)"
     ]
     assert "Playback(ss-noservice)" in steps
     process = running(server)  # back: the call whose end it did not hear is ended on start
