@@ -164,8 +164,12 @@ def _close(hop: TicketHop, *, dial_status: str, now: dt.datetime) -> None:
 def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> NextHop:
     """Close the call's previous hop with its DIALSTATUS and open the next one: the next technician
     of the hunt and a ticket number taken in this transaction. The hunt over: an empty NextHop."""
+    # Only the call's row: its line is locked by the ticket number's UPDATE, and the server's row is
+    # the lease's (locking them here too deadlocks concurrent hops on PostgreSQL).
     call = (
-        TicketCall.objects.select_for_update().select_related("line__company", "line__server").get(pk=call_id)
+        TicketCall.objects.select_for_update(of=("self",))
+        .select_related("line__company", "line__server")
+        .get(pk=call_id)
     )
     if call.uniqueid != uniqueid:
         raise ValueError(f"ticket call {call_id} is not on channel {uniqueid}")
@@ -269,7 +273,7 @@ def ticket_call_end(
     last hop was answered. Returns the messages written, by channel; a second end writes nothing.
     A report from a channel (`uniqueid`) that is not the call's ends nothing; `ticket` is the one
     the dialplan last had (TicketEnd's Ticket)."""
-    call = TicketCall.objects.select_for_update().select_related("line").get(pk=call_id)
+    call = TicketCall.objects.select_for_update(of=("self",)).select_related("line").get(pk=call_id)
     if uniqueid and uniqueid != call.uniqueid:
         log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
         return {}
