@@ -108,6 +108,8 @@ def test_a_technician_with_nothing_dialable_is_closed_at_once_and_the_hunt_goes_
     first, second = call.hops.order_by("sequence")
     assert (first.ticket, first.dial_status, first.ended_at is not None) == (1, calls.UNDIALABLE, True)
     assert second.technician_id == t2.pk
+    call.refresh_from_db()  # recorded from the first hop dialed
+    assert call.recording.endswith(f"/ticket-{line.pk}-2.wav") and nxt.recording.endswith(call.recording)
 
 
 def test_the_recording_is_named_after_the_first_ticket_and_started_once(line, settings):

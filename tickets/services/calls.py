@@ -205,7 +205,8 @@ def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> Ne
             _close(hop, dial_status=UNDIALABLE, now=now)
             continue
         recording = ""
-        if sequence == 1 and line.record:
+        # Once, at the first hop dialed (an undialable first technician is no reason to go unrecorded).
+        if line.record and not call.recording and not call.recording_note:
             relative, note = _recording_path(call, ticket)
             call.recording, call.recording_note = relative, note
             call.save(update_fields=["recording", "recording_note"])
