@@ -94,8 +94,10 @@ class Tickets(PbxApp):
             await call.set_variable("TICKET_RING", nxt.ring_seconds)
             if nxt.recording:
                 await call.set_variable("TICKET_RECORDING", nxt.recording)
-        # Set last: an AGI cut short leaves TICKET_DIAL empty, so the same technician is not rung again.
         await call.set_variable("TICKET_DIAL", nxt.dial)
+        # Last: the dialplan takes a script cut short before this (TICKET_HOP still empty) for an
+        # unreachable pbx process, never for "nobody left" and never as a reason to dial again.
+        await call.set_variable("TICKET_HOP", nxt.sequence or "over")
 
     # -- the end ---------------------------------------------------------------------------------
 
@@ -109,6 +111,7 @@ class Tickets(PbxApp):
             uniqueid=event.get("Uniqueid", "").strip(),
             stage=event.get("Stage", "").strip(),
             dial_status=event.get("DialStatus", "").strip(),
+            ticket=event.get("Ticket", "").strip(),
         )
         await self._send_im(ctx, written.get("im"))
 

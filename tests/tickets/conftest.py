@@ -20,11 +20,11 @@ DID = "5557000"
 SCALE = 10
 # The trace's callers ([phones] of tests/pbxsim/conf/extensions.conf)
 CONFIRMS = "5551032"  # keys 1 2.5 s after answering, stays 30 s
-GIVES_UP = "5551033"  # keys 1, hangs up 6.25 s after answering
 # ours (extensions_tickets.conf)
 WRONG_DIGIT = "5573001@ticket-phones"
 SILENT = "5573002@ticket-phones"
 CONFIRMS_LONG = "5573003@ticket-phones"
+GIVES_UP = "5573005@ticket-phones"  # keys 1, hangs up 15 s after answering
 TECH_ANSWERS = "Local/5573101@ticket-phones"  # answers after 1 s, talks 3 s
 
 

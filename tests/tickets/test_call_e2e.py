@@ -3,8 +3,8 @@ digit, recording, the hunt with a ticket number per hop, the release, the IM by 
 
 import pytest
 
-from telephony.models import CallRecord
-from telephony.testing import wait_for
+from telephony.models import CallRecord, PbxServer
+from telephony.testing import pbx_process, wait_for
 from tests.tickets.conftest import (
     CONFIRMS,
     CONFIRMS_LONG,
@@ -19,6 +19,7 @@ from tests.tickets.conftest import (
 )
 from tests.tickets.factories import SmsSettingsFactory, TechnicianFactory
 from tickets.models import TicketCall, TicketHop, TicketMessage
+from tickets.pbx import Tickets
 from tickets.services import calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,10 +78,9 @@ def test_a_confirmed_call_is_answered_at_the_second_hop(
     line.refresh_from_db()
     assert line.next_ticket == 102
     steps = ran(sim, CONFIRMS)
-    assert [s for s in steps if s.startswith(("Dial", "ExecIf"))] == [
-        f"ExecIf(1?MixMonitor({recordings / call.recording}))",
+    assert [s for s in steps if s.startswith(("Dial", "MixMonitor"))] == [
+        f"MixMonitor({recordings / call.recording})",
         "Dial(Local/5552201@phones&Local/5552202@phones,5)",
-        "ExecIf(0?MixMonitor())",
         "Dial(Local/5552203@phones&Local/5552204@phones,5)",
     ]
 
@@ -89,7 +89,9 @@ def test_the_caller_giving_up_during_the_hunt_notifies_the_last_technician_rung(
     line, two_technicians, pbx, call_line, sim
 ):
     tech1, _ = two_technicians
-    uniqueid = call_line(GIVES_UP)  # hangs up 6.25 s after answering: during the first hop (5 s)
+    line.ring_seconds = 30
+    line.save()
+    uniqueid = call_line(GIVES_UP)  # hangs up 15 s after answering: during the first hop (30 s)
     call = ended(uniqueid)
     hop = call.hops.get()
     assert (hop.technician_id, hop.last, hop.answered, hop.dial_status) == (tech1.pk, True, False, "CANCEL")
@@ -186,7 +188,7 @@ def test_a_recording_directory_that_cannot_be_written_leaves_the_call_going(
     assert call.recording == ""
     assert call.recording_note.startswith(f"not recorded: cannot create {blocker}/recordings/")
     assert "Not a directory" in call.recording_note
-    assert not any(s.startswith("ExecIf(1?MixMonitor") for s in ran(sim, CONFIRMS))
+    assert not any(s.startswith("MixMonitor") for s in ran(sim, CONFIRMS))
 
 
 @pytest.mark.parametrize("sim_args", [["--message-technologies="]])
@@ -224,7 +226,7 @@ def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_aga
     line, two_technicians, server, call_line, sim
 ):
     tech1, _ = two_technicians
-    line.ring_seconds = 40  # 4 s here: time to stop the process while tech1 rings
+    line.ring_seconds = 80  # 8 s here: time to stop the process while tech1 rings
     line.save()
     process = running(server)
     try:
@@ -233,10 +235,10 @@ def test_the_pbx_process_away_during_a_hop_does_not_ring_the_same_technician_aga
     finally:
         process.__exit__(None, None, None)
     # the next hop's AGI finds no FastAGI server: ss-noservice, and the caller is hung up
-    wait_for(lambda: "Return()" in ran(sim, CONFIRMS_LONG), timeout=15, what="the hangup handler")
+    wait_for(lambda: "Return()" in ran(sim, CONFIRMS_LONG), timeout=25, what="the hangup handler")
     steps = ran(sim, CONFIRMS_LONG)
     assert [s for s in steps if s.startswith("Dial")] == [
-        "Dial(Local/5552201@phones&Local/5552202@phones,40)"
+        "Dial(Local/5552201@phones&Local/5552202@phones,80)"
     ]
     assert "Playback(ss-noservice)" in steps
     process = running(server)  # back: the call whose end it did not hear is ended on start
@@ -300,3 +302,34 @@ def test_a_hash_is_no_confirmation_on_a_line_confirmed_with_1(line, pbx, call_li
     TechnicianFactory(line=line, internal=TECH_ANSWERS, mobile="")
     call = ended(call_line("5573004@ticket-phones"))
     assert call.state == TicketCall.State.UNCONFIRMED and not call.hops.exists()
+
+
+class CutShort(Tickets):
+    """The hop script dies after its hop was written, before the dialplan has it."""
+
+    async def hop(self, ctx, call):
+        call_id = int(await call.get_variable("TICKET_CALL"))
+        await ctx.db(calls.ticket_hop_next, call_id=call_id, uniqueid=call.uniqueid)
+
+
+def test_a_hop_script_cut_short_dials_nobody_and_loses_no_ticket(
+    line, two_technicians, server, call_line, sim
+):
+    tech1, _ = two_technicians
+    with pbx_process([server], apps=[CutShort()]):
+        wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
+        call = ended(call_line(CONFIRMS))
+    steps = ran(sim, CONFIRMS)
+    assert "Playback(ss-noservice)" in steps and not any(s.startswith("Dial") for s in steps)
+    assert (call.state, call.note) == (
+        TicketCall.State.FAILED,
+        "the pbx process could not be reached for the next hop",
+    )
+    hop = call.hops.get()
+    assert (hop.ticket, hop.technician_id, hop.dial_status, hop.last, hop.answered) == (
+        1,
+        tech1.pk,
+        "",
+        True,
+        False,
+    )

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from telephony.models import CallRecord, DialRoute
@@ -107,6 +108,8 @@ def test_a_technician_with_nothing_dialable_is_closed_at_once_and_the_hunt_goes_
     first, second = call.hops.order_by("sequence")
     assert (first.ticket, first.dial_status, first.ended_at is not None) == (1, calls.UNDIALABLE, True)
     assert second.technician_id == t2.pk
+    call.refresh_from_db()  # recorded from the first hop dialed
+    assert call.recording.endswith(f"/ticket-{line.pk}-2.wav") and nxt.recording.endswith(call.recording)
 
 
 def test_the_recording_is_named_after_the_first_ticket_and_started_once(line, settings):
@@ -146,6 +149,24 @@ def test_opening_twice_on_one_channel_opens_one_call(line):
     assert first == second
     record = CallRecord.objects.get(uniqueid=first.uniqueid)
     assert (record.app, record.app_ref, record.company_id) == ("tickets", str(first.pk), line.company_id)
+
+
+def test_the_announcement_is_the_sound_or_the_uploaded_file_without_its_extension(line, settings, tmp_path):
+    assert (
+        calls.ticket_call_open(
+            server_id=line.server_id, uniqueid="1765000000.2", line_id=line.pk, caller="", called=line.number
+        ).announcement
+        == "hello-world"
+    )
+    settings.MEDIA_ROOT = tmp_path / "media"
+    line.announcement_file = SimpleUploadedFile("emergency.wav", b"RIFF")
+    line.confirm_digit, line.confirm_seconds = "#", 8
+    line.save()
+    opened = calls.ticket_call_open(
+        server_id=line.server_id, uniqueid="1765000000.3", line_id=line.pk, caller="", called=line.number
+    )
+    assert opened.announcement == str(tmp_path / "media" / "tickets" / "announcements" / "emergency")
+    assert (opened.confirm_digit, opened.confirm_seconds) == ("#", 8)
 
 
 def test_an_unknown_or_inactive_line_is_not_found(line):

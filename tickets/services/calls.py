@@ -53,6 +53,7 @@ class NextHop:
     """The hop to ring now; dial empty: the hunt is over."""
 
     ticket: int | None = None
+    sequence: int = 0
     dial: str = ""
     ring_seconds: int = 0
     recording: str = ""  # absolute path: start MixMonitor to it (first hop only)
@@ -163,8 +164,12 @@ def _close(hop: TicketHop, *, dial_status: str, now: dt.datetime) -> None:
 def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> NextHop:
     """Close the call's previous hop with its DIALSTATUS and open the next one: the next technician
     of the hunt and a ticket number taken in this transaction. The hunt over: an empty NextHop."""
+    # Only the call's row: its line is locked by the ticket number's UPDATE, and the server's row is
+    # the lease's (locking them here too deadlocks concurrent hops on PostgreSQL).
     call = (
-        TicketCall.objects.select_for_update().select_related("line__company", "line__server").get(pk=call_id)
+        TicketCall.objects.select_for_update(of=("self",))
+        .select_related("line__company", "line__server")
+        .get(pk=call_id)
     )
     if call.uniqueid != uniqueid:
         raise ValueError(f"ticket call {call_id} is not on channel {uniqueid}")
@@ -200,7 +205,8 @@ def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> Ne
             _close(hop, dial_status=UNDIALABLE, now=now)
             continue
         recording = ""
-        if sequence == 1 and line.record:
+        # Once, at the first hop dialed (an undialable first technician is no reason to go unrecorded).
+        if line.record and not call.recording and not call.recording_note:
             relative, note = _recording_path(call, ticket)
             call.recording, call.recording_note = relative, note
             call.save(update_fields=["recording", "recording_note"])
@@ -208,7 +214,9 @@ def ticket_hop_next(*, call_id: int, uniqueid: str, dial_status: str = "") -> Ne
                 log.warning("tickets: call %s: %s", call.pk, note)
             else:
                 recording = str(Path(settings.TICKETS_RECORDING_DIR) / relative)
-        return NextHop(ticket=ticket, dial=dial, ring_seconds=line.ring_seconds, recording=recording)
+        return NextHop(
+            ticket=ticket, sequence=sequence, dial=dial, ring_seconds=line.ring_seconds, recording=recording
+        )
     return NextHop()
 
 
@@ -257,14 +265,16 @@ def ticket_call_end(
     uniqueid: str = "",
     stage: str = "",
     dial_status: str = "",
+    ticket: str | None = None,
     ended_at: dt.datetime | None = None,
 ) -> dict[str, int]:
     """End the call once: its last hop closed and marked last (`_END`), the state and note, then the
     technician's SMS and IM written (ticket_messages_queue). Without a stage (the caller leg's
     CallEnded, when the dialplan's TicketEnd never came) the caller's call record tells whether the
     last hop was answered. Returns the messages written, by channel; a second end writes nothing.
-    A report from a channel (`uniqueid`) that is not the call's ends nothing."""
-    call = TicketCall.objects.select_for_update().select_related("line").get(pk=call_id)
+    A report from a channel (`uniqueid`) that is not the call's ends nothing; `ticket` is the one
+    the dialplan last had (TicketEnd's Ticket)."""
+    call = TicketCall.objects.select_for_update(of=("self",)).select_related("line").get(pk=call_id)
     if uniqueid and uniqueid != call.uniqueid:
         log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
         return {}
@@ -275,7 +285,9 @@ def ticket_call_end(
     if stage:
         if hop is not None:
             # The hop a hunt ended on was closed by the hop script already: its DIALSTATUS stands.
-            _close(hop, dial_status=dial_status or "CANCEL", now=now)
+            # A hop whose script was cut short before the dialplan had its ticket was never dialed.
+            dialed = not (stage == STAGE_UNAVAILABLE and ticket is not None and ticket != str(hop.ticket))
+            _close(hop, dial_status=(dial_status or "CANCEL") if dialed else "", now=now)
         state, note = _ended_state(call, stage, hop)
     else:
         record = CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid).first()
