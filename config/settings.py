@@ -214,6 +214,8 @@ BEAT_SCHEDULE_DEFAULTS = {
         "schedule": crontab(minute=30, day_of_month=1),
     },
     "e-mail click2call invoices left pending": {"task": "click2call.invoice_mails", "schedule": 300.0},
+    # Ticket SMS whose task was lost (broker down at the call's end, a worker gone): queued again.
+    "send ticket SMS left pending": {"task": "tickets.send_due_sms", "schedule": 60.0},
 }
 # Empty on purpose: beat's DatabaseScheduler writes this dict over the database at each start
 # (update_or_create), which would undo an admin's edits. Defaults go in BEAT_SCHEDULE_DEFAULTS.
