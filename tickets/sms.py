@@ -117,6 +117,14 @@ def parameters_check(parameters: str) -> None:
                 raise ValueError(f"line {number}: unknown field {{{field}}}: use {fields}")
 
 
+def validate_sms_parameters(value: str) -> None:
+    """parameters_check as a form or serializer field's validator (the SMS settings' forms)."""
+    try:
+        parameters_check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="parameters") from None
+
+
 def parameters_fill(parameters: str, values: dict[str, str]) -> list[tuple[str, str]]:
     """The template's name=value lines, each {field} replaced once by its value (a text holding
     "{password}" stays that text: values are never filled in again)."""

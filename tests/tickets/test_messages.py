@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from tests.tickets.factories import (
     SmsSettingsFactory,
@@ -21,6 +22,7 @@ from tickets.services.messages import (
     template_check,
     ticket_messages_queue,
     ticket_text,
+    validate_message_template,
 )
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +110,13 @@ def test_template_check_refuses_unknown_fields_attributes_indexes_and_bad_braces
 )
 def test_template_check_takes_the_known_fields(template):
     template_check(template)
+
+
+def test_the_forms_validator_says_which_field_is_unknown():
+    validate_message_template("Ticket {ticket}")
+    with pytest.raises(ValidationError) as error:
+        validate_message_template("Ticket {ticket} for {customer}")
+    assert error.value.messages[0].startswith("unknown field {customer}: use {start_date}")
 
 
 def test_a_stored_template_that_no_longer_passes_falls_back_to_the_seeds():

@@ -24,6 +24,7 @@ from tickets.sms import (
     parameters_check,
     sms_credentials,
     sms_provider,
+    validate_sms_parameters,
 )
 
 # What a caller ID or a template can put in a text: accents and a euro sign, CR/LF, commas, & and =.
@@ -304,3 +305,12 @@ def test_parameter_templates_the_settings_form_takes(parameters):
 def test_parameter_templates_the_settings_form_refuses(parameters, message):
     with pytest.raises(ValueError, match="^" + message.replace("[", r"\[").replace("{", r"\{")):
         parameters_check(parameters)
+
+
+def test_the_settings_forms_validator_names_the_line():
+    validate_sms_parameters("to={to}\ntext={text}")
+    with pytest.raises(ValidationError) as error:
+        validate_sms_parameters("to={to}\nmsg={message}")
+    assert error.value.messages == [
+        "line 2: unknown field {message}: use {to} {text} {sender} {username} {password}"
+    ]

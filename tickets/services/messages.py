@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import string
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -41,6 +42,14 @@ def template_check(template: str) -> None:
             continue
         if name not in FIELDS or spec or conversion:
             raise ValueError(f"unknown field {{{name}}}: use {', '.join('{' + f + '}' for f in FIELDS)}")
+
+
+def validate_message_template(value: str) -> None:
+    """template_check as a form or serializer field's validator (the portal's, the API's)."""
+    try:
+        template_check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="template") from None
 
 
 def _fields(hop: TicketHop, caller: str, tz) -> dict[str, str]:
