@@ -111,7 +111,9 @@ def parameters_check(parameters: str) -> None:
         name, sep, value = line.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"line {number}: write name=value, e.g. to={{to}}")
-        for field in _ANY_BRACES.findall(name + value):
+        if "{" in name or "}" in name:
+            raise ValueError(f"line {number}: a name is plain text, fields go after the =")
+        for field in _ANY_BRACES.findall(value):
             if field not in PLACEHOLDERS:
                 fields = " ".join("{" + p + "}" for p in PLACEHOLDERS)
                 raise ValueError(f"line {number}: unknown field {{{field}}}: use {fields}")
@@ -133,7 +135,7 @@ def parameters_fill(parameters: str, values: dict[str, str]) -> list[tuple[str, 
         if not line.strip():
             continue
         name, _, value = line.partition("=")
-        filled.append((name.strip(), _PLACEHOLDER.sub(lambda m: values[m.group(1)], value)))
+        filled.append((name.strip(), _PLACEHOLDER.sub(lambda m: values[m.group(1)], value.strip())))
     return filled
 
 

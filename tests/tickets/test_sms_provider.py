@@ -81,7 +81,7 @@ def test_get_puts_every_parameter_url_encoded_in_the_query(gateway):
 
 
 def test_post_form_sends_the_parameters_as_a_form_body(gateway):
-    send(http_settings(gateway, parameters="to={to}\ntext={text}\ntype=text"), text=HOSTILE)
+    send(http_settings(gateway, parameters="to={to}\r\ntext = {text}\r\n\r\ntype=text"), text=HOSTILE)
     (request,) = gateway.received
     assert request.method == "POST" and request.path == "/send"
     assert request.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
@@ -299,7 +299,8 @@ def test_parameter_templates_the_settings_form_takes(parameters):
         ("to={to[0]}", "line 1: unknown field {to[0]}"),
         ("to={to}\njust text", "line 2: write name=value"),
         ("={text}", "line 1: write name=value"),
-        ("{secret}={text}", "line 1: unknown field {secret}"),
+        ("{to}={text}", "line 1: a name is plain text"),
+        ("to={to}\ntext={text}\nkey={secret}", "line 3: unknown field {secret}"),
     ],
 )
 def test_parameter_templates_the_settings_form_refuses(parameters, message):
