@@ -3,6 +3,10 @@
 Both carry the seed's string (12.10.2012_14.00_12.10.2012_14.05_Ticket_1234_Caller_03472619287_
 Called_732), from the line's template, in the company's time zone. Only one technician gets them:
 the one who answered, or the last one rung when the caller gave up (the call's last hop).
+
+The SMS is sent here too (ticket_sms_send, by the tickets.send_sms task): claimed as
+config.outbox claims a mail, so it goes once; retried after a doubling pause while the gateway's
+failure may pass; taken up again by the sweep (ticket_sms_lost) when its task was lost.
 """
 
 import datetime as dt
