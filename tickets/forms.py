@@ -120,6 +120,9 @@ class TechnicianForm(forms.ModelForm):
 class SmsSettingsForm(forms.ModelForm):
     """The company's SMS gateway; the secret is write only: left empty, the stored one is kept."""
 
+    url = forms.URLField(
+        label="URL", max_length=200, required=False, assume_scheme="https", help_text="the gateway's send URL"
+    )
     new_secret = forms.CharField(
         label="Password or token",
         required=False,
