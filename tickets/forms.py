@@ -106,6 +106,11 @@ class TechnicianForm(forms.ModelForm):
             "sms_username": "SMS user name",
         }
 
+    field_order = [
+        "name", "internal", "mobile", "sms_number", "im_address", "sms_username", "new_sms_password",
+        "clear_sms_password", "active",
+    ]  # fmt: skip
+
     def __init__(self, *args, line, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.line = line

@@ -47,6 +47,13 @@ def recording_path(call) -> Path | None:
     return path
 
 
+def log_parts(line: str) -> list[str]:
+    """The seed's log line cut after each `_`, where a narrow screen may wrap it (<wbr>): it is one
+    word of some 80 characters, wider than a phone. Copied, it reads as one line again."""
+    parts = line.split("_")
+    return [f"{part}_" for part in parts[:-1]] + [parts[-1]]
+
+
 def _form_errors(form, error: ValidationError):
     """A service's refusal shown on the form that asked for it."""
     if hasattr(error, "error_dict"):
@@ -254,7 +261,7 @@ def hop_list(request):
     rows = [
         (
             hop,
-            hop_log_line(hop=hop, caller=hop.call.caller, tz=tz),
+            log_parts(hop_log_line(hop=hop, caller=hop.call.caller, tz=tz)),
             [message for message in hop.call.messages.all() if message.hop_id == hop.pk],
         )
         for hop in page
@@ -307,8 +314,8 @@ def call_detail(request, pk):
         "tickets/call_detail.html",
         {
             "call": call,
-            "hops": [(hop, hop_log_line(hop=hop, caller=call.caller, tz=tz)) for hop in page.hops],
-            "messages_sent": page.messages,
+            "hops": [(hop, log_parts(hop_log_line(hop=hop, caller=call.caller, tz=tz))) for hop in page.hops],
+            "messages_sent": [(message, log_parts(message.body)) for message in page.messages],
             "recording_present": path is not None and path.is_file(),
             "live": call.state in selectors.LIVE_CALL_STATES,
         },

@@ -78,7 +78,7 @@ def test_the_log_has_one_row_per_hop_in_the_seeds_format(logged_in, company, see
     call, first, last = seed_call
     response = logged_in.get(url("log", company))
     assert response.status_code == 200
-    body = response.content.decode()
+    body = response.content.decode().replace("<wbr>", "")
     assert "12.12.2012_14.00_12.12.2012_14.00_Ticket_1234_Caller_03472619287_Called_732<" in body
     assert "12.12.2012_14.00_12.12.2012_14.02_Ticket_1235_Caller_03472619287_Called_731_END<" in body
     rows = body.split("<tbody>")[1].split("</tbody>")[0].split("<tr ")[1:]
@@ -100,19 +100,19 @@ def test_the_log_is_in_the_companys_time_zone(client, seed_call):
     company.time_zone = "America/New_York"
     company.save()
     client.force_login(UserFactory(company=company))
-    body = client.get(url("log", company)).content.decode()
+    body = client.get(url("log", company)).content.decode().replace("<wbr>", "")
     assert "12.12.2012_08.00_12.12.2012_08.02_Ticket_1235" in body
 
 
 def test_a_hop_still_ringing_is_said_and_the_page_follows_it(logged_in, company, line):
     call = TicketCallFactory(line=line, state=TicketCall.State.HUNTING)
     TicketHopFactory(call=call, technician=TechnicianFactory(line=line))
-    body = logged_in.get(url("log", company)).content.decode()
+    body = logged_in.get(url("log", company)).content.decode().replace("<wbr>", "")
     assert ">ringing<" in body and "live_sections.js" in body
 
 
 def test_an_ended_log_does_not_poll(logged_in, company, seed_call):
-    assert "live_sections.js" not in logged_in.get(url("log", company)).content.decode()
+    assert "live_sections.js" not in logged_in.get(url("log", company)).content.decode().replace("<wbr>", "")
 
 
 def _tickets(response):
@@ -171,7 +171,7 @@ def test_the_log_filters_by_the_companys_days(logged_in, company, line):
 def test_a_hostile_log_filter_is_a_400_that_says_why(logged_in, company, seed_call, query):
     response = logged_in.get(url("log", company), query)
     assert response.status_code == 400
-    body = response.content.decode()
+    body = response.content.decode().replace("<wbr>", "")
     assert 'class="errors"' in body and "Ticket_1235" not in body
 
 
@@ -186,12 +186,12 @@ def test_another_companys_line_or_technician_is_no_filter(logged_in, company, se
     for query in ({"line": stranger.line_id}, {"technician": stranger.technician_id}):
         response = logged_in.get(url("log", company), query)
         assert response.status_code == 400
-        assert f"Ticket_{stranger.ticket}_" not in response.content.decode()
+        assert f"Ticket_{stranger.ticket}_" not in response.content.decode().replace("<wbr>", "")
 
 
 def test_another_companys_hops_are_not_in_the_log(logged_in, company, seed_call):
     stranger = TicketHopFactory(call=TicketCallFactory(caller="0666"))
-    body = logged_in.get(url("log", company)).content.decode()
+    body = logged_in.get(url("log", company)).content.decode().replace("<wbr>", "")
     assert "Caller_0666" not in body and stranger.line.name not in body
 
 
@@ -206,7 +206,7 @@ def test_the_log_is_paged(logged_in, company, line):
     second = logged_in.get(url("log", company), {"page": 2})
     assert len(first.context["rows"]) == 50 and len(second.context["rows"]) == 5
     assert _tickets(first)[0] == 1234 + 54 and _tickets(second)[-1] == 1234
-    assert 'rel="next"' in first.content.decode()
+    assert 'rel="next"' in first.content.decode().replace("<wbr>", "")
     for page in ("99999999999999999999999", "-1", "abc", "١"):
         assert logged_in.get(url("log", company), {"page": page}).status_code == 200
 
@@ -284,7 +284,7 @@ def test_a_download_too_large_is_refused_with_a_word(logged_in, company, seed_ca
         url("log", company), {"format": "csv", "line": seed_call[0].line_id}, follow=True
     )
     assert response.redirect_chain[0][0] == f"{url('log', company)}?line={seed_call[0].line_id}"
-    assert "more than one download holds" in response.content.decode()
+    assert "more than one download holds" in response.content.decode().replace("<wbr>", "")
 
 
 # A call's page and its recording
@@ -309,7 +309,7 @@ def record(call, recordings, name="ticket-1-1234.wav"):
 def test_a_calls_page_shows_its_hops_messages_and_recording(logged_in, company, seed_call, recordings):
     call, _, _ = seed_call
     record(call, recordings)
-    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode().replace("<wbr>", "")
     assert body.index("Ticket_1234_Caller_03472619287_Called_732<") < body.index(
         "Ticket_1235_Caller_03472619287_Called_731_END<"
     )
@@ -373,7 +373,9 @@ def test_a_recording_path_out_of_the_directory_is_never_served(
     response = logged_in.get(url("call-recording", company, pk=call.pk))
     assert response.status_code == 404
     assert b"secret" not in response.content
-    assert "<audio" not in logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    assert "<audio" not in logged_in.get(url("call", company, pk=call.pk)).content.decode().replace(
+        "<wbr>", ""
+    )
 
 
 def test_a_link_out_of_the_directory_is_never_followed(logged_in, company, seed_call, recordings):
@@ -389,7 +391,7 @@ def test_a_missing_recording_file_is_said(logged_in, company, seed_call, recordi
     relative = record(call, recordings)
     (recordings / relative).unlink()
     assert logged_in.get(url("call-recording", company, pk=call.pk)).status_code == 404
-    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode().replace("<wbr>", "")
     assert "The recording file is missing." in body and "<audio" not in body
 
 
@@ -398,14 +400,14 @@ def test_a_deleted_recording_is_said_and_not_served(logged_in, company, seed_cal
     record(call, recordings)  # a file left behind by a deletion that failed half-way
     TicketCall.objects.filter(pk=call.pk).update(recording_deleted_at=timezone.now())
     assert logged_in.get(url("call-recording", company, pk=call.pk)).status_code == 404
-    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode().replace("<wbr>", "")
     assert "Deleted on" in body and "kept 90 days" in body and "<audio" not in body
 
 
 def test_a_call_not_recorded_says_why(logged_in, company, seed_call):
     call, _, _ = seed_call
     TicketCall.objects.filter(pk=call.pk).update(recording_note="the recording directory is not writable")
-    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode().replace("<wbr>", "")
     assert "None: the recording directory is not writable." in body
 
 
