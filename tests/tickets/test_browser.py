@@ -106,6 +106,17 @@ def test_the_log_and_a_calls_page(live_server, browser, screenshot_dir, gasco, w
     assert page.locator("table.ticket-log tbody tr").count() == 12 + 4
     assert page.locator("tr.hop-answered").count() == 0
 
+    # A call going on: its row follows the hunt without a reload (static/js/live_sections.js).
+    ringing = TicketCallFactory(line=line, caller="0399", state=TicketCall.State.HUNTING)
+    hop = TicketHopFactory(call=ringing, technician=techs[1], sequence=1, started_at=ringing.started_at)
+    page.goto(f"{live_server.url}/portal/gasco/tickets/?caller=0399")
+    assert page.locator(f'tr[data-ticket="{hop.ticket}"]').inner_text().count("ringing") == 1
+    page.evaluate("window.notReloaded = true")
+    hop.answered, hop.ended_at, hop.dial_status, hop.last = True, ringing.started_at, "ANSWER", True
+    hop.save()
+    page.wait_for_selector(f'tr[data-ticket="{hop.ticket}"].hop-answered', timeout=6000)
+    assert page.evaluate("window.notReloaded") is True
+
     page.goto(f"{live_server.url}/portal/gasco/tickets/calls/{calls[0].pk}/")
     assert page.locator("table.ticket-hops tbody tr").count() == 2
     duration = page.evaluate(
@@ -158,4 +169,14 @@ def test_the_technicians_page_sets_who_is_in_charge_and_the_order(
     assert names == ["Tech1", "Tech3 Bartolomeo-Santangelo", "Tech2"]
     page.screenshot(path=screenshot_dir / f"tickets-technicians-after-{width}.png", full_page=True)
     assert_nothing_clipped(page)
+
+    page.goto(f"{live_server.url}/portal/gasco/tickets/lines/")
+    assert "Tech1" in page.locator("table.ticket-lines").inner_text()
+    page.screenshot(path=screenshot_dir / f"tickets-lines-{width}.png", full_page=True)
+    assert_nothing_clipped(page)
+    assert_no_word_broken(page, "table.ticket-lines td")
+    for path, name in ((f"lines/{line.pk}", "line-settings"), ("sms", "sms")):
+        page.goto(f"{live_server.url}/portal/gasco/tickets/{path}/")
+        page.screenshot(path=screenshot_dir / f"tickets-{name}-{width}.png", full_page=True)
+        assert_nothing_clipped(page)
     context.close()
