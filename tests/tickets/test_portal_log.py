@@ -423,3 +423,28 @@ def test_without_the_setting_recordings_are_read_under_var(logged_in, company, s
         assert logged_in.get(url("call-recording", company, pk=call.pk)).status_code == 200
     finally:
         path.unlink()
+
+
+def test_a_pending_message_and_a_call_going_on_are_said(logged_in, company, line):
+    call = TicketCallFactory(line=line, state=TicketCall.State.HUNTING)
+    hop = TicketHopFactory(call=call, technician=TechnicianFactory(line=line))
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    assert "None yet: they are sent after the release." in body and "live_sections.js" in body
+    TicketMessage.objects.create(
+        call=call, hop=hop, technician=hop.technician, channel="sms", to="+39347", body="x"
+    )
+    body = logged_in.get(url("call", company, pk=call.pk)).content.decode()
+    assert "waiting to be sent" in body
+
+
+def test_a_calls_page_reads_a_fixed_number_of_queries(
+    logged_in, company, seed_call, django_assert_num_queries
+):
+    call, _, last = seed_call
+    # session, user, company, permissions (two), the call, its hops, its messages
+    with django_assert_num_queries(8):
+        assert logged_in.get(url("call", company, pk=call.pk)).status_code == 200
+    for n in range(3, 8):
+        TicketHopFactory(call=call, technician=last.technician, sequence=n)
+    with django_assert_num_queries(8):
+        assert logged_in.get(url("call", company, pk=call.pk)).status_code == 200
