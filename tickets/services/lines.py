@@ -59,15 +59,23 @@ def ticket_line_next_ticket_set(*, line_id: int, next_ticket: int) -> int:
     with transaction.atomic():
         # The row lock waits for a hop taking a number to commit, so its ticket is seen below.
         TicketLine.objects.select_for_update().get(pk=line_id)
-        highest = TicketHop.objects.filter(line_id=line_id).aggregate(top=Max("ticket"))["top"]
+        highest = _highest_ticket(line_id)
         if highest is not None and next_ticket <= highest:
             used = TicketHop.objects.filter(line_id=line_id, ticket=next_ticket).exists()
             why = f"ticket {next_ticket} is already used on this line" if used else (
                 f"tickets up to {highest} are already used on this line and the numbers would reach them"
             )  # fmt: skip
             raise ValidationError({"next_ticket": f"Not {next_ticket}: {why}. Choose {highest + 1} or more."})
-        TicketLine.objects.filter(pk=line_id).update(next_ticket=next_ticket)
+        _counter_write(line_id, next_ticket)
     return next_ticket
+
+
+def _counter_write(line_id: int, next_ticket: int) -> None:
+    TicketLine.objects.filter(pk=line_id).update(next_ticket=next_ticket)
+
+
+def _highest_ticket(line_id: int) -> int | None:
+    return TicketHop.objects.filter(line_id=line_id).aggregate(top=Max("ticket"))["top"]
 
 
 def ticket_line_in_charge_set(*, line: TicketLine, technician: Technician | None) -> TicketLine:
