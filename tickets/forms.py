@@ -153,6 +153,8 @@ class SmsSettingsForm(forms.ModelForm):
         labels = {"url": "URL", "username": "User name", "timeout_seconds": "Timeout (seconds)"}
         widgets = {"parameters": forms.Textarea(attrs={"rows": 4})}
 
+    field_order = ["provider", "url", "method", "auth", "username", "new_secret"]
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.secret:
