@@ -1,9 +1,6 @@
 """The portal's ticket line forms: a line's settings, a technician, the SMS settings, the log's
 filters. The rules themselves are the models' validators and tickets.services.lines."""
 
-import re
-import string
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -13,7 +10,8 @@ from config.validators import validate_plain_lines, validate_plain_text, validat
 from queues.forms import MAX_PERIOD_DAYS, ReportDateField
 from tickets.models import MAX_TICKET, SmsSettings, Technician, TicketLine
 from tickets.services.lines import LINE_SETTINGS
-from tickets.services.messages import template_check
+from tickets.services.messages import validate_message_template
+from tickets.sms import validate_sms_parameters
 
 # What a company types for a technician's phone is joined into Dial()'s first argument with `&`:
 # a number, or one dial string with no `,` `&` `(` or space that would add targets or options.
@@ -25,8 +23,6 @@ im_address = RegexValidator(
     r"^[a-z][a-z0-9]{0,19}:[A-Za-z0-9_.+@-]{1,80}$",
     "An address MessageSend takes, such as pjsip:732.",
 )
-SMS_PLACEHOLDERS = ("to", "text", "sender", "username", "password")
-_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,60}$")
 
 
 class TicketLineForm(forms.ModelForm):
@@ -71,10 +67,7 @@ class TicketLineForm(forms.ModelForm):
 
     def clean_message_template(self):
         template = self.cleaned_data["message_template"]
-        try:
-            template_check(template)
-        except ValueError as error:
-            raise ValidationError(str(error)) from error
+        validate_message_template(template)
         return template
 
     def next_ticket_change(self) -> int | None:
@@ -163,20 +156,7 @@ class SmsSettingsForm(forms.ModelForm):
     def clean_parameters(self):
         text = self.cleaned_data["parameters"]
         validate_plain_lines(text)
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not _PARAMETER_NAME.match(name.strip()):
-                raise ValidationError(f"Line {number}: name=value, the name of letters, digits, _ . - [ ].")
-            try:
-                fields = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
-            except ValueError as error:
-                raise ValidationError(f"Line {number}: {error} (write {{{{ and }}}} for braces).") from error
-            unknown = [field for field in fields if field not in SMS_PLACEHOLDERS]
-            if unknown:
-                known = " ".join("{" + name + "}" for name in SMS_PLACEHOLDERS)
-                raise ValidationError(f"Line {number}: unknown {{{unknown[0]}}}: use {known}.")
+        validate_sms_parameters(text)
         return text
 
 

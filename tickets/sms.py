@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 PLACEHOLDERS = ("to", "text", "sender", "username", "password")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _ANY_BRACES = re.compile(r"\{([^{}]*)\}")
+_PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\[\]-]{1,60}")
 USER_AGENT = "callcenter-sms/1"
 # A gateway's answer is a few hundred bytes; more is not read (a misconfigured URL serving a page).
 MAX_ANSWER_BYTES = 64 * 1024
@@ -103,20 +104,21 @@ def international_number(number: str, country_prefix: str) -> str:
 
 
 def parameters_check(parameters: str) -> None:
-    """ValueError unless each non-blank line is name=value and every {field} is one of PLACEHOLDERS:
-    the SMS settings form's check (the same rule as the send's)."""
+    """ValueError unless each non-blank line is name=value, the name plain (letters, digits, _ . - [ ]),
+    and every {field} one of PLACEHOLDERS with no stray brace: the SMS settings forms' check (the
+    same rule as the send's)."""
     for number, line in enumerate(parameters.splitlines(), start=1):
         if not line.strip():
             continue
         name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"line {number}: write name=value, e.g. to={{to}}")
-        if "{" in name or "}" in name:
-            raise ValueError(f"line {number}: a name is plain text, fields go after the =")
+        if not sep or not _PARAMETER_NAME.fullmatch(name.strip()):
+            raise ValueError(f"Line {number}: write name=value, a name of letters, digits, _ . - [ ]")
         for field in _ANY_BRACES.findall(value):
             if field not in PLACEHOLDERS:
                 fields = " ".join("{" + p + "}" for p in PLACEHOLDERS)
-                raise ValueError(f"line {number}: unknown field {{{field}}}: use {fields}")
+                raise ValueError(f"Line {number}: unknown field {{{field}}}: use {fields}")
+        if "{" in _ANY_BRACES.sub("", value) or "}" in _ANY_BRACES.sub("", value):
+            raise ValueError(f"Line {number}: a brace outside a field ({{to}}, {{text}} ...)")
 
 
 def validate_sms_parameters(value: str) -> None:

@@ -294,13 +294,14 @@ def test_parameter_templates_the_settings_form_takes(parameters):
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
-        ("to={to}\ntext={body}", "line 2: unknown field {body}"),
-        ("to={to.real}", "line 1: unknown field {to.real}"),
-        ("to={to[0]}", "line 1: unknown field {to[0]}"),
-        ("to={to}\njust text", "line 2: write name=value"),
-        ("={text}", "line 1: write name=value"),
-        ("{to}={text}", "line 1: a name is plain text"),
-        ("to={to}\ntext={text}\nkey={secret}", "line 3: unknown field {secret}"),
+        ("to={to}\ntext={body}", "Line 2: unknown field {body}"),
+        ("to={to.real}", "Line 1: unknown field {to.real}"),
+        ("to={to[0]}", "Line 1: unknown field {to[0]}"),
+        ("to={to}\njust text", "Line 2: write name=value"),
+        ("={text}", "Line 1: write name=value"),
+        ("{to}={text}", "Line 1: write name=value, a name of letters"),
+        ("to={to}\ntext={text}\nkey={secret}", "Line 3: unknown field {secret}"),
+        ("text={text", "Line 1: a brace outside a field"),
     ],
 )
 def test_parameter_templates_the_settings_form_refuses(parameters, message):
@@ -313,5 +314,5 @@ def test_the_settings_forms_validator_names_the_line():
     with pytest.raises(ValidationError) as error:
         validate_sms_parameters("to={to}\nmsg={message}")
     assert error.value.messages == [
-        "line 2: unknown field {message}: use {to} {text} {sender} {username} {password}"
+        "Line 2: unknown field {message}: use {to} {text} {sender} {username} {password}"
     ]
