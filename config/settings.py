@@ -249,6 +249,15 @@ CALLCARDS_LOCKOUT_SECONDS = env.env_int("CALLCARDS_LOCKOUT_SECONDS", 900, minimu
 CALLCARDS_DIGEST_HOUR = env.env_int("CALLCARDS_DIGEST_HOUR", 8, minimum=0)
 if CALLCARDS_DIGEST_HOUR > 23:
     raise env.EnvError("CALLCARDS_DIGEST_HOUR", str(CALLCARDS_DIGEST_HOUR), "must be an hour from 0 to 23")
+# Ticket lines: where the calls' recordings go, absolute. Asterisk's MixMonitor writes them, so it
+# must be the same path on the Asterisk host (shared storage when the PBX is another machine).
+TICKETS_RECORDING_DIR = env.env_path("TICKETS_RECORDING_DIR", VAR_DIR / "recordings")
+if not TICKETS_RECORDING_DIR.is_absolute() or any(c in str(TICKETS_RECORDING_DIR) for c in ",;|\"'"):
+    raise env.EnvError(
+        "TICKETS_RECORDING_DIR",
+        str(TICKETS_RECORDING_DIR),
+        "must be an absolute path without , ; | or quotes (the dialplan's MixMonitor reads it)",
+    )
 # The pbx process renews its lease on each PBX server this often; a standby takes a server over
 # once its owner's lease lapses (the owner died without a word).
 PBX_LEASE_RENEW_SECONDS = env.env_int("PBX_LEASE_RENEW_SECONDS", 2, minimum=1)
