@@ -18,9 +18,9 @@ from click2call.models import (
 from click2call.selectors import campaign_placement
 from click2call.services.comments import MAX_TEXT, comment_values_clean
 from click2call.services.rating import NumberRefused, operator_number_normalize
+from config.validators import validate_wav_upload
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024  # 10^5 rates are about 4 MB of CSV
-MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # a minute of 8 kHz 16-bit WAV is under 1 MB
 
 
 class CallFilterForm(forms.Form):
@@ -67,12 +67,7 @@ class CampaignForm(forms.ModelForm):
         upload = self.cleaned_data["message_file"]
         if not isinstance(upload, UploadedFile):  # kept, or cleared
             return upload
-        if upload.size > MAX_MESSAGE_BYTES:
-            raise ValidationError(f"At most {MAX_MESSAGE_BYTES // (1024 * 1024)} MB.")
-        header = upload.read(12)
-        upload.seek(0)
-        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            raise ValidationError("A WAV audio file (Asterisk plays 8 kHz mono best).")
+        validate_wav_upload(upload)
         return upload
 
     def clean(self):

@@ -216,6 +216,8 @@ BEAT_SCHEDULE_DEFAULTS = {
         "schedule": crontab(minute=30, day_of_month=1),
     },
     "e-mail click2call invoices left pending": {"task": "click2call.invoice_mails", "schedule": 300.0},
+    # Ticket SMS whose task was lost (broker down at the call's end, a worker gone): queued again.
+    "send ticket SMS left pending": {"task": "tickets.send_due_sms", "schedule": 60.0},
     # Ticket lines' recordings older than the line's retention_days deleted (tickets.services.retention):
     # hourly, so a recording outlives its retention by an hour at most.
     "delete ticket recordings past their retention": {

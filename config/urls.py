@@ -35,6 +35,7 @@ urlpatterns = [
     path("portal/<slug:company_slug>/click2call/", include("click2call.urls")),
     path("portal/<slug:company_slug>/queues/", include("queues.urls")),
     path("portal/<slug:company_slug>/callcards/", include("callcards.urls")),
+    path("portal/<slug:company_slug>/tickets/", include("tickets.urls")),
 ]
 
 handler404 = "config.views.not_found"

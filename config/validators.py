@@ -37,3 +37,17 @@ def validate_plain_lines(value):
     for char in str(value):
         if char not in "\r\n" and _hidden(char):
             _refuse(char)
+
+
+MAX_WAV_BYTES = 5 * 1024 * 1024  # a minute of 8 kHz 16-bit WAV is under 1 MB
+
+
+def validate_wav_upload(upload):
+    """An uploaded prompt Asterisk will play: a RIFF/WAVE file of at most MAX_WAV_BYTES (the header
+    is read, not the name trusted)."""
+    if upload.size > MAX_WAV_BYTES:
+        raise ValidationError(f"At most {MAX_WAV_BYTES // (1024 * 1024)} MB.")
+    header = upload.read(12)
+    upload.seek(0)
+    if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        raise ValidationError("A WAV audio file (Asterisk plays 8 kHz mono best).")

@@ -95,6 +95,7 @@ DIAL_STATUS = {
     "BUSY": "was busy",
     "CONGESTION": "could not be reached (network congested)",
     "CHANUNAVAIL": "could not be reached (line unavailable)",
+    "CANCEL": "was ringing when the caller hung up",
     "DONTCALL": "refused the call",
     "TORTURE": "refused the call",
     "INVALIDARGS": "could not be dialed",

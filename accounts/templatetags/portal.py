@@ -44,6 +44,7 @@ VOCABULARIES = {
     "tier_state": words.TIER_STATE,
     "member_state": words.MEMBER_STATE,
     "queue_event": words.QUEUE_EVENT,
+    "dial_status": words.DIAL_STATUS,
 }
 
 

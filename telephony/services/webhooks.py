@@ -177,6 +177,16 @@ _webhook_opener = urllib.request.build_opener(
 )
 
 
+def public_url_open(url: str, *, method: str, data: bytes | None, headers: dict[str, str], timeout: float):
+    """Open a URL a company gave (its webhook, its SMS gateway) the way webhooks are sent: the URL
+    checked again first (ValidationError: it may predate the rule, or the setting changed since),
+    every address its host resolves to checked at connect (a URLError whose reason is a
+    WebhookTargetRefused), no proxy, no redirect followed (an HTTPError 3xx). Returns the response."""
+    validate_webhook_url(url)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    return _webhook_opener.open(request, timeout=timeout)
+
+
 def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one delivery, signed with the company's secret. Raises WebhookTransientError when
     another attempt may succeed; a 3xx or 4xx answer (but 429) or a URL leading to a non-public
@@ -196,9 +206,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     body = webhook_body(delivery.payload)
     status, error, refused = None, "", False
     try:
-        # Checked again at delivery: the URL may predate the rule, or the setting changed since.
-        validate_webhook_url(delivery.url)
-        request = urllib.request.Request(
+        response = public_url_open(
             delivery.url,
             data=body,
             method="POST",
@@ -209,8 +217,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
                 "X-Event": delivery.event,
                 "X-Delivery": str(delivery.pk),
             },
+            timeout=WEBHOOK_TIMEOUT,
         )
-        with _webhook_opener.open(request, timeout=WEBHOOK_TIMEOUT) as response:
+        with response:
             status = response.status
     except ValidationError as exc:
         refused, error = True, f"refused: {' '.join(exc.messages)}"

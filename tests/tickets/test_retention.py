@@ -145,8 +145,8 @@ def test_the_schedule_is_a_default_that_a_migration_installs():
     entry = django_settings.BEAT_SCHEDULE_DEFAULTS[name]
     assert entry["task"] == expire_recordings.name == "tickets.expire_recordings"
     PeriodicTask.objects.filter(name=name).delete()
-    migration = importlib.import_module("tickets.migrations.0002_recording_retention_schedule")
-    state = MigrationLoader(connection).project_state(("tickets", "0002_recording_retention_schedule"))
+    migration = importlib.import_module("tickets.migrations.0003_recording_retention_schedule")
+    state = MigrationLoader(connection).project_state(("tickets", "0003_recording_retention_schedule"))
     migration.install(state.apps, None)
     task = PeriodicTask.objects.select_related("crontab").get(name=name)
     assert (task.task, task.enabled, task.crontab.minute, task.crontab.hour) == (

@@ -17,6 +17,9 @@ from tickets.models import Technician, TicketCall, TicketHop, TicketLine, Ticket
 from tickets.services.lines import LINE_SETTINGS
 from tickets.services.messages import hop_log_line
 
+# The portal's settings, as JSON (an uploaded announcement is the portal's), and the counter.
+API_LINE_SETTINGS = [name for name in LINE_SETTINGS if name != "announcement_file"] + ["next_ticket"]
+
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,40}", re.ASCII)
 
 
@@ -49,10 +52,10 @@ class TicketLineSerializer(AsciiModelSerializer):
     class Meta:
         model = TicketLine
         fields = [
-            "id", "name", "number", "server", "route", "announcement_sound", *LINE_SETTINGS, "in_charge",
-            "active", "created_at",
+            "id", "name", "number", "server", "route", *API_LINE_SETTINGS, "in_charge", "active",
+            "created_at",
         ]  # fmt: skip
-        read_only_fields = ["name", "number", "route", "announcement_sound", "active", "created_at"]
+        read_only_fields = ["name", "number", "route", "active", "created_at"]
         # (server, number) is the operator's, read only here: no uniqueness to check.
         validators = []
 
@@ -60,7 +63,7 @@ class TicketLineSerializer(AsciiModelSerializer):
 class TechnicianSerializer(serializers.ModelSerializer):
     line = RowIdField(source="line_id", help_text="the ticket line it is rung for; fixed once made")
     position = AsciiIntegerField(
-        min_value=0, max_value=32767, required=False, help_text="hunt order, lowest first; default: last"
+        min_value=0, max_value=32767, read_only=True, help_text="hunt order, lowest first; a new one is last"
     )
     sms_credentials = serializers.SerializerMethodField(
         help_text="whether an SMS user name or password is kept (they are never shown)"
@@ -90,6 +93,9 @@ class TechnicianSerializer(serializers.ModelSerializer):
 
 class TechnicianUpdateSerializer(TechnicianSerializer):
     line = RowIdField(source="line_id", read_only=True)
+    position = AsciiIntegerField(
+        min_value=0, max_value=32767, required=False, help_text="hunt order, lowest first"
+    )
 
 
 class HuntOrderSerializer(serializers.Serializer):
@@ -117,7 +123,7 @@ class TicketHopSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_log_line(self, hop) -> str:
-        return hop_log_line(hop=hop, caller=hop.call.caller, tz=hop.line.company.tzinfo)
+        return hop_log_line(hop=hop, caller=hop.call.caller, tz=self.context["tz"])
 
 
 class TicketCallHopSerializer(TicketHopSerializer):

@@ -2,8 +2,9 @@
 its technicians and their hunt order, the hop log and the calls with their hops and messages.
 
 Scoped to the signed-in user's company like the other apps' APIs: another company's line,
-technician, hop or call is a 404. Views check the input, call one service (tickets.services.lines)
-and answer the row; a refusal of the service is a 400 naming the field.
+technician, hop or call is a 404. Views check the input, call the portal's services
+(tickets.services.lines) and selectors (tickets.selectors), so both keep one set of rules, and
+answer the row; a refusal of a service is a 400 naming the field.
 """
 
 import datetime as dt
@@ -18,8 +19,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import BAD_REQUEST
+from tickets import selectors
 from tickets.api import serializers as s
-from tickets.models import Technician, TicketCall, TicketHop, TicketLine
+from tickets.models import Technician, TicketCall, TicketHop
 from tickets.services import lines as line_services
 
 
@@ -29,9 +31,12 @@ class service_errors:
     def __enter__(self):
         return self
 
+    def __init__(self, field: str = "non_field_errors"):
+        self.field = field  # where a refusal that names no field goes
+
     def __exit__(self, kind, exc, traceback):
         if isinstance(exc, DjangoValidationError):
-            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {self.field: exc.messages}
             raise exceptions.ValidationError(detail) from None
         return False
 
@@ -54,13 +59,20 @@ def period(rows, filters: dict, company, field: str):
     return rows
 
 
+MISSING = object()
+
+
 class TicketsApiMixin:
     @property
     def company(self):
         return self.request.user.company
 
     def lines(self):
-        return TicketLine.objects.filter(company=self.company)
+        return selectors.lines_for_company(company=self.company).select_related("server")
+
+    def get_serializer_context(self):
+        # The log lines are in the company's time zone, as the portal shows them.
+        return {**super().get_serializer_context(), "tz": self.company.tzinfo}
 
 
 # -- lines -----------------------------------------------------------------------------------------
@@ -72,7 +84,7 @@ class LineList(TicketsApiMixin, generics.ListAPIView):
     serializer_class = s.TicketLineSerializer
 
     def get_queryset(self):
-        return self.lines().select_related("server").order_by("name", "id")
+        return self.lines()
 
 
 @extend_schema_view(patch=extend_schema(responses={200: s.TicketLineSerializer, 400: BAD_REQUEST}))
@@ -85,18 +97,27 @@ class LineDetail(TicketsApiMixin, generics.RetrieveUpdateAPIView):
     http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
-        return self.lines().select_related("server")
+        return self.lines()
 
     def perform_update(self, serializer):
         changes = dict(serializer.validated_data)
         line = serializer.instance
-        with service_errors(), transaction.atomic():
-            if "in_charge_id" in changes:
-                line = line_services.ticket_line_in_charge_set(
-                    line_id=line.pk, technician_id=changes.pop("in_charge_id")
-                )
-            if changes:
-                line = line_services.ticket_line_update(line_id=line.pk, changes=changes)
+        in_charge = changes.pop("in_charge_id", MISSING)
+        next_ticket = changes.pop("next_ticket", None)
+        with transaction.atomic():
+            if in_charge is not MISSING:
+                technician = None
+                if in_charge is not None:
+                    technician = Technician.objects.filter(line=line, pk=in_charge).first()
+                    if technician is None:
+                        raise exceptions.ValidationError({"in_charge": ["Not a technician of this line."]})
+                with service_errors("in_charge"):
+                    line_services.ticket_line_in_charge_set(line=line, technician=technician)
+            if changes or next_ticket is not None:
+                for name, value in changes.items():
+                    setattr(line, name, value)
+                with service_errors():
+                    line_services.ticket_line_update(line=line, next_ticket=next_ticket)
         serializer.instance = self.get_queryset().get(pk=line.pk)
 
 
@@ -116,7 +137,7 @@ class HuntOrder(TicketsApiMixin, APIView):
             )
         for technician in ordered:
             technician.line = line
-        return Response(s.TechnicianSerializer(ordered, many=True).data)
+        return Response(s.TechnicianSerializer(ordered, many=True, context={"tz": self.company.tzinfo}).data)
 
 
 # -- technicians -----------------------------------------------------------------------------------
@@ -132,8 +153,8 @@ class TechniciansMixin(TicketsApiMixin):
     post=extend_schema(responses={201: s.TechnicianSerializer, 400: BAD_REQUEST}),
 )
 class TechnicianList(TechniciansMixin, generics.ListCreateAPIView):
-    """The company's technicians in hunt order (of a line); a POST adds one to a line, last unless
-    given a position. The SMS user name and password are written, never shown."""
+    """The company's technicians in hunt order (of a line); a POST adds one at the end of its line's
+    hunt. The SMS user name and password are written, never shown."""
 
     serializer_class = s.TechnicianSerializer
 
@@ -147,11 +168,14 @@ class TechnicianList(TechniciansMixin, generics.ListCreateAPIView):
 
     def perform_create(self, serializer):
         fields = dict(serializer.validated_data)
-        line = self.lines().filter(pk=fields.pop("line_id")).first()
+        line = selectors.line_for_company(company=self.company, pk=fields.pop("line_id"))
         if line is None:
             raise exceptions.ValidationError({"line": ["No such ticket line in your company."]})
+        password = fields.pop("sms_password", None)
         with service_errors():
-            serializer.instance = line_services.technician_create(line=line, fields=fields)
+            serializer.instance = line_services.technician_save(
+                technician=Technician(line=line, **fields), sms_password=password or None
+            )
 
 
 @extend_schema_view(
@@ -159,8 +183,9 @@ class TechnicianList(TechniciansMixin, generics.ListCreateAPIView):
     patch=extend_schema(request=s.TechnicianUpdateSerializer, responses={200: s.TechnicianSerializer}),
 )
 class TechnicianDetail(TechniciansMixin, generics.RetrieveUpdateDestroyAPIView):
-    """A technician: its phones, SMS number and credentials (write only), place in the hunt, active;
-    removed with DELETE (the log keeps its name; a line it was in charge of starts at the first)."""
+    """A technician: its phones, SMS number and credentials (write only; an empty password forgets
+    it), place in the hunt, active; DELETE takes it out of the hunt (inactive, kept in the log and
+    the list, as the portal does)."""
 
     def get_serializer_class(self):
         return s.TechnicianSerializer if self.request.method == "GET" else s.TechnicianUpdateSerializer
@@ -169,13 +194,20 @@ class TechnicianDetail(TechniciansMixin, generics.RetrieveUpdateDestroyAPIView):
         return self.technicians()
 
     def perform_update(self, serializer):
+        changes = dict(serializer.validated_data)
+        technician = serializer.instance
+        # An empty password given is a request to forget it; one not given keeps it (the portal's rule).
+        password = changes.pop("sms_password", None)
+        for name, value in changes.items():
+            setattr(technician, name, value)
         with service_errors():
-            serializer.instance = line_services.technician_update(
-                technician=serializer.instance, changes=dict(serializer.validated_data)
+            serializer.instance = line_services.technician_save(
+                technician=technician, sms_password=password or None, clear_sms_password=password == ""
             )
 
     def perform_destroy(self, instance):
-        line_services.technician_delete(technician=instance)
+        # As in the portal: out of the hunt, kept in the log and the list.
+        line_services.technician_deactivate(technician=instance)
 
 
 # -- the log and the calls -------------------------------------------------------------------------
@@ -193,17 +225,28 @@ class HopList(TicketsApiMixin, generics.ListAPIView):
 
     def get_queryset(self):
         filters = query(s.TicketHopFilterSerializer, self.request)
-        rows = TicketHop.objects.filter(line__company=self.company).select_related("call", "line__company")
-        rows = period(rows, filters, self.company, "started_at")
-        for name in ("line", "technician"):
-            if name in filters:
-                rows = rows.filter(**{f"{name}_id": filters[name]})
-        for name in ("ticket", "answered", "last"):
+        line = technician = None
+        if "line" in filters:
+            line = selectors.line_for_company(company=self.company, pk=filters["line"])
+            if line is None:  # another company's line, or none: lists nothing, as the queues API does
+                return TicketHop.objects.none()
+        if "technician" in filters:
+            technician = selectors.technician_of_company(company=self.company, pk=filters["technician"])
+            if technician is None:
+                return TicketHop.objects.none()
+        rows = selectors.hops_for_company(
+            company=self.company,
+            line=line,
+            start=filters.get("start"),
+            end=filters.get("end"),
+            technician=technician,
+            answered=filters.get("answered"),
+            caller=filters.get("caller", ""),
+        )
+        for name in ("ticket", "last"):
             if name in filters:
                 rows = rows.filter(**{name: filters[name]})
-        if "caller" in filters:
-            rows = rows.filter(call__caller__startswith=filters["caller"])
-        return rows.order_by("-started_at", "-ticket")
+        return rows
 
 
 class CallsMixin(TicketsApiMixin):
@@ -238,5 +281,5 @@ class CallDetail(CallsMixin, generics.RetrieveAPIView):
     serializer_class = s.TicketCallDetailSerializer
 
     def get_queryset(self):
-        hops = TicketHop.objects.select_related("call", "line__company").order_by("sequence")
+        hops = TicketHop.objects.select_related("call").order_by("sequence", "id")
         return self.calls().prefetch_related(Prefetch("hops", queryset=hops, to_attr="hop_rows"), "messages")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from telephony.handle import dial_string
 from telephony.models import CallRecord
 from telephony.services.calls import call_record_adopt
+from tickets import selectors
 from tickets.models import Technician, TicketCall, TicketHop, TicketLine, TicketMessage
 from tickets.services.messages import ticket_messages_queue
 from tickets.services.numbers import ticket_number_allocate
@@ -99,15 +100,8 @@ def ticket_call_open(*, server_id: int, uniqueid: str, line_id: int, caller: str
 
 
 def hunt_order(*, line: TicketLine) -> list[Technician]:
-    """The technicians one round rings, active only: from the one in charge (an inactive one in
-    charge: the next active after it) to the end of the list, then, when the line wraps, the first
-    ones up to the one in charge."""
-    everyone = list(line.technicians.order_by("position", "id"))
-    start = next((i for i, t in enumerate(everyone) if t.pk == line.in_charge_id), 0)
-    tail = [t for t in everyone[start:] if t.active]
-    if not line.wrap:
-        return tail
-    return tail + [t for t in everyone[:start] if t.active]
+    """The technicians one round rings, by the rule the portal shows (tickets.selectors.hunt_order)."""
+    return selectors.hunt_order(line=line, technicians=list(line.technicians.all())).technicians
 
 
 def _hunt_length(line: TicketLine, order: list[Technician]) -> int:

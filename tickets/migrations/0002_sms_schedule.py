@@ -1,6 +1,5 @@
-"""The beat schedule deleting ticket recordings past their line's retention (settings.
-BEAT_SCHEDULE_DEFAULTS), created on an existing database too; every schedule an admin edited is
-kept (config.schedules)."""
+"""The beat schedule of ticket SMS left pending (settings.BEAT_SCHEDULE_DEFAULTS), created on an
+existing database too; every schedule an admin edited is kept (config.schedules)."""
 
 from django.db import migrations
 
