@@ -93,7 +93,8 @@ def test_every_object_of_another_company_is_a_404(client, company_user, line, te
         client, f"{API}/technicians/{techs[1].pk}/", owner=company_user, method="delete"
     )
     assert TicketLine.objects.get().ring_seconds == 30
-    assert Technician.objects.get().name == "Ann"
+    assert Technician.objects.get(pk=techs[0].pk).name == "Ann"
+    assert not Technician.objects.get(pk=techs[1].pk).active
 
 
 @pytest.mark.parametrize("path", ["lines/", "technicians/", "log/", "calls/"])
@@ -124,12 +125,13 @@ def test_only_users_of_an_active_company_get_in(client, line, path, staff_user):
 
 
 def test_list_queries_are_pinned(api, line, techs, django_assert_num_queries):
-    # session, user, company, count, page (the log's hops come with their call, line and company)
+    # session, user, company, count, page; the log's hops come with their call and line, and the
+    # calls' messages in one more query
     for calls in (1, 3):
         while TicketCall.objects.count() < calls:
             a_call(line, techs)
         for path in ("lines/", "technicians/", "log/", "calls/"):
-            with django_assert_num_queries(5):
+            with django_assert_num_queries(6 if path == "log/" else 5):
                 assert api.get(f"{API}/{path}").status_code == 200
         first = TicketCall.objects.first().pk
         with django_assert_num_queries(6):  # the call, its hops, its messages
@@ -150,6 +152,7 @@ def test_a_company_changes_its_lines_settings(api, line):
         "message_template": "Ticket {ticket} from {caller} at {start_time}",
         "next_ticket": 100,
         "retention_days": 30,
+        "announcement_sound": "custom/gas-emergency",
     }
     response = api.patch(f"{API}/lines/{line.pk}/", changes, content_type="application/json")
     assert response.status_code == 200, response.content
@@ -159,16 +162,16 @@ def test_a_company_changes_its_lines_settings(api, line):
 
 
 def test_what_the_operator_set_is_read_only(api, line):
-    body = {"number": "999", "name": "Other", "route": "x", "active": False, "announcement_sound": "beep"}
+    body = {"number": "999", "name": "Other", "route": "x", "active": False, "server": "other"}
     response = api.patch(f"{API}/lines/{line.pk}/", body, content_type="application/json")
     assert response.status_code == 200
     line.refresh_from_db()
-    assert (line.number, line.name, line.route, line.active, line.announcement_sound) == (
+    assert (line.number, line.name, line.route, line.active, line.server.name) == (
         "5557000",
         "Gas",
         "default",
         True,
-        "hello-world",
+        response.json()["server"],
     )
     assert api.put(f"{API}/lines/{line.pk}/", {}, content_type="application/json").status_code == 405
 
@@ -193,7 +196,7 @@ def test_the_next_ticket_is_never_a_number_already_given(api, line, techs):
     for taken in (1, 2):
         response = api.patch(url, {"next_ticket": taken}, content_type="application/json")
         assert response.status_code == 400
-        assert "up to 2" in response.json()["fields"]["next_ticket"][0]
+        assert "Choose 3 or more." in response.json()["fields"]["next_ticket"][0]
     assert api.patch(url, {"next_ticket": 3}, content_type="application/json").status_code == 200
     assert api.patch(url, {"next_ticket": 100}, content_type="application/json").json()["next_ticket"] == 100
     line.refresh_from_db()
@@ -288,18 +291,27 @@ def test_a_technician_changes_but_stays_on_its_line(api, company, line, techs):
     )
 
 
-def test_a_technician_removed_leaves_the_log_its_name_and_the_line_no_one_in_charge(api, line, techs):
+def test_a_technician_deleted_leaves_the_hunt_and_stays_in_the_log(api, line, techs):
     call = a_call(line, techs)
-    line.in_charge = techs[0]
-    line.save()
     assert api.delete(f"{API}/technicians/{techs[0].pk}/").status_code == 204
-    line.refresh_from_db()
-    assert line.in_charge is None
+    techs[0].refresh_from_db()
+    assert not techs[0].active  # as in the portal: out of the hunt, kept in the list and the log
+    assert api.get(f"{API}/technicians/{techs[0].pk}/").json()["active"] is False
     hops = api.get(f"{API}/calls/{call.pk}/").json()["hops"]
     assert [(h["technician"], h["technician_name"]) for h in hops] == [
         (techs[1].pk, "Tech 732"),
-        (None, "Tech 731"),
+        (techs[0].pk, "Tech 731"),
     ]
+
+
+def test_an_inactive_technician_is_not_put_in_charge(api, line, techs):
+    api.delete(f"{API}/technicians/{techs[0].pk}/")
+    response = api.patch(
+        f"{API}/lines/{line.pk}/", {"in_charge": techs[0].pk}, content_type="application/json"
+    )
+    assert response.status_code == 400 and "inactive" in response.json()["fields"]["in_charge"][0]
+    line.refresh_from_db()
+    assert line.in_charge is None
 
 
 def test_the_hunt_order_is_set_in_one_go(api, line, techs):
@@ -311,7 +323,7 @@ def test_the_hunt_order_is_set_in_one_go(api, line, techs):
     assert response.status_code == 200
     assert [t["id"] for t in response.json()] == order
     listed = api.get(f"{API}/technicians/", {"line": line.pk}).json()["results"]
-    assert [(t["id"], t["position"]) for t in listed] == list(zip(order, [1, 2, 3], strict=True))
+    assert [(t["id"], t["position"]) for t in listed] == list(zip(order, [0, 1, 2], strict=True))
 
 
 @pytest.mark.parametrize("order", ["missing one", "twice", "stranger"])
