@@ -40,7 +40,7 @@ def load_demo_tickets(sender, *, company, write, **kwargs):
         write(f"  ticket line:              {DID} of the demo server is another company's: no demo line")
         return
     technicians = []
-    for position, (name, internal, mobile) in enumerate(TECHNICIANS, start=1):
+    for position, (name, internal, mobile) in enumerate(TECHNICIANS):
         technician, _ = Technician.objects.get_or_create(
             line=line, name=name, defaults={"position": position, "internal": internal, "mobile": mobile}
         )
