@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.portal import company_view
 from config.exports import export_response
 from tickets import forms, selectors
-from tickets.exports import HopLogResource
+from tickets.resources import TicketHopResource
 from tickets.services import lines
 from tickets.services.messages import hop_log_line
 
@@ -292,7 +292,7 @@ def _export(request, hops):
         return redirect(f"{request.path}?{query.urlencode()}" if query else request.path)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return export_response(
-        HopLogResource(tz=request.company.tzinfo),
+        TicketHopResource(),
         hops,
         filename=f"tickets-log-{request.company.slug}-{stamp}",
     )
