@@ -8,13 +8,14 @@ it; staff who may only view see whether one is set, never the value.
 """
 
 from django import forms
-from django.contrib import admin
-from django.db.models import Max
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from config.exports import ExportAdminMixin
 from tickets.models import SmsSettings, Technician, TicketCall, TicketHop, TicketLine, TicketMessage
 from tickets.resources import TicketCallResource, TicketHopResource
-from tickets.services.messages import hop_log_line, template_check
+from tickets.services.lines import ticket_line_next_ticket_check, ticket_line_next_ticket_set
+from tickets.services.messages import hop_log_line, validate_message_template
 
 
 class WriteOnlySecretsForm(forms.ModelForm):
@@ -129,19 +130,16 @@ class TicketLineForm(forms.ModelForm):
 
     def clean_message_template(self):
         template = self.cleaned_data["message_template"]
-        try:
-            template_check(template)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        validate_message_template(template)
         return template
 
     def clean_next_ticket(self):
-        # As tickets.services.lines.ticket_line_update: a number already given would be given twice.
         value = self.cleaned_data["next_ticket"]
-        if self.instance.pk and value is not None:
-            highest = self.instance.hops.aggregate(highest=Max("ticket"))["highest"]
-            if highest is not None and value <= highest:
-                raise forms.ValidationError(f"Tickets up to {highest} were given already: a number above it.")
+        if self.instance.pk and value is not None and "next_ticket" in self.changed_data:
+            try:
+                ticket_line_next_ticket_check(line_id=self.instance.pk, next_ticket=value)
+            except ValidationError as error:
+                raise forms.ValidationError(error.message_dict["next_ticket"]) from None
         return value
 
 
@@ -165,6 +163,21 @@ class TicketLineAdmin(admin.ModelAdmin):
         ("Hunt", {"fields": ["in_charge", "ring_seconds", "wrap", "rounds"]}),
         ("Tickets", {"fields": ["next_ticket", "message_template", "record", "retention_days"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Calls move the counter while the page is open: it is never written from the page's copy,
+        # only when changed, under the line's lock (tickets.services.lines).
+        obj.save(update_fields=[name for name in form.Meta.fields if name != "next_ticket"])
+        if "next_ticket" in form.changed_data:
+            try:
+                obj.next_ticket = ticket_line_next_ticket_set(
+                    line_id=obj.pk, next_ticket=form.cleaned_data["next_ticket"]
+                )
+            except ValidationError as error:
+                messages.error(request, " ".join(error.message_dict["next_ticket"]))
 
 
 @admin.register(Technician)

@@ -285,6 +285,20 @@ def test_the_line_form_keeps_the_rules(admin_client, call):
     assert (line.next_ticket, line.ring_seconds) == (100, 30)
 
 
+def test_a_save_never_writes_the_counter_from_the_pages_copy(admin_client, call):
+    line = call.line
+    Technician.objects.filter(line=line).delete()
+    url = reverse("admin:tickets_ticketline_change", args=[line.pk])
+    shown = line_form(line, ring_seconds="45")  # the page as loaded: next ticket 3
+    TicketHopFactory(call=call, technician=None)  # a call takes 3 meanwhile: the counter is at 4
+    assert admin_client.post(url, shown).status_code == 200  # 3 would be given twice: refused
+    line.refresh_from_db()
+    assert (line.next_ticket, line.ring_seconds) == (4, 5)
+    assert admin_client.post(url, line_form(line, ring_seconds="45")).status_code == 302
+    line.refresh_from_db()
+    assert (line.next_ticket, line.ring_seconds) == (4, 45)
+
+
 def test_the_one_in_charge_is_chosen_among_the_lines_technicians(admin_client):
     line = TicketLineFactory()
     own = TechnicianFactory(line=line)

@@ -49,25 +49,30 @@ def ticket_line_update(*, line: TicketLine, next_ticket: int | None = None) -> T
 
 
 def ticket_line_next_ticket_set(*, line_id: int, next_ticket: int) -> int:
-    """Restart the line's numbering at `next_ticket`, unless that number or one above it is already
-    a ticket of the line: the numbers go up from there and would reach it (a ticket is one hop's)."""
+    """Restart the line's numbering at `next_ticket` (ticket_line_next_ticket_check), under the line's
+    lock: the row lock waits for a hop taking a number to commit, so its ticket is seen."""
+    with transaction.atomic():
+        TicketLine.objects.select_for_update().get(pk=line_id)
+        ticket_line_next_ticket_check(line_id=line_id, next_ticket=next_ticket)
+        _counter_write(line_id, next_ticket)
+    return next_ticket
+
+
+def ticket_line_next_ticket_check(*, line_id: int, next_ticket: int) -> None:
+    """ValidationError when `next_ticket` is out of range, or it or a number above it is already a
+    ticket of the line: the numbers go up from there and would reach it (a ticket is one hop's)."""
     field = TicketLine._meta.get_field("next_ticket")
     try:
         field.run_validators(next_ticket)
     except ValidationError as error:
         raise ValidationError({"next_ticket": error.messages}) from error
-    with transaction.atomic():
-        # The row lock waits for a hop taking a number to commit, so its ticket is seen below.
-        TicketLine.objects.select_for_update().get(pk=line_id)
-        highest = _highest_ticket(line_id)
-        if highest is not None and next_ticket <= highest:
-            used = TicketHop.objects.filter(line_id=line_id, ticket=next_ticket).exists()
-            why = f"ticket {next_ticket} is already used on this line" if used else (
-                f"tickets up to {highest} are already used on this line and the numbers would reach them"
-            )  # fmt: skip
-            raise ValidationError({"next_ticket": f"Not {next_ticket}: {why}. Choose {highest + 1} or more."})
-        _counter_write(line_id, next_ticket)
-    return next_ticket
+    highest = _highest_ticket(line_id)
+    if highest is not None and next_ticket <= highest:
+        used = TicketHop.objects.filter(line_id=line_id, ticket=next_ticket).exists()
+        why = f"ticket {next_ticket} is already used on this line" if used else (
+            f"tickets up to {highest} are already used on this line and the numbers would reach them"
+        )  # fmt: skip
+        raise ValidationError({"next_ticket": f"Not {next_ticket}: {why}. Choose {highest + 1} or more."})
 
 
 def _counter_write(line_id: int, next_ticket: int) -> None:
