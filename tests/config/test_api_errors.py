@@ -60,8 +60,10 @@ def test_every_list_filter_refuses_an_empty_value(client, company_user, schema):
             p for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "query" and p["name"] == name
         )
         given = parameter["schema"]
-        # An integer, a date or a time has a value by its type; a text says it with minLength.
-        assert given["type"] == "integer" or given.get("format") in DATED or given["minLength"] >= 1, path
+        # An integer, a yes/no, a date or a time has a value by its type; a text says it with minLength.
+        assert (
+            given["type"] in ("integer", "boolean") or given.get("format") in DATED or given["minLength"] >= 1
+        ), path
 
 
 def test_a_filter_with_a_value_still_filters(client, company_user):
