@@ -68,3 +68,22 @@ def test_xlsx_writes_no_formula_and_keeps_numbers():
 @pytest.mark.parametrize("value", [None, 0, -5, 1.5, "", "abc", "'=already"])
 def test_escape_cell_leaves_everything_else_alone(value):
     assert escape_cell(value) == value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model", ["telephony.callrecord", "click2call.rate", "tickets.tickethop", "tickets.ticketcall"]
+)
+def test_the_admins_export_needs_the_view_permission(client, model):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    app_label, name = model.split(".")
+    staff = UserFactory(is_staff=True, company=None)
+    client.force_login(staff)
+    export = f"/admin/{app_label}/{name}/export/"
+    assert client.get(export).status_code == 403
+    view = Permission.objects.get(codename=f"view_{name}", content_type__app_label=app_label)
+    staff.user_permissions.add(view)
+    assert client.get(export).status_code == 200
