@@ -12,6 +12,10 @@ answer is one stdout line `BENCH <json>`:
   recorded click2call-completed call (fresh uniqueids) put straight into the server link's
   fold queue, each stamped `_received` when put; answers the latencies from that stamp
   to the app's on_call_event (CallStarted after its Newchannel, CallEnded after its Hangup).
+- {"cmd": "stream", "path": F}: the AMI bytes in file F (a replayed real Asterisk stream) fed to
+  the live panoramisk connection's protocol, as its socket reads would, in 64 KiB chunks, waiting
+  while the link has paused reading; answers when every event is folded and its typed events
+  handed to the apps: {"events", "fed_seconds", "drained_seconds", fold figures}.
 - {"cmd": "profile", "on": true|false}: cProfile of the loop thread and the fold thread;
   off answers both profiles' top entries and the time call_events_fold took.
 - {"cmd": "stop"}.
@@ -45,6 +49,7 @@ RENAMED = ("Uniqueid", "DestUniqueid", "UniqueID", "Linkedid", "DestLinkedid", "
 # The recorded call lasts about 6 s; replayed, its events keep their order and spacing, 6x faster.
 REPLAY_SPEEDUP = 6.0
 PROFILE_TOP = 15
+STREAM_CHUNK = 65536
 
 
 class BenchApp(PbxApp):
@@ -165,6 +170,30 @@ class Child:
         return {
             "latencies": self.app.latencies[:],
             "events": len(schedule),
+            "fed_seconds": fed,
+            "drained_seconds": drained,
+            **self._fold_figures(drained),
+        }
+
+    async def stream(self, *, path):
+        data = Path(path).read_bytes().decode()
+        events = data.count("\r\n\r\n")
+        link = self.link
+        # panoramisk has no public way in; its protocol is what the socket's reads are handed to.
+        protocol = link.client.manager.protocol
+        self.timer.reset()
+        start = time.perf_counter()
+        for offset in range(0, len(data), STREAM_CHUNK):
+            while link.paused:
+                await asyncio.sleep(0.001)
+            protocol.data_received(data[offset : offset + STREAM_CHUNK].encode())
+            await asyncio.sleep(0)
+        fed = time.perf_counter() - start
+        await link.events.join()
+        await self.app.ctx.lane.queue.join()
+        drained = time.perf_counter() - start
+        return {
+            "events": events,
             "fed_seconds": fed,
             "drained_seconds": drained,
             **self._fold_figures(drained),
