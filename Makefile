@@ -55,6 +55,7 @@ lint: $(VENV)/.dev-installed
 
 bench: export VAR_DIR := $(CURDIR)/var/bench
 bench: export DEBUG ?= 1
+bench: export BENCH_QUICK ?= 1
 bench: $(VENV)/.dev-installed
 	@for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
