@@ -1,13 +1,21 @@
-"""The telephony layer against the simulator: Originate round trips, the delay of a call
-event to an app, and how fast AMI events become call records.
+"""The telephony layer's speed: the figures of issue 26's table, each beside its goal.
 
-    make bench                                  # SQLite (the embedded default)
+    make bench                                  # --quick (BENCH_QUICK=1), SQLite, a few minutes
+    DEBUG=1 .venv/bin/python bench/telephony_bench.py [--quick] [--profile]
     DATABASE_URL=postgres://... DEBUG=1 .venv/bin/python bench/telephony_bench.py
 
 Creates a throw-away database (Django's test database), starts `manage.py pbxsim` and
 the pbx process (bench/pbx_child.py: the real PbxProcess with a tiny app) as their own
-processes, as in production, and prints figures; it asserts nothing. The methods
-compared run in interleaved rounds against the same processes.
+processes, as in production, and prints figures; it asserts nothing. Beside PostgreSQL the
+child processes use Redis (REDIS_URL, or a redis-server of the bench's own), beside SQLite the
+embedded broker (bench/click2call_services.py). The methods compared (bare panoramisk, the
+facade, the handle; a webhook or none; the banner and a bare view) run in interleaved rounds
+against the same processes. Nothing is timed under a profiler: `--profile` prints a cProfile
+of a separate, untimed burst. Rows: the fold of a replayed Asterisk 22 stream (AMI bytes fed
+to the live panoramisk connection) with and without a company webhook; a burst on pbxsim; a
+typed event's delay at 200 and 1,000 calls/s; Originate round trips; the pbx process's RSS;
+then, unless --quick, queues_bench.py's member -> Originate and click2call_bench.py's banner
+POST vs a bare view (gunicorn, 32 connections), by their own functions.
 """
 
 import argparse
@@ -429,9 +437,10 @@ def banner_vs_bare(table, rounds, seconds):
         return
     from bench import click2call_bench  # its services were chosen by main(), before it is imported
 
-    # queues_bench's company, if it ran, holds the name and slug campaign_create takes (and its
-    # calls protect it from a delete).
+    # queues_bench's company and server, if it ran, hold the names campaign_create takes (and
+    # their calls protect them from a delete).
     Company.objects.filter(slug="bench").update(name="Bench queues", slug="bench-queues")
+    PbxServer.objects.filter(name="bench").update(name="bench-queues")
     campaign = click2call_bench.campaign_create()
     connection.close()  # gunicorn's workers write to the same database
     out = io.StringIO()
