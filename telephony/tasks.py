@@ -31,11 +31,15 @@ def deliver_webhooks(delivery_ids: list[int]):
         delivery_ids=delivery_ids, budget=webhooks.WEBHOOK_BATCH_BUDGET_SECONDS
     )
     for delivery_id, attempts in outcome.retry:
-        countdown = get_exponential_backoff_interval(
-            factor=deliver_webhook.retry_backoff,
-            retries=attempts - 1,
-            maximum=deliver_webhook.retry_backoff_max,
-            full_jitter=deliver_webhook.retry_jitter,
+        # Full jitter may draw 0: a receiver that just failed gets at least a second.
+        countdown = max(
+            1,
+            get_exponential_backoff_interval(
+                factor=deliver_webhook.retry_backoff,
+                retries=attempts - 1,
+                maximum=deliver_webhook.retry_backoff_max,
+                full_jitter=deliver_webhook.retry_jitter,
+            ),
         )
         deliver_webhook.apply_async((delivery_id,), countdown=countdown, retries=attempts)
     for delivery_id in outcome.left:
