@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from panoramisk.message import Message
 
-from pbxsim.ami import load_manager_users
+from pbxsim.ami import event_passes, load_manager_users
 from pbxsim.harness import free_port, running_pbxsim
 from pbxsim.tracefile import AMI_IN, parse_trace, trace_paths
 from telephony.ami import AmiClient, AmiConnectionLost, AmiEndpoint, parse_event
+from telephony.platform import ami_events_read, registered_apps
 from telephony.services import calls
 from telephony.testing import contract_dialplans
 from tests.telephony.fakeami import FakeAmi, frame
@@ -340,3 +341,14 @@ def test_an_event_that_answers_an_action_reaches_it_whatever_the_filter(tmp_path
         responses = [event for event in seen if event["Event"] == "OriginateResponse"]
         assert len(responses) == 1 and type(responses[0]) is dict
         assert {event["Event"] for event in seen} == {"OriginateResponse"}
+
+
+def test_the_contract_eventfilter_lets_through_every_event_the_pbx_process_reads():
+    """What the pbx process keeps of a stream (the fold's events, the registered apps' ami_events and
+    UserEvents) is what the shipped manager.conf lets through: an app that reads another event
+    needs its line in the sample (README.md in telephony/asterisk), and this fails until it has it."""
+    filters = load_manager_users(CONTRACT_MANAGER_CONF)["platform"].event_filters
+    read = ami_events_read(registered_apps())
+    assert read is not None, "a registered app reads every event ('*')"
+    for name in calls.FOLDED_EVENTS | read:
+        assert event_passes(filters, name, f"Event: {name}\r\nPrivilege: call,all\r\n"), name
