@@ -33,15 +33,24 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CHUNK = 65536
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+CONTRACT_MANAGER_CONF = PROJECT_DIR / "telephony" / "asterisk" / "manager.conf.sample"
 
 
-def stream(events: int, traces: list[str] | None = None) -> tuple[bytes, int, list[str]]:
+def stream(events: int, traces: list[str] | None = None, filtered=False) -> tuple[bytes, int, list[str]]:
+    from pbxsim.ami import event_passes, load_manager_users
     from pbxsim.tracefile import AMI_IN, TRACES_DIR, parse_trace, trace_paths
 
+    # What a PBX set up by the contract sends: its manager.conf's eventfilter applied.
+    filters = load_manager_users(CONTRACT_MANAGER_CONF)["platform"].event_filters if filtered else ()
     frames, names = [], []
     for path in [TRACES_DIR / f"{name}.ami" for name in traces] if traces else trace_paths():
         for frame in parse_trace(path).frames:
-            if frame.direction == AMI_IN and frame.event and frame.event != "Shutdown":
+            if (
+                frame.direction == AMI_IN
+                and frame.event
+                and frame.event != "Shutdown"
+                and event_passes(filters, frame.event, "\r\n".join(frame.lines))
+            ):
                 frames.append("\r\n".join(frame.lines).encode() + b"\r\n\r\n")
                 names.append(frame.event)
     copies = -(-events // len(frames))
@@ -122,8 +131,8 @@ async def bare_panoramisk_path():
     return protocol, drain
 
 
-def one_round(variant: str, events: int, traces: list[str], profile: bool) -> dict:
-    data, count, _ = stream(events, traces)
+def one_round(variant: str, events: int, traces: list[str], filtered: bool, profile: bool) -> dict:
+    data, count, _ = stream(events, traces, filtered)
     reads = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
 
     async def run():
@@ -158,16 +167,18 @@ def setup_django():
 
 def child(args):
     setup_django()
-    print(json.dumps(one_round(args.variant, args.events, args.trace, args.profile)))
+    print(json.dumps(one_round(args.variant, args.events, args.trace, args.eventfilter, args.profile)))
 
 
-def run_child(variant, events, traces, code_dir=None, profile=False):
+def run_child(variant, events, traces, filtered, code_dir=None, profile=False):
     env = dict(os.environ)
     # A revision's telephony package, extracted beside nothing else, comes first on the path.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_dir, str(PROJECT_DIR), env.get("PYTHONPATH")]))
     command = [sys.executable, __file__, "--child", "--variant", variant, "--events", str(events)]
     for trace in traces or []:
         command += ["--trace", trace]
+    if filtered:
+        command.append("--eventfilter")
     if profile:
         command.append("--profile")
     output = subprocess.run(command, cwd=code_dir or PROJECT_DIR, env=env, check=True, capture_output=True)
@@ -188,6 +199,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trace", action="append", help="a trace's name (repeatable; default: all of them)")
     parser.add_argument("--against", help="a git revision whose telephony package runs the same stream")
+    parser.add_argument(
+        "--eventfilter",
+        action="store_true",
+        help="what the contract's manager.conf eventfilter lets through",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one round of each variant (untimed)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="platform", help=argparse.SUPPRESS)
@@ -200,11 +216,12 @@ def main():
     setup_django()
     from telephony.services.calls import FOLDED_EVENTS
 
-    _, count, names = stream(args.events, args.trace)
+    _, count, names = stream(args.events, args.trace, args.eventfilter)
     folded = sum(name in FOLDED_EVENTS for name in names)
     print(
         f"AMI events on the pbx process's loop: {count:,} events of the real Asterisk traces "
-        f"({', '.join(args.trace) if args.trace else 'all of them'}), "
+        f"({', '.join(args.trace) if args.trace else 'all of them'}"
+        f"{', through the contract eventfilter' if args.eventfilter else ''}), "
         f"{1 - folded / count:.0%} of them never folded, in {CHUNK // 1024} KiB reads"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,12 +234,13 @@ def main():
         if args.profile:
             for label, (variant, code_dir) in variants.items():
                 print(f"  cProfile, {label} (by own time):")
-                print(run_child(variant, args.events, args.trace, code_dir, profile=True)["profile"])
+                result = run_child(variant, args.events, args.trace, args.eventfilter, code_dir, profile=True)
+                print(result["profile"])
             return
         results = {label: [] for label in variants}
         for _ in range(args.rounds):
             for label, (variant, code_dir) in variants.items():
-                results[label].append(run_child(variant, args.events, args.trace, code_dir))
+                results[label].append(run_child(variant, args.events, args.trace, args.eventfilter, code_dir))
     queued = {
         label: (rounds[0].get("folded"), rounds[0].get("to_lanes"))
         for label, rounds in results.items()

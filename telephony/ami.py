@@ -124,12 +124,21 @@ def parse_event(frame: str) -> dict:
     """An event frame's headers as a plain dict, as panoramisk's Message.from_line reads them: a
     header repeated (ChanVariable) becomes a list, a line without ": " is skipped, Result unquoted.
     Only Message's "content" (the body of a `Response: Follows`, empty in an event) is not there."""
+    lines = frame.split(_EOL)
+    if "esult" not in frame:  # no Result header to unquote (Message.quoted_keys)
+        try:
+            headers = dict([line.split(": ", 1) for line in lines])
+        except ValueError:  # a line without ": "
+            pass
+        else:
+            if len(headers) == len(lines):  # no header repeated
+                return headers
     headers = {}
-    for line in frame.split(_EOL):
+    for line in lines:
         name, sep, value = line.partition(": ")
         if not sep:
             continue
-        if name[:1] in "Rr" and name.lower() in Message.quoted_keys:
+        if name.lower() in Message.quoted_keys:
             value = unquote(value).strip()
         if name in headers:
             previous = headers[name]
