@@ -126,13 +126,10 @@ def parse_event(frame: str) -> dict:
     Only Message's "content" (the body of a `Response: Follows`, empty in an event) is not there."""
     lines = frame.split(_EOL)
     if "esult" not in frame:  # no Result header to unquote (Message.quoted_keys)
-        try:
-            headers = dict([line.split(": ", 1) for line in lines])
-        except ValueError:  # a line without ": "
-            pass
-        else:
-            if len(headers) == len(lines):  # no header repeated
-                return headers
+        pairs = [line.split(": ", 1) for line in lines if ": " in line]
+        headers = dict(pairs)
+        if len(headers) == len(pairs):  # no header repeated
+            return headers
     headers = {}
     for line in lines:
         name, sep, value = line.partition(": ")
