@@ -15,7 +15,18 @@ one test per behaviour, so an upgrade that changes any of it fails a test by nam
 - Manager looks up connection_made, connection_lost and login on the instance when it needs
   them, so this class replaces them there (panoramisk has no hook that stops its own reconnect);
 - Manager.close() closes quietly: no connection_lost follows a close it was asked for;
-- `manager.protocol.transport` is the asyncio transport of the live connection (`_transport`).
+- `manager.protocol.transport` is the asyncio transport of the live connection (`_transport`);
+- the protocol is made by the `protocol_factory` of Manager's config, and its `data_received`,
+  `queue` (the unfinished frame), `responses` (the actions awaiting an answer), `handle_message`
+  and `version` are AMIProtocol's, which `_LeanProtocol` reuses (the lean event path below).
+
+The lean event path: a busy Asterisk sends tens of thousands of events a second, many of which
+nobody here reads (VarSet, Newexten, DialState, the Local channel's own events...). panoramisk
+would parse each into a case-insensitive Message, match it against every registered pattern and
+hand it on, to be copied into a dict. `_LeanProtocol` reads the frame's first line instead: an
+event nobody asked for (`events_wanted`) is dropped before it is parsed; one asked for is parsed
+once, into the plain dict the handler keeps. Answers to actions, events that may belong to an
+action awaiting its answer (they carry an ActionID), and Shutdown still go through panoramisk.
 """
 
 import asyncio
@@ -26,9 +37,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from panoramisk import Manager
 from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 from panoramisk.utils import IdGenerator
 
 log = logging.getLogger(__name__)
@@ -101,6 +115,82 @@ class OriginateOutcome:
         )
 
 
+_EOL = "\r\n"
+_FRAME_END = "\r\n\r\n"
+_EVENT = "Event: "
+
+
+def parse_event(frame: str) -> dict:
+    """An event frame's headers as a plain dict, as panoramisk's Message.from_line reads them: a
+    header repeated (ChanVariable) becomes a list, a line without ": " is skipped, Result unquoted.
+    Only Message's "content" (the body of a `Response: Follows`, empty in an event) is not there."""
+    lines = frame.split(_EOL)
+    if "esult" not in frame:  # no Result header to unquote (Message.quoted_keys)
+        pairs = [line.split(": ", 1) for line in lines if ": " in line]
+        headers = dict(pairs)
+        if len(headers) == len(pairs):  # no header repeated
+            return headers
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        if name.lower() in Message.quoted_keys:
+            value = unquote(value).strip()
+        if name in headers:
+            previous = headers[name]
+            if isinstance(previous, list):
+                previous.append(value)
+            else:
+                headers[name] = [previous, value]
+        else:
+            headers[name] = value
+    return headers
+
+
+class _LeanProtocol(AMIProtocol):
+    """panoramisk's protocol, with the events handed to the AmiClient as plain dicts, those nobody
+    asked for dropped unparsed (the module's docstring)."""
+
+    def __init__(self, client: "AmiClient"):
+        self.client = client
+        self.greeted = False
+
+    def data_received(self, data):
+        if not self.greeted or getattr(self.factory, "save_stream", None):
+            # The first read holds the banner, which panoramisk reads (and its stream recording).
+            self.greeted = True
+            return super().data_received(data)
+        text = data.decode(self.encoding, "ignore")
+        if self.queue:
+            text = self.queue.popleft() + text
+        frames = text.split(_FRAME_END)
+        self.queue.append(frames.pop())
+        client = self.client
+        wanted = client.events_wanted
+        handler = client.on_event
+        received = False
+        for frame in frames:
+            frame = frame.strip()
+            if frame.startswith(_EVENT):
+                received = True
+                end = frame.find(_EOL)
+                name = frame[7:] if end == -1 else frame[7:end]
+                # An event with an ActionID may be part of an answer (an Originate's
+                # OriginateResponse, a list's items): panoramisk matches those to their action.
+                if name != "Shutdown" and not (self.responses and "ActionID: " in frame):
+                    if handler is not None and (wanted is None or name in wanted):
+                        handler(client, parse_event(frame))
+                    else:
+                        client.events_dropped += 1
+                    continue
+            message = Message.from_line(frame)
+            if message is not None:
+                self.handle_message(message)
+        if received:
+            client.last_event_at = time.time()
+
+
 @dataclasses.dataclass(frozen=True)
 class AmiEndpoint:
     name: str
@@ -120,6 +210,7 @@ class AmiClient:
         on_event: Callable | None = None,
         on_state: Callable | None = None,
         events: bool | None = None,
+        events_wanted: frozenset[str] | None = None,
         backoff_min: float = 0.5,
         backoff_max: float = 3.0,
         ping_interval: float = 20.0,
@@ -128,6 +219,9 @@ class AmiClient:
         self.endpoint = endpoint
         self.on_event = on_event
         self.on_state = on_state
+        # The names of the events on_event is given (None: every event); the others are dropped unparsed.
+        self.events_wanted = events_wanted
+        self.events_dropped = 0
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.ping_interval = ping_interval
@@ -154,6 +248,7 @@ class AmiClient:
             ping_interval=NEVER,
             forgetable_actions=_Nothing(),
             on_login=self._logged_in,
+            protocol_factory=lambda: _LeanProtocol(self),
         )
         # panoramisk schedules its own reconnects (and would call on_disconnect); ours back off
         # and retry failed logins too.
@@ -311,9 +406,14 @@ class AmiClient:
 
     # -- events ----------------------------------------------------------------
 
-    def _dispatch(self, manager, event):
+    def _dispatch(self, manager, message):
+        """An event panoramisk parsed (one with an ActionID that answered no action, Shutdown)."""
         self.last_event_at = time.time()
-        self.on_event(self, event)
+        event = dict(message)
+        if self.events_wanted is None or event.get("Event") in self.events_wanted:
+            self.on_event(self, event)
+        else:
+            self.events_dropped += 1
 
     # -- actions ---------------------------------------------------------------
 
@@ -364,7 +464,9 @@ class AmiClient:
         for frame in frames[1:]:
             if frame.get("Event") == "OriginateResponse":
                 # panoramisk hands our own OriginateResponse to us alone, not to the event handlers.
-                if self.on_event:
-                    self.on_event(self, frame)
+                if self.on_event and (
+                    self.events_wanted is None or "OriginateResponse" in self.events_wanted
+                ):
+                    self.on_event(self, dict(frame))
                 return OriginateOutcome.from_event(frame)
         raise AmiConnectionLost("Originate queued but no OriginateResponse arrived")

@@ -43,6 +43,19 @@ log = logging.getLogger(__name__)
 _apps: dict[str, "PbxApp"] = {}
 
 
+def ami_events_read(apps) -> frozenset[str] | None:
+    """The names of the raw AMI events the apps read (their ami_events, UserEvent for their
+    user_events); None when one reads every event ("*"). The pbx process drops the others unparsed."""
+    names = set()
+    for app in apps:
+        if "*" in app.ami_events:
+            return None
+        names |= app.ami_events
+        if app.user_events:
+            names.add("UserEvent")
+    return frozenset(names)
+
+
 class PbxApp:
     name = ""
     all_calls = False

@@ -53,7 +53,7 @@ from telephony.ami import (
 )
 from telephony.events import CallEvent
 from telephony.handle import PbxHandle
-from telephony.platform import AppContext, Lane, PbxApp, registered_apps
+from telephony.platform import AppContext, Lane, PbxApp, ami_events_read, registered_apps
 from telephony.selectors import pbx_servers_enabled
 from telephony.services import calls, servers
 
@@ -172,6 +172,9 @@ class ServerLink:
         self.started_once = False
         # State reports run in a pool of threads: one at a time, so they land in the order they happened.
         self.reporting = asyncio.Lock()
+        # What the fold and the apps read; every other event is dropped unparsed (telephony.ami).
+        self.app_events = ami_events_read(process.apps)
+        self.events_wanted = None if self.app_events is None else calls.FOLDED_EVENTS | self.app_events
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class ServerLink:
                 server.name, server.ami_host, server.ami_port, server.ami_username, server.ami_secret
             ),
             on_event=self._on_event,
+            events_wanted=self.events_wanted,
             on_state=self._on_state,
             backoff_max=settings.PBX_RECONNECT_MAX_SECONDS,
         )
@@ -312,8 +316,8 @@ class ServerLink:
 
     # -- AMI -------------------------------------------------------------------
 
-    def _on_event(self, client, message):
-        event = dict(message)
+    def _on_event(self, client, event: dict):
+        # The dict telephony.ami parsed the frame into, the one the fold and the lanes are given.
         event["_received"] = time.time()
         if self.fenced:
             self.dropped += 1
@@ -354,12 +358,13 @@ class ServerLink:
 
     def _accept(self, event: dict):
         """An event of this server's AMI session, while the lease is ours: to the fold and the apps."""
-        if event.get("Event") == "OriginateResponse" and self.waiters:
+        name = event.get("Event")
+        if name == "OriginateResponse" and self.waiters:
             # The outcome is Asterisk's word: whoever awaits it need not wait for the fold.
             waiter = self.waiters.pop(event.get("Uniqueid", ""), None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(OriginateOutcome.from_event(event))
-        if event.get("Event") in calls.FOLDED_EVENTS:
+        if name in calls.FOLDED_EVENTS:
             stamped = "Timestamp" in event
             if stamped != self.timestamped:
                 self.timestamped = stamped
@@ -376,9 +381,10 @@ class ServerLink:
                 log.warning(
                     "AMI %s: %d events wait to be folded; reading paused", self.server.name, QUEUE_HIGH_WATER
                 )
-        for ctx in self.contexts:
-            if ctx.app.wants_ami(event):
-                ctx.deliver_ami_event(event)
+        if self.app_events is None or name in self.app_events:
+            for ctx in self.contexts:
+                if ctx.app.wants_ami(event):
+                    ctx.deliver_ami_event(event)
 
     def _on_state(self, client, state, error):
         self.state, self.error = state, error

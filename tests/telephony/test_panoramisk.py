@@ -11,6 +11,8 @@ import uuid
 import pytest
 from panoramisk import Manager
 from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 from panoramisk.utils import IdGenerator
 
 from pbxsim.harness import AMI_SECRET, AMI_USERNAME, running_pbxsim
@@ -349,6 +351,44 @@ def test_event_reads_case_insensitively_and_dict_keeps_the_wire_names():
         assert event.get("uniqueid") == event["UNIQUEID"] == "1700000000.1"
         assert dict(event)["Uniqueid"] == "1700000000.1"
         assert dict(event)["ChanVariable"] == ["A=1", "B=2"]
+        manager.close()
+
+    run(scenario())
+
+
+# -- the protocol (telephony.ami's lean event path reuses it) -----------------------------------
+
+
+def test_protocol_factory_makes_the_protocol_whose_queue_responses_and_handle_message_we_reuse():
+    """_LeanProtocol subclasses AMIProtocol, made by the config's protocol_factory: the unfinished
+    frame waits in `queue`, an action awaiting its answer is in `responses` (keyed by its ActionID)
+    until answered, `version` is read off the banner, and handle_message hands an event that
+    answers no action to the registered handlers."""
+
+    class Recording(AMIProtocol):
+        made = []
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            Recording.made.append(self)
+
+    async def scenario():
+        fake = await FakeAmi(answer_ping=False).listen()
+        manager = manager_for(fake.port, protocol_factory=Recording)
+        seen = []
+        manager.register_event("*", lambda m, event: seen.append(event.get("Event")))
+        await logged_in(manager)
+        protocol = manager.protocol
+        assert Recording.made == [protocol] and protocol.version == "5.0.0"
+        ping = manager.send_action({"Action": "Ping"})
+        _, action = await fake.wait_action("Ping")
+        assert set(protocol.responses) == {action["ActionID"]}
+        protocol.data_received(b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\nEvent: Newst")
+        assert list(protocol.queue) == ["Event: Newst"]
+        assert seen == ["Hangup"]
+        protocol.handle_message(Message.from_line(f"Response: Success\r\nActionID: {action['ActionID']}"))
+        assert (await asyncio.wait_for(ping, TIMEOUT)).get("Response") == "Success"
+        assert protocol.responses == {}
         manager.close()
 
     run(scenario())

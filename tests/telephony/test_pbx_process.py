@@ -13,6 +13,7 @@ from telephony.ami import AmiConnectionLost, AmiError
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
 from telephony.process import APP_THREADS, PbxProcess
+from telephony.services import calls
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.services.servers import ami_source
 from telephony.testing import ListeningApp, TcpProxy, pbx_process, wait_for
@@ -102,6 +103,32 @@ def test_nobody_is_rung_twice_for_one_channel_id(server, facade):
     channels = [c for c in facade.live_channels(server=server) if c["Uniqueid"] == "t-once"]
     assert len(channels) == 1
     facade.hangup(server=server, channel=channels[0]["Channel"])
+
+
+def test_events_nobody_reads_are_dropped_and_the_fold_and_the_apps_share_one_dict(server, facade):
+    """The lean event path: pbxsim sends every event (read = all, no eventfilter); those neither
+    the fold nor an app reads (VarSet, DialState...) are dropped unparsed, and a Hangup, read by
+    both, is one dict, the same object queued for the fold and handed to the app."""
+    listener = ListeningApp(ami_events={"Hangup", "Newexten"})
+    with pbx_process([server], apps=[listener]) as runner:
+        wait_for(lambda: state_of(server) == "connected", what="the AMI login")
+        link = runner.link(server)
+        queued, put = [], link.events.put_nowait
+        link.events.put_nowait = lambda event: (queued.append(event), put(event))
+        facade.originate(
+            server=server, channel_id="t-lean", number="5551001", context="platform-hold", wait=True
+        )
+        wait_for(lambda: finished("t-lean"), what="the call record to end")
+        hangups = wait_for(
+            lambda: [e for e in listener.events if e["Event"] == "Hangup" and e["Uniqueid"] == "t-lean"],
+            what="the app's Hangup",
+        )
+        dropped = link.client.events_dropped
+    assert dropped > 0
+    assert {e["Event"] for e in listener.events} == {"Hangup", "Newexten"}
+    assert {e["Event"] for e in queued} <= calls.FOLDED_EVENTS
+    assert type(hangups[0]) is dict and "_received" in hangups[0]
+    assert any(event is hangups[0] for event in queued)
 
 
 def test_actions_on_a_live_call(server, facade):

@@ -7,9 +7,9 @@ import pytest
 
 from telephony.events import CallAnswered, CallEnded, CallStarted, OriginateResult
 from telephony.models import AppTimer, CallRecord, PbxServer
-from telephony.platform import PbxApp, register
+from telephony.platform import PbxApp, ami_events_read, register
 from telephony.services.timers import app_timer_set
-from telephony.testing import pbx_process, wait_for
+from telephony.testing import ListeningApp, pbx_process, wait_for
 from tests.telephony.wakeup import WakeupCalls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,3 +244,13 @@ def test_an_unreachable_fastagi_server_takes_the_fallback(server, facade, sim):
             lambda: "fallback-test,5550100,1" in sim.log_text(), what="the fallback in the simulator's log"
         )
     assert (event["AgiStatus"], event["Script"]) == ("FAILURE", "wakeup")
+
+
+def test_the_raw_events_the_apps_read_are_their_ami_events_and_userevent():
+    """What the pbx process lets through its lean event path besides the fold's (telephony.ami)."""
+    hold = ListeningApp(user_events={"PlatformHold"})
+    cdrs = ListeningApp(ami_events={"Cdr", "AGIExecStart"})
+    assert ami_events_read([]) == frozenset()
+    assert ami_events_read([hold]) == {"UserEvent"}
+    assert ami_events_read([hold, cdrs]) == {"UserEvent", "Cdr", "AGIExecStart"}
+    assert ami_events_read([cdrs, ListeningApp(ami_events={"*"})]) is None
