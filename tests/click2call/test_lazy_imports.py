@@ -15,9 +15,10 @@ from click2call.services.requests import call_request_create
 from tests.click2call.factories import BlockedPrefixFactory, CampaignFactory
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-HEAVY = ("phonenumbers.geocoder", "phonenumbers.carrier", "weasyprint")
+HEAVY = ("phonenumbers.geocoder", "phonenumbers.carrier", "weasyprint", "config.urls", "rest_framework.views")
 
-# What `manage.py pbx` and `celery -A config worker` import before their first call or task.
+# What `manage.py pbx` imports and checks before its first call (a Celery worker imports the same
+# tasks; its checks, all of them, import the URLs).
 START = """
 import json, os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -25,11 +26,13 @@ import django
 django.setup()
 import config.celery, click2call.tasks, click2call.services.dialing, telephony.process
 from telephony.management.commands import pbx
+command = pbx.Command()
+command.check(tags=command.requires_system_checks)  # what `manage.py pbx` checks before it runs
 print(json.dumps([name for name in {heavy!r} if name in sys.modules]))
 """
 
 
-def test_a_process_starts_without_the_geocoder_the_carrier_data_or_weasyprint():
+def test_the_pbx_process_starts_without_the_geocoder_the_carrier_data_weasyprint_or_the_urls():
     run = subprocess.run(
         [sys.executable, "-c", START.format(heavy=HEAVY)],
         cwd=PROJECT_DIR,
