@@ -18,11 +18,13 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -150,7 +152,18 @@ class Caller:
         self.loop.close()
 
 
-def pbx_process(server):
+# `manage.py pbx` under tracemalloc: SIGUSR1 writes a snapshot to the file named by the argument.
+TRACED_PBX = """
+import signal, sys, tracemalloc
+tracemalloc.start(10)
+path = sys.argv.pop(1)
+signal.signal(signal.SIGUSR1, lambda *_: tracemalloc.take_snapshot().dump(path))
+from django.core.management import execute_from_command_line
+execute_from_command_line(["manage.py", *sys.argv[1:]])
+"""
+
+
+def pbx_process(server, snapshot=None):
     """`manage.py pbx --server NAME` with DEBUG off: Django keeps no query log, as in production."""
     env = {
         **os.environ,
@@ -160,17 +173,29 @@ def pbx_process(server):
         "SECRET_KEY": secrets.token_urlsafe(50),
         "CALLCARDS_PIN_KEY": secrets.token_urlsafe(50),
     }
+    command = ["-c", TRACED_PBX, str(snapshot)] if snapshot else ["manage.py"]
     return subprocess.Popen(
-        [sys.executable, "manage.py", "pbx", "--server", server.name], cwd=PROJECT_DIR, env=env
+        [sys.executable, *command, "pbx", "--server", server.name], cwd=PROJECT_DIR, env=env
     )
+
+
+def take_snapshot(child, path):
+    if path.exists():
+        path.unlink()
+    child.send_signal(signal.SIGUSR1)
+    wait_for(lambda: path.exists() and path.stat().st_size, timeout=120, what="a tracemalloc snapshot")
+    time.sleep(1.0)  # written by then (the file appears as the dump begins)
+    return tracemalloc.Snapshot.load(str(path))
 
 
 def folded(prefix):
     return CallRecord.objects.filter(uniqueid__startswith=prefix, ended_at__isnull=False).count()
 
 
-def calls_rss(server, sim_port, total):
-    child = pbx_process(server)
+def calls_rss(server, sim_port, total, traced):
+    snapshot = Path(tempfile.mkdtemp()) / "pbx.tracemalloc" if traced else None
+    first = None
+    child = pbx_process(server, snapshot)
     caller = Caller(sim_port)
     try:
         wait_for(
@@ -190,6 +215,8 @@ def calls_rss(server, sim_port, total):
                 lambda n=done: folded("mem-") >= n, timeout=600, interval=0.2, what=f"{done} folded calls"
             )
             figures[done] = rss_mib(child.pid)
+            if traced and first is None:
+                first = take_snapshot(child, snapshot)
         elapsed = time.perf_counter() - start
         series = ", ".join(f"{n:,}: {mib:.0f}" for n, mib in figures.items())
         print(f"  {series} MiB ({total:,} calls in {elapsed:.0f} s)")
@@ -198,6 +225,12 @@ def calls_rss(server, sim_port, total):
             f"  growth after the first thousand: {figures[total] - after_first:+.1f} MiB "
             f"over {total - min(figures):,} calls; issue 26 measured {ISSUE_FIGURES}"
         )
+        if traced:
+            print("  tracemalloc, what grew since the first thousand calls (by where it was allocated):")
+            for stat in take_snapshot(child, snapshot).compare_to(first, "traceback")[:8]:
+                print(f"    {stat.size_diff / 1024:+,.0f} KiB in {stat.count_diff:+,} blocks")
+                for line in stat.traceback.format(limit=4, most_recent_first=True):
+                    print(f"      {line}")
     finally:
         caller.close()
         child.terminate()
@@ -211,6 +244,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10000, help="calls folded by the pbx process")
     parser.add_argument("--rounds", type=int, default=3, help="fresh interpreters for the start-up figures")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="what the pbx process's growth is made of (slower; RSS counts it)",
+    )
     args = parser.parse_args()
 
     startup(args.rounds)
@@ -234,7 +272,7 @@ def main():
                     agi_bind_port=agi_port,
                 )
                 DialRoute.objects.create(server=server, template="Local/{number}@phones")
-                calls_rss(server, sim.port, args.calls)
+                calls_rss(server, sim.port, args.calls, args.tracemalloc)
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
 
