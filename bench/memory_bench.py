@@ -199,7 +199,7 @@ def calls_rss(server, sim_port, total, traced):
     caller = Caller(sim_port)
     try:
         wait_for(
-            lambda: pbx_server_is_up(PbxServer.objects.get(pk=server.pk)), timeout=60, what="the pbx process"
+            lambda: pbx_server_is_up(PbxServer.objects.get(pk=server.pk)), timeout=300, what="the pbx process"
         )
         # Up means connected; the first batch of its own (lease, apps' start) is done a moment later.
         time.sleep(2.0)
