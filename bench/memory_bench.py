@@ -155,7 +155,7 @@ class Caller:
 # `manage.py pbx` under tracemalloc: SIGUSR1 writes a snapshot to the file named by the argument.
 TRACED_PBX = """
 import signal, sys, tracemalloc
-tracemalloc.start(10)
+tracemalloc.start(3)
 path = sys.argv.pop(1)
 signal.signal(signal.SIGUSR1, lambda *_: tracemalloc.take_snapshot().dump(path))
 from django.core.management import execute_from_command_line
@@ -229,7 +229,7 @@ def calls_rss(server, sim_port, total, traced):
             print("  tracemalloc, what grew since the first thousand calls (by where it was allocated):")
             for stat in take_snapshot(child, snapshot).compare_to(first, "traceback")[:8]:
                 print(f"    {stat.size_diff / 1024:+,.0f} KiB in {stat.count_diff:+,} blocks")
-                for line in stat.traceback.format(limit=4, most_recent_first=True):
+                for line in stat.traceback.format(most_recent_first=True):
                     print(f"      {line}")
     finally:
         caller.close()
