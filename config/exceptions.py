@@ -11,13 +11,16 @@
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
-from rest_framework.views import exception_handler
 
 NOT_FOUND = {"code": "not_found", "detail": "Not found."}
 
 
 def api_exception_handler(exc, context):
     """DEFAULT: DRF's answer with its body in the API's one shape."""
+    # Imported here: this module is the middleware's, which Django's system checks import in every
+    # `manage.py` command and Celery worker, and rest_framework.views brings about 20 MiB with it.
+    from rest_framework.views import exception_handler
+
     # Django's Http404 carries get_object_or_404's "No CallRecord matches the given query.":
     # a model's name is no business of a client's.
     if isinstance(exc, Http404):

@@ -17,7 +17,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from click2call.models import CallAttempt, CallRequest, Campaign, CampaignOperator
-from click2call.services.rating import NumberRefused, number_rate, operator_number_check
+from click2call.services.rating import NumberRefused, number_rate_check, operator_number_check
 from telephony.ami import AmiError
 from telephony.facade import facade
 from telephony.handle import dial_string
@@ -107,7 +107,7 @@ def attempt_dial_plan(*, attempt: CallAttempt) -> dict:
     if not operators:
         raise ValueError("the campaign has no active operator")
     try:
-        number_rate(campaign=campaign, number=request.number)
+        number_rate_check(campaign=campaign, number=request.number)
     except NumberRefused as refusal:
         raise ValueError(f"the visitor's number: {refusal.detail}") from None
     if campaign.ringing == Campaign.Ringing.TOGETHER:

@@ -1,6 +1,7 @@
 import asyncio
 import sys
 
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -11,6 +12,12 @@ from telephony.selectors import call_records_stale_open, pbx_server_is_up, pbx_s
 
 class Command(BaseCommand):
     help = "Run the pbx process: AMI sessions, call records, the apps and FastAGI (until SIGTERM)."
+    # Every check but the URL configuration's: checking it imports every view, the API and its
+    # schema (about 25 MiB held for the process's life) for a process that serves no URL.
+    # `manage.py check` and `migrate` at a deploy still check the URLs.
+    requires_system_checks = [
+        tag for name, tag in vars(Tags).items() if not name.startswith("_") and tag != Tags.urls
+    ]
 
     def add_arguments(self, parser):
         parser.add_argument(
