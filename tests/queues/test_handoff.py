@@ -330,6 +330,12 @@ def test_a_caller_sent_by_another_app_is_offered_no_call_back(sim, server, queue
             lambda: Member.objects.filter(pk=member.pk, state=Member.State.ANSWERED).exists(),
             what="the answer",
         )
+        # The member is answered before the bridge is made: the process is stopped only once the
+        # caller's leg is bridged (a CI run stopped it while the Bridge action was under way).
+        wait_for(
+            lambda: ("CallBridged", "card-call-5") in [(kind, uniqueid) for kind, uniqueid, _ in source.seen],
+            what="the caller bridged",
+        )
     finally:
         process.__exit__(None, None, None)
     member.refresh_from_db()
