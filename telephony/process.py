@@ -21,8 +21,9 @@ stalled) holds the events it receives, away from the fold and the apps, until
 the next look says whether the server is still its own.
 
 For each owned server a `ServerLink` holds the AMI session, folds call events
-into call records (in one database thread of its own, batched), publishes the
-typed events after each fold commits to the apps' lanes, hands the raw events
+into call records (in one database thread of its own, batched; with `--fold-workers N` in N
+child processes, telephony.folding), publishes the typed events after each fold commits to the
+apps' lanes, hands the raw events
 an app asked for to its lane, serves the apps' FastAGI scripts, and reconciles open records against the PBX's
 live channels on each connect and every RECONCILE_SECONDS.
 """
@@ -52,6 +53,7 @@ from telephony.ami import (
     OriginateOutcomeUnknown,
 )
 from telephony.events import CallEvent
+from telephony.folding import FoldWorker, FoldWorkerDied, event_shares
 from telephony.handle import PbxHandle
 from telephony.platform import AppContext, Lane, PbxApp, ami_events_read, registered_apps
 from telephony.selectors import pbx_servers_enabled
@@ -165,6 +167,9 @@ class ServerLink:
         self.waiters: dict[str, asyncio.Future] = {}
         # The fold has a thread (and database connection) of its own: apps' work never queues before it.
         self.fold_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"fold-{server.name}")
+        # With `pbx --fold-workers N`, child processes that fold the batches' shares (telephony.folding);
+        # the fold thread then only reconciles.
+        self.fold_workers = [FoldWorker(f"{server.name}/{number}") for number in range(process.fold_workers)]
         self.state = "unknown"
         self.error = ""
         self.paused = False
@@ -205,6 +210,8 @@ class ServerLink:
             backoff_max=settings.PBX_RECONNECT_MAX_SECONDS,
         )
         self.handle = PbxHandle(server, self.client, db=self.db_fenced, outcomes=self._outcome)
+        # Started before the AMI session, so the first batch does not wait for Django's set-up in them.
+        await asyncio.gather(*(worker.start() for worker in self.fold_workers))
         self.client.start()
         try:
             self.agi_server = await asyncio.start_server(
@@ -261,6 +268,8 @@ class ServerLink:
         finally:
             await asyncio.get_running_loop().run_in_executor(self.fold_thread, connections.close_all)
             self.fold_thread.shutdown(wait=False)
+            for worker in self.fold_workers:
+                await asyncio.get_running_loop().run_in_executor(None, worker.close)
         if self.fenced:
             log.error(
                 "PBX server %s: stopped without its lease; %d event(s) dropped, not folded",
@@ -489,6 +498,12 @@ class ServerLink:
             try:
                 if self.fenced:  # the server is another process's now
                     self.dropped += len(batch)
+                elif self.fold_workers:
+                    # Each share in a process of its own; the next batch waits for every share to
+                    # commit, so what a call's next events need of this batch is in the database.
+                    shares = event_shares(batch, len(self.fold_workers))
+                    pairs = zip(shares, self.fold_workers, strict=True)
+                    await asyncio.gather(*(self._fold(share, worker) for share, worker in pairs if share))
                 else:
                     await self._fold(batch)
             finally:
@@ -498,19 +513,19 @@ class ServerLink:
                     self.paused = False
                     self.client.resume_reading()
 
-    async def _fold(self, batch):
-        """Fold a batch. A busy database (OperationalError: a lock held long, a connection lost) is
-        waited out, however long, the events held: dropping them would lose Hangups. A batch that
-        fails otherwise is folded event by event, so one event the database refuses costs that
-        event only (logged), never its neighbours."""
-        if await self._fold_waiting_out_busy(batch):
+    async def _fold(self, batch, worker: FoldWorker | None = None):
+        """Fold a batch (in `worker`, or the fold thread). A busy database (OperationalError: a lock
+        held long, a connection lost) is waited out, however long, the events held: dropping them
+        would lose Hangups. A batch that fails otherwise is folded event by event, so one event the
+        database refuses costs that event only (logged), never its neighbours."""
+        if await self._fold_waiting_out_busy(batch, worker):
             return
         for number, event in enumerate(batch):
             if self.fenced:
                 self.dropped += len(batch) - number
                 return
             try:
-                await self._fold_waiting_out_busy([event])
+                await self._fold_waiting_out_busy([event], worker)
             except Exception:
                 log.exception(
                     "AMI %s: cannot fold %s of %s",
@@ -519,19 +534,30 @@ class ServerLink:
                     event.get("Uniqueid") or event.get("DestUniqueid") or event.get("UniqueID"),
                 )
 
-    async def _fold_waiting_out_busy(self, events) -> bool:
+    async def _fold_waiting_out_busy(self, events, worker: FoldWorker | None = None) -> bool:
         """Fold `events` in one transaction, retrying while the database is busy: True once folded,
         or dropped with the lease; False when a single-event fold should be tried (a batch that
-        failed otherwise). A single event's other error is raised."""
+        failed otherwise, or killed its fold worker twice). A single event's other error is raised."""
         attempt = 0
+        deaths = 0
         while not self.fenced:
             try:
-                self._publish(
-                    await self._in_fold_thread(
+                if worker is None:
+                    typed = await self._in_fold_thread(
                         calls.call_events_fold, server_id=self.server.pk, events=events, lease=self.lease
                     )
-                )
+                else:
+                    typed = await worker.fold(server_id=self.server.pk, events=events, lease=self.lease)
+                self._publish(typed)
                 return True
+            except FoldWorkerDied as exc:
+                # Folded again by the fresh worker: idempotent, whether the dead one committed or not.
+                deaths += 1
+                log.error("AMI %s: %s; folding its %d event(s) again", self.server.name, exc, len(events))
+                if deaths >= 2:
+                    if len(events) == 1:
+                        raise
+                    return False
             except servers.LeaseLost as exc:
                 self.fence(str(exc))
                 break
@@ -590,9 +616,17 @@ class ServerLink:
 class PbxProcess:
     """Owns the servers it can lease (all enabled ones, or those named), one ServerLink each."""
 
-    def __init__(self, *, apps: list[PbxApp] | None = None, server_names: list[str] | None = None):
+    def __init__(
+        self,
+        *,
+        apps: list[PbxApp] | None = None,
+        server_names: list[str] | None = None,
+        fold_workers: int = 0,
+    ):
         self.apps = registered_apps() if apps is None else apps
         self.server_names = server_names
+        # Child processes folding each server's events (0: the fold thread, as without the flag).
+        self.fold_workers = fold_workers
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.links: dict[int, ServerLink] = {}
         # Links being stopped (still listed in `links` until they are).

@@ -65,9 +65,9 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="the condition"):
 
 
 class PbxProcessThread:
-    def __init__(self, servers, apps=None):
+    def __init__(self, servers, apps=None, fold_workers=0):
         self.servers = servers
-        self.process = PbxProcess(apps=apps or [])
+        self.process = PbxProcess(apps=apps or [], fold_workers=fold_workers)
         self.loop = asyncio.new_event_loop()
         self.error = None
         self.thread = threading.Thread(target=self._run, name="pbx-process", daemon=True)
@@ -97,8 +97,8 @@ class PbxProcessThread:
 
 
 @contextlib.contextmanager
-def pbx_process(servers, apps=None):
-    runner = PbxProcessThread(servers, apps).start()
+def pbx_process(servers, apps=None, fold_workers=0):
+    runner = PbxProcessThread(servers, apps, fold_workers).start()
     try:
         yield runner
     finally:

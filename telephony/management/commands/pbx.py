@@ -28,12 +28,22 @@ class Command(BaseCommand):
             help="own only this PBX server (repeat for more); default: every enabled one",
         )
         parser.add_argument(
+            "--fold-workers",
+            type=int,
+            default=0,
+            metavar="N",
+            help="fold each server's call events in N child processes, split by call "
+            "(for a server busier than one core); default 0: in this process",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="print each enabled server's health and exit non-zero when one is down",
         )
 
-    def handle(self, *args, servers=None, check=False, **options):
+    def handle(self, *args, servers=None, check=False, fold_workers=0, **options):
+        if fold_workers < 0:
+            raise CommandError("--fold-workers takes 0 or more")
         if servers:
             unknown = set(servers) - set(
                 PbxServer.objects.filter(name__in=servers).values_list("name", flat=True)
@@ -42,7 +52,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no PBX server named {', '.join(sorted(unknown))}")
         if check:
             sys.exit(self.report_health(servers))
-        asyncio.run(PbxProcess(server_names=servers).run())
+        asyncio.run(PbxProcess(server_names=servers, fold_workers=fold_workers).run())
 
     def report_health(self, names) -> int:
         servers = pbx_servers_enabled(names=names)

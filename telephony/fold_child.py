@@ -1,0 +1,36 @@
+"""What a fold worker of `manage.py pbx --fold-workers N` runs (telephony.folding).
+
+Imported by the child before Django is set up (it is where the child's initializer lives), so
+it imports nothing of the project's models at the top.
+"""
+
+import os
+import signal
+
+from django.conf import settings
+
+
+def worker_start(databases: dict, lease_seconds: float):
+    """In the child: Django set up on the parent's databases (a test's, too), before any query."""
+    # The parent decides when a worker stops (after folding what is queued), not a Ctrl-C or a
+    # SIGTERM sent to the whole process group; a worker whose parent is gone ends on its closed pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    settings.DATABASES = databases
+    settings.PBX_LEASE_SECONDS = lease_seconds
+    import django
+
+    django.setup()
+
+
+def worker_pid() -> int:
+    return os.getpid()
+
+
+def fold_share(server_id: int, events: list[dict], lease) -> list:
+    # The parent's connection hygiene (idle transactions bounded by the lease) in the child.
+    from telephony.process import _in_thread
+    from telephony.services import calls
+
+    return _in_thread(calls.call_events_fold, {"server_id": server_id, "events": events, "lease": lease})
