@@ -34,3 +34,10 @@ def fold_share(server_id: int, events: list[dict], lease) -> list:
     from telephony.services import calls
 
     return _in_thread(calls.call_events_fold, {"server_id": server_id, "events": events, "lease": lease})
+
+
+def worker_stop():
+    """Its database session ended before the process is: a test database can be dropped at once."""
+    from django.db import connections
+
+    connections.close_all()

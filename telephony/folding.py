@@ -31,6 +31,7 @@ the whole process.
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
@@ -38,10 +39,12 @@ from concurrent.futures.process import BrokenProcessPool
 from django.conf import settings
 
 from telephony.events import CallEvent
-from telephony.fold_child import fold_share, worker_pid, worker_start
+from telephony.fold_child import fold_share, worker_pid, worker_start, worker_stop
 from telephony.services.servers import Lease
 
 log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 10.0
 
 # The headers that name a leg or a call (a call's Linkedid is its first leg's Uniqueid).
 _ID_HEADERS = ("Uniqueid", "DestUniqueid", "UniqueID", "Linkedid", "DestLinkedid")
@@ -138,4 +141,8 @@ class FoldWorker:
         return result
 
     def close(self):
+        """Stop the child (what it was given is folded by then: the link stops once its queue is)."""
+        # Unless dead, or stuck in the database: its session then ends with it.
+        with contextlib.suppress(BrokenProcessPool, concurrent.futures.TimeoutError):
+            self.pool.submit(worker_stop).result(STOP_TIMEOUT)
         self.pool.shutdown(wait=True, cancel_futures=True)

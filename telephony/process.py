@@ -30,10 +30,12 @@ live channels on each connect and every RECONCILE_SECONDS.
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
 import socket
+import threading
 import time
 import weakref
 from functools import partial
@@ -109,6 +111,21 @@ def _in_thread(function, kwargs):
         return function(**kwargs)
     finally:
         close_old_connections()
+
+
+async def _close_connections(threads: concurrent.futures.ThreadPoolExecutor, count: int):
+    """Each of a pool's threads closes its database connections: one task each, held at a barrier
+    until all have run, so no thread takes two (a session left open keeps a database from being
+    dropped, a test's one too)."""
+    barrier = threading.Barrier(count)
+
+    def close():
+        connections.close_all()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(STOP_TIMEOUT)
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(threads, close) for _ in range(count)))
 
 
 def _fenced(*, service, lease: servers.Lease, kwargs: dict):
@@ -695,8 +712,12 @@ class PbxProcess:
         for pk in [pk for pk in self.links if pk not in self.stopping_links]:
             self._stop_link(pk, "the pbx process stopped")
         await asyncio.gather(*self.stopping_links.values(), return_exceptions=True)
-        for threads in (self.app_threads, self.read_threads, self.lease_threads):
-            await asyncio.get_running_loop().run_in_executor(threads, connections.close_all)
+        for threads, count in (
+            (self.app_threads, APP_THREADS),
+            (self.read_threads, READ_THREADS),
+            (self.lease_threads, LEASE_THREADS),
+        ):
+            await _close_connections(threads, count)
             threads.shutdown(wait=False)
 
     async def _pause(self, seconds: float):
