@@ -1,8 +1,8 @@
 """The pbx process of telephony_bench.py: the real PbxProcess, with a tiny app, driven over stdin.
 
-    DATABASE_URL=... python bench/pbx_child.py SERVER_ID
+    DATABASE_URL=... python bench/pbx_child.py SERVER_ID [FOLD_WORKERS]
 
-It runs one PbxProcess for the server, as `manage.py pbx` does, plus a `bench` app
+It runs one PbxProcess for the server, as `manage.py pbx [--fold-workers N]` does, plus a `bench` app
 that sees every call's typed events. Each line on stdin is a JSON command; each
 answer is one stdout line `BENCH <json>`:
 
@@ -96,10 +96,11 @@ class FoldTimer:
 
 
 class Child:
-    def __init__(self, server):
+    def __init__(self, server, fold_workers=0):
         self.server = server
         self.app = BenchApp()
-        self.process = PbxProcess(apps=[self.app])
+        # With fold workers the fold runs in them: the fold figures below then count nothing.
+        self.process = PbxProcess(apps=[self.app], fold_workers=fold_workers)
         self.timer = FoldTimer()
         self.profiles = None
         self.call = [
@@ -242,4 +243,4 @@ def answer(payload):
 
 if __name__ == "__main__":
     server = PbxServer.objects.get(pk=int(sys.argv[1]))
-    asyncio.run(Child(server).run())
+    asyncio.run(Child(server, int(sys.argv[2]) if len(sys.argv) > 2 else 0).run())

@@ -91,9 +91,9 @@ def originate_action(channel_id):
 class PbxChild:
     """bench/pbx_child.py as a subprocess: the pbx process, with commands on its stdin."""
 
-    def __init__(self, server):
+    def __init__(self, server, fold_workers=0):
         self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT_DIR / "bench" / "pbx_child.py"), str(server.pk)],
+            [sys.executable, str(PROJECT_DIR / "bench" / "pbx_child.py"), str(server.pk), str(fold_workers)],
             cwd=PROJECT_DIR,
             env={**os.environ, "DATABASE_URL": database_url(), "LOG_LEVEL": "WARNING"},
             stdin=subprocess.PIPE,
