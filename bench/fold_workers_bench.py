@@ -38,6 +38,19 @@ from telephony.testing import contract_dialplans  # noqa: E402
 MODES = {"in process (no flag)": 0, "--fold-workers 1": 1, "--fold-workers 2": 2}
 
 
+def cpu_seconds(pid):
+    """CPU time of a process and of its children still running (the fold workers), from /proc."""
+
+    def own(p):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return own(pid), sum(own(c) for c in children)
+
+
 def one_run(child, server, company, prefix, calls_count, tmp):
     path = Path(tmp) / f"{prefix}stream.ami"
     per_call = telephony_bench.stream_write(path, prefix, calls_count)
@@ -52,12 +65,17 @@ def one_run(child, server, company, prefix, calls_count, tmp):
         )
         for n in range(calls_count)
     )
+    before = cpu_seconds(child.process.pid)
     result = child.ask("stream", path=str(path))
+    after = cpu_seconds(child.process.pid)
     path.unlink()
     records = CallRecord.objects.filter(uniqueid__startswith=prefix)
     return {
         "rate": result["events"] / result["drained_seconds"],
         "events": calls_count * per_call,
+        # CPU an event: the process that owns the AMI session, and the fold workers beside it.
+        "parent_cpu": (after[0] - before[0]) / result["events"],
+        "workers_cpu": (after[1] - before[1]) / result["events"],
         "legs": records.count(),
         "ended": records.filter(ended_at__isnull=False).count(),
     }
@@ -109,6 +127,8 @@ def main():
                             one_run(children[mode], servers[mode], company, prefix, args.calls, tmp)
                         )
                         time.sleep(telephony_bench.SETTLE_SECONDS)
+                for child in children.values():
+                    child.stop()
     finally:
         for child in children.values():
             child.stop()
@@ -126,7 +146,10 @@ def main():
             print(
                 f"  {mode:22s} {rate:8,.0f} events/s ({rate / base:.2f}x; runs "
                 + ", ".join(f"{run['rate']:,.0f}" for run in mode_runs)
-                + f"); legs recorded {last['legs']:,}, ended {last['ended']:,}"
+                + f"); CPU an event {statistics.median(r['parent_cpu'] for r in mode_runs) * 1e6:.0f} µs "
+                f"in the process owning the AMI session, "
+                f"{statistics.median(r['workers_cpu'] for r in mode_runs) * 1e6:.0f} µs in its fold workers; "
+                f"legs recorded {last['legs']:,}, ended {last['ended']:,}"
             )
     finally:
         if not sqlite:

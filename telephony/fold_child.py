@@ -6,22 +6,42 @@ it imports nothing of the project's models at the top.
 
 import os
 import signal
+import threading
+import time
 
 from django.conf import settings
+
+# How often a worker looks whether the pbx process that started it is still there.
+PARENT_LOOK_SECONDS = 1.0
 
 
 def worker_start(databases: dict, lease_seconds: float):
     """In the child: Django set up on the parent's databases (a test's, too), before any query."""
     # The parent decides when a worker stops (after folding what is queued), not a Ctrl-C or a
-    # SIGTERM sent to the whole process group; a worker whose parent is gone ends on its closed pipe.
+    # SIGTERM sent to the whole process group; a worker whose parent is gone ends by itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_end_with, args=(parent,), name="parent-watch", daemon=True).start()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     settings.DATABASES = databases
     settings.PBX_LEASE_SECONDS = lease_seconds
     import django
+    from django.db import connections
 
     django.setup()
+    # Read from the settings at the first query: forget any reading made before (a main module
+    # that set Django up when the child imported it).
+    connections.close_all()
+    connections.__dict__.pop("settings", None)
+
+
+def _end_with(parent: int):
+    """A worker of a pbx process killed outright (kill -9, an OOM) would wait for work forever, its
+    database session open: it ends once its parent is gone (it is then another process's child)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_LOOK_SECONDS)
+    os._exit(1)
 
 
 def worker_pid() -> int:

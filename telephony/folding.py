@@ -119,8 +119,12 @@ class FoldWorker:
         )
 
     async def start(self):
-        """Start the child now (Django's setup takes a second), not at the first batch."""
-        self.pid = await self._run(worker_pid)
+        """Start the child now (Django's setup takes a second), not at the first batch. One that
+        fails to start is started again by the first share given to it."""
+        try:
+            self.pid = await self._run(worker_pid)
+        except FoldWorkerDied as exc:
+            log.error("%s", exc)
 
     async def _run(self, function, *args):
         try:

@@ -187,6 +187,9 @@ class ServerLink:
         # With `pbx --fold-workers N`, child processes that fold the batches' shares (telephony.folding);
         # the fold thread then only reconciles.
         self.fold_workers = [FoldWorker(f"{server.name}/{number}") for number in range(process.fold_workers)]
+        # Held by a batch's fold and by the reconcile: with fold workers they run in other threads
+        # and processes, and the reconcile's cut-off assumes nothing is being folded meanwhile.
+        self.folding = asyncio.Lock()
         self.state = "unknown"
         self.error = ""
         self.paused = False
@@ -475,14 +478,15 @@ class ServerLink:
         # What the list says of each live call goes into its record too: a call begun under another
         # session (a takeover, a reconnect) is known from here on by more than its Uniqueid.
         try:
-            typed = await self._in_fold_thread(
-                calls.call_records_reconcile,
-                server_id=self.server.pk,
-                live_uniqueids={f.get("Uniqueid") for f in channels},
-                listed_at=listed_at,
-                channels=channels,
-                lease=self.lease,
-            )
+            async with self.folding:
+                typed = await self._in_fold_thread(
+                    calls.call_records_reconcile,
+                    server_id=self.server.pk,
+                    live_uniqueids={f.get("Uniqueid") for f in channels},
+                    listed_at=listed_at,
+                    channels=channels,
+                    lease=self.lease,
+                )
         except servers.LeaseLost as exc:
             self.fence(str(exc))
             return
@@ -510,25 +514,31 @@ class ServerLink:
             # Gather what follows for a moment: one transaction per burst of events, not per event,
             # keeps the database's write lock free for the web and worker processes.
             await asyncio.sleep(FOLD_GATHER_SECONDS)
-            while len(batch) < FOLD_BATCH and not self.events.empty():
+            # With fold workers, a batch each: a share's transaction costs what a batch's did.
+            while len(batch) < FOLD_BATCH * max(1, len(self.fold_workers)) and not self.events.empty():
                 batch.append(self.events.get_nowait())
             try:
                 if self.fenced:  # the server is another process's now
                     self.dropped += len(batch)
-                elif self.fold_workers:
-                    # Each share in a process of its own; the next batch waits for every share to
-                    # commit, so what a call's next events need of this batch is in the database.
-                    shares = event_shares(batch, len(self.fold_workers))
-                    pairs = zip(shares, self.fold_workers, strict=True)
-                    await asyncio.gather(*(self._fold(share, worker) for share, worker in pairs if share))
-                else:
-                    await self._fold(batch)
+                    continue
+                async with self.folding:
+                    await self._fold_batch(batch)
             finally:
                 for _ in batch:
                     self.events.task_done()
                 if self.paused and self.events.qsize() <= QUEUE_LOW_WATER:
                     self.paused = False
                     self.client.resume_reading()
+
+    async def _fold_batch(self, batch):
+        if self.fold_workers:
+            # Each share in a process of its own; the next batch waits for every share to commit,
+            # so what a call's next events need of this batch is in the database.
+            shares = event_shares(batch, len(self.fold_workers))
+            pairs = zip(shares, self.fold_workers, strict=True)
+            await asyncio.gather(*(self._fold(share, worker) for share, worker in pairs if share))
+        else:
+            await self._fold(batch)
 
     async def _fold(self, batch, worker: FoldWorker | None = None):
         """Fold a batch (in `worker`, or the fold thread). A busy database (OperationalError: a lock

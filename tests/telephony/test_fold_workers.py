@@ -4,6 +4,7 @@ import asyncio
 import io
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,6 +16,7 @@ from telephony.platform import PbxApp
 from telephony.services.servers import Lease, LeaseLost
 from telephony.testing import ListeningApp, pbx_process, wait_for
 from tests.factories import CompanyFactory
+from tests.telephony.test_process_servers import START_TIMEOUT, connected, pbx_commands
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,3 +188,41 @@ def test_without_the_flag_the_fold_stays_in_the_process(server, facade):
     with pbx_process([server], apps=[listener]) as pbx:
         wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
         assert pbx.link(server).fold_workers == []
+
+
+def _fold_workers_of(pid) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    # multiprocessing's resource tracker is a child too: the workers are its spawned pool processes.
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _gone(pid) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_command_folds_in_its_workers_which_end_when_it_is_killed(server, facade, tmp_path):
+    with pbx_commands(tmp_path, ["--fold-workers", "2"]) as (pbx,):
+        connected(server)
+        workers = wait_for(
+            lambda: len(_fold_workers_of(pbx.pid)) == 2 and _fold_workers_of(pbx.pid),
+            timeout=START_TIMEOUT,
+            what="two fold workers",
+        )
+        for n in range(4):
+            facade.originate(
+                server=server, channel_id=f"t-cmd-{n}", number="5551001", context="platform-hold"
+            )
+        ended = CallRecord.objects.filter(uniqueid__startswith="t-cmd-", ended_at__isnull=False)
+        wait_for(
+            lambda: ended.count() == 4,
+            timeout=30,
+            what="the calls to be folded",
+        )
+        pbx.process.kill()  # kill -9: no clean stop closes the workers
+        pbx.process.wait(10)
+        wait_for(lambda: all(map(_gone, workers)), what="the orphaned fold workers to end")
