@@ -54,10 +54,10 @@ class FoldWorkerDied(Exception):
     """The child process folding a share died before it answered; a fresh one is started."""
 
 
-def event_shares(events: list[dict], count: int) -> list[list[dict]]:
-    """Split a batch into `count` shares, each in the batch's order, keeping together the events
-    that must be folded together (see the module's docstring); the groups are spread so the shares
-    are about as long."""
+def event_groups(events: list[dict]) -> list[tuple[list[str], list[dict]]]:
+    """The batch's groups of events that must be folded together (see the module's docstring),
+    each with the keys it touches (legs and calls "i...", bridges "b...", Local pairs "l..."), its
+    events in the batch's order; groups in the order they first appear."""
     parent: dict[str, str] = {}
 
     def root(key: str) -> str:
@@ -66,7 +66,7 @@ def event_shares(events: list[dict], count: int) -> list[list[dict]]:
             key = parent[key]
         return key
 
-    groups = []
+    firsts = []
     for event in events:
         keys = [f"i{event[h]}" for h in _ID_HEADERS if event.get(h)]
         if event.get("BridgeUniqueid"):
@@ -76,7 +76,7 @@ def event_shares(events: list[dict], count: int) -> list[list[dict]]:
             if channel.startswith("Local/") and channel[-2:] in (";1", ";2"):
                 keys.append(f"l{channel[:-2]}")
         if not keys:
-            groups.append(None)  # about no leg: the fold skips it; any share will do
+            firsts.append(None)  # about no leg: the fold skips it; a group of its own
             continue
         first = None
         for key in keys:
@@ -85,18 +85,95 @@ def event_shares(events: list[dict], count: int) -> list[list[dict]]:
                 first = top
             elif top != first:
                 parent[top] = first
-        groups.append(keys[0])
-    shares: list[list[dict]] = [[] for _ in range(count)]
-    share_of: dict[str, int] = {}
-    for event, key in zip(events, groups, strict=True):
-        group = root(key) if key is not None else None
-        index = share_of.get(group) if group is not None else None
-        if index is None:
-            index = min(range(count), key=lambda i: len(shares[i]))
-            if group is not None:
-                share_of[group] = index
-        shares[index].append(event)
-    return shares
+        firsts.append(keys[0])
+    groups: dict = {}
+    for number, (event, key) in enumerate(zip(events, firsts, strict=True)):
+        group = groups.setdefault(root(key) if key is not None else number, ([], []))
+        group[1].append(event)
+    members: dict[str, list[str]] = {}
+    for key in parent:
+        members.setdefault(root(key), []).append(key)
+    return [(members.get(top, []), grouped) for top, (_, grouped) in groups.items()]
+
+
+class FoldDispatch:
+    """Hands each batch's groups of events to the fold workers, without waiting for the batches
+    before to commit. Each worker folds its shares one after the other and publishes their typed
+    events as each commits; a group touching a leg, call, bridge or Local pair that a worker still
+    has in hand goes to that worker, after what it has; a group touching what two workers have in
+    hand waits until both are done. So a call's events are folded, and its typed events published,
+    in order, on one worker at a time. At most MAX_QUEUED shares wait per worker: past that the batch
+    waits, the events pile up in the link's queue and its high-water mark pauses the AMI reads."""
+
+    MAX_QUEUED = 2
+
+    def __init__(self, workers: list["FoldWorker"], *, fold, folded):
+        self.workers = workers
+        self.fold = fold  # async fold(events, worker): folded and published, or logged
+        self.folded = folded  # folded(events): the link's accounting once a share is done
+        self.queues = [asyncio.Queue() for _ in workers]
+        self.pending = [0] * len(workers)  # shares queued or being folded, per worker
+        self.load = [0] * len(workers)  # their events
+        self.key_at: dict[str, tuple[int, int]] = {}  # key -> (worker, share) while in hand
+        self.shares = 0
+        self.progress = asyncio.Event()
+        self.tasks = [asyncio.create_task(self._run(number)) for number in range(len(workers))]
+
+    async def put(self, batch: list[dict]):
+        shares: list[list[dict]] = [[] for _ in self.workers]
+        keys: list[list[str]] = [[] for _ in self.workers]
+        for group_keys, grouped in event_groups(batch):
+            busy = {self.key_at[key][0] for key in group_keys if key in self.key_at}
+            if len(busy) > 1:
+                # Two calls in two workers' hands meet (a transfer, a bridge): both done first.
+                await self._send(shares, keys)
+                shares, keys = [[] for _ in self.workers], [[] for _ in self.workers]
+                await self.idle()
+                busy = set()
+            if busy:
+                number = busy.pop()
+            else:
+                number = min(range(len(self.workers)), key=lambda n: self.load[n] + len(shares[n]))
+            shares[number].extend(grouped)
+            keys[number].extend(group_keys)
+        await self._send(shares, keys)
+
+    async def _send(self, shares, keys):
+        for number, share in enumerate(shares):
+            if not share:
+                continue
+            while self.pending[number] >= self.MAX_QUEUED:
+                await self._progress()
+            self.shares += 1
+            for key in keys[number]:
+                self.key_at[key] = (number, self.shares)
+            self.pending[number] += 1
+            self.load[number] += len(share)
+            self.queues[number].put_nowait((self.shares, share, keys[number]))
+
+    async def _progress(self):
+        self.progress.clear()
+        await self.progress.wait()
+
+    async def idle(self):
+        """Until no share is queued or being folded."""
+        while any(self.pending):
+            await self._progress()
+
+    async def _run(self, number: int):
+        worker, queue = self.workers[number], self.queues[number]
+        while True:
+            share_id, share, keys = await queue.get()
+            try:
+                await self.fold(share, worker)
+            finally:
+                for key in keys:
+                    if self.key_at.get(key) == (number, share_id):
+                        del self.key_at[key]
+                self.pending[number] -= 1
+                self.load[number] -= len(share)
+                self.folded(share)
+                self.progress.set()
 
 
 class FoldWorker:

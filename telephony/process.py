@@ -55,7 +55,7 @@ from telephony.ami import (
     OriginateOutcomeUnknown,
 )
 from telephony.events import CallEvent
-from telephony.folding import FoldWorker, FoldWorkerDied, event_shares
+from telephony.folding import FoldDispatch, FoldWorker, FoldWorkerDied
 from telephony.handle import PbxHandle
 from telephony.platform import AppContext, Lane, PbxApp, ami_events_read, registered_apps
 from telephony.selectors import pbx_servers_enabled
@@ -187,6 +187,7 @@ class ServerLink:
         # With `pbx --fold-workers N`, child processes that fold the batches' shares (telephony.folding);
         # the fold thread then only reconciles.
         self.fold_workers = [FoldWorker(f"{server.name}/{number}") for number in range(process.fold_workers)]
+        self.dispatch: FoldDispatch | None = None
         # Held by a batch's fold and by the reconcile: with fold workers they run in other threads
         # and processes, and the reconcile's cut-off assumes nothing is being folded meanwhile.
         self.folding = asyncio.Lock()
@@ -253,6 +254,9 @@ class ServerLink:
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._reconcile_loop()),
         ]
+        if self.fold_workers:
+            self.dispatch = FoldDispatch(self.fold_workers, fold=self._fold, folded=self._folded)
+            self.tasks += self.dispatch.tasks
 
     def _agi_scripts(self) -> dict:
         scripts = {}
@@ -479,6 +483,8 @@ class ServerLink:
         # session (a takeover, a reconnect) is known from here on by more than its Uniqueid.
         try:
             async with self.folding:
+                if self.dispatch is not None:
+                    await self.dispatch.idle()  # what was handed to the workers before the list too
                 typed = await self._in_fold_thread(
                     calls.call_records_reconcile,
                     server_id=self.server.pk,
@@ -517,28 +523,27 @@ class ServerLink:
             # With fold workers, a batch each: a share's transaction costs what a batch's did.
             while len(batch) < FOLD_BATCH * max(1, len(self.fold_workers)) and not self.events.empty():
                 batch.append(self.events.get_nowait())
+            if self.dispatch is not None and not self.fenced:
+                # To the fold workers, without waiting for the batch to commit; each share is
+                # accounted for (`_folded`) once its worker is done with it.
+                async with self.folding:
+                    await self.dispatch.put(batch)
+                continue
             try:
                 if self.fenced:  # the server is another process's now
                     self.dropped += len(batch)
-                    continue
-                async with self.folding:
-                    await self._fold_batch(batch)
+                else:
+                    async with self.folding:
+                        await self._fold(batch)
             finally:
-                for _ in batch:
-                    self.events.task_done()
-                if self.paused and self.events.qsize() <= QUEUE_LOW_WATER:
-                    self.paused = False
-                    self.client.resume_reading()
+                self._folded(batch)
 
-    async def _fold_batch(self, batch):
-        if self.fold_workers:
-            # Each share in a process of its own; the next batch waits for every share to commit,
-            # so what a call's next events need of this batch is in the database.
-            shares = event_shares(batch, len(self.fold_workers))
-            pairs = zip(shares, self.fold_workers, strict=True)
-            await asyncio.gather(*(self._fold(share, worker) for share, worker in pairs if share))
-        else:
-            await self._fold(batch)
+    def _folded(self, events):
+        for _ in events:
+            self.events.task_done()
+        if self.paused and self.events.qsize() <= QUEUE_LOW_WATER:
+            self.paused = False
+            self.client.resume_reading()
 
     async def _fold(self, batch, worker: FoldWorker | None = None):
         """Fold a batch (in `worker`, or the fold thread). A busy database (OperationalError: a lock

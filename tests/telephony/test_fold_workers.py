@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from telephony.events import CallAnswered, CallBridged, CallEnded, CallStarted, OriginateResult
-from telephony.folding import FoldWorker, event_shares
+from telephony.folding import FoldWorker, event_groups
 from telephony.models import CallRecord, PbxServer
 from telephony.platform import PbxApp
 from telephony.services.servers import Lease, LeaseLost
@@ -26,11 +26,7 @@ CALLS = 16
 ORDER = [CallStarted, CallAnswered, CallBridged, CallEnded]
 
 
-def _uids(shares):
-    return [{e.get(h) for e in share for h in ("Uniqueid", "DestUniqueid")} for share in shares]
-
-
-def test_a_batch_is_split_keeping_a_call_a_dial_a_local_pair_and_a_bridge_together():
+def test_a_batch_is_grouped_keeping_a_call_a_dial_a_local_pair_and_a_bridge_together():
     batch = [
         {"Event": "Newchannel", "Uniqueid": "a1", "Linkedid": "a1", "Channel": "PJSIP/a-1"},
         {"Event": "Newchannel", "Uniqueid": "b1", "Linkedid": "b1", "Channel": "PJSIP/b-1"},
@@ -45,15 +41,16 @@ def test_a_batch_is_split_keeping_a_call_a_dial_a_local_pair_and_a_bridge_togeth
         {"Event": "Hangup", "Uniqueid": "a1", "Linkedid": "a1", "Channel": "PJSIP/a-1"},
         {"Event": "FullyBooted"},  # about no leg
     ]
-    shares = event_shares(batch, 2)
-    assert sorted(len(share) for share in shares) == [5, 5]
-    assert sorted(map(id, sum(shares, []))) == sorted(map(id, batch))
-    for share in shares:  # each in the batch's order
-        assert [batch.index(e) for e in share] == sorted(batch.index(e) for e in share)
-    together = [{"a1", "a2"}, {"b1", "b2"}, {"c1", "c2"}, {"d1", "e1"}]
-    for legs in together:
-        assert any(legs <= uids for uids in _uids(shares)), legs
-    assert [len(share) for share in event_shares(batch, 1)] == [len(batch)]
+    groups = event_groups(batch)
+    headers = ("Uniqueid", "DestUniqueid")
+    legs = [{e.get(h) for e in grouped for h in headers} - {None} for _, grouped in groups]
+    assert legs == [{"a1", "a2"}, {"b1", "b2"}, {"c1", "c2"}, {"d1", "e1"}, set()]
+    assert sorted(map(id, sum((grouped for _, grouped in groups), []))) == sorted(map(id, batch))
+    for _, grouped in groups:  # each in the batch's order
+        assert [batch.index(e) for e in grouped] == sorted(batch.index(e) for e in grouped)
+    keys = [set(group_keys) for group_keys, _ in groups]
+    assert {"ia1", "ia2"} <= keys[0] and "bbr" in keys[3] and "lLocal/1@x-0001" in keys[2]
+    assert keys[4] == set()  # about no leg
 
 
 class TypedEar(PbxApp):
