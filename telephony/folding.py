@@ -3,20 +3,21 @@
 Without the flag the pbx process folds a server's events in a thread of its own, as it always did.
 With it, the process that holds the server's lease still reads and parses the AMI session, gathers
 the events into batches, delivers raw events and Originate outcomes, and runs the apps' lanes and
-hooks (which act on its AMI session); each batch is split into N shares, folded at once by N child
-processes, and the typed events each share's commit returns are published to the apps' lanes by the
-parent, share by share as each commits.
+hooks (which act on its AMI session); each batch's events are handed to N child processes in
+shares (`FoldDispatch`), and the typed events each share's commit returns are published to the
+apps' lanes by the parent, share by share as each commits.
 
-What must be folded together goes into one share, in the batch's order: the events of one leg
-(Uniqueid), of one call (Linkedid: a leg's origin, found by it), a Dial's two legs, a Local
-pair's two halves (`_share` finds one by the other's name), and every leg entering one bridge
-(so each CallBridged is seen by the share that folds the second entry). A leg whose Linkedid
-changes (BridgeEnter gives it the bridge's oldest) joins both calls' share in that batch. The
-next batch is split only once every share of this one has committed: what a fold reads of
-earlier batches is in the database, so a call's events are folded, and its typed events published,
-in order, whichever share it falls into from one batch to the next. What two shares may still both
-touch (a leg of an earlier bridge, locked by the other share's BridgeEnter into it) is serialised
-by the rows' locks (`select_for_update`), as two pbx processes' writes would be.
+What must be folded together goes into one group, in the batch's order (`event_groups`): the
+events of one leg (Uniqueid), of one call (Linkedid: a leg's origin, found by it), a Dial's two
+legs, a Local pair's two halves (`_share` finds one by the other's name), and every leg entering one
+bridge (so each CallBridged is seen by the fold of the second entry). A leg whose Linkedid changes
+(BridgeEnter gives it the bridge's oldest) joins both calls' group in that batch. A group goes to the
+worker that still has one of its keys in hand (a share queued or being folded), after that share;
+a group that two workers have keys of waits until both are done; any other group goes to the least
+loaded worker, where what a fold reads of the call's earlier events is in the database already.
+So a call is in one worker's hands at a time, its events folded and its typed events published in
+order. What two workers may still both touch (a leg of an earlier bridge that a BridgeEnter into it
+locks) is serialised by the rows' locks (`select_for_update`), as two pbx processes' writes would be.
 
 Every share is folded with the server's lease and checks it in its own transaction
 (`call_events_fold(lease=...)`): a worker writes nothing once another process took the server over,
