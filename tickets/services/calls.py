@@ -262,12 +262,12 @@ def ticket_call_end(
     ticket: str | None = None,
     ended_at: dt.datetime | None = None,
 ) -> dict[str, int]:
-    """End the call once: its last hop closed, the hop it ended at marked last (`_END`), the state and
-    note, then that hop's technician's SMS and IM written (ticket_messages_queue). Without a stage (the caller leg's
-    CallEnded, when the dialplan's TicketEnd never came) the caller's call record tells whether the
-    last hop was answered. Returns the messages written, by channel; a second end writes nothing.
-    A report from a channel (`uniqueid`) that is not the call's ends nothing; `ticket` is the one
-    the dialplan last had (TicketEnd's Ticket)."""
+    """End the call once: its last hop closed, the hop it ended at marked last (`_END`), the state
+    and note, then that hop's technician's SMS and IM written (ticket_messages_queue). Without a
+    stage (the caller leg's CallEnded, when the dialplan's TicketEnd never came) the caller's call
+    record tells whether the last hop was answered. Returns the messages written, by channel; a
+    second end writes nothing. A report from a channel (`uniqueid`) that is not the call's ends
+    nothing; `ticket` is the one the dialplan last had (TicketEnd's Ticket)."""
     call = TicketCall.objects.select_for_update(of=("self",)).select_related("line").get(pk=call_id)
     if uniqueid and uniqueid != call.uniqueid:
         log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
