@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import RegexValidator
 
+from config.periods import MAX_PERIOD_DAYS, ReportDateField
 from config.validators import validate_plain_lines, validate_plain_text, validate_wav_upload
-from queues.forms import MAX_PERIOD_DAYS, ReportDateField
 from tickets.models import MAX_TICKET, SmsSettings, Technician, TicketLine
 from tickets.services.lines import LINE_SETTINGS
 from tickets.sms import validate_sms_parameters
