@@ -1,0 +1,144 @@
+"""Scale-out: ten PBX servers (ten pbxsims) shared by three `manage.py pbx` processes on one
+database. Two own five servers each (`--server`), the third names none and stands by for all
+ten; every call is recorded once, and when one owner is killed outright its five servers go to
+the standby within the lease, the other owner's stay where they are, and the calls made after
+the takeover are recorded once too. A few calls per server: the test proves who folds what, the
+bench (bench/scaleout_bench.py) how fast."""
+
+import contextlib
+import datetime as dt
+import signal
+
+import pytest
+from django.utils import timezone
+
+from telephony.facade import PbxFacade
+from telephony.models import CallRecord, PbxServer
+from telephony.services.servers import ami_source
+from telephony.testing import running_contract_pbxsim, wait_for
+from tests.telephony.conftest import MANAGER_USERS, SCALE, TEST_CONTEXTS
+from tests.telephony.factories import PbxServerFactory
+from tests.telephony.test_process_servers import START_TIMEOUT, pbx_commands, row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SERVERS = 10
+CALLS_PER_SERVER = 2
+# Longer than the other lease tests' 2 s: thirteen processes share the cores here, and an owner
+# that misses its renewals for a loaded second must not lose a server the test says it keeps.
+LEASE, RENEW = 4, 1
+LEASE_ENV = {"PBX_LEASE_SECONDS": str(LEASE), "PBX_LEASE_RENEW_SECONDS": str(RENEW)}
+# The standby looks the moment a lease lapses; this much more for the look itself on a busy machine.
+TAKEOVER_MARGIN = 1.0
+
+
+@pytest.fixture(autouse=True)
+def _leases(settings):
+    settings.PBX_LEASE_SECONDS, settings.PBX_LEASE_RENEW_SECONDS = LEASE, RENEW
+
+
+@pytest.fixture
+def ten_servers(tmp_path):
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for number in range(SERVERS):
+            folder = tmp_path / f"sim{number}"
+            folder.mkdir()
+            sim = stack.enter_context(
+                running_contract_pbxsim(
+                    folder, manager_users=MANAGER_USERS, extra_dialplans=[TEST_CONTEXTS], time_scale=SCALE
+                )
+            )
+            servers.append(
+                PbxServerFactory(name=f"pbx{number}", ami_port=sim.port, agi_bind_port=sim.agi_port)
+            )
+        yield servers
+
+
+def owned_by(command, servers) -> bool:
+    return all(command.owns(server) for server in servers)
+
+
+def place_calls(facade, servers, prefix) -> dict[str, PbxServer]:
+    """CALLS_PER_SERVER calls on each server (a phone that answers, talks 2 s and hangs up)."""
+    placed = {}
+    for server in servers:
+        for number in range(CALLS_PER_SERVER):
+            channel_id = f"{prefix}-{server.name}-{number}"
+            facade.originate(server=server, channel_id=channel_id, number="5551001", context="platform-hold")
+            placed[channel_id] = server
+    return placed
+
+
+def recorded_once(placed: dict[str, PbxServer]):
+    """Every call ends as one answered record, on its own server, whoever folded it."""
+    wait_for(
+        lambda: CallRecord.objects.filter(uniqueid__in=placed, ended_at__isnull=False).count() == len(placed),
+        timeout=START_TIMEOUT,
+        what=f"{len(placed)} calls to be recorded",
+    )
+    records = list(CallRecord.objects.filter(uniqueid__in=placed))
+    assert len(records) == len(placed)
+    assert {r.uniqueid: r.source for r in records} == {c: ami_source(s) for c, s in placed.items()}
+    assert {(r.disposition, r.billsec) for r in records} == {("ANSWERED", 2)}
+
+
+def test_ten_servers_three_processes_each_call_once_and_a_killed_owner_taken_over(ten_servers, tmp_path):
+    first_half, second_half = ten_servers[:5], ten_servers[5:]
+    facade = PbxFacade()
+    names = lambda servers: [arg for s in servers for arg in ("--server", s.name)]  # noqa: E731
+    try:
+        with pbx_commands(tmp_path, names(first_half), names(second_half), env=LEASE_ENV) as commands:
+            owner_one, owner_two = commands
+            for command, servers in ((owner_one, first_half), (owner_two, second_half)):
+                wait_for(
+                    lambda c=command, s=servers: owned_by(c, s),
+                    timeout=START_TIMEOUT,
+                    what="the owners' leases",
+                )
+                for server in servers:
+                    command.logged_in(server)
+            # Started once the owners hold theirs: a process naming no server takes every free one.
+            with pbx_commands(tmp_path, [], env=LEASE_ENV) as (standby,):
+                wait_for(lambda: "pbx process" in standby.output(), timeout=START_TIMEOUT, what="the standby")
+                before = place_calls(facade, ten_servers, "t-before")
+                recorded_once(before)
+                assert owned_by(owner_one, first_half) and owned_by(owner_two, second_half)
+                epochs = {server.pk: row(server).lease_epoch for server in ten_servers}
+
+                owner_one.process.send_signal(signal.SIGKILL)
+                killed_at = timezone.now()
+                owner_one.process.wait(5)
+                wait_for(
+                    lambda: owned_by(standby, first_half),
+                    timeout=LEASE + RENEW + 10,
+                    what="the standby's takeover of the killed owner's servers",
+                )
+                taken_at = {
+                    server.name: row(server).lease_expires_at - dt.timedelta(seconds=LEASE)
+                    for server in first_half
+                }
+                for server in first_half:
+                    standby.logged_in(server)
+                after = place_calls(facade, ten_servers, "t-after")
+                recorded_once(after)
+                # The survivor that was not killed kept its servers all along: no lease changed hands.
+                assert owned_by(owner_two, second_half)
+                assert {s.pk: row(s).lease_epoch for s in second_half} == {
+                    s.pk: epochs[s.pk] for s in second_half
+                }
+                assert {s.pk: row(s).lease_epoch for s in first_half} == {
+                    s.pk: epochs[s.pk] + 1 for s in first_half
+                }
+                for server in first_half:
+                    assert f"AMI {server.name}: connected" not in owner_two.output()
+                for server in second_half:
+                    assert f"AMI {server.name}: connected" not in standby.output()
+    finally:
+        facade.close()
+    # Within the lease of the kill: the killed owner's last renewal came before it, so its leases
+    # lapsed at most a lease later, and the standby looked then.
+    for name, taken in taken_at.items():
+        assert dt.timedelta(0) < taken - killed_at <= dt.timedelta(seconds=LEASE + TAKEOVER_MARGIN), name
+    # Nothing but the calls placed: no record made twice, under another source or by a reconcile.
+    assert CallRecord.objects.count() == len(before) + len(after)
