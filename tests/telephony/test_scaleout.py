@@ -2,10 +2,10 @@
 database. Two own five servers each (`--server`), the third names none and stands by for all
 ten; every call is recorded once, and when one owner is killed outright its five servers go to
 the standby within the lease, the other owner's stay where they are, and the calls made after
-the takeover are recorded once too. A few calls per server: the test proves who folds what, the
+the takeover are recorded once too; restarted, the killed owner gets its servers back when the
+standby is stopped cleanly. A few calls per server: the test proves who folds what, the
 bench (bench/scaleout_bench.py) how fast."""
 
-import contextlib
 import datetime as dt
 import signal
 
@@ -15,7 +15,7 @@ from django.utils import timezone
 from telephony.facade import PbxFacade
 from telephony.models import CallRecord, PbxServer
 from telephony.services.servers import ami_source
-from telephony.testing import running_contract_pbxsim, wait_for
+from telephony.testing import running_contract_pbxsim, side_by_side, wait_for
 from tests.telephony.conftest import MANAGER_USERS, SCALE, TEST_CONTEXTS
 from tests.telephony.factories import PbxServerFactory
 from tests.telephony.test_process_servers import START_TIMEOUT, pbx_commands, row
@@ -39,20 +39,20 @@ def _leases(settings):
 
 @pytest.fixture
 def ten_servers(tmp_path):
-    with contextlib.ExitStack() as stack:
-        servers = []
-        for number in range(SERVERS):
-            folder = tmp_path / f"sim{number}"
-            folder.mkdir()
-            sim = stack.enter_context(
-                running_contract_pbxsim(
-                    folder, manager_users=MANAGER_USERS, extra_dialplans=[TEST_CONTEXTS], time_scale=SCALE
-                )
-            )
-            servers.append(
-                PbxServerFactory(name=f"pbx{number}", ami_port=sim.port, agi_bind_port=sim.agi_port)
-            )
-        yield servers
+    folders = [tmp_path / f"sim{number}" for number in range(SERVERS)]
+    for folder in folders:
+        folder.mkdir()
+    simulators = (
+        running_contract_pbxsim(
+            folder, manager_users=MANAGER_USERS, extra_dialplans=[TEST_CONTEXTS], time_scale=SCALE
+        )
+        for folder in folders
+    )
+    with side_by_side(simulators) as sims:
+        yield [
+            PbxServerFactory(name=f"pbx{number}", ami_port=sim.port, agi_bind_port=sim.agi_port)
+            for number, sim in enumerate(sims)
+        ]
 
 
 def owned_by(command, servers) -> bool:
@@ -109,15 +109,20 @@ def test_ten_servers_three_processes_each_call_once_and_a_killed_owner_taken_ove
                 owner_one.process.send_signal(signal.SIGKILL)
                 killed_at = timezone.now()
                 owner_one.process.wait(5)
+                taken_at = {}
+
+                def taken_over():
+                    # Read as soon as seen: a renewal (a period later) would move the expiry on.
+                    for server in first_half:
+                        if server.name not in taken_at and standby.owns(server):
+                            taken_at[server.name] = row(server).lease_expires_at - dt.timedelta(seconds=LEASE)
+                    return len(taken_at) == len(first_half)
+
                 wait_for(
-                    lambda: owned_by(standby, first_half),
+                    taken_over,
                     timeout=LEASE + RENEW + 10,
                     what="the standby's takeover of the killed owner's servers",
                 )
-                taken_at = {
-                    server.name: row(server).lease_expires_at - dt.timedelta(seconds=LEASE)
-                    for server in first_half
-                }
                 for server in first_half:
                     standby.logged_in(server)
                 after = place_calls(facade, ten_servers, "t-after")
@@ -134,6 +139,23 @@ def test_ten_servers_three_processes_each_call_once_and_a_killed_owner_taken_ove
                     assert f"AMI {server.name}: connected" not in owner_two.output()
                 for server in second_half:
                     assert f"AMI {server.name}: connected" not in standby.output()
+
+                # The hand-back: the killed owner, restarted as it was, waits while the standby holds
+                # its servers; the standby stopped cleanly releases them, and it takes them at once.
+                with pbx_commands(tmp_path, names(first_half), env=LEASE_ENV) as (restarted,):
+                    wait_for(lambda: "pbx process" in restarted.output(), timeout=START_TIMEOUT)
+                    assert owned_by(standby, first_half)
+                    standby.stop()
+                    wait_for(
+                        lambda: owned_by(restarted, first_half),
+                        timeout=RENEW + 10,
+                        what="the restarted owner to take its servers back",
+                    )
+                    for server in first_half:
+                        restarted.logged_in(server)
+                    back = place_calls(facade, ten_servers, "t-back")
+                    recorded_once(back)
+                    assert owned_by(owner_two, second_half)
     finally:
         facade.close()
     # Within the lease of the kill: the killed owner's last renewal came before it, so its leases
@@ -141,4 +163,4 @@ def test_ten_servers_three_processes_each_call_once_and_a_killed_owner_taken_ove
     for name, taken in taken_at.items():
         assert dt.timedelta(0) < taken - killed_at <= dt.timedelta(seconds=LEASE + TAKEOVER_MARGIN), name
     # Nothing but the calls placed: no record made twice, under another source or by a reconcile.
-    assert CallRecord.objects.count() == len(before) + len(after)
+    assert CallRecord.objects.count() == len(before) + len(after) + len(back)
