@@ -17,7 +17,6 @@ bench's database, the simulators, and the machine. It asserts nothing.
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -50,13 +49,20 @@ from pbxsim.harness import free_port, running_pbxsim  # noqa: E402
 from telephony.models import CallRecord, DialRoute, PbxServer  # noqa: E402
 from telephony.selectors import pbx_server_is_up  # noqa: E402
 from telephony.services.calls import FOLDED_EVENTS  # noqa: E402
-from telephony.testing import contract_dialplans, database_url, wait_for  # noqa: E402
+from telephony.testing import contract_dialplans, database_url, side_by_side, wait_for  # noqa: E402
 
 MANAGER_USERS = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
 SERVERS = 10
 TIME_SCALE = 50
 TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
+MODES = ("live", "backlog")
+MODE_SAYS = {
+    "live": "live (folded as the simulators play the calls)",
+    "backlog": "backlog (played while the pbx processes were stopped, folded from their SIGCONT)",
+}
+# Long leases: a pbx process stopped (SIGSTOP) while the simulators play a backlog keeps its servers.
+LEASE_ENV = {"PBX_LEASE_SECONDS": "60", "PBX_LEASE_RENEW_SECONDS": "5"}
 
 
 def originate(channel_id):
@@ -175,6 +181,7 @@ class CpuWatch:
             "postgres": sum(spent[pid] for pid in backends),
             "pbxsim": sum(spent[pid] for pid in self.sim_pids),
             "machine": busy_after - busy_before,
+            "backends": len(backends),
             "wall": t1 - t0,
         }
 
@@ -188,6 +195,7 @@ def pbx_commands(groups):
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "CALLCARDS_PIN_KEY": secrets.token_urlsafe(50),
+        **LEASE_ENV,
     }
     return [
         subprocess.Popen(
@@ -219,14 +227,41 @@ def ended_by_server(prefix) -> dict[int, int]:
     return {row["server"]: row["n"] for row in rows}
 
 
-def burst(servers, sims, count, processes, prefix, events_each):
-    """One round: `count` calls on every server at once, each server timed to its last record ended."""
+def quiet(pids, seconds=0.5, longest=30.0):
+    """Until the processes `pids` have gone `seconds` using (almost) no CPU: the simulators have
+    played their calls out."""
+    deadline = time.monotonic() + longest
+    last = sum(cpu_seconds(pid) for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(seconds)
+        now = sum(cpu_seconds(pid) for pid in pids)
+        if now - last < 0.02:
+            return
+        last = now
+
+
+def burst(servers, sims, count, processes, prefix, events_each, backlog=False):
+    """One round: `count` calls on every server at once, each server timed to its last record ended.
+    With `backlog`, the pbx processes are stopped (SIGSTOP) while the simulators play the calls out,
+    and timed from their SIGCONT: what they fold when the events wait for them, not the PBXs' pace."""
     groups = [servers[i :: len(processes)] for i in range(len(processes))]
     watch = CpuWatch([p.pid for p in processes], [sim.pid for sim in sims])
     done_at: dict[int, float] = {}
-    watch.start()
-    start = time.perf_counter()
-    asyncio.run(send_calls(sims, prefix, count))
+    if backlog:
+        for process in processes:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            asyncio.run(send_calls(sims, prefix, count))
+            quiet([sim.pid for sim in sims])
+        finally:
+            watch.start()
+            start = time.perf_counter()
+            for process in processes:
+                process.send_signal(signal.SIGCONT)
+    else:
+        watch.start()
+        start = time.perf_counter()
+        asyncio.run(send_calls(sims, prefix, count))
     deadline = start + 600
     while len(done_at) < len(servers) and time.perf_counter() < deadline:
         for server_id, n in ended_by_server(prefix).items():
@@ -263,13 +298,46 @@ def show(n, figures, events, folded_share):
         + " + ".join(f"{100 * s / wall:.0f}" for s in pbx)
         + f", PostgreSQL backends {100 * figures['postgres'] / wall:.0f}, pbxsims "
         f"{100 * figures['pbxsim'] / wall:.0f}, machine {100 * figures['machine'] / wall:.0f} "
-        f"of {100 * CORES}"
+        f"of {100 * CORES}; {figures['backends']:.0f} PostgreSQL sessions"
     )
     print(
         f"    CPU per AMI event: pbx {1e6 * sum(pbx) / events:.1f} us, PostgreSQL "
         f"{1e6 * figures['postgres'] / events:.1f} us (PostgreSQL's share "
         f"{100 * figures['postgres'] / max(figures['postgres'] + sum(pbx), 1e-9):.0f} %)"
     )
+
+
+def run_rounds(args, servers, sims, count, rounds, results):
+    """Every count of processes once a round, rounds interleaved; the figures go into `results`.
+    Returns a call's AMI events, all and folded."""
+    events, folded = asyncio.run(events_per_call(sims[0]))
+    print(
+        f"{SERVERS} pbxsims (time scale {TIME_SCALE}); a call (answered, hung up at once) is "
+        f"{events:.0f} AMI events, {folded:.0f} of them folded; {count} calls at once per server "
+        f"and round ({SERVERS * count * events:,.0f} events), {rounds} interleaved round(s)"
+    )
+    for round_ in range(rounds):
+        for n in args.processes:
+            processes = pbx_commands([servers[i::n] for i in range(n)])
+            try:
+                wait_for(
+                    lambda: all(
+                        pbx_server_is_up(s) for s in PbxServer.objects.filter(pk__in=[s.pk for s in servers])
+                    ),
+                    timeout=120,
+                    interval=0.2,
+                    what="every server up",
+                )
+                time.sleep(1.0)  # the processes' start-up work (reconcile, timers) is done
+                for mode in MODES:
+                    prefix = f"r{round_}n{n}{mode[0]}-"
+                    figures = burst(servers, sims, count, processes, prefix, events, mode == "backlog")
+                    results[mode, n].append(figures)
+                    print(f"round {round_ + 1}, {MODE_SAYS[mode]}:")
+                    show(n, figures, SERVERS * count * events, folded / events)
+            finally:
+                stop(processes)
+    return events, folded
 
 
 def main():
@@ -295,62 +363,41 @@ def main():
     print(f"{SERVICES}{' (--quick)' if args.quick else ''}; {CORES} cores")
     if sqlite:
         print("  SQLite: one write lock for every process, so the counts of processes compare little")
-    results: dict[int, list[dict]] = {n: [] for n in args.processes}
+    results: dict[tuple[str, int], list[dict]] = {(m, n): [] for m in MODES for n in args.processes}
     try:
-        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-            sims, servers = [], []
-            for number in range(SERVERS):
-                folder = Path(tmp) / f"sim{number}"
+        with tempfile.TemporaryDirectory() as tmp:
+            folders = [Path(tmp) / f"sim{number}" for number in range(SERVERS)]
+            agi_ports = [free_port() for _ in folders]
+            for folder in folders:
                 folder.mkdir()
-                agi_port = free_port()
-                sim = stack.enter_context(
-                    running_pbxsim(
-                        dialplans=contract_dialplans(folder, agi_port),
-                        manager_users=MANAGER_USERS,
-                        time_scale=TIME_SCALE,
-                    )
+            simulators = (
+                running_pbxsim(
+                    dialplans=contract_dialplans(folder, agi_port),
+                    manager_users=MANAGER_USERS,
+                    time_scale=TIME_SCALE,
                 )
-                server = PbxServer.objects.create(
-                    name=f"bench-scaleout-{number}",
-                    ami_port=sim.port,
-                    ami_username="platform",
-                    ami_secret="platform-secret",
-                    agi_bind_port=agi_port,
-                )
-                DialRoute.objects.create(server=server, template="Local/{number}@phones")
-                sims.append(sim)
-                servers.append(server)
-            events, folded = asyncio.run(events_per_call(sims[0]))
-            print(
-                f"{SERVERS} pbxsims (time scale {TIME_SCALE}); a call (answered, hung up at once) is "
-                f"{events:.0f} AMI events, {folded:.0f} of them folded; {count} calls at once per server "
-                f"and round ({SERVERS * count * events:,.0f} events), {rounds} interleaved round(s)"
+                for folder, agi_port in zip(folders, agi_ports, strict=True)
             )
-            for round_ in range(rounds):
-                for n in args.processes:
-                    processes = pbx_commands([servers[i::n] for i in range(n)])
-                    try:
-                        wait_for(
-                            lambda: all(
-                                pbx_server_is_up(s)
-                                for s in PbxServer.objects.filter(pk__in=[s.pk for s in servers])
-                            ),
-                            timeout=120,
-                            interval=0.2,
-                            what="every server up",
-                        )
-                        time.sleep(1.0)  # the processes' start-up work (reconcile, timers) is done
-                        figures = burst(servers, sims, count, processes, f"r{round_}n{n}-", events)
-                    finally:
-                        stop(processes)
-                    results[n].append(figures)
-                    print(f"round {round_ + 1}:")
-                    show(n, figures, SERVERS * count * events, folded / events)
+            with side_by_side(simulators) as sims:
+                servers = []
+                for number, (sim, agi_port) in enumerate(zip(sims, agi_ports, strict=True)):
+                    server = PbxServer.objects.create(
+                        name=f"bench-scaleout-{number}",
+                        ami_port=sim.port,
+                        ami_username="platform",
+                        ami_secret="platform-secret",
+                        agi_bind_port=agi_port,
+                    )
+                    DialRoute.objects.create(server=server, template="Local/{number}@phones")
+                    servers.append(server)
+                events, folded = run_rounds(args, servers, sims, count, rounds, results)
         print(f"Medians of {rounds} round(s), {SERVICES}:")
-        for n, figures in results.items():
+        for (mode, n), figures in results.items():
+            if n == args.processes[0]:
+                print(f" {MODE_SAYS[mode]}:")
             median = {
                 key: statistics.median(f[key] for f in figures)
-                for key in ("total", "elapsed", "postgres", "pbxsim", "machine", "wall")
+                for key in ("total", "elapsed", "postgres", "pbxsim", "machine", "wall", "backends")
             }
             median["pbx"] = [statistics.median(f["pbx"][i] for f in figures) for i in range(n)]
             median["per_process"] = [
@@ -371,19 +418,21 @@ def main():
 
 def paper(results, events):
     """Where PostgreSQL, not Python, becomes the limit, from the CPU each event costs each side."""
-    runs = [f for figures in results.values() for f in figures]
-    pbx_us = statistics.median(1e6 * sum(f["pbx"]) / events for f in runs)
-    pg_us = statistics.median(1e6 * f["postgres"] / events for f in runs)
-    if connection.vendor != "postgresql" or not pg_us:
+    if connection.vendor != "postgresql":
         print("On paper: needs PostgreSQL (DATABASE_URL) to say where the database becomes the limit")
         return
-    print(
-        f"On paper, from the CPU an AMI event costs (medians of every run): {pbx_us:.1f} us in the pbx "
-        f"processes, {pg_us:.1f} us in PostgreSQL's backends. A pbx process is one core at most (one "
-        f"loop, the GIL): {1e6 / pbx_us:,.0f} events/s each. A core of PostgreSQL absorbs "
-        f"{1e6 / pg_us:,.0f} events/s, the load of {pbx_us / pg_us:.1f} busy pbx processes: past that "
-        f"many pbx cores per database core, PostgreSQL is the limit, not Python."
-    )
+    print("On paper, from the CPU an AMI event costs (medians of every count of processes):")
+    for mode in MODES:
+        runs = [f for (m, _), figures in results.items() if m == mode for f in figures]
+        pbx_us = statistics.median(1e6 * sum(f["pbx"]) / events for f in runs)
+        pg_us = statistics.median(1e6 * f["postgres"] / events for f in runs)
+        print(
+            f"  {mode}: {pbx_us:.1f} us in the pbx processes, {pg_us:.1f} us in PostgreSQL's backends. "
+            f"A pbx process is one core at most (one loop, the GIL): {1e6 / pbx_us:,.0f} events/s. A core "
+            f"of PostgreSQL absorbs {1e6 / max(pg_us, 1e-9):,.0f} events/s, {pbx_us / max(pg_us, 1e-9):.1f} "
+            "busy pbx processes' worth: past that many pbx cores per database core, PostgreSQL is the "
+            "limit, not Python."
+        )
 
 
 if __name__ == "__main__":
