@@ -108,23 +108,17 @@ async def send_calls(sims, prefix, count):
 
 async def events_per_call(sim, calls=20):
     """What one call costs in AMI events (all of them, and those the fold reads), counted by a
-    session that takes every event."""
+    session that takes every event, until the PBX has been quiet for two seconds."""
     listener = await session(sim.port, "on")
     await send_calls([sim], "calibrate-", calls)
-    seen, folded, hangups = 0, 0, 0
+    seen, folded = 0, 0
     try:
-        while hangups < 2 * calls:  # the two halves of each call's Local channel
-            frame = await listener.read_frame(timeout=10)
-            if frame.event is None:
-                continue
-            seen += 1
-            folded += frame.event in FOLDED_EVENTS
-            hangups += frame.event == "Hangup"
-        # What follows the last Hangup (its Cdr): read until the PBX goes quiet.
         while True:
-            frame = await listener.read_frame(timeout=1)
-            seen += frame.event is not None
-            folded += frame.event in FOLDED_EVENTS
+            frame = await listener.read_frame(timeout=2)
+            # The call's own events only (every one names its channel), not the session's.
+            if frame.event is not None and any("calibrate-" in line for line in frame.lines):
+                seen += 1
+                folded += frame.event in FOLDED_EVENTS
     except (TimeoutError, ConnectionClosed):
         pass
     finally:
