@@ -29,6 +29,7 @@ live channels on each connect and every RECONCILE_SECONDS.
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import logging
 import os
 import signal
@@ -590,9 +591,19 @@ class ServerLink:
 class PbxProcess:
     """Owns the servers it can lease (all enabled ones, or those named), one ServerLink each."""
 
-    def __init__(self, *, apps: list[PbxApp] | None = None, server_names: list[str] | None = None):
+    def __init__(
+        self,
+        *,
+        apps: list[PbxApp] | None = None,
+        server_names: list[str] | None = None,
+        standby: bool = False,
+    ):
         self.apps = registered_apps() if apps is None else apps
         self.server_names = server_names
+        # A standby takes a free server only once its owners had a lease's time to take it
+        # (telephony.services.servers.pbx_server_lease_take); a dead owner's, as soon as it lapses.
+        self.standby = standby
+        self.started_at = time.monotonic()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.links: dict[int, ServerLink] = {}
         # Links being stopped (still listed in `links` until they are).
@@ -743,6 +754,13 @@ class PbxProcess:
         # After a busy look, a lapsed lease is not taken for a renewal period: its owner's renewal,
         # queued behind the same lock, goes through first.
         take_over = busy_at is None or asked - busy_at >= settings.PBX_LEASE_RENEW_SECONDS
+        patience = {}
+        if self.standby:
+            lease = settings.PBX_LEASE_SECONDS
+            patience = {
+                "take_free": asked - self.started_at >= lease,
+                "freed_before": timezone.now() - dt.timedelta(seconds=lease),
+            }
         try:
             look = await self.lease_db(
                 servers.pbx_server_lease_take,
@@ -750,6 +768,7 @@ class PbxProcess:
                 owner=self.owner,
                 held=held,
                 take_over=take_over,
+                **patience,
             )
         except OperationalError as exc:
             self.busy_at[server.pk] = time.monotonic()

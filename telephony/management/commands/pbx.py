@@ -28,12 +28,18 @@ class Command(BaseCommand):
             help="own only this PBX server (repeat for more); default: every enabled one",
         )
         parser.add_argument(
+            "--standby",
+            action="store_true",
+            help="take a server only when its owner died (its lease lapsed) or nobody took it for a "
+            "lease period (PBX_LEASE_SECONDS): the processes that name it go first",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="print each enabled server's health and exit non-zero when one is down",
         )
 
-    def handle(self, *args, servers=None, check=False, **options):
+    def handle(self, *args, servers=None, check=False, standby=False, **options):
         if servers:
             unknown = set(servers) - set(
                 PbxServer.objects.filter(name__in=servers).values_list("name", flat=True)
@@ -42,7 +48,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no PBX server named {', '.join(sorted(unknown))}")
         if check:
             sys.exit(self.report_health(servers))
-        asyncio.run(PbxProcess(server_names=servers).run())
+        asyncio.run(PbxProcess(server_names=servers, standby=standby).run())
 
     def report_health(self, names) -> int:
         servers = pbx_servers_enabled(names=names)
