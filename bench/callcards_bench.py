@@ -24,7 +24,7 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
-CI_DATABASE_URL = "postgres://callcenter:callcenter@127.0.0.1:5432/callcenter"
+from bench.common import postgres_url  # noqa: E402
 
 
 def child(args) -> None:
@@ -80,19 +80,6 @@ def child(args) -> None:
             )
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
-
-
-def postgres_url() -> str | None:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postg"):
-        return url
-    try:
-        import psycopg
-
-        psycopg.connect(CI_DATABASE_URL, connect_timeout=2).close()
-    except Exception:  # not reachable: SQLite only
-        return None
-    return CI_DATABASE_URL
 
 
 def main():

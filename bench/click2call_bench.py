@@ -32,6 +32,8 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+from bench.common import ms, percentile  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -56,15 +58,6 @@ from telephony.testing import database_url  # noqa: E402
 
 ORIGIN = "https://shop.example.com"
 CONNECTIONS = 32
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.2f} ms"
 
 
 def campaign_create():

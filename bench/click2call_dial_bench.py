@@ -23,6 +23,8 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+from bench.common import percentile  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -47,11 +49,6 @@ from telephony.testing import contract_dialplans, database_url, wait_for  # noqa
 MANAGER_USERS = PROJECT_DIR / "tests" / "telephony" / "manager.conf"
 C2C_PHONES = PROJECT_DIR / "tests" / "click2call" / "extensions_c2c.conf"
 VISITOR_BUSY = "+33612345002"  # a busy phone: each try ends at once
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def campaign_on(server):

@@ -14,8 +14,7 @@ import subprocess
 import sys
 import time
 
-# The role and database .ci/run makes on the packaged PostgreSQL.
-CI_DATABASE_URL = "postgres://callcenter:callcenter@127.0.0.1:5432/callcenter"
+from bench.common import CI_DATABASE_URL
 
 
 def _postgres_reachable(url: str) -> bool:

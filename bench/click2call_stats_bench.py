@@ -26,14 +26,10 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
-CI_DATABASE_URL = "postgres://callcenter:callcenter@127.0.0.1:5432/callcenter"
+from bench.common import percentile, postgres_url  # noqa: E402
+
 # Of every 20 requests: 13 completed, 3 failed calling the visitor, 3 the company, 1 pending; one
 # in five from Belgium, the others from four French operators.
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # The rows are made by the database itself (INSERT ... SELECT over a series of numbers): a million
@@ -253,19 +249,6 @@ def _period(company, query, today):
         return dt.date.fromisoformat(query["start"]), dt.date.fromisoformat(query["end"])
     day = dt.date.fromisoformat(query["day"]) if "day" in query else today
     return stats.period_of(query.get("kind", "day"), day)
-
-
-def postgres_url() -> str | None:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postg"):
-        return url
-    try:
-        import psycopg
-
-        psycopg.connect(CI_DATABASE_URL, connect_timeout=2).close()
-    except Exception:  # not reachable: SQLite only
-        return None
-    return CI_DATABASE_URL
 
 
 def main():

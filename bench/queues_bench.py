@@ -25,6 +25,7 @@ Prints figures; asserts nothing.
 
 import argparse
 import cProfile
+import functools
 import io
 import os
 import pstats
@@ -38,6 +39,10 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+from bench.common import ms as ms_  # noqa: E402
+from bench.common import percentile  # noqa: E402
+
+ms = functools.partial(ms_, digits=3)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -83,15 +88,6 @@ exten => 5563002,1,Ringing()
 """
 CALLER, AGENT = "5563001", "5563002"
 WINDOW = 20
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.3f} ms"
 
 
 # -- (a) the engine alone ------------------------------------------------------------------------

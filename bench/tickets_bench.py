@@ -35,7 +35,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.callcards_bench import postgres_url  # noqa: E402
+from bench.common import postgres_url  # noqa: E402
 
 
 def child(args) -> None:

@@ -7,8 +7,8 @@ from django import forms
 
 from callcards.lifecycle import Status
 from callcards.models import MAX_MINUTES, CallcardSettings, Card, CardBatch
+from config.periods import MAX_PERIOD_DAYS, ReportDateField
 from config.validators import validate_plain_text
-from queues.forms import MAX_PERIOD_DAYS, ReportDateField
 
 _CARD_ID_PART = re.compile(r"[0-9]{1,20}", re.ASCII)
 

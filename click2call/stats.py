@@ -23,13 +23,11 @@ from import_export import fields as export_fields
 
 from click2call.models import CallAttempt, CallRequest, Campaign
 from config.exports import ExportResource
+from config.periods import EARLIEST, LATEST, MAX_PERIOD_DAYS
 from telephony.models import CallRecord
 
 Status = CallRequest.Status
 VISITOR, COMPANY = Campaign.FirstParty.VISITOR, Campaign.FirstParty.COMPANY
-MAX_PERIOD_DAYS = 366
-# Dates far out (year 1, 9999) would overflow when turned into the company's midnights.
-EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 DIRECTIONS_SHOWN = 20
 FAILED = (Status.FAILED_USER, Status.FAILED_COMPANY)
 OUTCOME_WORDS = [

@@ -1,6 +1,10 @@
 """The query filters of the API's lists (`?status=`, `?queue=`), checked like a body."""
 
+import re
+
 from rest_framework import serializers
+
+from config.periods import EARLIEST, LATEST
 
 EMPTY_FILTER = "Give a value, or leave the filter out to list every row."
 
@@ -17,3 +21,26 @@ class ListFilterSerializer(serializers.Serializer):
         if empty:
             raise serializers.ValidationError(empty, code="blank")
         return super().to_internal_value(data)
+
+
+ROW_ID = {"min_value": 1, "max_value": 2**63 - 1}
+# int() would also take " 7", "1_0" and Arabic-Indic digits: an id is ASCII digits (or a JSON number).
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
+class RowIdField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(**ROW_ID, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not _ASCII_DIGITS.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DayField(serializers.DateField):
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not EARLIEST <= day <= LATEST:
+            raise serializers.ValidationError(f"A date from {EARLIEST} to {LATEST}.")
+        return day

@@ -6,19 +6,8 @@ import datetime as dt
 from django import forms
 from django.core.exceptions import ValidationError
 
+from config.periods import MAX_PERIOD_DAYS, ReportDateField
 from queues.models import DISPOSITION_MAX, Agent, Queue, QueueEvent, validate_disposition
-
-MAX_PERIOD_DAYS = 366
-# Dates far out (year 1, 9999) would overflow when turned into the company's midnights.
-EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
-
-
-class ReportDateField(forms.DateField):
-    def clean(self, value):
-        day = super().clean(value)
-        if day is not None and not EARLIEST <= day <= LATEST:
-            raise ValidationError(f"A date from {EARLIEST} to {LATEST}.")
-        return day
 
 
 class AgentStatusForm(forms.Form):

@@ -31,6 +31,7 @@ live channels on each connect and every RECONCILE_SECONDS.
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -653,10 +654,15 @@ class PbxProcess:
         *,
         apps: list[PbxApp] | None = None,
         server_names: list[str] | None = None,
+        standby: bool = False,
         fold_workers: int = 0,
     ):
         self.apps = registered_apps() if apps is None else apps
         self.server_names = server_names
+        # A standby takes a free server only once its owners had a lease's time to take it
+        # (telephony.services.servers.pbx_server_lease_take); a dead owner's, as soon as it lapses.
+        self.standby = standby
+        self.started_at = time.monotonic()
         # Child processes folding each server's events (0: the fold thread, as without the flag).
         self.fold_workers = fold_workers
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -813,6 +819,13 @@ class PbxProcess:
         # After a busy look, a lapsed lease is not taken for a renewal period: its owner's renewal,
         # queued behind the same lock, goes through first.
         take_over = busy_at is None or asked - busy_at >= settings.PBX_LEASE_RENEW_SECONDS
+        patience = {}
+        if self.standby:
+            lease = settings.PBX_LEASE_SECONDS
+            patience = {
+                "take_free": asked - self.started_at >= lease,
+                "freed_before": timezone.now() - dt.timedelta(seconds=lease),
+            }
         try:
             look = await self.lease_db(
                 servers.pbx_server_lease_take,
@@ -820,6 +833,7 @@ class PbxProcess:
                 owner=self.owner,
                 held=held,
                 take_over=take_over,
+                **patience,
             )
         except OperationalError as exc:
             self.busy_at[server.pk] = time.monotonic()

@@ -6,14 +6,16 @@ disappear and come back.
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
+import os
 import threading
 import time
 from pathlib import Path
 
 from django.db import connection
 
-from pbxsim.harness import PHONES_DIALPLAN, free_port, running_pbxsim
+from pbxsim.harness import PHONES_DIALPLAN, free_port, running_pbxsim, supports
 from telephony.platform import PbxApp
 from telephony.process import PbxProcess
 
@@ -41,6 +43,45 @@ def running_contract_pbxsim(tmp_path, *, manager_users, extra_dialplans=(), time
     ) as sim:
         sim.agi_port = agi_port
         yield sim
+
+
+@contextlib.contextmanager
+def side_by_side(managers, *, at_once=None):
+    """Enter context managers side by side, `at_once` at a time (one per core: ten pbxsims start
+    in the time of five on two cores, and none waits for a core past its start timeout), and exit
+    them all at once; yields their values in order. Each lives in a thread of its own until the
+    block ends: pbxsim is stopped when the thread that started it ends (PR_SET_PDEATHSIG). One that
+    fails to start is raised once the others are stopped."""
+    managers = list(managers)
+    starting = threading.Semaphore(at_once or os.cpu_count() or 1)
+    supports("--monitor-dir")  # pbxsim's --help, asked once here, not by every thread at the same time
+    done = threading.Event()
+    entered = [concurrent.futures.Future() for _ in managers]
+
+    def hold(manager, value: concurrent.futures.Future):
+        try:
+            with starting:
+                context = manager.__enter__()
+        except BaseException as exc:  # handed to the thread that waits for it
+            value.set_exception(exc)
+            return
+        value.set_result(context)
+        done.wait()
+        manager.__exit__(None, None, None)
+
+    threads = [
+        threading.Thread(target=hold, args=pair, daemon=True, name="side-by-side")
+        for pair in zip(managers, entered, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        concurrent.futures.wait(entered)
+        yield [value.result() for value in entered]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(60)
 
 
 def database_url():

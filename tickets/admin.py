@@ -15,7 +15,7 @@ from config.exports import ExportAdminMixin
 from tickets.models import SmsSettings, Technician, TicketCall, TicketHop, TicketLine, TicketMessage
 from tickets.resources import TicketCallResource, TicketHopResource
 from tickets.services.lines import ticket_line_next_ticket_check, ticket_line_next_ticket_set
-from tickets.services.messages import hop_log_line, validate_message_template
+from tickets.services.messages import hop_log_line
 
 
 class WriteOnlySecretsForm(forms.ModelForm):
@@ -120,11 +120,6 @@ class TicketLineForm(forms.ModelForm):
         # The one in charge is one of the line's own technicians (none before the line has any).
         if "in_charge" in self.fields:
             self.fields["in_charge"].queryset = Technician.objects.filter(line_id=self.instance.pk or 0)
-
-    def clean_message_template(self):
-        template = self.cleaned_data["message_template"]
-        validate_message_template(template)
-        return template
 
     def clean_next_ticket(self):
         value = self.cleaned_data["next_ticket"]

@@ -6,11 +6,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import RegexValidator
 
+from config.periods import MAX_PERIOD_DAYS, ReportDateField
 from config.validators import validate_plain_lines, validate_plain_text, validate_wav_upload
-from queues.forms import MAX_PERIOD_DAYS, ReportDateField
 from tickets.models import MAX_TICKET, SmsSettings, Technician, TicketLine
 from tickets.services.lines import LINE_SETTINGS
-from tickets.services.messages import validate_message_template
 from tickets.sms import validate_sms_parameters
 
 # What a company types for a technician's phone is joined into Dial()'s first argument with `&`:
@@ -64,11 +63,6 @@ class TicketLineForm(forms.ModelForm):
         if isinstance(upload, UploadedFile):
             validate_wav_upload(upload)
         return upload
-
-    def clean_message_template(self):
-        template = self.cleaned_data["message_template"]
-        validate_message_template(template)
-        return template
 
     def next_ticket_change(self) -> int | None:
         """The counter asked for, or None when the box was left as shown."""

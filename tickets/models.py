@@ -20,6 +20,7 @@ from accounts.models import validate_webhook_url
 from config.models import OutboxMessage
 from config.validators import validate_plain_text
 from telephony.models import PbxServer, validate_header_value
+from tickets.validators import validate_message_template
 
 did_digits = RegexValidator(r"^[0-9]{1,20}$", "Digits only, at most 20 (a +E.164 DID without its +).")
 phone_number = RegexValidator(r"^\+?[0-9]{2,20}$", "A phone number: digits, an optional leading +.")
@@ -87,7 +88,7 @@ class TicketLine(models.Model):
     message_template = models.CharField(
         max_length=300,
         default=DEFAULT_TEMPLATE,
-        validators=[validate_plain_text],
+        validators=[validate_plain_text, validate_message_template],
         help_text=(
             "the SMS and IM text: {start_date} {start_time} {end_date} {end_time} {ticket} {caller} {called}"
         ),

@@ -8,9 +8,8 @@ from rest_framework import serializers
 from callcards.forms import card_id_digits
 from callcards.lifecycle import Status
 from callcards.models import Card, CardBatch, CardCall, CardEvent
-from config.filters import ListFilterSerializer
-from queues.api.serializers import RowIdField
-from queues.forms import EARLIEST, LATEST, MAX_PERIOD_DAYS
+from config.filters import DayField, ListFilterSerializer, RowIdField
+from config.periods import MAX_PERIOD_DAYS
 
 
 class BatchSerializer(serializers.ModelSerializer):
@@ -101,14 +100,6 @@ class CardFilterSerializer(ListFilterSerializer):
     batch = RowIdField(required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     card_id = CardIdPartField(required=False)
-
-
-class DayField(serializers.DateField):
-    def to_internal_value(self, value):
-        day = super().to_internal_value(value)
-        if not EARLIEST <= day <= LATEST:
-            raise serializers.ValidationError(f"A date from {EARLIEST} to {LATEST}.")
-        return day
 
 
 class CallFilterSerializer(ListFilterSerializer):

@@ -1,12 +1,10 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from callcards.api.serializers import DayField
 from click2call.api import progress
 from click2call.models import CallAttempt, CallComment, CallRequest, Campaign
-from config.filters import ListFilterSerializer
+from config.filters import DayField, ListFilterSerializer, RowIdField
 from config.validators import validate_plain_text
-from queues.api.serializers import RowIdField
 from telephony.models import CallRecord
 
 

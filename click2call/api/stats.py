@@ -2,7 +2,7 @@
 company's own integrations (its users' credentials or API tokens, never the banner's key).
 
 Dates are days in the company's time zone, both included; a bad date, a period that ends before it
-starts or is longer than click2call.stats.MAX_PERIOD_DAYS, and a campaign that is not the company's
+starts or is longer than config.periods.MAX_PERIOD_DAYS, and a campaign that is not the company's
 are refused with the API's 400 (`{"code": "invalid", "detail", "fields"}`).
 """
 

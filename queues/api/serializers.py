@@ -1,26 +1,9 @@
-import re
-
 from django.core.validators import RegexValidator, validate_slug
 from rest_framework import serializers
 
-from config.filters import ListFilterSerializer
+from config.filters import ROW_ID, ListFilterSerializer, RowIdField
 from queues.models import Agent, Member, Queue, QueueEvent, Tier
 from queues.services.config import AGENT_SETTINGS, QUEUE_SETTINGS
-
-ROW_ID = {"min_value": 1, "max_value": 2**63 - 1}
-# int() would also take " 7", "1_0" and Arabic-Indic digits: an id is ASCII digits (or a JSON number).
-_ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
-
-
-class RowIdField(serializers.IntegerField):
-    def __init__(self, **kwargs):
-        super().__init__(**ROW_ID, **kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and not _ASCII_DIGITS.fullmatch(data):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
 
 # What Agent.clean takes, said in the schema: a number, or one channel such as PJSIP/1000.
 CONTACT = RegexValidator(

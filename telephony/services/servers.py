@@ -101,13 +101,23 @@ def pbx_server_state_set(
 
 
 def pbx_server_lease_take(
-    *, server_id: int, owner: str, held: Lease | None = None, take_over: bool = True
+    *,
+    server_id: int,
+    owner: str,
+    held: Lease | None = None,
+    take_over: bool = True,
+    take_free: bool = True,
+    freed_before: dt.datetime | None = None,
 ) -> LeaseLook:
     """Renew the lease `held`, or take the server when it is free or its lease lapsed: a take-over
     starts a new epoch. A lapsed lease is not taken when `take_over` is False (the caller's last look
     found the database busy) or when this look itself waited long for the row: a lease that lapsed
     while the database made everybody wait says nothing of its owner, whose renewal may be queued
-    behind the same lock. The owner renews as long as nobody took over, lapsed or not."""
+    behind the same lock. The owner renews as long as nobody took over, lapsed or not.
+    A standby (`manage.py pbx --standby`) leaves a free server to the processes that name it: it
+    takes one only when `take_free`, and, with `freed_before`, only one released before that time
+    (an owner restarting takes its own back first); a lapsed lease (its owner died) it takes as any
+    process does."""
     asked = time.monotonic()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -119,7 +129,7 @@ def pbx_server_lease_take(
         server = (
             PbxServer.objects.select_for_update()
             .filter(pk=server_id, enabled=True)
-            .only("lease_owner", "lease_expires_at", "lease_epoch")
+            .only("lease_owner", "lease_expires_at", "lease_epoch", "state_changed_at")
             .first()
         )
         waited = time.monotonic() - asked
@@ -132,6 +142,13 @@ def pbx_server_lease_take(
             rows.update(lease_expires_at=expires_at)
             return LeaseLook(held, waited=waited)
         released = not server.lease_owner or server.lease_expires_at is None
+        if released and not (
+            take_free
+            and (
+                freed_before is None or not server.state_changed_at or server.state_changed_at <= freed_before
+            )
+        ):
+            return LeaseLook(None, waited=waited)
         lapsed = released or server.lease_expires_at < now
         if not released and (not take_over or waited > lease_lock_wait_max()):
             lapsed = False

@@ -9,16 +9,13 @@ from callcards.demo import load_demo_callcards
 from callcards.lifecycle import Status
 from callcards.models import Card, CardCall
 from callcards.pbx import CallCards
-from pbxsim.harness import free_port, running_pbxsim
 from queues.pbx import Queues
 from telephony.facade import PbxFacade
-from telephony.models import DialRoute, PbxServer
-from telephony.testing import CONTRACT, pbx_process, wait_for
+from telephony.models import PbxServer
+from telephony.testing import pbx_process, wait_for
 from tests.callcards.conftest import SCALE
+from tests.demo import DEMO_PHONES, running_demo_pbx
 from tests.factories import CompanyFactory
-from tests.telephony.factories import PbxServerFactory
-
-DEMO_DIR = CONTRACT.parent / "demo"
 
 pytestmark = pytest.mark.django_db
 
@@ -39,28 +36,13 @@ def test_demo_data_adds_a_demo_card_it_prints(settings, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{demo.CARD_ID}, PIN {demo.PIN}" in out and f"manage.py call {demo.HOLDER_PHONE}" in out
     # the demo phone keys what demo_data made
-    phones = (DEMO_DIR / "phones.conf").read_text()
+    phones = DEMO_PHONES.read_text()
     assert f"SendDTMF({demo.CARD_ID}#" in phones and f"SendDTMF({demo.PIN}#" in phones
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_holder_dials_in_talks_and_is_billed(tmp_path):
-    agi_port = free_port()
-    (tmp_path / "globals.conf").write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
-    dialplans = [CONTRACT, DEMO_DIR / "phones.conf", tmp_path / "globals.conf"]
-    with running_pbxsim(
-        dialplans=dialplans, manager_users=DEMO_DIR / "manager.conf", time_scale=SCALE
-    ) as sim:
-        server = PbxServerFactory(
-            name="demo",
-            ami_port=sim.port,
-            agi_bind_port=agi_port,
-            ami_username="platform",
-            ami_secret="platform-demo",
-        )
-        DialRoute.objects.update_or_create(
-            server=server, name="default", defaults={"template": "Local/{number}@phones"}
-        )
+    with running_demo_pbx(tmp_path, time_scale=SCALE) as server:
         company = CompanyFactory(slug="demo")
         load_demo_callcards(None, company=company, write=lambda text: None)
         with pbx_process([server], apps=[CallCards(), Queues()]):

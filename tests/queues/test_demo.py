@@ -3,22 +3,17 @@
 import pytest
 from django.core.management import call_command
 
-from pbxsim.harness import free_port, running_pbxsim
 from queues.demo import load_demo_queues
 from queues.models import Agent, Member, Offer, Queue, Tier
 from queues.pbx import Queues
 from queues.services.agents import agent_status_set
 from telephony.facade import PbxFacade
-from telephony.models import CallRecord, DialRoute, PbxServer
-from telephony.testing import CONTRACT, pbx_process, wait_for
+from telephony.models import CallRecord, PbxServer
+from telephony.testing import pbx_process, wait_for
 from telephony.transitions import LOST_TEXT
+from tests.demo import running_demo_pbx
 from tests.factories import CompanyFactory
 from tests.queues.conftest import SCALE
-from tests.telephony.factories import PbxServerFactory
-
-DEMO_DIR = CONTRACT.parent / "demo"
-DEMO_PHONES = DEMO_DIR / "phones.conf"
-DEMO_MANAGER = DEMO_DIR / "manager.conf"
 
 pytestmark = pytest.mark.django_db
 
@@ -41,20 +36,7 @@ def test_demo_data_adds_a_queue_with_agents_on_the_demo_phones(settings, tmp_pat
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_caller_phone_reaches_an_agent_of_the_demo_queue(tmp_path):
     """`manage.py call 5551020` on the demo: the caller joins support@demo, agent 1000 answers."""
-    agi_port = free_port()
-    (tmp_path / "globals.conf").write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
-    dialplans = [CONTRACT, DEMO_PHONES, tmp_path / "globals.conf"]
-    with running_pbxsim(dialplans=dialplans, manager_users=DEMO_MANAGER, time_scale=SCALE) as sim:
-        server = PbxServerFactory(
-            name="demo",
-            ami_port=sim.port,
-            agi_bind_port=agi_port,
-            ami_username="platform",
-            ami_secret="platform-demo",
-        )
-        DialRoute.objects.update_or_create(
-            server=server, name="default", defaults={"template": "Local/{number}@phones"}
-        )
+    with running_demo_pbx(tmp_path, time_scale=SCALE) as server:
         company = CompanyFactory(slug="demo")
         load_demo_queues(None, company=company, write=lambda text: None)
         with pbx_process([server], apps=[Queues()]):
@@ -83,20 +65,7 @@ def test_the_demo_caller_who_hangs_up_while_waiting_leaves_the_queue_at_once(tmp
     half, which the queue adopts. Hanging up while it waits ends that leg with its own Hangup (not
     the minute's reconcile): the member leaves the queue at once, its record is the caller's real
     call, and the agent who comes back is offered the next caller, never the departed one."""
-    agi_port = free_port()
-    (tmp_path / "globals.conf").write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
-    dialplans = [CONTRACT, DEMO_PHONES, tmp_path / "globals.conf"]
-    with running_pbxsim(dialplans=dialplans, manager_users=DEMO_MANAGER, time_scale=SCALE) as sim:
-        server = PbxServerFactory(
-            name="demo",
-            ami_port=sim.port,
-            agi_bind_port=agi_port,
-            ami_username="platform",
-            ami_secret="platform-demo",
-        )
-        DialRoute.objects.update_or_create(
-            server=server, name="default", defaults={"template": "Local/{number}@phones"}
-        )
+    with running_demo_pbx(tmp_path, time_scale=SCALE) as server:
         company = CompanyFactory(slug="demo")
         load_demo_queues(None, company=company, write=lambda text: None)
         Agent.objects.update(status=Agent.Status.ON_BREAK)  # nobody to take the first caller

@@ -305,11 +305,18 @@ def test_a_hash_is_no_confirmation_on_a_line_confirmed_with_1(line, pbx, call_li
 
 
 class CutShort(Tickets):
-    """The hop script dies after its hop was written, before the dialplan has it."""
+    """The hop script dies after its hop was written, before the dialplan has it: at the hop `at`
+    (the earlier ones go as usual)."""
+
+    def __init__(self, at: int = 1):
+        self.at = at
 
     async def hop(self, ctx, call):
         call_id = int(await call.get_variable("TICKET_CALL"))
-        await ctx.db(calls.ticket_hop_next, call_id=call_id, uniqueid=call.uniqueid)
+        if await ctx.read(lambda: TicketHop.objects.filter(call_id=call_id).count()) + 1 < self.at:
+            return await super().hop(ctx, call)
+        dial_status = await call.get_variable("DIALSTATUS") or ""
+        await ctx.db(calls.ticket_hop_next, call_id=call_id, uniqueid=call.uniqueid, dial_status=dial_status)
 
 
 def test_a_hop_script_cut_short_dials_nobody_and_loses_no_ticket(
@@ -326,10 +333,24 @@ def test_a_hop_script_cut_short_dials_nobody_and_loses_no_ticket(
         "the pbx process could not be reached for the next hop",
     )
     hop = call.hops.get()
-    assert (hop.ticket, hop.technician_id, hop.dial_status, hop.last, hop.answered) == (
-        1,
-        tech1.pk,
-        "",
-        True,
-        False,
-    )
+    assert (hop.ticket, hop.technician_id, hop.dial_status, hop.answered) == (1, tech1.pk, "", False)
+    # Nobody was rung: no hop is the call's end (_END) and nobody gets a ticket to call back.
+    assert not hop.last and not TicketMessage.objects.filter(call=call).exists()
+
+
+def test_a_hop_script_cut_short_sends_the_ticket_to_the_technician_last_rung(
+    line, two_technicians, server, call_line, sim
+):
+    tech1, tech2 = two_technicians
+    with pbx_process([server], apps=[CutShort(at=2)]):
+        wait_for(lambda: PbxServer.objects.get(pk=server.pk).state == "connected", what="the AMI login")
+        call = ended(call_line(CONFIRMS))
+        im = im_settled(call)
+    assert call.state == TicketCall.State.FAILED
+    first, cut = call.hops.order_by("sequence")
+    assert [(h.ticket, h.technician_id, h.dial_status, h.last) for h in (first, cut)] == [
+        (1, tech1.pk, "NOANSWER", True),
+        (2, tech2.pk, "", False),
+    ]
+    assert (im.technician_id, im.hop_id) == (tech1.pk, first.pk) and "_Ticket_1_" in im.body
+    assert [m.technician_id for m in TicketMessage.objects.filter(call=call)] == [tech1.pk]

@@ -5,18 +5,16 @@ the next one does and hangs up; two tickets in the log, the last one _END, a rec
 import pytest
 from django.core.management import call_command
 
-from pbxsim.harness import free_port, running_pbxsim
 from telephony.facade import PbxFacade
-from telephony.models import DialRoute, PbxServer
-from telephony.testing import CONTRACT, pbx_process, wait_for
+from telephony.models import PbxServer
+from telephony.testing import pbx_process, wait_for
+from tests.demo import DEMO_PHONES, running_demo_pbx
 from tests.factories import CompanyFactory
-from tests.telephony.factories import PbxServerFactory
 from tickets import demo
 from tickets.demo import load_demo_tickets
 from tickets.models import SmsSettings, TicketCall, TicketLine, TicketMessage
 from tickets.pbx import Tickets
 
-DEMO_DIR = CONTRACT.parent / "demo"
 SCALE = 10
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +43,7 @@ def test_demo_data_adds_the_ticket_line_and_keeps_what_the_company_changed(setti
     out = capsys.readouterr().out
     assert f"Gas emergencies {demo.DID}" in out and f"manage.py call {demo.CALLER_PHONE}" in out
     # the demo phones dial the line and route its DID to the ticket script
-    phones = (DEMO_DIR / "phones.conf").read_text()
+    phones = DEMO_PHONES.read_text()
     assert f"exten => {demo.CALLER_PHONE},1,Answer()" in phones
     assert f"Dial(Local/{demo.DID}@phones,60,U(demo-ticket-keys))" in phones
     assert (
@@ -67,22 +65,7 @@ def test_a_demo_line_number_another_company_has_is_left_alone(settings, tmp_path
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_caller_reaches_the_second_technician(tmp_path, settings):
     settings.TICKETS_RECORDING_DIR = tmp_path / "recordings"
-    agi_port = free_port()
-    (tmp_path / "globals.conf").write_text(f"[globals]\nPLATFORM_AGI=agi://127.0.0.1:{agi_port}\n")
-    dialplans = [CONTRACT, DEMO_DIR / "phones.conf", tmp_path / "globals.conf"]
-    with running_pbxsim(
-        dialplans=dialplans, manager_users=DEMO_DIR / "manager.conf", time_scale=SCALE
-    ) as sim:
-        server = PbxServerFactory(
-            name="demo",
-            ami_port=sim.port,
-            agi_bind_port=agi_port,
-            ami_username="platform",
-            ami_secret="platform-demo",
-        )
-        DialRoute.objects.update_or_create(
-            server=server, name="default", defaults={"template": "Local/{number}@phones"}
-        )
+    with running_demo_pbx(tmp_path, time_scale=SCALE) as server:
         company = CompanyFactory(slug="demo")
         load_demo_tickets(None, company=company, write=lambda text: None)
         with pbx_process([server], apps=[Tickets()]):

@@ -19,11 +19,10 @@ from tickets.models import SmsSettings, Technician, TicketMessage
 from tickets.services.messages import (
     hop_log_line,
     im_address,
-    template_check,
     ticket_messages_queue,
     ticket_text,
-    validate_message_template,
 )
+from tickets.validators import template_check, validate_message_template
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,8 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from callcards.api.serializers import DayField
-from config.filters import ListFilterSerializer
-from queues.api.serializers import RowIdField
-from queues.forms import MAX_PERIOD_DAYS
+from config.filters import DayField, ListFilterSerializer, RowIdField
+from config.periods import MAX_PERIOD_DAYS
 from tickets.models import Technician, TicketCall, TicketHop, TicketLine, TicketMessage
 from tickets.services.lines import LINE_SETTINGS
 from tickets.services.messages import hop_log_line

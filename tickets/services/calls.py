@@ -262,12 +262,12 @@ def ticket_call_end(
     ticket: str | None = None,
     ended_at: dt.datetime | None = None,
 ) -> dict[str, int]:
-    """End the call once: its last hop closed and marked last (`_END`), the state and note, then the
-    technician's SMS and IM written (ticket_messages_queue). Without a stage (the caller leg's
-    CallEnded, when the dialplan's TicketEnd never came) the caller's call record tells whether the
-    last hop was answered. Returns the messages written, by channel; a second end writes nothing.
-    A report from a channel (`uniqueid`) that is not the call's ends nothing; `ticket` is the one
-    the dialplan last had (TicketEnd's Ticket)."""
+    """End the call once: its last hop closed, the hop it ended at marked last (`_END`), the state
+    and note, then that hop's technician's SMS and IM written (ticket_messages_queue). Without a
+    stage (the caller leg's CallEnded, when the dialplan's TicketEnd never came) the caller's call
+    record tells whether the last hop was answered. Returns the messages written, by channel; a
+    second end writes nothing. A report from a channel (`uniqueid`) that is not the call's ends
+    nothing; `ticket` is the one the dialplan last had (TicketEnd's Ticket)."""
     call = TicketCall.objects.select_for_update(of=("self",)).select_related("line").get(pk=call_id)
     if uniqueid and uniqueid != call.uniqueid:
         log.warning("tickets: TicketEnd of call %s from channel %s, not its own: ignored", call_id, uniqueid)
@@ -276,21 +276,26 @@ def ticket_call_end(
         return {}
     now = ended_at or timezone.now()
     hop = call.hops.order_by("-sequence").first()
+    last = hop
     if stage:
         if hop is not None:
             # The hop a hunt ended on was closed by the hop script already: its DIALSTATUS stands.
-            # A hop whose script was cut short before the dialplan had its ticket was never dialed.
+            # A hop whose script was cut short before the dialplan had its ticket was never dialed:
+            # the call ended at the hop the dialplan last had (none: nobody was rung), whose
+            # technician gets the messages.
             dialed = not (stage == STAGE_UNAVAILABLE and ticket is not None and ticket != str(hop.ticket))
             _close(hop, dial_status=(dial_status or "CANCEL") if dialed else "", now=now)
+            if not dialed:
+                last = call.hops.filter(ticket=int(ticket)).first() if ticket.isdigit() else None
         state, note = _ended_state(call, stage, hop)
     else:
         record = CallRecord.objects.filter(server_id=call.server_id, uniqueid=call.uniqueid).first()
         if ended_at is None and record is not None and record.ended_at is not None:
             now = record.ended_at
         state, note = _ended_unheard(call, hop, record, now)
-    if hop is not None:
-        hop.last = True
-        hop.save(update_fields=["last"])
+    if last is not None:
+        last.last = True
+        last.save(update_fields=["last"])
     call.state, call.note = state, note
     call.ended_at = now
     call.answered_by_id = hop.technician_id if hop is not None and hop.answered else None

@@ -11,7 +11,6 @@ from django.db.models import Max
 
 from accounts.models import Company
 from tickets.models import SmsSettings, Technician, TicketHop, TicketLine
-from tickets.services.messages import template_check
 
 # What the portal may change of a line: never its company, server, number, route, counter or state.
 LINE_SETTINGS = [
@@ -28,19 +27,11 @@ LINE_SETTINGS = [
 ]
 
 
-def _template_checked(template: str) -> None:
-    try:
-        template_check(template)
-    except ValueError as error:
-        raise ValidationError({"message_template": str(error)}) from error
-
-
 def ticket_line_update(*, line: TicketLine, next_ticket: int | None = None) -> TicketLine:
     """Save the line's settings as the company sets them; `next_ticket`, when given, restarts the
     numbering there (ticket_line_next_ticket_set). The counter is never written from a stale copy of
     the line: calls move it between the page being shown and being sent."""
     line.full_clean(exclude=["next_ticket"])
-    _template_checked(line.message_template)
     with transaction.atomic():
         line.save(update_fields=LINE_SETTINGS)
         if next_ticket is not None:

@@ -11,9 +11,7 @@ failure may pass; taken up again by the sweep (ticket_sms_lost) when its task wa
 
 import datetime as dt
 import logging
-import string
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,10 +19,10 @@ from django.utils import timezone
 from config.outbox import due, outbox_claim
 from tickets.models import DEFAULT_TEMPLATE, SmsSettings, TicketCall, TicketHop, TicketMessage
 from tickets.sms import SmsFailed, international_number, sms_credentials, sms_provider
+from tickets.validators import template_check
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("start_date", "start_time", "end_date", "end_time", "ticket", "caller", "called")
 MAX_BODY = 500
 
 # An SMS the gateway could not take for a reason that passes (a timeout, a 5xx, no connection) is
@@ -37,23 +35,6 @@ SMS_RETRY_MAX_SECONDS = 900
 # dead worker; a worker that died mid-send gives its claim up after config.outbox.CLAIM_SECONDS).
 SMS_LOST_AFTER_SECONDS = 60
 SMS_SWEEP_BATCH = 500
-
-
-def template_check(template: str) -> None:
-    """ValueError unless every {field} of the template is one of FIELDS (no attribute, no index)."""
-    for _, name, spec, conversion in string.Formatter().parse(template):
-        if name is None:
-            continue
-        if name not in FIELDS or spec or conversion:
-            raise ValueError(f"unknown field {{{name}}}: use {', '.join('{' + f + '}' for f in FIELDS)}")
-
-
-def validate_message_template(value: str) -> None:
-    """template_check as a form or serializer field's validator (the portal's, the API's)."""
-    try:
-        template_check(value)
-    except ValueError as exc:
-        raise ValidationError(str(exc), code="template") from None
 
 
 def _fields(hop: TicketHop, caller: str, tz) -> dict[str, str]:

@@ -28,6 +28,12 @@ class Command(BaseCommand):
             help="own only this PBX server (repeat for more); default: every enabled one",
         )
         parser.add_argument(
+            "--standby",
+            action="store_true",
+            help="take a server only when its owner died (its lease lapsed) or nobody took it for a "
+            "lease period (PBX_LEASE_SECONDS): the processes that name it go first",
+        )
+        parser.add_argument(
             "--fold-workers",
             type=int,
             default=0,
@@ -41,7 +47,7 @@ class Command(BaseCommand):
             help="print each enabled server's health and exit non-zero when one is down",
         )
 
-    def handle(self, *args, servers=None, check=False, fold_workers=0, **options):
+    def handle(self, *args, servers=None, check=False, standby=False, fold_workers=0, **options):
         if fold_workers < 0:
             raise CommandError("--fold-workers takes 0 or more")
         if servers:
@@ -52,7 +58,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no PBX server named {', '.join(sorted(unknown))}")
         if check:
             sys.exit(self.report_health(servers))
-        asyncio.run(PbxProcess(server_names=servers, fold_workers=fold_workers).run())
+        asyncio.run(PbxProcess(server_names=servers, standby=standby, fold_workers=fold_workers).run())
 
     def report_health(self, names) -> int:
         servers = pbx_servers_enabled(names=names)
