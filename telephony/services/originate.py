@@ -1,13 +1,16 @@
 """The claim that stands between a task and a second ring.
 
-A call record is claimed (unique per server and ChannelId) before its Originate
-is sent, marked sent by a conditional update just before the Originate is
-written, and settled by the PBX's events. A retry of a claim that was never
-sent sends it with the same ChannelId; a retry of one that was sent gets
-OriginateAlreadyClaimed, never a second Originate.
+Before its Originate is written, a call is claimed and marked sent in one commit: the call record
+(unique per server and ChannelId) is created `sent`, or a claim made earlier (`claimed`: with a
+queue's offer, or given back because the PBX was unreachable) turns `sent` by a conditional
+update. Only that commit lets the Originate go out, and the PBX's events settle the record. A
+retry of a ChannelId that was sent gets OriginateAlreadyClaimed, never a second Originate; one
+whose claim is still `claimed` sends it. A record sent whose Originate never left (the process
+died between the commit and the write) is told apart from a ringing one by the PBX, not by the
+retry: the reconcile settles it FAILED once the PBX has not listed it for ORIGINATE_GRACE.
 """
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Company
@@ -38,36 +41,54 @@ def call_record_claim(
     callee: str = "",
     direction: str = CallRecord.Direction.OUTBOUND,
     linkedid: str = "",
+    sent: bool = False,
 ) -> CallRecord:
     """Reserve the record of a call about to be originated with ChannelId `uniqueid`; `linkedid`
     names the call it is a leg of, when the platform originates it for a call already going on (an
     agent rung for a queue caller): Asterisk starts a new Linkedid for every Originate.
 
-    A claim never sent (the worker died before sending, the PBX was unreachable) is handed back
-    for sending; one already sent raises OriginateAlreadyClaimed with the existing record.
+    With `sent`, the claim is marked sent in the same commit, the one durable write before the
+    Originate (of two senders, one wins). Without, it stays `claimed`, for an Originate to come
+    (written with another transaction, as a queue's offer is). A claim never sent is handed back
+    (marked sent with `sent`); one sent already raises OriginateAlreadyClaimed with the record.
     """
-    record, created = CallRecord.objects.get_or_create(
-        source=ami_source(server),
-        uniqueid=uniqueid,
-        defaults={
-            "server": server,
-            "linkedid": linkedid or uniqueid,
-            "company": company,
-            "app": app,
-            "app_ref": app_ref,
-            "caller": caller,
-            "callee": callee,
-            "direction": direction,
-            "state": State.CLAIMED,
-        },
-    )
-    if created or record.state == State.CLAIMED:
-        return record
+    source = ami_source(server)
+    state = State.SENT if sent else State.CLAIMED
+    try:
+        # The new claim first: it is the common case, and one INSERT is its only statement.
+        with transaction.atomic():
+            return CallRecord.objects.create(
+                source=source,
+                uniqueid=uniqueid,
+                server=server,
+                linkedid=linkedid or uniqueid,
+                company=company,
+                app=app,
+                app_ref=app_ref,
+                caller=caller,
+                callee=callee,
+                direction=direction,
+                state=state,
+            )
+    except IntegrityError:
+        record = CallRecord.objects.filter(source=source, uniqueid=uniqueid).first()
+        if record is None:  # not a duplicate ChannelId, another constraint
+            raise
+    if record.state == State.CLAIMED:
+        if not sent:
+            return record
+        now = timezone.now()
+        claimed = CallRecord.objects.filter(pk=record.pk, state=State.CLAIMED)
+        if claimed.update(state=State.SENT, updated_at=now):
+            record.state, record.updated_at = State.SENT, now
+            return record
+        record = CallRecord.objects.filter(pk=record.pk).first() or record
     raise OriginateAlreadyClaimed(uniqueid, record)
 
 
 def call_record_send(*, record_id: int):
-    """Mark a claim sent, right before its Originate is written: of two senders, one wins."""
+    """Mark a claim made earlier sent: of two senders, one wins. (The Originate flow claims and marks
+    sent in one commit, `call_record_claim(sent=True)`.)"""
     sent = CallRecord.objects.filter(pk=record_id, state=State.CLAIMED).update(
         state=State.SENT, updated_at=timezone.now()
     )
