@@ -10,16 +10,26 @@ died between the commit and the write) is told apart from a ringing one by the P
 retry: the reconcile settles it FAILED once the PBX has not listed it for ORIGINATE_GRACE.
 """
 
-from django.db import IntegrityError, transaction
+import functools
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Company
 from telephony import transitions
+from telephony.events import CallEvent, OriginateResult
 from telephony.models import CallRecord, PbxServer
 from telephony.services.servers import ami_source
 from telephony.transitions import Facts, Step
 
 State = CallRecord.State
+log = logging.getLogger(__name__)
+
+# Where the pbx process says "this record's OriginateResponse is folded" (payload: record ids).
+OUTCOME_CHANNEL = "telephony_originate_outcome"
+_redis = None  # the pbx process's client, made on the first announce (redis is imported only then)
 
 
 class OriginateAlreadyClaimed(Exception):
@@ -128,3 +138,43 @@ def call_record_give_up(*, server: PbxServer, uniqueid: str, reason: str) -> Cal
         source=ami_source(server), uniqueid=uniqueid, state=State.CLAIMED
     ).first()
     return call_record_refused(record_id=record.pk, reason=reason) if record else None
+
+
+def outcome_transport() -> str:
+    """How a facade waiting for an Originate's outcome hears that the pbx process folded it:
+    PostgreSQL's LISTEN/NOTIFY, else Redis pub/sub where Redis is the broker, else ("poll") it
+    re-reads the record, for the embedded defaults (SQLite and the file broker)."""
+    if connection.vendor == "postgresql":
+        return "postgresql"
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return "redis"
+    return "poll"
+
+
+def originate_outcomes_notify(*, events: list[CallEvent], transport: str | None = None):
+    """Wake the facades waiting for the outcomes among `events`, once the fold's transaction commits.
+    A wake-up only: the waiter reads the record, and re-reads it now and then should one be lost."""
+    ids = [event.record.id for event in events if isinstance(event, OriginateResult)]
+    if not ids:
+        return
+    transport = transport or outcome_transport()
+    if transport == "postgresql":
+        # Inside the fold's transaction: PostgreSQL delivers it at the commit, never before.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, id::text) FROM unnest(%s::bigint[]) AS id", [OUTCOME_CHANNEL, ids]
+            )
+    elif transport == "redis":
+        transaction.on_commit(functools.partial(_publish, ",".join(map(str, ids))), robust=True)
+
+
+def _publish(payload: str):
+    import redis
+
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        _redis.publish(OUTCOME_CHANNEL, payload)
+    except redis.RedisError as exc:  # the waiters' slow re-read finds the outcome
+        log.warning("cannot announce Originate outcomes %s: %s", payload, exc)
