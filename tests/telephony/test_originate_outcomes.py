@@ -110,7 +110,8 @@ def test_an_outcome_never_announced_is_still_read_from_the_record(announced, set
     facade = PbxFacade()
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            waiting = in_thread(pool, facade._outcome, record, 2 * BOUND)  # past the bound: only a re-read ends it
+            # Its deadline past the bound: only a re-read before it ends the wait in time.
+            waiting = in_thread(pool, facade._outcome, record, 2 * BOUND)
             wait_for(lambda: facade._wakeups._waits, what="the wait to begin")
             if announced:
                 wait_for(lambda: facade._wakeups.listening, what="the LISTEN")
