@@ -63,27 +63,29 @@ def call_record_claim(
     (marked sent with `sent`); one sent already raises OriginateAlreadyClaimed with the record.
     """
     source = ami_source(server)
-    state = State.SENT if sent else State.CLAIMED
-    try:
-        # The new claim first: it is the common case, and one INSERT is its only statement.
-        with transaction.atomic():
-            return CallRecord.objects.create(
-                source=source,
-                uniqueid=uniqueid,
-                server=server,
-                linkedid=linkedid or uniqueid,
-                company=company,
-                app=app,
-                app_ref=app_ref,
-                caller=caller,
-                callee=callee,
-                direction=direction,
-                state=state,
-            )
-    except IntegrityError:
-        record = CallRecord.objects.filter(source=source, uniqueid=uniqueid).first()
-        if record is None:  # not a duplicate ChannelId, another constraint
-            raise
+    # Read first, not an INSERT that fails: a queue's offer claimed its leg already, and a failed
+    # INSERT is an error in PostgreSQL's log for every agent rung.
+    record = CallRecord.objects.filter(source=source, uniqueid=uniqueid).first()
+    if record is None:
+        try:
+            with transaction.atomic():
+                return CallRecord.objects.create(
+                    source=source,
+                    uniqueid=uniqueid,
+                    server=server,
+                    linkedid=linkedid or uniqueid,
+                    company=company,
+                    app=app,
+                    app_ref=app_ref,
+                    caller=caller,
+                    callee=callee,
+                    direction=direction,
+                    state=State.SENT if sent else State.CLAIMED,
+                )
+        except IntegrityError:  # the same ChannelId claimed a moment before, by another sender
+            record = CallRecord.objects.filter(source=source, uniqueid=uniqueid).first()
+            if record is None:
+                raise
     if record.state == State.CLAIMED:
         if not sent:
             return record
