@@ -22,6 +22,7 @@ OUTCOME_FALLBACK seconds should one be lost. With the embedded defaults
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -62,6 +63,15 @@ OUTCOME_POLL_MAX = 0.25
 __all__ = ["AmiConnectionLost", "AmiError", "OriginateOutcomeUnknown", "PbxFacade", "facade"]
 
 
+@dataclasses.dataclass
+class _ListenerSignals:
+    """One listener thread's flags (a new thread after a stop or a fork gets new ones)."""
+
+    listening: threading.Event = dataclasses.field(default_factory=threading.Event)
+    tried: threading.Event = dataclasses.field(default_factory=threading.Event)  # connected, or failed
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
 class OutcomeWakeups:
     """Wake-ups for this process's waits on Originate outcomes: one thread that LISTENs on a psycopg
     connection of its own (PostgreSQL) or subscribes on the broker's Redis, and sets the Event of
@@ -72,13 +82,12 @@ class OutcomeWakeups:
         self._lock = threading.Lock()
         self._pid = None
         self._waits: dict[int, set[threading.Event]] = {}
-        self._listening = threading.Event()
-        self._stopping = threading.Event()
+        self._signals = _ListenerSignals()
         self._thread: threading.Thread | None = None
 
     @property
     def listening(self) -> bool:
-        return self._listening.is_set()
+        return self._signals.listening.is_set()
 
     def start(self):
         """Start listening (once per OS process), in the caller's thread's database settings."""
@@ -87,7 +96,7 @@ class OutcomeWakeups:
                 return
             self._pid = os.getpid()
             self._waits = {}
-            self._listening, self._stopping = threading.Event(), threading.Event()
+            self._signals = _ListenerSignals()
             self._thread = None
             transport = outcome_transport()
             if transport == "postgresql":
@@ -101,7 +110,7 @@ class OutcomeWakeups:
                 return
             self._thread = threading.Thread(
                 target=self._run,
-                args=(listen, target, self._listening, self._stopping),
+                args=(listen, target, self._signals),
                 name="pbx-outcomes",
                 daemon=True,
             )
@@ -113,7 +122,7 @@ class OutcomeWakeups:
                 return
             self._pid = None
             thread, self._thread = self._thread, None
-            self._stopping.set()
+            self._signals.stopping.set()
         if thread is not None:
             thread.join(LISTEN_TICK * 3)
 
@@ -128,7 +137,9 @@ class OutcomeWakeups:
             self._waits.setdefault(record_id, set()).add(woken)
         try:
             if self._thread is not None:
-                self._listening.wait(CONNECT_TIMEOUT)
+                # The first wait of the process, only: a listener that cannot connect (a pooler
+                # that does not pass LISTEN on) leaves the waits polling, not each one stalled.
+                self._signals.tried.wait(CONNECT_TIMEOUT)
             yield woken
         finally:
             with self._lock:
@@ -149,42 +160,44 @@ class OutcomeWakeups:
         for event in woken:
             event.set()
 
-    def _run(self, listen, target, listening: threading.Event, stopping: threading.Event):
-        while not stopping.is_set():
+    def _run(self, listen, target, signals: _ListenerSignals):
+        while not signals.stopping.is_set():
             try:
-                listen(target, listening, stopping)
+                listen(target, signals)
             except Exception as exc:
-                log.warning("Originate outcomes: listener lost (%s), the waits re-read until it is back", exc)
-            listening.clear()
-            stopping.wait(LISTEN_TICK)
+                log.warning("Originate outcomes: listener lost (%s), the waits poll until it is back", exc)
+            signals.listening.clear()
+            signals.tried.set()
+            signals.stopping.wait(LISTEN_TICK)
 
-    def _up(self, listening: threading.Event):
-        listening.set()
+    def _up(self, signals: _ListenerSignals):
+        signals.listening.set()
+        signals.tried.set()
         self._wake()  # what was announced while it was not listening: every wait reads again
 
-    def _listen_postgresql(self, params: dict, listening: threading.Event, stopping: threading.Event):
+    def _listen_postgresql(self, params: dict, signals: _ListenerSignals):
         import psycopg
 
         with psycopg.connect(**params, autocommit=True) as listener:
             listener.execute(f"LISTEN {OUTCOME_CHANNEL}")
-            self._up(listening)
-            while not stopping.is_set():
+            self._up(signals)
+            while not signals.stopping.is_set():
                 for note in listener.notifies(timeout=LISTEN_TICK):
                     self._wake(note.payload)
 
-    def _listen_redis(self, url: str, listening: threading.Event, stopping: threading.Event):
+    def _listen_redis(self, url: str, signals: _ListenerSignals):
         import redis
 
         client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
         subscription = client.pubsub()
         try:
             subscription.subscribe(OUTCOME_CHANNEL)
-            while not stopping.is_set():
+            while not signals.stopping.is_set():
                 message = subscription.get_message(timeout=LISTEN_TICK)
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
-                    self._up(listening)
+                    self._up(signals)
                 elif message["type"] == "message":
                     self._wake(message["data"].decode())
         finally:

@@ -7,6 +7,7 @@ import concurrent.futures
 import pytest
 from django.db import connection, transaction
 
+from pbxsim.harness import free_port
 from telephony import facade as facade_module
 from telephony.facade import OutcomeWakeups, PbxFacade
 from telephony.models import CallRecord
@@ -97,15 +98,21 @@ def test_the_facade_learns_the_outcome_from_the_announcement(transport, sim, ser
         facade.close()
 
 
-@pytest.mark.parametrize("announced", [True, False], ids=["listening", "polling"])
-def test_an_outcome_never_announced_is_still_read_from_the_record(announced, settings, monkeypatch):
-    """A lost announcement (or none: the embedded defaults) delays the outcome, never loses it."""
+@pytest.mark.parametrize("case", ["listening", "polling", "listener down"])
+def test_an_outcome_never_announced_is_still_read_from_the_record(case, settings, monkeypatch):
+    """A lost announcement (or none: the embedded defaults; or a listener that cannot connect)
+    delays the outcome, never loses it."""
+    announced = case == "listening"
     if announced:
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL's LISTEN")
+        monkeypatch.setattr(facade_module, "OUTCOME_FALLBACK", 0.05)
     else:
-        monkeypatch.setattr(facade_module, "outcome_transport", lambda: "poll")
-    monkeypatch.setattr(facade_module, "OUTCOME_FALLBACK", 0.05)
+        # The slow re-read out of reach: only the poll can read the outcome in time.
+        monkeypatch.setattr(facade_module, "OUTCOME_FALLBACK", 3600)
+        transport = "redis" if case == "listener down" else "poll"
+        monkeypatch.setattr(facade_module, "outcome_transport", lambda: transport)
+        settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nobody there
     record = claimed(PbxServerFactory(), "unheard-1")
     facade = PbxFacade()
     try:
@@ -115,9 +122,12 @@ def test_an_outcome_never_announced_is_still_read_from_the_record(announced, set
             wait_for(lambda: facade._wakeups._waits, what="the wait to begin")
             if announced:
                 wait_for(lambda: facade._wakeups.listening, what="the LISTEN")
+            if case == "listener down":
+                wait_for(lambda: facade._wakeups._signals.tried.is_set(), what="the listener's failure")
             with transaction.atomic():  # written behind the pbx process's back: nothing announced
                 CallRecord.objects.filter(pk=record.pk).update(originate_reason=5, channel="PJSIP/x-1")
             outcome = waiting.result(BOUND)
         assert (outcome.uniqueid, outcome.outcome, outcome.channel) == ("unheard-1", "busy", "PJSIP/x-1")
+        assert facade._wakeups.listening is announced
     finally:
         facade.close()
