@@ -478,6 +478,9 @@ def main():
     parser.add_argument("--stream-calls", type=int, help="calls in the replayed Asterisk stream")
     parser.add_argument("--queue-rounds", type=int, help="measured callers per caller count (queues)")
     parser.add_argument("--banner-seconds", type=float, help="length of one banner/bare round")
+    parser.add_argument(
+        "--only", choices=["originate"], help="only these rows (Originate: handle and facade vs bare)"
+    )
     args = parser.parse_args()
     quick = args.quick
     rounds = args.rounds or (2 if quick else 3)
@@ -522,9 +525,10 @@ def main():
                 try:
                     time.sleep(SETTLE_SECONDS)
                     idle = rss_mib(child.process.pid)
-                    fold_stream(table, child, server, company, stream_calls, rounds, tmp)
-                    fold_burst(table, bare, child, args.burst)
-                    call_event_latency(table, child, args.rates, seconds)
+                    if args.only != "originate":
+                        fold_stream(table, child, server, company, stream_calls, rounds, tmp)
+                        fold_burst(table, bare, child, args.burst)
+                        call_event_latency(table, child, args.rates, seconds)
                     round_trips(table, bare, facade, child, server, rounds, per_round)
                     after = rss_mib(child.process.pid)
                     calls_seen = CallRecord.objects.filter(server=server, parent__isnull=True).count()
@@ -539,13 +543,15 @@ def main():
                     facade.close()
                     bare.close()
                     child.stop()
-        if queue_rounds:
+        if args.only:
+            print(f"only the {args.only} rows (--only)")
+        elif queue_rounds:
             queue_to_originate(table, queue_rounds)
         else:
             print("queue member -> agent Originate: not run with --quick (queues_bench.py prints it)")
-        if banner_seconds:
+        if banner_seconds and not args.only:
             banner_vs_bare(table, rounds, banner_seconds)
-        else:
+        elif not args.only:
             print("banner POST vs a bare view: not run with --quick (click2call_bench.py prints it)")
         table.print(f"The issue's table, measured now on this machine; {services}:")
     finally:

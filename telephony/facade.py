@@ -11,14 +11,26 @@ sent) run right there, and only the AMI send hops to the loop. After a fork
 With wait=True, originate returns the OriginateOutcome once the pbx process
 (which has events on) has folded the OriginateResponse into the call record: no
 second, events-on session per worker. So waiting needs a running pbx process.
+The pbx process announces each outcome it folds (telephony.services.originate:
+a NOTIFY delivered at the fold's commit on PostgreSQL, a Redis publish after it
+where Redis is the broker), and one listener thread per OS process wakes the
+waits; the record stays the truth, re-read at a wake-up and every
+OUTCOME_FALLBACK seconds should one be lost. With the embedded defaults
+(SQLite, the file broker) nothing announces: the wait polls the record.
 """
 
 import asyncio
 import concurrent.futures
+import contextlib
+import dataclasses
+import logging
 import os
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+
+from django.conf import settings
+from django.db import connection
 
 from telephony.ami import (
     AmiClient,
@@ -32,8 +44,16 @@ from telephony.ami import (
 )
 from telephony.handle import ACTION_TIMEOUT, Db, OriginateRequest, PbxHandle, originate_flow
 from telephony.models import CallRecord, PbxServer
+from telephony.services.originate import OUTCOME_CHANNEL, outcome_transport
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+# A wait woken by the pbx process's announcement still re-reads the record this often: an
+# announcement lost (the listener reconnecting, Redis restarting) delays an outcome, never loses it.
+OUTCOME_FALLBACK = 1.0
+# The listener's look at its stop flag, and its pause before connecting again after an error.
+LISTEN_TICK = 1.0
 # The pbx process folds an outcome tens of milliseconds after Asterisk sends it: poll finely at
 # first; a call that rings for seconds is polled less and less often, not a hundred times a second.
 OUTCOME_POLL_FIRST = 0.002
@@ -43,12 +63,155 @@ OUTCOME_POLL_MAX = 0.25
 __all__ = ["AmiConnectionLost", "AmiError", "OriginateOutcomeUnknown", "PbxFacade", "facade"]
 
 
+@dataclasses.dataclass
+class _ListenerSignals:
+    """One listener thread's flags (a new thread after a stop or a fork gets new ones)."""
+
+    listening: threading.Event = dataclasses.field(default_factory=threading.Event)
+    tried: threading.Event = dataclasses.field(default_factory=threading.Event)  # connected, or failed
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class OutcomeWakeups:
+    """Wake-ups for this process's waits on Originate outcomes: one thread that LISTENs on a psycopg
+    connection of its own (PostgreSQL) or subscribes on the broker's Redis, and sets the Event of
+    every wait on a record it hears of. `listening` is False with the embedded defaults (the waits
+    poll), and while the listener is not (yet, or again) connected."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid = None
+        self._waits: dict[int, set[threading.Event]] = {}
+        self._signals = _ListenerSignals()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._signals.listening.is_set()
+
+    def start(self):
+        """Start listening (once per OS process), in the caller's thread's database settings."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._waits = {}
+            self._signals = _ListenerSignals()
+            self._thread = None
+            transport = outcome_transport()
+            if transport == "postgresql":
+                params = connection.get_connection_params()
+                for key in ("cursor_factory", "context"):  # Django's own, for its cursors
+                    params.pop(key, None)
+                listen, target = self._listen_postgresql, params
+            elif transport == "redis":
+                listen, target = self._listen_redis, settings.CELERY_BROKER_URL
+            else:
+                return
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(listen, target, self._signals),
+                name="pbx-outcomes",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self):
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            self._pid = None
+            thread, self._thread = self._thread, None
+            self._signals.stopping.set()
+        if thread is not None:
+            thread.join(LISTEN_TICK * 3)
+
+    @contextlib.contextmanager
+    def watching(self, record_id: int) -> Iterator[threading.Event]:
+        """An Event set whenever the record's outcome may have been folded. Registered before the
+        caller first reads the record, and the listener subscribed by then (or `listening` False):
+        an outcome committed after that read is always heard."""
+        self.start()
+        woken = threading.Event()
+        with self._lock:
+            self._waits.setdefault(record_id, set()).add(woken)
+        try:
+            if self._thread is not None:
+                # The first wait of the process, only: a listener that cannot connect (a pooler
+                # that does not pass LISTEN on) leaves the waits polling, not each one stalled.
+                self._signals.tried.wait(CONNECT_TIMEOUT)
+            yield woken
+        finally:
+            with self._lock:
+                waits = self._waits.get(record_id)
+                if waits is not None:
+                    waits.discard(woken)
+                    if not waits:
+                        del self._waits[record_id]
+
+    def _wake(self, payload: str | None = None):
+        """Set the waits of the records in `payload` (ids, comma separated), or of all of them."""
+        with self._lock:
+            if payload is None:
+                woken = [event for events in self._waits.values() for event in events]
+            else:
+                ids = {int(part) for part in payload.split(",") if part.strip().isdigit()}
+                woken = [event for pk in ids for event in self._waits.get(pk, ())]
+        for event in woken:
+            event.set()
+
+    def _run(self, listen, target, signals: _ListenerSignals):
+        while not signals.stopping.is_set():
+            try:
+                listen(target, signals)
+            except Exception as exc:
+                log.warning("Originate outcomes: listener lost (%s), the waits poll until it is back", exc)
+            signals.listening.clear()
+            signals.tried.set()
+            signals.stopping.wait(LISTEN_TICK)
+
+    def _up(self, signals: _ListenerSignals):
+        signals.listening.set()
+        signals.tried.set()
+        self._wake()  # what was announced while it was not listening: every wait reads again
+
+    def _listen_postgresql(self, params: dict, signals: _ListenerSignals):
+        import psycopg
+
+        with psycopg.connect(**params, autocommit=True) as listener:
+            listener.execute(f"LISTEN {OUTCOME_CHANNEL}")
+            self._up(signals)
+            while not signals.stopping.is_set():
+                for note in listener.notifies(timeout=LISTEN_TICK):
+                    self._wake(note.payload)
+
+    def _listen_redis(self, url: str, signals: _ListenerSignals):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+        subscription = client.pubsub()
+        try:
+            subscription.subscribe(OUTCOME_CHANNEL)
+            while not signals.stopping.is_set():
+                message = subscription.get_message(timeout=LISTEN_TICK)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self._up(signals)
+                elif message["type"] == "message":
+                    self._wake(message["data"].decode())
+        finally:
+            subscription.close()
+            client.close()
+
+
 class PbxFacade:
     def __init__(self):
         self._lock = threading.Lock()
         self._pid = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[int, AmiClient] = {}
+        self._wakeups = OutcomeWakeups()
 
     # -- plumbing --------------------------------------------------------------
 
@@ -93,7 +256,8 @@ class PbxFacade:
         return self._run(run(), CONNECT_TIMEOUT + ACTION_TIMEOUT)
 
     def close(self):
-        """Log out of every session of this process (tests, benchmarks)."""
+        """Log out of every session of this process and stop listening for outcomes (tests, benchmarks)."""
+        self._wakeups.stop()
         if self._loop is None or self._pid != os.getpid():
             return
 
@@ -114,6 +278,8 @@ class PbxFacade:
         OriginateAlreadyClaimed if this ChannelId was sent before: nobody is rung twice.
         """
         request = OriginateRequest(server=server, **kwargs)
+        if wait:
+            self._wakeups.start()  # its connection made while the Originate goes out, the first time
         record = self._drive(server, originate_flow(request))
         if not wait:
             return None
@@ -143,18 +309,27 @@ class PbxFacade:
         return self._run(send(), CONNECT_TIMEOUT + ACTION_TIMEOUT)
 
     def _outcome(self, record: CallRecord, timeout: float) -> OriginateOutcome:
-        """The OriginateResponse, as the pbx process folded it into the record."""
+        """The OriginateResponse, as the pbx process folded it into the record: read when the pbx
+        process announces it (and every OUTCOME_FALLBACK seconds), or polled where nothing does."""
         start = time.monotonic()
         deadline = start + timeout
         rows = CallRecord.objects.filter(pk=record.pk).values_list("originate_reason", "channel")
         pause = OUTCOME_POLL_FIRST
-        while time.monotonic() < deadline:
-            reason, channel = rows.get()
-            if reason is not None:
-                return OriginateOutcome.of(record.uniqueid, reason, channel)
-            time.sleep(pause)
-            if time.monotonic() - start >= OUTCOME_POLL_FINE_FOR:
-                pause = min(pause * 1.5, OUTCOME_POLL_MAX)
+        with self._wakeups.watching(record.pk) as woken:
+            while True:
+                woken.clear()
+                reason, channel = rows.get()
+                if reason is not None:
+                    return OriginateOutcome.of(record.uniqueid, reason, channel)
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if self._wakeups.listening:
+                    woken.wait(min(OUTCOME_FALLBACK, deadline - now))
+                    continue
+                woken.wait(min(pause, deadline - now))
+                if now - start >= OUTCOME_POLL_FINE_FOR:
+                    pause = min(pause * 1.5, OUTCOME_POLL_MAX)
         raise AmiConnectionLost(
             f"Originate {record.uniqueid}: no outcome within {timeout:.0f} s (is pbx running?)"
         )

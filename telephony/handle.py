@@ -134,28 +134,17 @@ def _caller_number(caller_id: str) -> str:
 
 
 def originate_flow(request: OriginateRequest) -> Generator[Db | Send, object, CallRecord]:
-    """Check, claim, mark sent, send; settle the record on every error. Returns the claimed record.
+    """Check, claim and mark sent (one commit), send; settle the record on every error. Returns the
+    claimed record.
 
     Raises OriginateAlreadyClaimed when this ChannelId was sent before: nobody is rung twice. A
-    claim that could not be sent (the PBX was not connected) stays claimed, for a retry to send.
+    claim that could not be sent (the PBX was not connected) is claimed again, for a retry to send.
     """
     originate_check(request)
     server = request.server
     where = {"server": server, "number": request.number, "route": request.route}
     dial = request.channel or dial_string_cached(**where) or (yield Db(dial_string, where))
     caller_id = request.caller_id or server.outbound_caller_id
-    record = yield Db(
-        originate_services.call_record_claim,
-        {
-            "server": server,
-            "uniqueid": request.channel_id,
-            "company": request.company,
-            "app": request.app,
-            "app_ref": request.app_ref,
-            "caller": _caller_number(caller_id)[:80],
-            "callee": (request.number or dial)[:80],
-        },
-    )
     action = {
         "Channel": dial,
         "ChannelId": request.channel_id,
@@ -172,7 +161,22 @@ def originate_flow(request: OriginateRequest) -> Generator[Db | Send, object, Ca
         action |= {"Context": request.context, "Exten": request.exten, "Priority": str(request.priority)}
     else:
         action |= {"Application": request.application, "Data": request.data}
-    yield Db(originate_services.call_record_send, {"record_id": record.pk})
+    # The one durable write before the Originate: claimed and marked sent together. Killed before
+    # it commits, nothing was claimed and the retry sends; killed after, the record is `sent` and
+    # the retry gets OriginateAlreadyClaimed (the reconcile ends it if the Originate never left).
+    record = yield Db(
+        originate_services.call_record_claim,
+        {
+            "server": server,
+            "uniqueid": request.channel_id,
+            "company": request.company,
+            "app": request.app,
+            "app_ref": request.app_ref,
+            "caller": _caller_number(caller_id)[:80],
+            "callee": (request.number or dial)[:80],
+            "sent": True,
+        },
+    )
     try:
         yield Send(action)
     except AmiNotConnected:

@@ -227,3 +227,38 @@ class ListeningApp(PbxApp):
 
     async def serve(self, ctx, call):
         await self.scripts[call.headers.get("agi_network_script", "").split("?")[0].strip("/")](call)
+
+
+@contextlib.contextmanager
+def running_redis():
+    """A redis-server of the caller's own on a free port, saving nothing; yields its URL (None when
+    no redis-server is installed)."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+
+    def answers():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)

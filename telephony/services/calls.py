@@ -25,6 +25,7 @@ from telephony.events import (
     OriginateResult,
 )
 from telephony.models import CallRecord
+from telephony.services.originate import originate_outcomes_notify
 from telephony.services.servers import Lease, ami_source, pbx_server_lease_check
 from telephony.services.webhooks import webhook_deliveries_create
 from telephony.transitions import Facts, Step
@@ -414,6 +415,7 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
             changed.append(record)
     _write(changed)
     webhook_deliveries_create(events=typed)
+    originate_outcomes_notify(events=typed)  # a facade waiting with wait=True learns it at the commit
     return typed
 
 

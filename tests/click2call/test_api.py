@@ -1,8 +1,6 @@
 """The banner API: POST /api/click2call/requests/ and the status URL it answers."""
 
 import json
-import shutil
-import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +15,7 @@ from click2call.services.campaigns import (
     campaign_public_key_rotate,
     campaign_secret_key_rotate,
 )
-from pbxsim.harness import free_port
-from telephony.testing import wait_for
+from telephony.testing import running_redis
 from tests.click2call.factories import (
     FRENCH_MOBILE,
     BlockedPrefixFactory,
@@ -287,35 +284,19 @@ def test_one_number_is_throttled_however_it_is_written(client, campaign, setting
 @pytest.fixture
 def redis_cache():
     """The cache on a Redis server of the test's own, as production runs it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(port=port)
-
-        def answers():
-            try:
-                return client.ping()
-            except redis.ConnectionError:
-                return False
-
-        wait_for(answers, what="redis-server")
+    with running_redis() as url:
+        if url is None:
+            pytest.skip("redis-server is not installed")
+        client = redis.Redis.from_url(url)
         redis_settings = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "LOCATION": url,
             "KEY_PREFIX": "cache",
         }
         # Back on the usual cache before the server stops: the suite's own fixtures clear it.
         with override_settings(CACHES={"default": redis_settings}):
             yield client
-    finally:
-        server.terminate()
-        server.wait(10)
+        client.close()
 
 
 def test_on_redis_both_throttles_count_in_one_round_trip_and_hold(client, campaign, settings, redis_cache):

@@ -2,10 +2,12 @@
 by the Celery task's service into [platform-click2call], the message, the second party, the
 outcome decided by click2call.pbx from the legs, retries, call backs, a task that died."""
 
+import asyncio
 import datetime as dt
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from telephony import facade as telephony_facade
 from telephony.ami import AmiNotConnected
 from telephony.facade import facade
 from telephony.models import CallRecord
+from telephony.services import calls
 from telephony.services import originate as originate_services
 from telephony.services.originate import OriginateAlreadyClaimed
 from telephony.testing import wait_for
@@ -249,24 +252,64 @@ def test_a_task_that_died_after_the_claim_is_redelivered_and_rings_once(make_cam
     assert len(responses) == 1
 
 
-def test_a_task_that_died_between_the_record_claim_and_the_send_rings_once(make_campaign, pbx, monkeypatch):
+def test_a_task_that_died_before_its_claim_committed_is_redelivered_and_rings_once(
+    make_campaign, pbx, monkeypatch
+):
     request = request_for(make_campaign(), VISITOR_WAITS)
+    claim = originate_services.call_record_claim
 
     def killed(**kwargs):
-        raise RuntimeError("worker killed")
+        with transaction.atomic():
+            claim(**kwargs)
+            raise RuntimeError("worker killed")  # before the commit: the claim is rolled back
 
     with monkeypatch.context() as patch:
-        patch.setattr(originate_services, "call_record_send", killed)
+        patch.setattr(originate_services, "call_record_claim", killed)
         with pytest.raises(RuntimeError):
             dial_attempt(request.pk)
     attempt = request.attempts.get()
-    assert attempt.status == "claimed"
-    assert CallRecord.objects.get(uniqueid=attempt.channel_id).state == "claimed"
-    dial_attempt(request.pk)  # the redelivery sends the claim
+    assert attempt.status == "claimed" and not CallRecord.objects.exists()
+    dial_attempt(request.pk)  # the redelivery claims and sends
     assert settled(request).status == "COMPLETED"
     dial_attempt(request.pk)  # late duplicate: nothing left to send
     assert len([e for e in pbx.heard if e.get("Uniqueid") == attempt.channel_id]) == 1
     assert CallRecord.objects.filter(app_ref=attempt.app_ref, parent=None).count() == 1
+
+
+def test_a_task_that_died_after_its_claim_committed_but_before_the_originate_left_rings_once_later(
+    make_campaign, pbx, server, monkeypatch
+):
+    """The claim and its sent mark are one commit: a task killed right after it leaves a record
+    `sent` whose Originate never left. The redelivery sends nothing (it cannot tell that record from
+    a ringing one); the pbx process's reconcile, the PBX not listing the channel past the grace,
+    ends it, and the request's next try rings the visitor, once."""
+    request = request_for(make_campaign(redial_count=1, redial_pause=10), VISITOR_WAITS)
+
+    def killed(self, server, action):
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(telephony_facade.PbxFacade, "_send", killed)
+        with pytest.raises(RuntimeError):
+            dial_attempt(request.pk)
+    first = request.attempts.get()
+    record = CallRecord.objects.get(uniqueid=first.channel_id)
+    assert (first.status, record.state) == ("claimed", "sent")
+    dial_attempt(request.pk)  # the redelivery: OriginateAlreadyClaimed, nothing sent
+    assert (CallRecord.objects.get(pk=record.pk).state, request.attempts.count()) == ("sent", 1)
+    past_grace = timezone.now() - calls.ORIGINATE_GRACE - dt.timedelta(seconds=1)
+    CallRecord.objects.filter(pk=record.pk).update(updated_at=past_grace)
+    link = pbx.link(server)
+    asyncio.run_coroutine_threadsafe(link._reconcile(), pbx.loop).result(15)  # its minute's round
+    request = settled(request)
+    first.refresh_from_db()
+    assert (first.status, request.status, request.tries) == ("FAILED_USER", "PENDING", 1)
+    make_due(request)
+    dial_attempt(request.pk)
+    assert settled(request).status == "COMPLETED"
+    second = request.attempts.get(seq=2)
+    rung = [e.get("Uniqueid") for e in pbx.heard]
+    assert (rung.count(first.channel_id), rung.count(second.channel_id)) == (0, 1)
 
 
 def test_a_campaign_without_operators_fails_calling_to_company_without_ringing_the_visitor(make_campaign):

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from pbxsim.tracefile import ami_events
+from telephony import handle
 from telephony.models import CallRecord
 from telephony.services import calls, originate
 from tests.factories import CompanyFactory
@@ -187,6 +188,43 @@ def test_an_originate_the_pbx_never_got_is_claimed_again():
     originate.call_record_unsent(record_id=record.pk)
     record.refresh_from_db()
     assert (record.state, record.ended_at) == ("claimed", None)
+
+
+def test_a_claim_made_sent_is_one_insert_and_a_second_sender_is_refused(django_assert_num_queries):
+    server, company = PbxServerFactory(), CompanyFactory()
+    call = {"server": server, "uniqueid": "one-1", "company": company, "app": "click2call", "sent": True}
+    # The read, the INSERT (one commit outside a test: here the test's transaction adds a savepoint).
+    with django_assert_num_queries(4):
+        record = originate.call_record_claim(**call)
+    assert CallRecord.objects.get(pk=record.pk).state == record.state == "sent"
+    with pytest.raises(originate.OriginateAlreadyClaimed) as refused:
+        originate.call_record_claim(**call)
+    assert refused.value.record.pk == record.pk and refused.value.record.state == "sent"
+
+
+def test_a_claim_made_earlier_is_marked_sent_by_the_sending_claim_once():
+    """A queue's offer claims its agent's leg in its own transaction; the Originate's claim sends it."""
+    server, company = PbxServerFactory(), CompanyFactory()
+    earlier = claim(server, company, send=False)
+    call = {"server": server, "uniqueid": earlier.uniqueid, "company": company, "app": "queues", "sent": True}
+    sent = originate.call_record_claim(**call)
+    assert sent.pk == earlier.pk and CallRecord.objects.get(pk=sent.pk).state == sent.state == "sent"
+    with pytest.raises(originate.OriginateAlreadyClaimed):
+        originate.call_record_claim(**call)
+
+
+def test_the_originate_flow_writes_once_before_the_originate_goes_out():
+    server = PbxServerFactory()
+    flow = handle.originate_flow(
+        handle.OriginateRequest(server=server, channel_id="once-1", channel="Local/1@phones", context="c")
+    )
+    steps = [next(flow)]
+    record = steps[0].function(**steps[0].kwargs)
+    steps.append(flow.send(record))
+    assert [type(step).__name__ for step in steps] == ["Db", "Send"]
+    assert steps[0].function is originate.call_record_claim and steps[0].kwargs["sent"] is True
+    assert steps[1].action["ChannelId"] == "once-1"
+    assert CallRecord.objects.get(uniqueid="once-1").state == "sent"
 
 
 def backdate(record, seconds):
