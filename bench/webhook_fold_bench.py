@@ -68,12 +68,12 @@ TRACE = "click2call-completed"
 CLAIMED = "call-1-1"  # the ChannelId the platform gave the recorded Originate
 
 
-def per_delivery(deliveries):
+def per_delivery(delivery_ids):
     """The publish before issue 26, kept here to be measured against."""
     from telephony.tasks import deliver_webhook
 
-    for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk), robust=True)
+    for pk in delivery_ids:
+        transaction.on_commit(lambda pk=pk: deliver_webhook.delay(pk), robust=True)
 
 
 def one_round(server, company, prefix, count, batch, base):
