@@ -97,34 +97,26 @@ class Rows:
             return [list(row) for row in rows]
         return [[adapt(value) for adapt, value in zip(self.adapters, row, strict=True)] for row in rows]
 
-    def _chunks(self, rows: list, per_row: int):
-        size = max(1, _max_params() // per_row)
-        for start in range(0, len(rows), size):
-            yield rows[start : start + size]
-
-    def insert(
-        self, rows: list[list], *, ignore_conflicts: bool = False, returning: str | None = None
-    ) -> list:
-        """INSERT the adapted rows, one statement per chunk; the `returning` column's values, in
-        the rows' order, when asked (the rows an ignored conflict skipped have none)."""
+    def insert(self, rows: list[list], *, ignore_conflicts: bool = False, returning: str = "") -> list:
+        """INSERT the adapted rows in one statement (one per chunk past SQLite's parameters); the
+        `returning` column's values when asked (none for the rows an ignored conflict skipped)."""
+        if not rows:
+            return []
+        tail = (" ON CONFLICT DO NOTHING" if ignore_conflicts else "") + (
+            f" RETURNING {connection.ops.quote_name(returning)}" if returning else ""
+        )
+        head = f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
         returned = []
-        place = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
         with connection.cursor() as cursor:
-            for chunk in self._chunks(rows, len(self.columns)):
-                sql = (
-                    f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES "
-                    + ", ".join([place] * len(chunk))
-                    + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
-                    + (f" RETURNING {connection.ops.quote_name(returning)}" if returning else "")
-                )
-                cursor.execute(sql, [value for row in chunk for value in row])
+            for sql, params in self._statements(rows, head, tail, self.fields):
+                cursor.execute(sql, params)
                 if returning:
                     returned += [row[0] for row in cursor.fetchall()]
         return returned
 
     def update(self, rows: list[list], *, key: str = "id"):
-        """UPDATE the rows whose `key` is each row's first value with the rest, one statement per
-        chunk: `WITH v AS (VALUES ...) UPDATE ... FROM v`."""
+        """UPDATE the rows whose `key` is each row's first value with the rest, in one statement
+        (one per chunk past SQLite's parameters): UPDATE ... FROM the rows as a table."""
         if not rows:
             return
         quote = connection.ops.quote_name
@@ -135,20 +127,39 @@ class Rows:
             with connection.cursor() as cursor:
                 cursor.executemany(sql, [[*row[1:], row[0]] for row in rows])
             return
-        if connection.vendor == "postgresql":
-            # The VALUES' columns are typed by their literals (text, or unknown when all NULL).
-            sets = [f"{c} = v.{c}::{_pg_type(f)}" for c, f in zip(self.columns, self.fields, strict=True)]
-        else:
-            sets = [f"{c} = v.{c}" for c in self.columns]
-        place = "(" + ", ".join(["%s"] * len(names)) + ")"
+        sets = ", ".join(f"{c} = v.{c}" for c in self.columns)
+        where = f"WHERE {self.table}.{names[0]} = v.{names[0]}"
+        fields = [self.model._meta.get_field(key), *self.fields]
         with connection.cursor() as cursor:
-            for chunk in self._chunks(rows, len(names)):
-                sql = (
-                    f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([place] * len(chunk))}) "
-                    f"UPDATE {self.table} SET {', '.join(sets)} FROM v "
-                    f"WHERE {self.table}.{names[0]} = v.{names[0]}"
-                )
-                cursor.execute(sql, [value for row in chunk for value in row])
+            for sql, params in self._statements(
+                rows, f"UPDATE {self.table} SET {sets} FROM ", where, fields, names
+            ):
+                cursor.execute(sql, params)
+
+    def _statements(self, rows: list[list], head: str, tail: str, fields: list, names: list | None = None):
+        """(sql, params) of `head` <the rows as a table> `tail`. PostgreSQL: unnest() of one typed
+        array a column, so a statement has as many parameters as columns (psycopg parses a query
+        of thousands of placeholders anew each time: 8 µs each, more than the write). SQLite: VALUES,
+        one statement per chunk of its parameter limit."""
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{_pg_type(f)}[]" for f in fields)
+            table = f"unnest({arrays})" + (f" AS v ({', '.join(names)}) " if names else " ")
+            yield (
+                f"{head}{'' if names else 'SELECT * FROM '}{table}{tail}",
+                [list(c) for c in zip(*rows, strict=True)],
+            )
+            return
+        place = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        size = max(1, _max_params() // len(fields))
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            values = f"(VALUES {', '.join([place] * len(chunk))})"
+            # SQLite names a VALUES table's columns column1, column2...: a CTE names them.
+            if names:
+                sql = f"WITH v ({', '.join(names)}) AS {values} {head}v {tail}"
+            else:
+                sql = f"{head}{values[1:-1]}{tail}"
+            yield sql, [value for row in chunk for value in row]
 
     def select(self, where: str, params: Sequence, *, lock: bool = False) -> list[models.Model]:
         """Instances of the rows matching `where` (SQL over this table's columns), with the fields
