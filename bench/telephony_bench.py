@@ -476,6 +476,9 @@ def main():
     parser.add_argument("--seconds", type=float, help="length of each replay")
     parser.add_argument("--burst", type=int, default=600, help="calls at once on pbxsim")
     parser.add_argument("--stream-calls", type=int, help="calls in the replayed Asterisk stream")
+    parser.add_argument(
+        "--stream-only", action="store_true", help="only the replayed stream's rows (the fold's own speed)"
+    )
     parser.add_argument("--queue-rounds", type=int, help="measured callers per caller count (queues)")
     parser.add_argument("--banner-seconds", type=float, help="length of one banner/bare round")
     args = parser.parse_args()
@@ -523,6 +526,8 @@ def main():
                     time.sleep(SETTLE_SECONDS)
                     idle = rss_mib(child.process.pid)
                     fold_stream(table, child, server, company, stream_calls, rounds, tmp)
+                    if args.stream_only:
+                        return
                     fold_burst(table, bare, child, args.burst)
                     call_event_latency(table, child, args.rates, seconds)
                     round_trips(table, bare, facade, child, server, rounds, per_round)
