@@ -121,7 +121,9 @@ def main():
     args = parser.parse_args()
 
     sqlite = connection.vendor == "sqlite"
-    connection.settings_dict["TEST"]["NAME"] = str(TMP / "bench.sqlite3") if sqlite else "bench_webhooks"
+    # A name of its own: another bench on the same PostgreSQL keeps its database.
+    name = str(TMP / "bench.sqlite3") if sqlite else f"bench_webhooks_{os.getpid()}"
+    connection.settings_dict["TEST"]["NAME"] = name
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     published = []
     before_task_publish.connect(lambda sender=None, **kwargs: published.append(sender), weak=False)
