@@ -7,7 +7,8 @@ Here a statement's text is built once per shape, values are adapted per column o
 database needs it (a time on SQLite, JSON), and rows read are made into instances directly.
 
 One statement per batch and table, on PostgreSQL and SQLite alike (3.33+ for UPDATE ... FROM,
-3.35+ for RETURNING; an older SQLite gets the ORM's way for those two, Django 5.2 asks 3.31).
+3.35+ for RETURNING; Django 5.2 runs on 3.31, where an UPDATE goes a row at a time in one
+executemany and webhooks.py inserts deliveries with bulk_create).
 """
 
 import functools
@@ -18,16 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from django.db import connection, models
 from django.db.models.base import ModelState
 
-# A batch past a database's limit on a statement's parameters is cut into statements of this many.
-_POSTGRESQL_MAX_PARAMS = 65535  # the wire protocol's, should binding be server-side
-
 
 def _max_params() -> int:
-    if connection.vendor == "sqlite":
-        connection.ensure_connection()
-        # SQLite's own limit (32,766 since 3.32), not Django's conservative 999.
-        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return _POSTGRESQL_MAX_PARAMS
+    """SQLite's limit on a statement's parameters (32,766 since 3.32), not Django's cautious 999:
+    a batch past it is cut into statements of as many rows as it allows."""
+    connection.ensure_connection()
+    return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 def _identity(value):
