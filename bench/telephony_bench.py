@@ -3,6 +3,7 @@
     make bench                                  # --quick (BENCH_QUICK=1), SQLite, a few minutes
     DEBUG=1 .venv/bin/python bench/telephony_bench.py [--quick] [--profile]
     DATABASE_URL=postgres://... DEBUG=1 .venv/bin/python bench/telephony_bench.py
+    DEBUG=1 .venv/bin/python bench/telephony_bench.py --stream-only   # the replayed stream's rows only
 
 Creates a throw-away database (Django's test database), starts `manage.py pbxsim` and
 the pbx process (bench/pbx_child.py: the real PbxProcess with a tiny app) as their own
