@@ -3,6 +3,7 @@
     make bench                                  # --quick (BENCH_QUICK=1), SQLite, a few minutes
     DEBUG=1 .venv/bin/python bench/telephony_bench.py [--quick] [--profile]
     DATABASE_URL=postgres://... DEBUG=1 .venv/bin/python bench/telephony_bench.py
+    DEBUG=1 .venv/bin/python bench/telephony_bench.py --stream-only   # the replayed stream's rows only
 
 Creates a throw-away database (Django's test database), starts `manage.py pbxsim` and
 the pbx process (bench/pbx_child.py: the real PbxProcess with a tiny app) as their own
@@ -476,6 +477,9 @@ def main():
     parser.add_argument("--seconds", type=float, help="length of each replay")
     parser.add_argument("--burst", type=int, default=600, help="calls at once on pbxsim")
     parser.add_argument("--stream-calls", type=int, help="calls in the replayed Asterisk stream")
+    parser.add_argument(
+        "--stream-only", action="store_true", help="only the replayed stream's rows (the fold's own speed)"
+    )
     parser.add_argument("--queue-rounds", type=int, help="measured callers per caller count (queues)")
     parser.add_argument("--banner-seconds", type=float, help="length of one banner/bare round")
     parser.add_argument(
@@ -527,6 +531,8 @@ def main():
                     idle = rss_mib(child.process.pid)
                     if args.only != "originate":
                         fold_stream(table, child, server, company, stream_calls, rounds, tmp)
+                        if args.stream_only:
+                            return
                         fold_burst(table, bare, child, args.burst)
                         call_event_latency(table, child, args.rates, seconds)
                     round_trips(table, bare, facade, child, server, rounds, per_round)

@@ -7,6 +7,7 @@ app sees what the database holds, and a webhook delivery carries the same.
 
 import dataclasses
 import datetime as dt
+import operator
 
 from telephony.models import CallRecord
 
@@ -39,10 +40,11 @@ class CallSnapshot:
 
     @classmethod
     def of(cls, record: CallRecord) -> "CallSnapshot":
-        return cls(**{field.name: getattr(record, field.name) for field in _SNAPSHOT_FIELDS})
+        return cls(*_snapshot_values(record))
 
 
-_SNAPSHOT_FIELDS = dataclasses.fields(CallSnapshot)
+# The fields' values in their order: one C call, not a getattr each (the fold makes thousands).
+_snapshot_values = operator.attrgetter(*(field.name for field in dataclasses.fields(CallSnapshot)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,6 @@ Every change of a record's times, outcome and state goes through
 telephony.transitions; this module maps AMI events onto its steps.
 """
 
-import copy
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from telephony.events import (
     OriginateResult,
 )
 from telephony.models import CallRecord
+from telephony.rows import rows_of
 from telephony.services.originate import originate_outcomes_notify
 from telephony.services.servers import Lease, ami_source, pbx_server_lease_check
 from telephony.services.webhooks import webhook_deliveries_create
@@ -89,6 +89,10 @@ _FIELDS = [
     "hangup_cause_text",
     "outcome_guessed",
 ]
+_ATTNAMES = [CallRecord._meta.get_field(name).attname for name in _FIELDS]
+# Every column: a record the fold reads is whole (snapshots and apps see all of it).
+_ALL_FIELDS = [f.name for f in CallRecord._meta.concrete_fields]
+_NEW_FIELDS = [name for name in _ALL_FIELDS if name != "id"]
 
 
 def call_record_adopt(
@@ -275,7 +279,9 @@ def _cdr(record: CallRecord, event: dict, when: dt.datetime):
 
 def _snapshot(record: CallRecord) -> CallSnapshot:
     """The record as the batch's end would settle it, were this its last event."""
-    settled = copy.copy(record)
+    # A shallow copy of its values only: copy.copy() pickles a model instance's whole state.
+    settled = CallRecord.__new__(CallRecord)
+    settled.__dict__.update(record.__dict__)
     transitions.settle(settled)
     return CallSnapshot.of(settled)
 
@@ -285,23 +291,49 @@ def _marks(record: CallRecord) -> tuple:
 
 
 def _state(record: CallRecord) -> tuple:
-    return tuple(getattr(record, CallRecord._meta.get_field(name).attname) for name in _FIELDS)
+    values = record.__dict__
+    return tuple(values[name] for name in _ATTNAMES)
 
 
 def _write(records: list[CallRecord]):
-    """One UPDATE per record, sent with executemany: bulk_update's CASE expressions cost
-    more to build than the writes themselves on this hot path."""
+    """The records' folded fields, in one UPDATE ... FROM (VALUES ...) per batch (telephony.rows):
+    bulk_update's CASE expressions, or an UPDATE a record with each value prepared by its field,
+    cost more than the writes themselves on this hot path."""
     if not records:
         return
-    fields = [CallRecord._meta.get_field(name) for name in [*_FIELDS, "updated_at"]]
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(CallRecord._meta.db_table)} SET "
-        f"{', '.join(f'{quote(f.column)} = %s' for f in fields)} WHERE {quote('id')} = %s"
-    )
-    rows = [[f.get_db_prep_save(getattr(r, f.attname), connection) for f in fields] + [r.pk] for r in records]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    rows = rows_of(CallRecord, [*_FIELDS, "updated_at"])
+    rows.update([[r.pk, *row] for r, row in zip(records, rows.values(records), strict=True)])
+
+
+def _records_create(*, source: str, server_id: int, uniqueids: set[str]):
+    """A record for each leg that has none yet, in one INSERT ... ON CONFLICT DO NOTHING: its
+    fields' defaults, the leg's ids, its server."""
+    if not uniqueids:
+        return
+    defaults = {f.name: f.get_default() for f in CallRecord._meta.concrete_fields}
+    defaults.update(source=source, server=server_id, updated_at=timezone.now())
+    template = [defaults[name] for name in _NEW_FIELDS]
+    uid, link = _NEW_FIELDS.index("uniqueid"), _NEW_FIELDS.index("linkedid")
+    new = []
+    for uniqueid in sorted(uniqueids):  # one order for every writer: no two inserts wait on each other
+        row = template.copy()
+        row[uid] = row[link] = uniqueid
+        new.append(row)
+    rows = rows_of(CallRecord, _NEW_FIELDS)
+    rows.insert(rows.adapt(new), ignore_conflicts=True)
+
+
+def _records_locked(where: str, params: list) -> list[CallRecord]:
+    """The records matching `where` (SQL over their columns), whole, locked for the transaction."""
+    return rows_of(CallRecord, _ALL_FIELDS).select(where, params, lock=True)
+
+
+_SOURCE, _STATE = connection.ops.quote_name("source"), connection.ops.quote_name("state")
+
+
+def _in(column: str, values) -> tuple[str, list]:
+    values = list(values)
+    return f"{connection.ops.quote_name(column)} IN ({', '.join(['%s'] * len(values))})", values
 
 
 def _bridge(record: CallRecord, when: dt.datetime, records: dict, uid: str) -> list[CallEvent]:
@@ -354,19 +386,12 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
     related.discard(None)
     bridges = {e.get("BridgeUniqueid") for _, _, e in legs if e.get("Event") == "BridgeEnter"}
     bridges.discard(None)
-    CallRecord.objects.bulk_create(
-        [
-            CallRecord(source=source, server_id=server_id, uniqueid=uid, linkedid=uid)
-            for uid in uniqueids - halves
-        ],
-        ignore_conflicts=True,
-    )
-    query = Q(uniqueid__in=related)
+    _records_create(source=source, server_id=server_id, uniqueids=uniqueids - halves)
+    ids, params = _in("uniqueid", related)
     if bridges:
-        query |= Q(bridge_id__in=bridges) & ~Q(state=State.ENDED)
-    records = {
-        r.uniqueid: r for r in CallRecord.objects.select_for_update().filter(query, source=source).order_by()
-    }
+        in_bridges, more = _in("bridge_id", bridges)
+        ids, params = f"{ids} OR ({in_bridges} AND {_STATE} <> %s)", [*params, *more, State.ENDED]
+    records = {r.uniqueid: r for r in _records_locked(f"{_SOURCE} = %s AND ({ids})", [source, *params])}
     legs = [(uid, channel, event) for uid, channel, event in legs if uid in records]
     unstarted = {uid for uid, _, _ in legs if uid in halves and records[uid].started_at is None}
     if unstarted:
@@ -376,9 +401,10 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
             records[uid].linkedid for uid in unstarted
         }
         links -= {None, ""}
-        for partner in CallRecord.objects.select_for_update().filter(
-            source=source, linkedid__in=links, channel__in=pairs
-        ):
+        in_links, params = _in("linkedid", links)
+        in_pairs, more = _in("channel", pairs)
+        where = f"{_SOURCE} = %s AND {in_links} AND {in_pairs}"
+        for partner in _records_locked(where, [source, *params, *more]) if links else []:
             records.setdefault(partner.uniqueid, partner)
     before = {uid: _state(r) for uid, r in records.items()}
     typed: list[CallEvent] = []
