@@ -88,10 +88,12 @@ def test_one_statement_per_table_whatever_the_size_of_the_batch(django_assert_nu
     server, company = PbxServerFactory(), CompanyFactory(webhook_url=HOOK)
     one, many = claimed_calls(server, company, 1, "one"), claimed_calls(server, company, 40, "many")
     # The placeholders' INSERT, the records' SELECT, their UPDATE, the webhook companies' SELECT,
-    # the deliveries' INSERT, inside the batch's transaction (a savepoint under the test's).
-    with django_assert_num_queries(7):
+    # the deliveries' INSERT, inside the batch's transaction (a savepoint under the test's); on
+    # PostgreSQL one pg_notify more for the Originate outcomes a facade may wait for.
+    statements = 8 if connection.vendor == "postgresql" else 7
+    with django_assert_num_queries(statements):
         calls.call_events_fold(server_id=server.pk, events=one)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(statements):
         calls.call_events_fold(server_id=server.pk, events=many)
     assert WebhookDelivery.objects.filter(company=company).count() == 41 * 6
 
