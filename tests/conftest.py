@@ -28,6 +28,11 @@ def pytest_xdist_setupnodes(config, specs):
             spec.env["REDIS_URL"] = _worker_redis_url(redis_url, index)
 
 
+def pytest_collection_modifyitems(items):
+    # Under `pytest -n`, a long test handed out last keeps its worker busy after the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def _worker_redis_url(url, index):
     parts = urlsplit(url)
     database = int(parts.path.strip("/") or 0) + 1 + index

@@ -43,6 +43,7 @@ def test_demo_data_adds_a_demo_card_it_prints(settings, tmp_path, capsys):
     assert f"SendDTMF({demo.CARD_ID}#" in phones and f"SendDTMF({demo.PIN}#" in phones
 
 
+@pytest.mark.long
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_holder_dials_in_talks_and_is_billed(tmp_path):
     agi_port = free_port()
