@@ -41,13 +41,18 @@ run-env:
 	@printf '# Written by make run for the manage.py commands run beside it; the environment wins,\n# and a SECRET_KEY in the environment (a deployment) ignores this file.\nDEBUG=%s\nDEMO_PORT_BASE=%s\n' "$$DEBUG" "$(DEMO_PORT_BASE)" >$(RUN_VAR_DIR)/make-run.env
 
 # Tests run on their own VAR_DIR, so a `make run` beside them keeps its broker and files.
+# TEST_WORKERS pytest-xdist processes, each with its own database, VAR_DIR and Redis database
+# (tests/conftest.py): more than the cores pays, most of the suite's time being waits on a
+# simulated PBX or a child process. Tests are handed out one at a time in collection order, the
+# ones marked long first (tests/conftest.py), so no worker is left with a long one at the end.
+TEST_WORKERS ?= 6
 test: export VAR_DIR := $(CURDIR)/var/test
 test: export DEBUG ?= 1
 test: $(VENV)/.dev-installed
 	./scripts/system-deps test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,7 @@
-"""Starting and stopping `manage.py pbxsim` as a subprocess, for any test that needs a PBX.
+"""Starting and stopping the simulator as a subprocess, for any test that needs a PBX.
+
+It runs as `python -m pbxsim`, `manage.py pbxsim` without Django's start-up: most end-to-end
+tests start one.
 
     with running_pbxsim(dialplans=[PHONES_DIALPLAN], time_scale=20) as pbx:
         ... connect to (pbx.host, pbx.port) ...
@@ -103,7 +106,7 @@ def _stop_with_parent():
 
 
 def _command(*args):
-    return [sys.executable, str(PROJECT_DIR / "manage.py"), "pbxsim", *args]
+    return [sys.executable, "-m", "pbxsim", *args]
 
 
 @functools.cache
@@ -119,7 +122,7 @@ def _supported_options():
         check=False,
     )
     if result.returncode != 0:
-        raise PbxsimError(f"`manage.py pbxsim --help` failed:\n{result.stdout}\n{result.stderr}")
+        raise PbxsimError(f"`python -m pbxsim --help` failed:\n{result.stdout}\n{result.stderr}")
     known = ("--monitor-dir", "--messages-file", "--message-technologies", "--originate-failure-order")
     return frozenset(option for option in known if option in result.stdout)
 

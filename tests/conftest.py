@@ -1,9 +1,47 @@
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 
 from tests.factories import CompanyFactory, UserFactory
+
+# Redis's default number of databases (redis.conf `databases`).
+REDIS_DATABASES = 16
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Under `pytest -n N`, each worker gets its own VAR_DIR and Redis database in its environment,
+    set before it loads Django's settings (and inherited by the processes its tests start).
+
+    VAR_DIR holds the broker's files, the cache, media, recordings and the SQLite database; a Redis
+    database holds the broker's queues and the cache, which every test clears (FLUSHDB). The test
+    database's name gets its own _gwN suffix from pytest-django.
+    """
+    redis_url = os.environ.get("REDIS_URL")
+    for index, spec in enumerate(specs):
+        # The gateways are named gw0, gw1... in this order: the folder is named after the worker.
+        spec.env["VAR_DIR"] = str(settings.VAR_DIR / "workers" / f"gw{index}")
+        if redis_url:
+            spec.env["REDIS_URL"] = _worker_redis_url(redis_url, index)
+
+
+def pytest_collection_modifyitems(items):
+    # Under `pytest -n`, a long test handed out last keeps its worker busy after the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+def _worker_redis_url(url, index):
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + 1 + index
+    if database >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"REDIS_URL {url}: worker {index} would need Redis database {database}; "
+            f"use fewer workers or a lower database number (Redis has {REDIS_DATABASES})"
+        )
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture

@@ -119,6 +119,7 @@ def api_credentials(transactional_db):
 
 # Schemathesis' own pytest loader (`schemathesis.pytest.from_fixture`) fails on pytest 9.2,
 # so each operation's strategy is driven by Hypothesis here.
+@pytest.mark.long
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_does_what_its_schema_says(live_server, api_credentials, mode, settings):
     # Schemathesis sends wrong credentials on purpose, many times: the login throttle (tested on its

@@ -40,6 +40,7 @@ def test_demo_data_adds_a_demo_card_it_prints(settings, tmp_path, capsys):
     assert f"SendDTMF({demo.CARD_ID}#" in phones and f"SendDTMF({demo.PIN}#" in phones
 
 
+@pytest.mark.long
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_holder_dials_in_talks_and_is_billed(tmp_path):
     with running_demo_pbx(tmp_path, time_scale=SCALE) as server:

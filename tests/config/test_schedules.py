@@ -75,6 +75,7 @@ def test_the_data_migration_creates_every_default():
     assert_the_defaults(installed())
 
 
+@pytest.mark.long
 def test_a_fresh_database_has_them_after_migrate(tmp_path):
     """What `make run` does on a fresh machine: migrate, then beat reads the schedules."""
     database = tmp_path / "fresh.sqlite3"

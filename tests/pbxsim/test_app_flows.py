@@ -286,6 +286,7 @@ def test_q_callback_key(demo):
     _check("q-callback-key", observer)
 
 
+@pytest.mark.long
 def test_q_announce(demo):
     sim, server, facade, observer = demo
     Queue.objects.filter(name="support").update(announce_position_every=10)

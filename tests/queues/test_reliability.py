@@ -17,6 +17,7 @@ CALLERS = 200
 
 # Ring-all rings every free agent for each caller and cancels all but one: with 10 agents that is
 # some 3,800 offers and cancellations for 200 callers, each a commit (minutes on CI's PostgreSQL).
+@pytest.mark.long
 @pytest.mark.parametrize(("strategy", "agents"), [("longest-idle-agent", 20), ("ring-all", 10)])
 def test_two_hundred_callers_are_each_served_once_and_no_agent_twice_at_a_time(
     queue, pbx, call_in, strategy, agents

@@ -105,6 +105,7 @@ def without(*names):
     return {name: value for name, value in os.environ.items() if name not in names}
 
 
+@pytest.mark.long
 def test_the_readme_commands_work_as_written_beside_make_run(demo_pbx, tmp_path):
     """A new user types `.venv/bin/python manage.py call 5551001` in a second terminal: no DEBUG,
     no SECRET_KEY in that shell, only what `make run` left behind."""
