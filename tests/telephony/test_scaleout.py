@@ -80,7 +80,9 @@ def recorded_once(placed: dict[str, PbxServer]):
     records = list(CallRecord.objects.filter(uniqueid__in=placed))
     assert len(records) == len(placed)
     assert {r.uniqueid: r.source for r in records} == {c: ami_source(s) for c, s in placed.items()}
-    assert {(r.disposition, r.billsec) for r in records} == {("ANSWERED", 2)}
+    assert {r.disposition for r in records} == {"ANSWERED"}
+    # The phone talks 2 s; a simulator starved of CPU (a loaded machine) may count a third second.
+    assert {r.billsec for r in records} <= {2, 3}
 
 
 def test_ten_servers_three_processes_each_call_once_and_a_killed_owner_taken_over(ten_servers, tmp_path):
