@@ -3,8 +3,9 @@
 The fold writes hundreds of call records and webhook deliveries a batch. Through the ORM each
 value of each row is prepared field by field (`get_db_prep_save`), each query compiled anew and
 each row read back through `Model.__init__`: most of the fold's time, more than the database's.
-Here a statement's text is built once per shape, values are adapted per column only where the
-database needs it (a time on SQLite, JSON), and rows read are made into instances directly.
+Here a statement's text is built once, the same for any number of rows, values are adapted per
+column only where the database needs it (a time on SQLite, JSON), and rows read are made into
+instances directly.
 
 One statement per batch and table, on PostgreSQL and SQLite alike (3.33+ for UPDATE ... FROM,
 3.35+ for RETURNING; Django 5.2 runs on 3.31, where an UPDATE goes a row at a time in one
@@ -18,13 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 
 from django.db import connection, models
 from django.db.models.base import ModelState
-
-
-def _max_params() -> int:
-    """SQLite's limit on a statement's parameters (32,766 since 3.32), not Django's cautious 999:
-    a batch past it is cut into statements of as many rows as it allows."""
-    connection.ensure_connection()
-    return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 def _identity(value):
@@ -56,6 +50,15 @@ def _pg_type(field: models.Field) -> str:
     if isinstance(field, models.CharField):
         return "text"
     return field.db_type(connection)
+
+
+def one_of(column: str, values: Iterable[str]) -> tuple[str, list]:
+    """SQL (and its one parameter) for a text `column` holding one of `values`, the same text
+    for any number of values (see Rows._statement): an array on PostgreSQL, JSON on SQLite."""
+    quoted = connection.ops.quote_name(column)
+    if connection.vendor == "postgresql":
+        return f"{quoted} = ANY(%s::text[])", [list(values)]
+    return f"{quoted} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
 
 
 def rows_of(model: type[models.Model], names: Sequence[str]) -> "Rows":
@@ -95,25 +98,21 @@ class Rows:
         return [[adapt(value) for adapt, value in zip(self.adapters, row, strict=True)] for row in rows]
 
     def insert(self, rows: list[list], *, ignore_conflicts: bool = False, returning: str = "") -> list:
-        """INSERT the adapted rows in one statement (one per chunk past SQLite's parameters); the
-        `returning` column's values when asked (none for the rows an ignored conflict skipped)."""
+        """INSERT the adapted rows in one statement; the `returning` column's values when asked
+        (none for the rows an ignored conflict skipped)."""
         if not rows:
             return []
         tail = (" ON CONFLICT DO NOTHING" if ignore_conflicts else "") + (
             f" RETURNING {connection.ops.quote_name(returning)}" if returning else ""
         )
         head = f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
-        returned = []
         with connection.cursor() as cursor:
-            for sql, params in self._statements(rows, head, tail, self.fields):
-                cursor.execute(sql, params)
-                if returning:
-                    returned += [row[0] for row in cursor.fetchall()]
-        return returned
+            cursor.execute(*self._statement(rows, head, tail, self.fields))
+            return [row[0] for row in cursor.fetchall()] if returning else []
 
     def update(self, rows: list[list], *, key: str = "id"):
-        """UPDATE the rows whose `key` is each row's first value with the rest, in one statement
-        (one per chunk past SQLite's parameters): UPDATE ... FROM the rows as a table."""
+        """UPDATE the rows whose `key` is each row's first value with the rest, in one statement:
+        UPDATE ... FROM the rows as a table."""
         if not rows:
             return
         quote = connection.ops.quote_name
@@ -128,35 +127,33 @@ class Rows:
         where = f"WHERE {self.table}.{names[0]} = v.{names[0]}"
         fields = [self.model._meta.get_field(key), *self.fields]
         with connection.cursor() as cursor:
-            for sql, params in self._statements(
-                rows, f"UPDATE {self.table} SET {sets} FROM ", where, fields, names
-            ):
-                cursor.execute(sql, params)
+            cursor.execute(
+                *self._statement(rows, f"UPDATE {self.table} SET {sets} FROM ", where, fields, names)
+            )
 
-    def _statements(self, rows: list[list], head: str, tail: str, fields: list, names: list | None = None):
-        """(sql, params) of `head` <the rows as a table> `tail`. PostgreSQL: unnest() of one typed
-        array a column, so a statement has as many parameters as columns (psycopg parses a query
-        of thousands of placeholders anew each time: 8 µs each, more than the write). SQLite: VALUES,
-        one statement per chunk of its parameter limit."""
+    def _statement(self, rows: list[list], head: str, tail: str, fields: list, names: list | None = None):
+        """(sql, params) of `head` <the rows as a table> `tail`, one statement whatever the number
+        of rows, its text the same for any batch. PostgreSQL: unnest() of one typed array a column
+        (psycopg parses a query of thousands of placeholders anew each time: 8 µs each, more than
+        the write). SQLite: json_each() of the rows as one JSON array. A VALUES list of a
+        placeholder a value made a new statement for each number of rows, and the sqlite3 module
+        keeps its last 128 statements compiled, per connection: the pbx process grew by 50 MiB."""
         if connection.vendor == "postgresql":
             arrays = ", ".join(f"%s::{_pg_type(f)}[]" for f in fields)
             table = f"unnest({arrays})" + (f" AS v ({', '.join(names)}) " if names else " ")
-            yield (
+            return (
                 f"{head}{'' if names else 'SELECT * FROM '}{table}{tail}",
                 [list(c) for c in zip(*rows, strict=True)],
             )
-            return
-        place = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        size = max(1, _max_params() // len(fields))
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
-            values = f"(VALUES {', '.join([place] * len(chunk))})"
-            # SQLite names a VALUES table's columns column1, column2...: a CTE names them.
-            if names:
-                sql = f"WITH v ({', '.join(names)}) AS {values} {head}v {tail}"
-            else:
-                sql = f"{head}{values[1:-1]}{tail}"
-            yield sql, [value for row in chunk for value in row]
+        columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(fields)))
+        table = f"SELECT {columns} FROM json_each(%s)"
+        if names:
+            sql = f"WITH v ({', '.join(names)}) AS ({table}) {head}v {tail}"
+        else:
+            # WHERE true: an INSERT ... SELECT before ON CONFLICT needs a WHERE, or SQLite reads the
+            # ON as a join's.
+            sql = f"{head}{table} WHERE true{tail}"
+        return sql, [json.dumps(rows)]
 
     def select(self, where: str, params: Sequence, *, lock: bool = False) -> list[models.Model]:
         """Instances of the rows matching `where` (SQL over this table's columns), with the fields

@@ -24,7 +24,7 @@ from telephony.events import (
     OriginateResult,
 )
 from telephony.models import CallRecord
-from telephony.rows import rows_of
+from telephony.rows import one_of, rows_of
 from telephony.services.originate import originate_outcomes_notify
 from telephony.services.servers import Lease, ami_source, pbx_server_lease_check
 from telephony.services.webhooks import webhook_deliveries_create
@@ -331,11 +331,6 @@ def _records_locked(where: str, params: list) -> list[CallRecord]:
 _SOURCE, _STATE = connection.ops.quote_name("source"), connection.ops.quote_name("state")
 
 
-def _in(column: str, values) -> tuple[str, list]:
-    values = list(values)
-    return f"{connection.ops.quote_name(column)} IN ({', '.join(['%s'] * len(values))})", values
-
-
 def _bridge(record: CallRecord, when: dt.datetime, records: dict, uid: str) -> list[CallEvent]:
     """A leg entered a bridge: it is bridged with every open leg already there."""
     others = [
@@ -387,9 +382,9 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
     bridges = {e.get("BridgeUniqueid") for _, _, e in legs if e.get("Event") == "BridgeEnter"}
     bridges.discard(None)
     _records_create(source=source, server_id=server_id, uniqueids=uniqueids - halves)
-    ids, params = _in("uniqueid", related)
+    ids, params = one_of("uniqueid", related)
     if bridges:
-        in_bridges, more = _in("bridge_id", bridges)
+        in_bridges, more = one_of("bridge_id", bridges)
         ids, params = f"{ids} OR ({in_bridges} AND {_STATE} <> %s)", [*params, *more, State.ENDED]
     records = {r.uniqueid: r for r in _records_locked(f"{_SOURCE} = %s AND ({ids})", [source, *params])}
     legs = [(uid, channel, event) for uid, channel, event in legs if uid in records]
@@ -401,8 +396,8 @@ def call_events_fold(*, server_id: int, events: list[dict], lease: Lease | None 
             records[uid].linkedid for uid in unstarted
         }
         links -= {None, ""}
-        in_links, params = _in("linkedid", links)
-        in_pairs, more = _in("channel", pairs)
+        in_links, params = one_of("linkedid", links)
+        in_pairs, more = one_of("channel", pairs)
         where = f"{_SOURCE} = %s AND {in_links} AND {in_pairs}"
         for partner in _records_locked(where, [source, *params, *more]) if links else []:
             records.setdefault(partner.uniqueid, partner)

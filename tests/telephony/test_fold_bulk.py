@@ -3,13 +3,13 @@ and nothing the fold promised lost on the way: the records' ids, every value as 
 a webhook delivery per transition built from its snapshot, calls seen twice, two servers at once."""
 
 import datetime as dt
+import re
 import threading
 
 import pytest
 from django.db import connection, connections, transaction
 
 from pbxsim.tracefile import ami_events
-from telephony import rows as rows_module
 from telephony.events import CallEnded, CallSnapshot, CallStarted, OriginateResult
 from telephony.models import CallRecord, WebhookDelivery
 from telephony.rows import rows_of
@@ -161,14 +161,28 @@ def test_values_come_back_as_the_orm_wrote_them():
     assert typed[-1].record == CallSnapshot.of(record)
 
 
-def test_a_batch_past_the_databases_parameter_limit_is_written_whole(monkeypatch):
-    """SQLite limits a statement's parameters: the rows go in as many statements as it takes."""
-    monkeypatch.setattr(rows_module, "_max_params", lambda: 50)
+def test_a_batch_is_written_in_statements_of_the_same_text_whatever_its_size():
+    """The database keeps statements compiled by their text (the sqlite3 module its last 128 per
+    connection): a text for each batch size kept 50 MiB of them in the pbx process."""
     server, company = PbxServerFactory(), CompanyFactory(webhook_url=HOOK)
-    events = claimed_calls(server, company, 5)
-    calls.call_events_fold(server_id=server.pk, events=events)
-    assert CallRecord.objects.filter(server=server, ended_at__isnull=False).count() == 10
-    assert WebhookDelivery.objects.filter(company=company).count() == 5 * 6
+
+    def statements(count, prefix):
+        texts = []
+
+        def seen(execute, sql, params, many, context):
+            texts.append(re.sub(r'SAVEPOINT "\w+"', "SAVEPOINT", sql))  # Django names each anew
+            return execute(sql, params, many, context)
+
+        events = claimed_calls(server, company, count, prefix)
+        with connection.execute_wrapper(seen):
+            calls.call_events_fold(server_id=server.pk, events=events)
+        return texts
+
+    one, many = statements(1, "one"), statements(40, "many")
+    assert set(many) == set(one)
+    assert len(many) == len(one)  # one statement a batch, not one a chunk of rows
+    assert CallRecord.objects.filter(server=server, ended_at__isnull=False).count() == 2 * 41
+    assert WebhookDelivery.objects.filter(company=company).count() == 41 * 6
 
 
 def test_a_value_too_long_for_its_column_is_refused_not_cut():
