@@ -4,12 +4,12 @@ A user reaches only their own company's pages; any other slug, and any object
 of another company, is a 404 (never a 403, which would confirm it exists).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
+from django.utils.module_loading import import_string
 
 
 def company_view(view):
@@ -32,17 +32,26 @@ class HomePanel:
     """A part of the portal's home page that an app contributes (accounts knows no app)."""
 
     template: str
-    context: Callable  # (request) -> dict, given to the template as `panel`
+    # The dotted path of a function (*, company, user) -> dict, given to the template as `panel`:
+    # imported when a page shows it, not by every process at setup (a report module imports the
+    # spreadsheet libraries).
+    context: str
 
 
 _home_panels: list[HomePanel] = []
 
 
-def home_panel_register(*, template: str, context: Callable):
+def home_panel_register(*, template: str, context: str):
     """Called from an app's AppConfig.ready(); panels show in the order the apps are installed."""
     if all(panel.template != template for panel in _home_panels):
         _home_panels.append(HomePanel(template, context))
 
 
 def home_panels(request) -> list[dict]:
-    return [{"template": panel.template, "context": panel.context(request)} for panel in _home_panels]
+    return [
+        {
+            "template": panel.template,
+            "context": import_string(panel.context)(company=request.company, user=request.user),
+        }
+        for panel in _home_panels
+    ]

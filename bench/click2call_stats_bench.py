@@ -187,7 +187,7 @@ def child(args) -> None:
     from django.test import Client
 
     from bench.click2call_services import bench_database_name
-    from click2call import stats
+    from config import periods
 
     settings.ALLOWED_HOSTS = ["*"]
     bench_database_name(connection, Path(tempfile.mkdtemp()))
@@ -201,7 +201,7 @@ def child(args) -> None:
         company, user = load(args.requests)
         client = Client()
         client.force_login(user)
-        today = stats.today(company)
+        today = periods.today(company)
         last_month = today.replace(day=1) - dt.timedelta(days=1)
         page = f"/portal/{company.slug}/click2call/stats/"
         cases = [
@@ -226,7 +226,7 @@ def child(args) -> None:
             ),
         ]
         for name, url, query in cases:
-            since, until = stats.day_bounds(company, *_period(company, query, today))
+            since, until = periods.day_bounds(company, *_period(company, query, today))
             in_period = company.c2c_requests.filter(created_at__gte=since, created_at__lt=until).count()
             # The whole year takes seconds a round: a few rounds say enough.
             rounds = args.rounds if "year" not in name else min(args.rounds, 3)

@@ -10,12 +10,11 @@ class CallcardsConfig(AppConfig):
         from accounts.signals import demo_data_loading
         from callcards import receivers
         from callcards.demo import load_demo_callcards
-        from callcards.selectors import home_panel
         from queues.signals import queue_call_disposed
 
         queue_call_disposed.connect(receivers.queue_call_disposed, dispatch_uid="callcards-disposition")
         demo_data_loading.connect(load_demo_callcards, dispatch_uid="callcards-demo")
         home_panel_register(
             template="callcards/home_panel.html",
-            context=lambda request: home_panel(company=request.company, user=request.user),
+            context="callcards.selectors.home_panel",
         )

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Company
 from callcards.lifecycle import DIALABLE, LIVE, Status
 from callcards.models import CallcardSettings, Card, CardBatch, CardCall, CardEvent, LowBalanceAlert
-from queues.reports import day_bounds
+from config.periods import day_bounds
 
 BILLED = CardCall.State.BILLED
 # The order statuses are counted and drawn in: a card's life, then the dead ends.

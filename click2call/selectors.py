@@ -28,7 +28,7 @@ from click2call.models import (
     hash_secret_key,
 )
 from click2call.services.rating import leg_cost, rates_find
-from queues.reports import day_bounds
+from config.periods import day_bounds
 from telephony.models import CallRecord, PbxServer
 
 APP = "click2call"

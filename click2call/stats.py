@@ -23,7 +23,7 @@ from import_export import fields as export_fields
 
 from click2call.models import CallAttempt, CallRequest, Campaign
 from config.exports import ExportResource
-from config.periods import EARLIEST, LATEST, MAX_PERIOD_DAYS
+from config.periods import EARLIEST, LATEST, MAX_PERIOD_DAYS, day_bounds
 from telephony.models import CallRecord
 
 Status = CallRequest.Status
@@ -36,20 +36,6 @@ OUTCOME_WORDS = [
     ("failed_company", "FAILED CALLING TO COMPANY", Status.FAILED_COMPANY),
     ("open", "Still open", None),
 ]
-
-
-def today(company) -> dt.date:
-    return timezone.now().astimezone(company.tzinfo).date()
-
-
-def day_bounds(company, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """From `start`'s midnight to the midnight after `end`, in the company's time zone (a DST day
-    is 23 or 25 hours long, as its clocks say)."""
-    tz = company.tzinfo
-    return (
-        dt.datetime.combine(start, dt.time.min, tzinfo=tz),
-        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
-    )
 
 
 def period_problem(start: dt.date, end: dt.date) -> str | None:

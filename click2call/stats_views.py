@@ -9,10 +9,11 @@ from django.views.decorators.http import require_GET
 from accounts.portal import company_view
 from click2call import charts, forms, stats
 from config.exports import export_response
+from config.periods import today
 
 
 def _form(request):
-    return forms.StatsForm(request.GET, company=request.company, today=stats.today(request.company))
+    return forms.StatsForm(request.GET, company=request.company, today=today(request.company))
 
 
 @company_view

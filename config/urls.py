@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.forms import LoginForm
 
+# The ModelAdmins, before admin.site.urls lists them (config/lazy_admin.py).
+admin.autodiscover()
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:entry", permanent=False)),
     path("admin/", admin.site.urls),

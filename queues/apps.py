@@ -9,11 +9,10 @@ class QueuesConfig(AppConfig):
         from accounts.portal import home_panel_register
         from accounts.signals import demo_data_loading
         from queues.demo import load_demo_queues
-        from queues.reports import home_panel
 
         demo_data_loading.connect(load_demo_queues, dispatch_uid="queues-demo")
 
         home_panel_register(
             template="queues/home_panel.html",
-            context=lambda request: home_panel(company=request.company, user=request.user),
+            context="queues.reports.home_panel",
         )

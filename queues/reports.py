@@ -24,23 +24,11 @@ from import_export import fields as export_fields
 
 from accounts.models import Company
 from config.exports import ExportResource
+from config.periods import day_bounds, today
 from queues.models import Agent, Member, Offer, Queue, QueueEvent, Tier
 
 ANSWERED = Member.State.ANSWERED
 ABANDONED = Member.State.ABANDONED
-
-
-def day_bounds(company: Company, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """From `start`'s midnight to the midnight after `end`, in the company's time zone."""
-    tz = company.tzinfo
-    return (
-        dt.datetime.combine(start, dt.time.min, tzinfo=tz),
-        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
-    )
-
-
-def today(company: Company) -> dt.date:
-    return timezone.now().astimezone(company.tzinfo).date()
 
 
 def _seconds(duration: dt.timedelta | None) -> int | None:

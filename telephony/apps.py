@@ -9,10 +9,9 @@ class TelephonyConfig(AppConfig):
         from accounts.portal import home_panel_register
         from accounts.signals import demo_data_loading
         from telephony.demo import load_demo_pbx
-        from telephony.selectors import call_figures_for_company
 
         demo_data_loading.connect(load_demo_pbx, dispatch_uid="telephony-demo-pbx")
         home_panel_register(
             template="telephony/home_panel.html",
-            context=lambda request: {"figures": call_figures_for_company(company=request.company)},
+            context="telephony.selectors.home_panel",
         )

@@ -161,6 +161,11 @@ def call_figures_for_company(*, company, now: dt.datetime | None = None) -> dict
     return figures
 
 
+def home_panel(*, company, user) -> dict:
+    """The portal home page's telephony panel: the company's call figures."""
+    return {"figures": call_figures_for_company(company=company)}
+
+
 def webhook_deliveries_for_company(*, company):
     return WebhookDelivery.objects.filter(company=company).order_by("-created_at", "-id")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import Company
-from queues.reports import day_bounds
+from config.periods import day_bounds
 from tickets.models import SmsSettings, Technician, TicketCall, TicketHop, TicketLine, TicketMessage
 
 LIVE_CALL_STATES = (TicketCall.State.ANNOUNCING, TicketCall.State.HUNTING)

@@ -15,6 +15,7 @@ from click2call import stats
 from click2call.models import Campaign
 from config.filters import ListFilterSerializer
 from config.openapi import BAD_REQUEST
+from config.periods import today
 
 
 class C2CStatsQuerySerializer(ListFilterSerializer):
@@ -37,7 +38,7 @@ class C2CStatsQuerySerializer(ListFilterSerializer):
         return campaign
 
     def validate(self, data):
-        end = data.get("to") or stats.today(self.context["company"])
+        end = data.get("to") or today(self.context["company"])
         start = data.get("from") or end
         problem = stats.period_problem(start, end)
         if problem:
@@ -145,7 +146,7 @@ class CallStats(APIView):
         figures = stats.period_figures(
             company=company, start=start, end=end, campaign=campaign, points=points
         )
-        before = stats.previous_period(start, end, today=stats.today(company))
+        before = stats.previous_period(start, end, today=today(company))
         previous = stats.period_figures(company=company, start=before[0], end=before[1], campaign=campaign)
         body = {
             "campaign": campaign and campaign.pk,

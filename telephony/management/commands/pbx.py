@@ -12,11 +12,14 @@ from telephony.selectors import call_records_stale_open, pbx_server_is_up, pbx_s
 
 class Command(BaseCommand):
     help = "Run the pbx process: AMI sessions, call records, the apps and FastAGI (until SIGTERM)."
-    # Every check but the URL configuration's: checking it imports every view, the API and its
-    # schema (about 25 MiB held for the process's life) for a process that serves no URL.
-    # `manage.py check` and `migrate` at a deploy still check the URLs.
+    # Every check but the URL configuration's and the admin's: checking them imports every view,
+    # the API and its schema, every ModelAdmin and the spreadsheet libraries (about 50 MiB held for
+    # the process's life) for a process that serves no page. `manage.py check` and `migrate` at a
+    # deploy still check them.
     requires_system_checks = [
-        tag for name, tag in vars(Tags).items() if not name.startswith("_") and tag != Tags.urls
+        tag
+        for name, tag in vars(Tags).items()
+        if not name.startswith("_") and tag not in (Tags.urls, Tags.admin)
     ]
 
     def add_arguments(self, parser):
