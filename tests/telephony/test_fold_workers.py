@@ -127,6 +127,11 @@ def test_two_fold_workers_record_every_call_once_with_its_typed_events_in_order_
     assert not CallRecord.objects.filter(ended_at__isnull=True).exists()
     assert set(dialed.values_list("app", "company")) == {("tests", company.pk)}  # inherited across legs
     assert all(committed for _, committed in ear.heard), [e for e, c in ear.heard if not c]
+    # The legs that met in a bridge: on a loaded machine a caller may hang up (3 s after the answer)
+    # before the dialed party's answer, and its call tells no bridge.
+    bridged = set(originated.filter(bridged_at__isnull=False).values_list("uniqueid", flat=True))
+    bridged |= set(dialed.filter(bridged_at__isnull=False).values_list("uniqueid", flat=True))
+    assert bridged
     by_leg = {}
     for event, _ in ear.heard:
         by_leg.setdefault(event.record.uniqueid, []).append(type(event))
@@ -137,7 +142,8 @@ def test_two_fold_workers_record_every_call_once_with_its_typed_events_in_order_
         if OriginateResult in kinds:
             assert kinds.index(OriginateResult) < kinds.index(CallEnded), (uid, kinds)
         assert kinds.count(CallStarted) == 1 and kinds.count(CallEnded) == 1, (uid, kinds)
-        assert CallBridged in kinds, (uid, kinds)  # the two legs of each call, told by whichever share
+        # The two legs of each call, told by whichever share.
+        assert (CallBridged in kinds) == (uid in bridged), (uid, kinds)
 
 
 def test_a_fold_worker_killed_is_started_again_and_no_call_is_lost(server, facade, caplog):
