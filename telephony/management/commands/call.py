@@ -42,8 +42,9 @@ class Command(BaseCommand):
         except Company.DoesNotExist:
             raise CommandError(f"no company with slug {company!r}") from None
         channel_id = f"call-{uuid.uuid4().hex[:12]}"
-        try:
-            with quiet_ami_logs():
+        # Quiet until the sessions are closed: a reconnect attempt after the failure is noise too.
+        with quiet_ami_logs():
+            try:
                 outcome = facade.originate(
                     server=pbx_server,
                     channel_id=channel_id,
@@ -59,19 +60,19 @@ class Command(BaseCommand):
                     app="call",
                     wait=True,
                 )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        except OriginateOutcomeUnknown as exc:
-            raise CommandError(f"the call was placed, but its outcome never came: {exc}") from None
-        except AmiConnectionLost as exc:
-            # A one-shot command does not retry: a call it could not send is over, not pending.
-            call_record_give_up(server=pbx_server, uniqueid=channel_id, reason=str(exc))
-            where = f"{pbx_server.ami_host}:{pbx_server.ami_port}"
-            raise CommandError(f"cannot reach PBX server {pbx_server.name} at {where}: {exc}") from None
-        except AmiError as exc:
-            raise CommandError(f"PBX server {pbx_server.name} refused the call: {exc}") from None
-        finally:
-            facade.close()
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            except OriginateOutcomeUnknown as exc:
+                raise CommandError(f"the call was placed, but its outcome never came: {exc}") from None
+            except AmiConnectionLost as exc:
+                # A one-shot command does not retry: a call it could not send is over, not pending.
+                call_record_give_up(server=pbx_server, uniqueid=channel_id, reason=str(exc))
+                where = f"{pbx_server.ami_host}:{pbx_server.ami_port}"
+                raise CommandError(f"cannot reach PBX server {pbx_server.name} at {where}: {exc}") from None
+            except AmiError as exc:
+                raise CommandError(f"PBX server {pbx_server.name} refused the call: {exc}") from None
+            finally:
+                facade.close()
         calls = reverse("telephony:calls", kwargs={"company_slug": owner.slug})
         self.stdout.write(f"{number}: {outcome.outcome} (call {channel_id}, listed at {calls})")
 
