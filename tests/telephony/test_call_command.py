@@ -16,7 +16,7 @@ from accounts.models import Company, User
 from pbxsim.harness import free_port, running_pbxsim
 from telephony.demo import demo_globals_file
 from telephony.models import CallRecord, PbxServer
-from telephony.testing import database_url, pbx_process
+from telephony.testing import database_url, pbx_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +46,13 @@ def demo_pbx(demo):
     ) as sim:
         PbxServer.objects.filter(pk=demo.pk).update(ami_port=sim.port, agi_bind_port=free_port())
         with pbx_process([PbxServer.objects.get(pk=demo.pk)]):
+            # Logged in before the call: the call's events reach only a session already there (a
+            # loaded CI placed the call first, and its outcome never came).
+            wait_for(
+                lambda: PbxServer.objects.get(pk=demo.pk).state == "connected",
+                timeout=30,
+                what="the pbx process's AMI login",
+            )
             yield sim
 
 
